@@ -1,0 +1,364 @@
+"""The `chuanliu` command line: parse options, call the library, render, map errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import functools
+from collections.abc import Callable
+
+import typer
+
+from chuanliu_cli import __version__
+from chuanliu_cli.errors import ChuanliuError
+from chuanliu_cli.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass
+class Settings:
+    """Global options, shared by every command through the click context."""
+
+    quiet: bool = False
+    verbose: bool = False
+    no_color: bool = False
+    db: str | None = None
+
+    def console(self, stderr: bool = False) -> Console:
+        """A console for data (stdout) or messages (stderr), honouring --no-color and NO_COLOR."""
+        from rich.console import Console
+
+        no_color = self.no_color or bool(os.environ.get("NO_COLOR"))
+        console = Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=False)
+        if not console.is_terminal and not os.environ.get("COLUMNS"):
+            # Piped or redirected output is read later, in a file or a mail: do not squeeze it to 80.
+            console.width = 160
+        return console
+
+
+_SETTINGS = Settings()
+
+
+def _settings() -> Settings:
+    return _SETTINGS
+
+
+def _error(message: str) -> None:
+    """Print a one-line error on stderr (no markup interpretation of user data)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+    console.print(Text(message, style="bold red" if message.startswith("Error") else ""))
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The one place where exceptions become messages and exit codes (every command is wrapped)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except ChuanliuError as exc:
+            if _SETTINGS.verbose:
+                traceback.print_exc()
+            lines = getattr(exc, "errors", None) or [exc.message]
+            for line in lines:
+                _error(f"Error: {line}")
+            for detail in exc.details:
+                _error(f"  {detail}")
+            if exc.hint:
+                _error(f"Hint: {exc.hint}")
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            _error("Error: interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _SETTINGS.verbose:
+                traceback.print_exc()
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            _error(f"Error: internal error: {type(exc).__name__}: {first} (a bug; rerun with -v for details)")
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+    return wrapper
+
+
+def command(typer_app: typer.Typer, name: str | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """Register a command on `typer_app` with the error handling of `_handle_errors`."""
+
+    def register(func: Callable[..., Any]) -> Any:
+        return typer_app.command(name)(_handle_errors(func))
+
+    return register
+
+
+_EXIT_HELP = "Exit codes: " + ", ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode) + "."
+
+app = typer.Typer(
+    name="chuanliu",
+    help="Score merchants and influencers for Kuaishou's Chuanliu Plan (川流计划) from their exports.\n\n"
+    + _EXIT_HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"chuanliu {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing but errors (and data).")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show tracebacks of errors.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also: NO_COLOR=1).")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="CHUANLIU_DB", help="The database file [default: ./chuanliu.duckdb]."),
+    ] = None,
+) -> None:
+    """Score merchants and influencers for Kuaishou's Chuanliu Plan (川流计划) from their exports."""
+    global _SETTINGS
+    _SETTINGS = Settings(quiet=quiet, verbose=verbose, no_color=no_color, db=db)
+
+
+# --- shared options ----------------------------------------------------------------------------------------
+
+WaitOption = Annotated[
+    float, typer.Option("--wait", min=0, help="Seconds to wait for another process holding the database.")
+]
+
+
+def _db_path(db: str | None) -> str:
+    from chuanliu_cli.store import resolve_db_path
+
+    return resolve_db_path(db or _settings().db)
+
+
+# --- load --------------------------------------------------------------------------------------------------
+
+
+class TableName(str, Enum):
+    orders = "orders"
+    reviews = "reviews"
+    livestreams = "livestreams"
+    shops = "shops"
+
+
+@command(app)
+def load(
+    table: Annotated[
+        TableName | None, typer.Argument(help="The table the files hold (omit with --dir).", show_default=False)
+    ] = None,
+    files: Annotated[list[Path] | None, typer.Argument(help="Export files (CSV, Parquet, XLSX).")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Load every export in DIR, recognised by name: orders*, reviews*, livestreams*, shops* "
+            "(or 订单*, 评价*, 直播*, 店铺*).",
+        ),
+    ] = None,
+    max_reject_rate: Annotated[
+        float,
+        typer.Option(
+            "--max-reject-rate", min=0.0, max=1.0, help="Largest share of bad rows a file may have."
+        ),
+    ] = 0.01,
+    encoding: Annotated[
+        str | None, typer.Option("--encoding", help="Text encoding of CSV files [default: detected].")
+    ] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: load only this sheet.")] = None,
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="YAML file of extra column aliases, value maps, scales.")
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="Timezone of naive times in the files.")
+    ] = "Asia/Shanghai",
+    wait: WaitOption = 60.0,
+) -> None:
+    """Validate export files and upsert them into the database, all or nothing.
+
+    Bad rows are kept in `rejected_rows`; if a file's share of bad rows exceeds --max-reject-rate nothing
+    is written and the exit code is 4. Loading the same file twice changes nothing.
+    """
+    from chuanliu_cli.loading.loader import discover
+    from chuanliu_cli.errors import UsageError
+
+    items: list[tuple[str, Path]] = []
+    if directory is not None:
+        if table is not None or files:
+            raise UsageError("give either TABLE FILE... or --dir DIR, not both")
+        items = discover(directory)
+    else:
+        if table is None or not files:
+            raise UsageError("give TABLE FILE... or --dir DIR", hint="e.g. chuanliu load orders orders.csv")
+        items = [(table.value, f) for f in files]
+    _run_load(items, max_reject_rate, encoding, sheet, mapping, timezone, wait)
+
+
+def _load_options(
+    max_reject_rate: float, encoding: str | None, sheet: str | None, mapping: Path | None, timezone: str
+) -> Any:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from chuanliu_cli.errors import UsageError
+    from chuanliu_cli.loading.loader import LoadOptions
+    from chuanliu_cli.loading.mapping import load_mapping
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown timezone {timezone!r}", hint="e.g. Asia/Shanghai") from None
+    return LoadOptions(load_mapping(mapping), encoding, sheet, max_reject_rate, timezone)
+
+
+def _run_load(
+    items: list[tuple[str, Path]],
+    max_reject_rate: float,
+    encoding: str | None,
+    sheet: str | None,
+    mapping: Path | None,
+    timezone: str,
+    wait: float,
+) -> None:
+    from chuanliu_cli.loading.loader import load_files
+    from chuanliu_cli.render import render_load_summary
+    from chuanliu_cli.store import open_database
+
+    settings = _settings()
+    options = _load_options(max_reject_rate, encoding, sheet, mapping, timezone)
+    err = settings.console(stderr=True)
+    with open_database(_db_path(None), "write", wait) as db:
+        results = load_files(db, items, options, progress=_progress_callback(err, settings))
+    if not settings.quiet:
+        render_load_summary(settings.console(), results)
+    for r in results:
+        if r.rejected and not settings.quiet:
+            _error(f"Warning: {r.file}: {r.rejected} row(s) rejected and kept in table rejected_rows; first:")
+            for x in r.rejects[:3]:
+                _error(f"  {x}")
+
+
+def _progress_callback(err: Console, settings: Settings) -> Any:
+    """A Rich progress bar on stderr for big files, only when stderr is a terminal."""
+    if settings.quiet or not err.is_terminal:
+        return None
+    from rich.progress import Progress
+
+    state: dict[str, Any] = {}
+
+    def update(name: str, rows: int, total: int | None) -> None:
+        if rows < 1_000_000 and "bar" not in state:
+            return
+        if "bar" not in state:
+            progress = Progress(console=err, transient=True)
+            progress.start()
+            state["bar"] = progress
+            state["tasks"] = {}
+        tasks = state["tasks"]
+        if name not in tasks:
+            tasks[name] = state["bar"].add_task(f"loading {name}", total=total)
+        state["bar"].update(tasks[name], completed=rows, description=f"loading {name}: {rows:,} rows")
+
+    return update
+
+
+# --- status ------------------------------------------------------------------------------------------------
+
+
+@command(app)
+def status(wait: WaitOption = 60.0) -> None:
+    """Show what is loaded: rows per table, months covered, last loads, rejects, complete months."""
+    from chuanliu_cli.render import render_status
+    from chuanliu_cli.status import store_status
+    from chuanliu_cli.store import open_database
+
+    path = _db_path(None)
+    with open_database(path, "read", wait) as db:
+        st = store_status(db.con)
+    render_status(_settings().console(), st, path)
+
+
+# --- sample ------------------------------------------------------------------------------------------------
+
+
+class Headers(str, Enum):
+    en = "en"
+    zh = "zh"
+
+
+class SampleEncoding(str, Enum):
+    utf8 = "utf-8"
+    gb18030 = "gb18030"
+
+
+class SampleFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    xlsx = "xlsx"
+
+
+@command(app)
+def sample(
+    outdir: Annotated[Path, typer.Argument(help="Directory to write the files into (created).")],
+    merchants: Annotated[int, typer.Option("--merchants", min=1, help="Number of merchants.")] = 60,
+    months: Annotated[int, typer.Option("--months", min=1, max=36, help="Months of data.")] = 3,
+    end: Annotated[str, typer.Option("--end", help="Last month (YYYY-MM).")] = "2023-05",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
+    headers: Annotated[Headers, typer.Option("--headers", help="English or Chinese headers.")] = Headers.en,
+    encoding: Annotated[
+        SampleEncoding, typer.Option("--encoding", help="CSV text encoding.")
+    ] = SampleEncoding.utf8,
+    fmt: Annotated[SampleFormat, typer.Option("--format", help="File format.")] = SampleFormat.csv,
+    orders: Annotated[
+        int | None, typer.Option("--orders", min=1, help="Target number of orders (for scale tests).")
+    ] = None,
+) -> None:
+    """Write a deterministic synthetic dataset: the same options give byte-identical files."""
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.sample import generate_sample
+
+    parse_period(end)  # a clear usage error for a bad month
+    written = generate_sample(
+        outdir,
+        merchants=merchants,
+        months=months,
+        end=end,
+        seed=seed,
+        headers=headers.value,  # type: ignore[arg-type]
+        encoding=encoding.value,  # type: ignore[arg-type]
+        fmt=fmt.value,  # type: ignore[arg-type]
+        orders=orders,
+    )
+    settings = _settings()
+    if not settings.quiet:
+        for table, path in written.items():
+            settings.console().print(f"{table}: {path}")
+
+
+def main() -> None:
+    """Entry point of the `chuanliu` console script."""
+    app(prog_name="chuanliu")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading export files, mapping their columns, validating rows and upserting them into the store."""

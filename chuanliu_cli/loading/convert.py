@@ -1,0 +1,269 @@
+"""Typed, validated rows from text cells: one SQL query per batch turns raw cells into canonical columns
+plus a reason for every row that must be rejected (SPEC §2 parsing rules)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chuanliu_cli.loading.mapping import TableMapping
+from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column
+from chuanliu_cli.sqltext import ident, literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Timestamps before this or from this on are refused: they are typing errors, not Kuaishou orders.
+MIN_TIME = "2000-01-01"
+MAX_TIME = "2100-01-01"
+
+_NAIVE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S.%f",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y%m%d %H:%M:%S",
+    "%Y年%m月%d日 %H:%M:%S",
+    "%Y年%m月%d日 %H:%M",
+    "%Y年%m月%d日",
+)
+_AWARE_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S.%f%z",
+    "%Y-%m-%dT%H:%M%z",
+)
+
+
+def _list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(literal(i) for i in items) + "]"
+
+
+def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
+    """Parsing helpers as temporary macros of this connection (`timezone` is a validated zone name)."""
+    tz = literal(timezone)
+    statements = [
+        # Amounts: ¥/￥, thousands separators, spaces and 元 are dropped; a trailing 万 multiplies by 10,000.
+        r"CREATE OR REPLACE TEMP MACRO chl_clean(x) AS regexp_replace(trim(x), '[,¥￥\s元]', '', 'g')",
+        "CREATE OR REPLACE TEMP MACRO chl_blank(x) AS (x IS NULL OR chl_clean(x) IN ('', '-', '--'))",
+        """CREATE OR REPLACE TEMP MACRO chl_decimal(x) AS CASE
+            WHEN chl_blank(x) THEN NULL
+            WHEN ends_with(chl_clean(x), '万')
+                THEN try_cast(try_cast(left(chl_clean(x), -1) AS DECIMAL(38,6)) * 10000 AS DECIMAL(38,6))
+            ELSE try_cast(chl_clean(x) AS DECIMAL(38,6)) END""",
+        f"""CREATE OR REPLACE TEMP MACRO chl_time(x) AS CASE
+            WHEN x IS NULL OR trim(x) = '' THEN NULL
+            WHEN regexp_full_match(trim(x), '[0-9]{{12,13}}')
+                THEN timezone({tz}, to_timestamp(cast(trim(x) AS BIGINT) / 1000.0))
+            WHEN regexp_full_match(trim(x), '[0-9]{{5}}(\\.[0-9]+)?')
+                THEN TIMESTAMP '1899-12-30'
+                     + to_microseconds(cast(round(cast(trim(x) AS DOUBLE) * 86400000000) AS BIGINT))
+            WHEN regexp_matches(trim(x), '([+-][0-9]{{2}}:?[0-9]{{2}}|Z)$')
+                THEN timezone({tz}, try_strptime(regexp_replace(trim(x), 'Z$', '+00:00'),
+                                                 {_list(_AWARE_FORMATS)}))
+            ELSE try_strptime(trim(x), {_list(_NAIVE_FORMATS)}) END""",
+    ]
+    for s in statements:
+        con.execute(s)
+
+
+def _show(raw: str) -> str:
+    """SQL text that renders a raw cell for a message: quoted and cut to 60 characters."""
+    return f"'''' || left(cast({raw} AS VARCHAR), 60) || ''''"
+
+
+def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: str) -> str:
+    """SQL parsing the raw cell `raw` (of DuckDB type `source_type`) into the column's canonical type."""
+    st = source_type.upper()
+    is_text = st == "VARCHAR"
+    is_number = any(k in st for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL"))
+    scale = tm.scale.get(col.name)
+    if col.type == "text":
+        if is_text:
+            return f"nullif(trim({raw}), '')"
+        if st in ("DOUBLE", "FLOAT", "REAL"):
+            # Whole numbers stored as floats (spreadsheets) print without a trailing .0.
+            return (
+                f"CASE WHEN {raw} = floor({raw}) AND abs({raw}) < 9007199254740992 "
+                f"THEN cast(cast({raw} AS HUGEINT) AS VARCHAR) ELSE cast({raw} AS VARCHAR) END"
+            )
+        return f"cast({raw} AS VARCHAR)"
+    if col.type in ("enum", "boolean"):
+        if col.type == "boolean" and st == "BOOLEAN":
+            return f"cast({raw} AS VARCHAR)"
+        values = tm.values.get(col.name, {})
+        key = f"lower(trim(cast({raw} AS VARCHAR)))"
+        if is_number:
+            # 1.0 from a spreadsheet is the code 1
+            key = f"lower(trim(regexp_replace(cast({raw} AS VARCHAR), '\\.0+$', '')))"
+        whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in sorted(values.items()))
+        return f"CASE {key} {whens} ELSE NULL END"
+    if col.type == "timestamp":
+        if st == "TIMESTAMP" or st.startswith("TIMESTAMP_") or st == "DATE":
+            return f"cast({raw} AS TIMESTAMP)"
+        if st == "TIMESTAMP WITH TIME ZONE":
+            return f"timezone({literal(timezone)}, {raw})"
+        if is_number:
+            return f"chl_time(cast(cast({raw} AS BIGINT) AS VARCHAR))"
+        return f"chl_time(cast({raw} AS VARCHAR))"
+    # numeric kinds
+    value = f"cast({raw} AS DECIMAL(38,6))" if is_number else f"chl_decimal(cast({raw} AS VARCHAR))"
+    if scale is not None:
+        value = f"try_cast({value} * cast({literal(repr(scale))} AS DECIMAL(38,12)) AS DECIMAL(38,6))"
+    return value
+
+
+def conversion_sql(
+    tm: TableMapping, present: dict[str, str], timezone: str, source: str = "batch"
+) -> tuple[str, list[str]]:
+    """The SELECT converting relation `source` into the table's columns, `__line` and `__reason`.
+
+    `present` maps each canonical column found in the file to its DuckDB type in `source`. Returns the
+    SQL and the output column names (the table's columns in storage order).
+    """
+    table = tm.table
+    parsed: list[str] = ["__line"]
+    checks: list[str] = []
+    for col in table.columns:
+        if col.derived:
+            continue
+        name = ident(col.name)
+        if col.name not in present:
+            parsed.append(f"NULL AS {name}")
+            parsed.append(f"NULL AS {ident('raw$' + col.name)}")
+            continue
+        raw = ident("src$" + col.name)
+        parsed.append(f"{_parse(col, raw, present[col.name], tm, timezone)} AS {name}")
+        parsed.append(f"{raw} AS {ident('raw$' + col.name)}")
+    inner_cols = ", ".join(
+        f"{ident(c)} AS {ident('src$' + c)}" for c in table.names if c in present
+    )
+    inner = f"SELECT __line, __shape{', ' if inner_cols else ''}{inner_cols} FROM {source}"
+    for col in table.columns:
+        if col.derived:
+            continue
+        checks.extend(_column_checks(col, present))
+    checks.extend(_row_checks(table.name, present))
+    outputs = _outputs(table.name, tm, present)
+    # Rows of the wrong width (text files) carry their reason in __shape; it comes first.
+    parsed.append("__shape")
+    checks.insert(0, "__shape")
+    reason = "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
+    sql = (
+        f"WITH src AS ({inner}), p AS (SELECT {', '.join(parsed)} FROM src) "
+        f"SELECT {', '.join(outputs)}, __line, {reason} AS __reason FROM p"
+    )
+    return sql, list(table.names)
+
+
+def _column_checks(col: Column, present: dict[str, str]) -> list[str]:
+    name = ident(col.name)
+    raw = ident("raw$" + col.name)
+    label = f"column {col.name}: "
+    out: list[str] = []
+    if col.required and col.default is None and not (col.name == "sale_mode"):
+        empty = f"{raw} IS NULL OR trim(cast({raw} AS VARCHAR)) = ''"
+        out.append(f"CASE WHEN {empty} THEN {literal(label + 'empty (required)')} END")
+    if col.name not in present:
+        return out
+    filled = f"{raw} IS NOT NULL AND trim(cast({raw} AS VARCHAR)) NOT IN ('', '-', '--')"
+    if col.type == "text":
+        filled = f"{raw} IS NOT NULL AND trim(cast({raw} AS VARCHAR)) <> ''"
+    what = {
+        "enum": "unknown value {v} (expected " + ", ".join(sorted(set(col.values.values()))) + ")",
+        "boolean": "{v} is not a yes/no value (expected " + ", ".join(sorted(col.values)[:8]) + ", ...)",
+        "timestamp": "{v} is not a timestamp (e.g. 2023-05-01 20:00:00)",
+        "amount": "{v} is not an amount (e.g. 1234.50, ¥1,234.50, 1.2万)",
+        "integer": "{v} is not a number",
+        "number": "{v} is not a number",
+        "score": "{v} is not a score 1-5",
+    }.get(col.type)
+    if what is not None:
+        before, after = what.split("{v}")
+        msg = f"{literal(label + before)} || {_show(raw)} || {literal(after)}"
+        out.append(f"CASE WHEN {filled} AND {name} IS NULL THEN {msg} END")
+    if col.type == "timestamp":
+        msg = f"{literal(label)} || {_show(raw)} || {literal(f' is outside {MIN_TIME[:4]}-2099')}"
+        out.append(
+            f"CASE WHEN {name} < TIMESTAMP {literal(MIN_TIME)} OR {name} >= TIMESTAMP {literal(MAX_TIME)} "
+            f"THEN {msg} END"
+        )
+    if col.type in ("amount", "integer", "number", "score"):
+        if col.type == "amount":
+            msg = f"{literal(label)} || {_show(raw)} || {literal(' is out of range for an amount')}"
+            out.append(f"CASE WHEN abs({name}) >= 1000000000000 THEN {msg} END")
+        if col.type in ("integer", "score"):
+            msg = f"{literal(label)} || {_show(raw)} || {literal(' is not a whole number')}"
+            out.append(f"CASE WHEN {name} <> floor({name}) THEN {msg} END")
+            msg = f"{literal(label)} || {_show(raw)} || {literal(' is out of range')}"
+            out.append(f"CASE WHEN abs({name}) >= 1000000000000000 THEN {msg} END")
+        if col.minimum is not None:
+            msg = f"{literal(label)} || {_show(raw)} || {literal(f' is below the minimum {col.minimum:g}')}"
+            out.append(f"CASE WHEN {name} < {col.minimum!r} THEN {msg} END")
+        if col.maximum is not None:
+            msg = f"{literal(label)} || {_show(raw)} || {literal(f' is above the maximum {col.maximum:g}')}"
+            out.append(f"CASE WHEN {name} > {col.maximum!r} THEN {msg} END")
+    return out
+
+
+def _row_checks(table: str, present: dict[str, str]) -> list[str]:
+    if table == "orders":
+        return [
+            "CASE WHEN refund_amount > paid_amount THEN 'column refund_amount: ' || "
+            "cast(cast(refund_amount AS DECIMAL(18,2)) AS VARCHAR) || ' exceeds paid_amount ' || "
+            "cast(cast(paid_amount AS DECIMAL(18,2)) AS VARCHAR) END",
+        ]
+    if table == "livestreams":
+        return [
+            "CASE WHEN host_type = 'promoter' AND promoter_id IS NULL "
+            "THEN 'column promoter_id: empty, required when host_type is promoter' END",
+            "CASE WHEN end_time IS NULL AND duration_minutes IS NULL AND \"raw$end_time\" IS NULL "
+            "AND \"raw$duration_minutes\" IS NULL "
+            "THEN 'columns end_time and duration_minutes: both empty, one is required' END",
+            "CASE WHEN end_time < start_time THEN 'column end_time: ' || cast(end_time AS VARCHAR) || "
+            "' is before start_time ' || cast(start_time AS VARCHAR) END",
+        ]
+    return []
+
+
+def _outputs(table: str, tm: TableMapping, present: dict[str, str]) -> list[str]:
+    """The final typed columns in storage order, with defaults and derived columns."""
+    out = []
+    for col in tm.table.columns:
+        name = ident(col.name)
+        sql_type = SQL_TYPES[col.type]
+        if col.derived:
+            if col.name == "net_amount":
+                expr = "paid_amount - coalesce(refund_amount, CASE WHEN status = 'refunded' THEN paid_amount ELSE 0 END)"
+            elif col.name == "quality_return":
+                reasons = ", ".join(literal(r) for r in sorted(QUALITY_REFUND_REASONS))
+                expr = (
+                    "coalesce(coalesce(refund_amount, CASE WHEN status = 'refunded' THEN paid_amount END) > 0 "
+                    f"AND lower(trim(refund_reason)) IN ({reasons}), false)"
+                )
+            else:  # pragma: no cover - a derived column without a rule is a programming error
+                raise AssertionError(col.name)
+            out.append(f"try_cast({expr} AS {sql_type}) AS {name}")
+            continue
+        expr = name
+        if col.name == "sale_mode":
+            # SPEC §2: without a sale mode, an order with a promoter is a distribution order.
+            expr = f"coalesce({name}, CASE WHEN promoter_id IS NOT NULL THEN 'distribution' ELSE 'self' END)"
+        elif col.name == "duration_minutes":
+            expr = f"coalesce({name}, date_diff('second', start_time, end_time) / 60.0)"
+        elif col.default is not None:
+            default = literal(col.default)
+            if col.type not in ("text", "enum", "boolean"):
+                default = f"cast({default} AS {sql_type})"
+            expr = f"coalesce({name}, {default})"
+        if col.type == "boolean":
+            expr = f"({expr}) = 'true'"
+        out.append(f"try_cast({expr} AS {sql_type}) AS {name}")
+    return out

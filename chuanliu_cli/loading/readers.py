@@ -1,0 +1,314 @@
+"""Readers turn an export file (CSV, Parquet, XLSX) into batches of text cells with their line numbers."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from chuanliu_cli.errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+BATCH_ROWS = 200_000
+_SNIFF_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 20
+# A single CSV field larger than this is refused: no real export has one, and it bounds memory.
+MAX_FIELD_BYTES = 16 << 20
+
+FileFormat = Literal["csv", "parquet", "xlsx"]
+
+
+@dataclass
+class Batch:
+    """Rows of one file: the selected columns (by file column index), a line number per row, the raw rows."""
+
+    columns: dict[int, pa.Array]
+    lines: pa.Array  # int64 line (text files) or row (Parquet, sheets) numbers
+    rows: list[list[str]] | None = None  # text files: every cell of every row, for `rejected_rows`
+    shape_errors: dict[int, str] = field(default_factory=dict)  # row index -> reason
+
+    def raw(self, k: int) -> str:
+        """Row k as it was in the file (CSV-quoted), for `rejected_rows`."""
+        if self.rows is not None:
+            cells = self.rows[k]
+        else:
+            cells = ["" if (v := col[k].as_py()) is None else str(v) for col in self.columns.values()]
+        return ",".join(_csv_cell(c) for c in cells)
+
+
+def _csv_cell(text: str) -> str:
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+@dataclass
+class FileReader:
+    """An open export file: its headers and an iterator over batches of rows."""
+
+    path: Path
+    format: FileFormat
+    headers: list[str]
+    line_label: str  # "line" for text files, "row" for Parquet and spreadsheets
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    _open: Callable[[list[int]], Iterator[Batch]] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The file (and sheet) as shown in messages."""
+        return f"{self.path}[{self.sheet}]" if self.sheet else str(self.path)
+
+    def batches(self, selected: list[int]) -> Iterator[Batch]:
+        """Batches of the rows with the file columns `selected` (indexes into `headers`), read once."""
+        assert self._open is not None
+        return self._open(selected)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK_BYTES), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def detect_format(path: Path) -> FileFormat:
+    """The format from the file's first bytes (magic numbers), falling back to its extension."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return "parquet"
+    if suffix in (".xlsx", ".xlsm"):
+        return "xlsx"
+    return "csv"
+
+
+def open_file(path: Path, encoding: str | None = None, sheet: str | None = None) -> list[FileReader]:
+    """Open an export file: one reader for CSV/Parquet, one per sheet for XLSX."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file", hint="use `load --dir` for a directory")
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        return [_open_parquet(path)]
+    if fmt == "xlsx":
+        from chuanliu_cli.loading.xlsx import open_xlsx
+
+        return open_xlsx(path, sheet)
+    return [_open_csv(path, encoding)]
+
+
+# --- CSV -------------------------------------------------------------------------------------------------
+
+
+def detect_encoding(path: Path, sample: bytes) -> str:
+    """UTF-8 (with or without BOM) if the bytes are valid UTF-8, else GB18030 if they are valid GB18030.
+
+    Valid UTF-8 is a strong signal (random GBK text is almost never valid UTF-8), so it is tried first;
+    GB18030 is a superset of GBK and GB2312. Anything else is refused with the offending byte offset.
+    """
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    for enc in ("utf-8", "gb18030"):
+        try:
+            codecs.getincrementaldecoder(enc)().decode(sample, final=False)
+            return enc
+        except UnicodeDecodeError:
+            continue
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: byte offset {exc.start}: bytes {sample[exc.start : exc.start + 4]!r} are neither "
+            "UTF-8 nor GB18030",
+            hint="pass --encoding with the file's encoding",
+        ) from None
+    return "utf-8"
+
+
+def _decoded_lines(path: Path, encoding: str) -> Iterator[str]:
+    """The file's text, line by line (keeping line ends), decoding incrementally so that a bad byte is
+    reported with its absolute offset."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}", hint="use utf-8, utf-8-sig, gbk or gb18030") from None
+    offset = 0
+    pending = ""
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_CHUNK_BYTES)
+            buffered = decoder.getstate()[0]  # undecoded bytes from the previous chunk
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                at = offset - len(buffered) + exc.start
+                raise DataError(
+                    f"{path}: byte offset {at}: invalid {encoding} byte sequence "
+                    f"{exc.object[exc.start : exc.start + 4]!r}",
+                    hint="the file mixes encodings or is not text; pass --encoding if it is another one",
+                ) from None
+            offset += len(chunk)
+            if pending:
+                text = pending + text
+                pending = ""
+            if not chunk:
+                if text:
+                    yield text
+                return
+            parts = text.split("\n")
+            pending = parts.pop()
+            if len(pending) > MAX_FIELD_BYTES:
+                raise DataError(f"{path}: a line longer than {MAX_FIELD_BYTES >> 20} MiB; not a CSV export")
+            for p in parts:
+                yield p + "\n"
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter DuckDB-style sniffing would pick among , tab ; | (most consistent per line)."""
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;|").delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in ",\t;|"}
+        return max(counts, key=lambda d: counts[d]) if max(counts.values()) else ","
+
+
+_BLANK = re.compile(r"^[\s,;|\t]*$")
+
+
+def _open_csv(path: Path, encoding: str | None) -> FileReader:
+    try:
+        with path.open("rb") as f:
+            sample = f.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    enc = encoding or detect_encoding(path, sample)
+    if enc.lower().replace("_", "-") in ("utf-8", "utf8") and sample.startswith(codecs.BOM_UTF8):
+        enc = "utf-8-sig"
+    try:
+        head_text = codecs.getincrementaldecoder(enc)(errors="replace").decode(sample, final=False)
+    except LookupError:
+        raise DataError(f"unknown encoding {enc!r}", hint="use utf-8, utf-8-sig, gbk or gb18030") from None
+    if "\x00" in head_text:
+        raise DataError(f"{path}: contains NUL bytes; not a text export", hint="is it a binary file?")
+    delimiter = _sniff_delimiter(head_text)
+    csv.field_size_limit(MAX_FIELD_BYTES)
+    reader = csv.reader(_decoded_lines(path, enc), delimiter=delimiter, strict=False)
+    headers: list[str] | None = None
+    header_line = 0
+    try:
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            headers = [c.strip().lstrip("\ufeff").strip() for c in row]
+            header_line = reader.line_num
+            break
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
+    if headers is None:
+        raise DataError(f"{path}: the file is empty (no header row)")
+    fr = FileReader(path, "csv", headers, "line", encoding=enc, delimiter=delimiter)
+    fr._open = lambda selected: _csv_batches(path, reader, headers, header_line, selected)
+    return fr
+
+
+def _csv_batches(
+    path: Path, reader: csv._reader, headers: list[str], header_line: int, selected: list[int]
+) -> Iterator[Batch]:
+    width = len(headers)
+    norm_header = [h.strip() for h in headers]
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    shape: dict[int, str] = {}
+    prev_line = header_line
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
+        start_line = prev_line + 1
+        prev_line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue  # blank rows, trailing ones included
+        if len(row) == width and [c.strip() for c in row] == norm_header:
+            continue  # a header repeated mid-file: concatenated exports
+        if len(row) != width:
+            # Keep the row so that it is rejected with its line number rather than silently dropped.
+            shape[len(rows)] = f"has {len(row)} fields, the header has {width}"
+        rows.append(row)
+        lines.append(start_line)
+        if len(rows) >= BATCH_ROWS:
+            yield _text_batch(rows, lines, selected, shape)
+            rows, lines, shape = [], [], {}
+    if rows:
+        yield _text_batch(rows, lines, selected, shape)
+
+
+def _text_batch(rows: list[list[str]], lines: list[int], selected: list[int], shape: dict[int, str]) -> Batch:
+    """Columns of text cells (empty cells become NULL) from rows of strings."""
+    import pyarrow as pa
+
+    columns = {}
+    for i in selected:
+        cells = [row[i] if i < len(row) and row[i] != "" else None for row in rows]
+        columns[i] = pa.array(cells, type=pa.string())
+    return Batch(columns, pa.array(lines, type=pa.int64()), rows, shape)
+
+
+# --- Parquet ---------------------------------------------------------------------------------------------
+
+
+def _open_parquet(path: Path) -> FileReader:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        headers = list(pf.schema_arrow.names)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise DataError(f"{path}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+    fr = FileReader(path, "parquet", headers, "row")
+    fr._open = lambda selected: _parquet_batches(path, pf, headers, selected)
+    return fr
+
+
+def _parquet_batches(
+    path: Path, pf: pq.ParquetFile, headers: list[str], selected: list[int]
+) -> Iterator[Batch]:
+    """Record batches of the selected columns, in their stored types; rows are numbered from 1."""
+    import pyarrow as pa
+
+    names = [headers[i] for i in selected]
+    first = 1
+    try:
+        for rb in pf.iter_batches(batch_size=BATCH_ROWS * 5, columns=names, use_threads=True):
+            n = rb.num_rows
+            lines = pa.array(range(first, first + n), type=pa.int64())
+            yield Batch({i: rb.column(k) for k, i in enumerate(selected)}, lines)
+            first += n
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: damaged Parquet file: {str(exc).splitlines()[0]}") from None

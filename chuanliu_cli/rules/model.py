@@ -1,0 +1,221 @@
+"""The ruleset as frozen dataclasses: what the YAML says, with the file location of every part (SPEC §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+PeriodKind = Literal["month", "week"]
+Source = Literal["orders", "reviews", "livestreams", "shops"]
+NormalizerKind = Literal["linear", "log", "bands", "rank"]
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A position in the ruleset file: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Expr:
+    """An expression as written in the YAML, with the location of its first character."""
+
+    text: str
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window relative to the period: `period`, `previous`, `Nd` (days) or `Nm`/`Nw` (periods)."""
+
+    kind: Literal["period", "previous", "days", "periods"]
+    n: int = 1
+    text: str = "period"
+
+
+@dataclass(frozen=True)
+class AggregateMetric:
+    """A metric aggregated from one source's rows: `value` over rows matching `where` within `window`."""
+
+    name: str
+    label: str | None
+    source: Source
+    where: Expr | None
+    window: Window
+    value: Expr
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class FormulaMetric:
+    """A metric computed from other metrics of the same scorecard."""
+
+    name: str
+    label: str | None
+    formula: Expr
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class ConversionStep:
+    """One side of a conversion metric: rows of `source` matching `where` within `window`."""
+
+    source: Source
+    where: Expr | None
+    window: Window
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class ConversionMetric:
+    """Distinct `key` values seen in `first` and then in `then` (later than the earliest `first` if `after`)."""
+
+    name: str
+    label: str | None
+    key: str
+    first: ConversionStep
+    then: ConversionStep
+    after: bool
+    loc: Loc
+
+
+Metric = AggregateMetric | FormulaMetric | ConversionMetric
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Maps a raw value to [0, 1]. `params`: linear (a, b); log (a, b); bands ((t, v), ...); rank ()."""
+
+    kind: NormalizerKind
+    params: tuple[float, ...] | tuple[tuple[float, float], ...] = ()
+    loc: Loc | None = None
+
+
+@dataclass(frozen=True)
+class ScorePart:
+    """One weighted part of a score: a metric (normalized) or another score (value/scale unless normalized)."""
+
+    weight: float
+    loc: Loc
+    metric: str | None = None
+    score: str | None = None
+    normalize: Normalizer | None = None
+    missing: float | Literal["skip"] = 0.0  # normalized value used when the input is NULL, or skip the part
+
+    @property
+    def ref(self) -> str:
+        """The name of the metric or score this part reads."""
+        return self.metric if self.metric is not None else str(self.score)
+
+
+@dataclass(frozen=True)
+class Requires:
+    """The score is NULL unless `metric` (a metric or score name) is at least `at_least`."""
+
+    metric: str
+    at_least: float
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Score:
+    """A weighted score on [0, scale]."""
+
+    name: str
+    label: str | None
+    scale: float
+    parts: tuple[ScorePart, ...]
+    requires: Requires | None
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Gate:
+    """An eligibility condition over metric and score names; NULL results pass or fail per `missing`."""
+
+    id: str
+    when: Expr
+    reason: str
+    missing: Literal["pass", "fail"]
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A reward tier: entities whose rank_by value is at least `min_score` (highest tier first)."""
+
+    name: str
+    min_score: float
+    multiplier: float
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Reward:
+    """The period's reward pool, in whole `unit`s."""
+
+    pool: int
+    unit: str = "impressions"
+    cap: int | None = None
+    min_grant: int | None = None
+    loc: Loc | None = None
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Entities identified by `key`, their metrics, scores, gates, tiers and reward."""
+
+    name: str
+    title: str | None
+    key: str
+    metrics: tuple[Metric, ...]
+    scores: tuple[Score, ...]  # in dependency order: a score comes after every score it uses
+    rank_by: str
+    gates: tuple[Gate, ...]
+    tiers: tuple[Tier, ...]  # sorted by min_score descending
+    reward: Reward | None
+    loc: Loc
+
+    def metric(self, name: str) -> Metric:
+        """The metric called `name`; KeyError if none."""
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def score(self, name: str) -> Score:
+        """The score called `name`; KeyError if none."""
+        for s in self.scores:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """A whole ruleset file: named filters and scorecards evaluated in order."""
+
+    version: int
+    name: str
+    description: str | None
+    assumptions: str | None
+    timezone: str
+    period: PeriodKind
+    filters: dict[str, Expr]
+    scorecards: tuple[Scorecard, ...]
+    path: str
+    sha256: str
+    text: str = field(default="", repr=False)
+
+    def scorecard(self, name: str) -> Scorecard:
+        """The scorecard called `name`; KeyError if none."""
+        for s in self.scorecards:
+            if s.name == name:
+                return s
+        raise KeyError(name)

@@ -1,0 +1,222 @@
+"""The DuckDB database file: locking, connections (reader or writer), schema migrations, bookkeeping tables."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from chuanliu_cli.errors import BusyError, DataError
+from chuanliu_cli.schema import TABLES, table_ddl
+
+if TYPE_CHECKING:
+    import duckdb
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "chuanliu.duckdb"
+MEMORY = ":memory:"
+
+# Bookkeeping tables. Each migration step takes the schema from version N-1 to N; never edit a step once
+# released, add a new one.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE IF NOT EXISTS chuanliu_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        "CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1",
+        """CREATE TABLE IF NOT EXISTS loads (
+            load_id BIGINT PRIMARY KEY,
+            "table" VARCHAR NOT NULL,
+            file VARCHAR NOT NULL,
+            file_sha256 VARCHAR NOT NULL,
+            rows_read BIGINT NOT NULL,
+            inserted BIGINT NOT NULL,
+            updated BIGINT NOT NULL,
+            unchanged BIGINT NOT NULL,
+            rejected BIGINT NOT NULL,
+            duplicates BIGINT NOT NULL,
+            time_min TIMESTAMP,
+            time_max TIMESTAMP,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP NOT NULL,
+            tool_version VARCHAR NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS rejected_rows (
+            load_id BIGINT NOT NULL,
+            file VARCHAR NOT NULL,
+            line VARCHAR NOT NULL,
+            raw VARCHAR,
+            reason VARCHAR NOT NULL
+        )""",
+        *(table_ddl(t) for t in TABLES.values()),
+    ),
+}
+
+
+def resolve_db_path(db: str | None) -> str:
+    """The database path from `--db`, else `CHUANLIU_DB`, else `./chuanliu.duckdb`."""
+    return db or os.environ.get("CHUANLIU_DB") or DEFAULT_DB
+
+
+def lock_path(db_path: str) -> Path:
+    """The lock file beside the database: `<database>.lock`."""
+    return Path(db_path + ".lock")
+
+
+def _lock_holders(path: Path) -> list[int]:
+    """Pids holding a flock on `path`, read from /proc/locks (Linux); empty where that is not available."""
+    try:
+        inode = path.stat().st_ino
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    pids = []
+    for line in text.splitlines():
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (a "->" marks a waiter)
+        if "->" in parts or len(parts) < 6 or parts[1] != "FLOCK":
+            continue
+        with contextlib.suppress(ValueError):
+            if int(parts[5].split(":")[-1]) == inode:
+                pids.append(int(parts[4]))
+    return sorted(set(pids))
+
+
+@contextlib.contextmanager
+def database_lock(db_path: str, mode: Literal["read", "write"], wait: float) -> Iterator[None]:
+    """Hold the database's lock file: exclusive for writers, shared for readers; wait up to `wait` seconds.
+
+    DuckDB lets one process write or many read, never both, so readers share the lock and a writer
+    waits for them (and they for it). The writer records its pid in the file for the busy message.
+    """
+    path = lock_path(db_path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DataError(f"cannot create the lock file {path}: {exc.strerror}") from None
+    op = fcntl.LOCK_EX if mode == "write" else fcntl.LOCK_SH
+    deadline = time.monotonic() + max(wait, 0.0)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, op | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holders = [p for p in _lock_holders(path) if p != os.getpid()]
+                    if not holders:
+                        with contextlib.suppress(OSError, ValueError):
+                            holders = [int(os.pread(fd, 32, 0).decode().strip())]
+                    who = ", ".join(f"pid {p}" for p in holders) or "another process"
+                    raise BusyError(
+                        f"database {db_path} is busy: locked by {who}",
+                        hint=f"waited {wait:g} s; retry later or raise --wait",
+                    ) from None
+                time.sleep(0.05)
+        if mode == "write":
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _connect(db_path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    try:
+        return duckdb.connect(db_path, read_only=read_only)
+    except duckdb.IOException as exc:
+        raise DataError(f"cannot open database {db_path}: {exc}") from None
+    except duckdb.Error as exc:
+        raise DataError(f"cannot open database {db_path}: {exc}") from None
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version recorded in the database (0 for a new, empty one)."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'chuanliu_meta'"
+    ).fetchone()
+    if not has_meta or not has_meta[0]:
+        return 0
+    row = con.execute("SELECT value FROM chuanliu_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring the schema up to SCHEMA_VERSION, one step at a time, each in its own transaction."""
+    current = schema_version(con)
+    if current > SCHEMA_VERSION:
+        raise DataError(
+            f"the database has schema version {current}, newer than this tool's {SCHEMA_VERSION}",
+            hint="upgrade chuanliu",
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        con.execute("BEGIN TRANSACTION")
+        for statement in _MIGRATIONS[version]:
+            con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO chuanliu_meta VALUES ('schema_version', ?)",
+            [str(version)],
+        )
+        con.execute("COMMIT")
+
+
+@dataclass
+class Database:
+    """An open database: the connection and where it lives."""
+
+    path: str
+    con: duckdb.DuckDBPyConnection
+    read_only: bool
+
+    @property
+    def in_memory(self) -> bool:
+        """True for the throw-away database of `--data DIR`."""
+        return self.path == MEMORY
+
+
+@contextlib.contextmanager
+def open_database(db_path: str, mode: Literal["read", "write"], wait: float = 60.0) -> Iterator[Database]:
+    """Open the database file under its lock; a writer creates and migrates it, a reader needs it to exist."""
+    if db_path == MEMORY:
+        yield memory_database()
+        return
+    if mode == "read" and not Path(db_path).exists():
+        raise DataError(
+            f"database {db_path} does not exist",
+            hint="load data first with `chuanliu load`, or pass --db / --data",
+        )
+    with database_lock(db_path, mode, wait):
+        con = _connect(db_path, read_only=mode == "read")
+        try:
+            if mode == "write":
+                migrate(con)
+            else:
+                version = schema_version(con)
+                if version != SCHEMA_VERSION:
+                    raise DataError(
+                        f"database {db_path} has schema version {version}, expected {SCHEMA_VERSION}",
+                        hint="run any `chuanliu load` to migrate it",
+                    )
+            yield Database(db_path, con, read_only=mode == "read")
+        finally:
+            con.close()
+
+
+def memory_database() -> Database:
+    """A fresh in-memory database with the full schema (for `--data DIR` and tests)."""
+    con = _connect(MEMORY, read_only=False)
+    migrate(con)
+    return Database(MEMORY, con, read_only=False)
+
+
+def disable_external_access(con: duckdb.DuckDBPyConnection) -> None:
+    """Forbid file and network access for the rest of the connection (once the data is in)."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
