@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-
-import functools
-from collections.abc import Callable
 
 import typer
 
@@ -102,7 +102,9 @@ def command(typer_app: typer.Typer, name: str | None = None) -> Callable[[Callab
     return register
 
 
-_EXIT_HELP = "Exit codes: " + ", ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode) + "."
+_EXIT_HELP = (
+    "Exit codes: " + ", ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode) + "."
+)
 
 app = typer.Typer(
     name="chuanliu",
@@ -127,7 +129,9 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing but errors (and data).")] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print nothing but errors (and data).")
+    ] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show tracebacks of errors.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also: NO_COLOR=1).")] = False,
     db: Annotated[
@@ -156,7 +160,7 @@ def _db_path(db: str | None) -> str:
 # --- load --------------------------------------------------------------------------------------------------
 
 
-class TableName(str, Enum):
+class TableName(StrEnum):
     orders = "orders"
     reviews = "reviews"
     livestreams = "livestreams"
@@ -166,7 +170,8 @@ class TableName(str, Enum):
 @command(app)
 def load(
     table: Annotated[
-        TableName | None, typer.Argument(help="The table the files hold (omit with --dir).", show_default=False)
+        TableName | None,
+        typer.Argument(help="The table the files hold (omit with --dir).", show_default=False),
     ] = None,
     files: Annotated[list[Path] | None, typer.Argument(help="Export files (CSV, Parquet, XLSX).")] = None,
     directory: Annotated[
@@ -200,8 +205,8 @@ def load(
     Bad rows are kept in `rejected_rows`; if a file's share of bad rows exceeds --max-reject-rate nothing
     is written and the exit code is 4. Loading the same file twice changes nothing.
     """
-    from chuanliu_cli.loading.loader import discover
     from chuanliu_cli.errors import UsageError
+    from chuanliu_cli.loading.loader import discover
 
     items: list[tuple[str, Path]] = []
     if directory is not None:
@@ -301,17 +306,17 @@ def status(wait: WaitOption = 60.0) -> None:
 # --- sample ------------------------------------------------------------------------------------------------
 
 
-class Headers(str, Enum):
+class Headers(StrEnum):
     en = "en"
     zh = "zh"
 
 
-class SampleEncoding(str, Enum):
+class SampleEncoding(StrEnum):
     utf8 = "utf-8"
     gb18030 = "gb18030"
 
 
-class SampleFormat(str, Enum):
+class SampleFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
     xlsx = "xlsx"
@@ -344,9 +349,9 @@ def sample(
         months=months,
         end=end,
         seed=seed,
-        headers=headers.value,  # type: ignore[arg-type]
-        encoding=encoding.value,  # type: ignore[arg-type]
-        fmt=fmt.value,  # type: ignore[arg-type]
+        headers=headers.value,
+        encoding=encoding.value,
+        fmt=fmt.value,
         orders=orders,
     )
     settings = _settings()
@@ -355,10 +360,217 @@ def sample(
             settings.console().print(f"{table}: {path}")
 
 
+# --- scoring -----------------------------------------------------------------------------------------------
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+MonthOption = Annotated[str, typer.Option("--month", help="The period to score: 2023-05 (or 2023-W18).")]
+ScorecardOption = Annotated[
+    str | None, typer.Option("--scorecard", help="Which scorecard [default: the first, merchant].")
+]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules", envvar="CHUANLIU_RULES", help="Ruleset YAML [default: the bundled chuanliu-2023]."
+    ),
+]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", help="Score the exports in DIR in memory (validated like `load`), instead of --db."
+    ),
+]
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="Output format [default: table on a terminal, csv otherwise]."),
+]
+OutOption = Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE (atomically).")]
+RequireCompleteOption = Annotated[
+    bool, typer.Option("--require-complete", help="Exit 6 if the period's data is incomplete.")
+]
+
+
+def _ruleset(rules: Path | None) -> Any:
+    from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
+
+    return load_ruleset(rules if rules is not None else default_ruleset_path())
+
+
+@contextlib.contextmanager
+def _scoring_connection(data: Path | None, wait: float) -> Iterator[Any]:
+    """A connection holding the data: the database read-only, or an in-memory load of --data DIR."""
+    from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.store import disable_external_access, memory_database, open_database
+
+    if data is not None:
+        db = memory_database()
+        try:
+            results = load_files(db, discover(data), LoadOptions())
+            for r in results:
+                if r.rejected and not _settings().quiet:
+                    _error(f"Warning: {r.file}: {r.rejected} row(s) rejected; first: {r.rejects[0]}")
+            disable_external_access(db.con)
+            yield db.con
+        finally:
+            db.con.close()
+        return
+    with open_database(_db_path(None), "read", wait) as db:
+        disable_external_access(db.con)
+        yield db.con
+
+
+def _score(
+    month: str,
+    rules: Path | None,
+    data: Path | None,
+    scorecard: str | None,
+    wait: float,
+    require_complete: bool,
+) -> tuple[Any, str]:
+    from chuanliu_cli.errors import IncompletePeriodError, UsageError
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.scoring import score_period
+
+    ruleset = _ruleset(rules)
+    period = parse_period(month, ruleset.period)
+    names = [sc.name for sc in ruleset.scorecards]
+    name = scorecard or names[0]
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=1)
+        raise UsageError(
+            f"unknown scorecard {name!r}",
+            hint=(f"did you mean {close[0]!r}? " if close else "") + f"scorecards: {', '.join(names)}",
+        )
+    with _scoring_connection(data, wait) as con:
+        run = score_period(con, ruleset, period, upto=name)
+    if not run.complete:
+        message = (
+            f"period {period.label} is incomplete: {', '.join(run.incomplete_tables)} "
+            f"{'has' if len(run.incomplete_tables) == 1 else 'have'} no data on or after {period.last_day}"
+        )
+        if require_complete:
+            raise IncompletePeriodError(
+                message, hint="load the rest of the month, or drop --require-complete"
+            )
+        if not _settings().quiet:
+            _error(f"Warning: {message}")
+    return run, name
+
+
+def _emit(
+    run: Any,
+    name: str,
+    fmt: OutputFormat | None,
+    output: Path | None,
+    include_ineligible: bool,
+    table_renderer: Callable[[Console], None],
+) -> None:
+    from chuanliu_cli.output import atomic_write, columns_of, parquet_bytes, render_text, run_document
+
+    settings = _settings()
+    console = settings.console()
+    if fmt is None:
+        fmt = OutputFormat.table if (output is None and console.is_terminal) else OutputFormat.csv
+    if fmt is OutputFormat.table:
+        if output is not None:
+            from rich.console import Console as RichConsole
+
+            with atomic_write(output) as f:
+                table_renderer(RichConsole(file=f, width=160, no_color=True, highlight=False))
+        else:
+            table_renderer(console)
+        return
+    doc = run_document(run, name, include_ineligible)
+    res = run.scorecards[name]
+    columns = columns_of(res)
+    if fmt is OutputFormat.parquet:
+        data = parquet_bytes(doc, columns, res)
+        if output is None:
+            if console.is_terminal:
+                from chuanliu_cli.errors import UsageError
+
+                raise UsageError("parquet is binary: write it to a file with -o FILE")
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            with atomic_write(output, "wb") as f:
+                f.write(data)
+        return
+    text = render_text(fmt.value, doc, columns)  # type: ignore[arg-type]
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        with atomic_write(output) as f:
+            f.write(text)
+
+
+@command(app)
+def score(
+    month: MonthOption,
+    scorecard: ScorecardOption = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Only the first N entities.")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Only these entities (repeatable).")] = None,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    fmt: FormatOption = None,
+    output: OutOption = None,
+    require_complete: RequireCompleteOption = False,
+    wait: WaitOption = 60.0,
+) -> None:
+    """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
+    import polars as pl
+
+    run, name = _score(month, rules, data, scorecard, wait, require_complete)
+    res = run.scorecards[name]
+    frame = res.frame
+    if ids:
+        frame = frame.filter(pl.col(res.key).is_in(ids))
+    if top is not None:
+        frame = frame.head(top)
+    if frame.height != res.frame.height:
+        from dataclasses import replace
+
+        run = replace(run, scorecards={**run.scorecards, name: replace(res, frame=frame)})
+    from chuanliu_cli.render import render_scores
+
+    _emit(run, name, fmt, output, True, lambda c: render_scores(c, run, name, frame))
+
+
+@command(app)
+def eligible(
+    month: MonthOption,
+    scorecard: ScorecardOption = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list ineligible entities with their reasons.")
+    ] = False,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    fmt: FormatOption = None,
+    output: OutOption = None,
+    require_complete: RequireCompleteOption = False,
+    wait: WaitOption = 60.0,
+) -> None:
+    """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
+    from chuanliu_cli.render import render_eligible
+
+    run, name = _score(month, rules, data, scorecard, wait, require_complete)
+    _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
+
+
 def main() -> None:
     """Entry point of the `chuanliu` console script."""
     app(prog_name="chuanliu")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from chuanliu_cli.loading.loader import FileResult
+    from chuanliu_cli.scoring import RunResult, ScorecardResult
     from chuanliu_cli.status import StoreStatus
 
 
@@ -33,7 +36,7 @@ def render_load_summary(console: Console, results: Sequence[FileResult]) -> None
     for r in results:
         table.add_row(
             r.table,
-            r.file,
+            Path(r.file).name,
             _n(r.rows_read),
             _n(r.inserted),
             _n(r.updated),
@@ -74,12 +77,131 @@ def render_status(console: Console, status: StoreStatus, db_path: str) -> None:
         console.print("No data loaded yet: run `chuanliu load --dir DIR`.")
     if status.loads:
         lt = Table(title="Last loads", title_justify="left")
-        for name in ("id", "table", "file", "read", "inserted", "updated", "unchanged", "rejected", "finished"):
+        for name in (
+            "id",
+            "table",
+            "file",
+            "read",
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "finished",
+        ):
             lt.add_column(name, justify="right" if name not in ("table", "file", "finished") else "left")
         for load_id, table, file, read, ins, upd, unch, rej, finished in status.loads:
             lt.add_row(
-                str(load_id), str(table), str(file), *(_n(int(str(x))) for x in (read, ins, upd, unch, rej)),
+                str(load_id),
+                str(table),
+                str(file),
+                *(_n(int(str(x))) for x in (read, ins, upd, unch, rej)),
                 _fmt_time(finished if isinstance(finished, datetime) else None),
             )
         console.print(lt)
     console.print(f"Rejected rows kept: {_n(status.rejects)} (table rejected_rows)")
+
+
+def _score(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and v != v) else f"{v:.2f}"
+
+
+def _footer(console: Console, run: RunResult, res: ScorecardResult) -> None:
+    """Pool, allocation, tiers, ruleset, data window, completeness and assumptions under a result table."""
+    sc = res.scorecard
+    totals = res.totals()
+    lines = []
+    if sc.reward is not None:
+        unit = sc.reward.unit
+        lines.append(
+            f"Pool {_n(totals['pool'])} {unit} · allocated {_n(totals['allocated'])} · "
+            f"unallocated {_n(totals['unallocated'])}"
+        )
+    per_tier = " · ".join(f"{k} {v}" for k, v in totals["per_tier"].items())
+    lines.append(
+        f"Entities {_n(totals['entities'])} · eligible {_n(totals['eligible'])}"
+        + (f" · per tier: {per_tier}" if per_tier else "")
+    )
+    rs = run.ruleset
+    lines.append(
+        f"Ruleset {rs.name} sha256 {rs.sha256[:16]}… · period {run.period.label} "
+        f"[{run.period.start} – {run.period.end})"
+    )
+    window = " · ".join(
+        f"{t} {lo:%Y-%m-%d}→{hi:%Y-%m-%d}" if lo and hi else f"{t} empty"
+        for t, (lo, hi) in sorted(run.data_window.items())
+    )
+    lines.append(f"Data window: {window}")
+    for line in lines:
+        console.print(Text(line, style="dim"))
+    if not run.complete:
+        console.print(
+            Text(
+                f"⚠ PARTIAL PERIOD: {', '.join(run.incomplete_tables)} have no data on or after "
+                f"{run.period.last_day}; results may change when the rest arrives.",
+                style="bold yellow",
+            )
+        )
+    if rs.assumptions:
+        console.print(Text("Assumptions: " + " ".join(rs.assumptions.split()), style="dim italic"))
+
+
+def render_eligible(console: Console, run: RunResult, scorecard: str, include_ineligible: bool) -> None:
+    """The reward list: rank, key, name, tier, total, grant (and, with --all, the ineligible and why)."""
+    res = run.scorecards[scorecard]
+    sc = res.scorecard
+    title = f"{sc.title or sc.name} · {run.period.label}"
+    table = Table(title=title, title_justify="left")
+    for name in ("rank", sc.key, "name", "tier", sc.rank_by, "grant"):
+        table.add_column(name, justify="right" if name in ("rank", sc.rank_by, "grant") else "left")
+    if include_ineligible:
+        table.add_column("not eligible because")
+    reasons = {g.id: g.reason for g in sc.gates}
+    for row in res.frame.iter_rows(named=True):
+        if not row["eligible"] and not include_ineligible:
+            continue
+        cells = [
+            str(row["rank"]) if row["rank"] is not None else "-",
+            str(row[sc.key]),
+            row["name"] or "",
+            row["tier"] or "-",
+            _score(row[sc.rank_by]),
+            _n(row["grant"]) if row["grant"] is not None else "-",
+        ]
+        if include_ineligible:
+            cells.append("; ".join(f"{g}: {reasons[g]}" for g in row["failed_gates"] or []))
+        table.add_row(*(Text(c) for c in cells))
+    console.print(table)
+    _footer(console, run, res)
+
+
+def render_scores(console: Console, run: RunResult, scorecard: str, rows: Any) -> None:
+    """Every entity with each score, eligibility (✓/✗ and failed gates), tier and grant."""
+    res = run.scorecards[scorecard]
+    sc = res.scorecard
+    table = Table(title=f"{sc.title or sc.name} · scores · {run.period.label}", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column(sc.key)
+    table.add_column("name")
+    for s in sc.scores:
+        table.add_column(s.name, justify="right")
+    table.add_column("eligible")
+    table.add_column("tier")
+    table.add_column("grant", justify="right")
+    for row in rows.iter_rows(named=True):
+        failed = row["failed_gates"] or []
+        table.add_row(
+            *(
+                Text(c)
+                for c in [
+                    str(row["rank"]) if row["rank"] is not None else "-",
+                    str(row[sc.key]),
+                    row["name"] or "",
+                    *(_score(row[s.name]) for s in sc.scores),
+                    "✓" if row["eligible"] else "✗ " + ", ".join(failed),
+                    row["tier"] or "-",
+                    _n(row["grant"]) if row["grant"] is not None else "-",
+                ]
+            )
+        )
+    console.print(table)
+    _footer(console, run, res)

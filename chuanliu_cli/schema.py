@@ -196,7 +196,14 @@ ORDERS = Table(
             ("实付金额", "实付款", "支付金额", "商家实收", "成交金额", "actualPayAmount", "payAmount"),
             minimum=0,
         ),
-        Column("quantity", "integer", False, ("商品数量", "购买数量", "productNum", "num"), default="1", minimum=1),
+        Column(
+            "quantity",
+            "integer",
+            False,
+            ("商品数量", "购买数量", "productNum", "num"),
+            default="1",
+            minimum=1,
+        ),
         Column("status", "enum", True, ("订单状态", "交易状态", "orderStatus"), ORDER_STATUS),
         Column("refund_amount", "amount", False, ("退款金额", "refundAmount"), minimum=0),
         Column("refund_reason", "text", False, ("退款原因", "售后原因", "refundReason")),
@@ -218,7 +225,9 @@ REVIEWS = Table(
         Column("shop_id", "text", True, ("店铺ID", "商家ID", "sellerId", "shopId")),
         Column("item_id", "text", False, ("商品ID", "productId", "itemId")),
         Column("promoter_id", "text", False, ("达人ID", "distributorId")),
-        Column("quality_score", "score", True, ("商品质量评分", "商品评分", "qualityScore"), minimum=1, maximum=5),
+        Column(
+            "quality_score", "score", True, ("商品质量评分", "商品评分", "qualityScore"), minimum=1, maximum=5
+        ),
         Column("logistics_score", "score", False, ("物流评分", "logisticsScore"), minimum=1, maximum=5),
         Column("service_score", "score", False, ("服务评分", "serviceScore"), minimum=1, maximum=5),
         Column("review_time", "timestamp", True, ("评价时间", "commentTime", "createTime")),
@@ -238,7 +247,9 @@ LIVESTREAMS = Table(
         Column("promoter_id", "text", False, ("达人ID", "快手ID", "distributorId")),
         Column("start_time", "timestamp", True, ("开播时间", "开始时间", "startTime")),
         Column("end_time", "timestamp", False, ("下播时间", "结束时间", "endTime")),
-        Column("duration_minutes", "number", False, ("直播时长（分钟）", "直播时长(分钟)", "直播时长"), minimum=0),
+        Column(
+            "duration_minutes", "number", False, ("直播时长（分钟）", "直播时长(分钟)", "直播时长"), minimum=0
+        ),
         Column("viewers", "integer", False, ("累计观看人数", "观看人数"), minimum=0),
         Column("new_followers", "integer", False, ("涨粉数", "转粉数", "新增粉丝"), minimum=0),
         Column("gmv", "amount", False, ("成交金额", "直播成交金额"), minimum=0),
@@ -266,4 +277,5 @@ REQUIRED_TABLES: tuple[str, ...] = ("orders", "reviews", "livestreams")
 def table_ddl(table: Table, name: str | None = None) -> str:
     """`CREATE TABLE` for a canonical table with its primary key (identifiers are fixed names, not input)."""
     cols = ",\n    ".join(f'"{c.name}" {SQL_TYPES[c.type]}' for c in table.columns)
-    return f'CREATE TABLE IF NOT EXISTS "{name or table.name}" (\n    {cols},\n    PRIMARY KEY ("{table.key}")\n)'
+    target = name or table.name
+    return f'CREATE TABLE IF NOT EXISTS "{target}" (\n    {cols},\n    PRIMARY KEY ("{table.key}")\n)'

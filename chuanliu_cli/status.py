@@ -83,10 +83,10 @@ def store_status(con: duckdb.DuckDBPyConnection, last_loads: int = 10) -> StoreS
     ).fetchall()
     rej = con.execute("SELECT count(*) FROM rejected_rows").fetchone()
     ends = data_end(con)
-    complete, incomplete = [], []
+    complete: list[str] = []
+    incomplete: list[str] = []
     for m in sorted(all_months):
         period = month_period(int(m[:4]), int(m[5:7]))
         (complete if is_complete(period, ends) else incomplete).append(m)
     tz = con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'").fetchone()
     return StoreStatus(tables, loads, int(rej[0]) if rej else 0, complete, incomplete, tz[0] if tz else None)
-

@@ -1,4 +1,4 @@
-"""The DuckDB database file: locking, connections (reader or writer), schema migrations, bookkeeping tables."""
+"""The DuckDB database file: locking, reader/writer connections, schema migrations, bookkeeping tables."""
 
 from __future__ import annotations
 

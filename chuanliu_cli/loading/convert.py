@@ -142,9 +142,7 @@ def conversion_sql(
         raw = ident("src$" + col.name)
         parsed.append(f"{_parse(col, raw, present[col.name], tm, timezone)} AS {name}")
         parsed.append(f"{raw} AS {ident('raw$' + col.name)}")
-    inner_cols = ", ".join(
-        f"{ident(c)} AS {ident('src$' + c)}" for c in table.names if c in present
-    )
+    inner_cols = ", ".join(f"{ident(c)} AS {ident('src$' + c)}" for c in table.names if c in present)
     inner = f"SELECT __line, __shape{', ' if inner_cols else ''}{inner_cols} FROM {source}"
     for col in table.columns:
         if col.derived:
@@ -168,7 +166,7 @@ def _column_checks(col: Column, present: dict[str, str]) -> list[str]:
     raw = ident("raw$" + col.name)
     label = f"column {col.name}: "
     out: list[str] = []
-    if col.required and col.default is None and not (col.name == "sale_mode"):
+    if col.required and col.default is None and col.name != "sale_mode":
         empty = f"{raw} IS NULL OR trim(cast({raw} AS VARCHAR)) = ''"
         out.append(f"CASE WHEN {empty} THEN {literal(label + 'empty (required)')} END")
     if col.name not in present:
@@ -224,8 +222,8 @@ def _row_checks(table: str, present: dict[str, str]) -> list[str]:
         return [
             "CASE WHEN host_type = 'promoter' AND promoter_id IS NULL "
             "THEN 'column promoter_id: empty, required when host_type is promoter' END",
-            "CASE WHEN end_time IS NULL AND duration_minutes IS NULL AND \"raw$end_time\" IS NULL "
-            "AND \"raw$duration_minutes\" IS NULL "
+            'CASE WHEN end_time IS NULL AND duration_minutes IS NULL AND "raw$end_time" IS NULL '
+            'AND "raw$duration_minutes" IS NULL '
             "THEN 'columns end_time and duration_minutes: both empty, one is required' END",
             "CASE WHEN end_time < start_time THEN 'column end_time: ' || cast(end_time AS VARCHAR) || "
             "' is before start_time ' || cast(start_time AS VARCHAR) END",
@@ -241,11 +239,16 @@ def _outputs(table: str, tm: TableMapping, present: dict[str, str]) -> list[str]
         sql_type = SQL_TYPES[col.type]
         if col.derived:
             if col.name == "net_amount":
-                expr = "paid_amount - coalesce(refund_amount, CASE WHEN status = 'refunded' THEN paid_amount ELSE 0 END)"
+                # SPEC §2: a refunded order with no refund amount counts as fully refunded.
+                expr = (
+                    "paid_amount - coalesce(refund_amount, "
+                    "CASE WHEN status = 'refunded' THEN paid_amount ELSE 0 END)"
+                )
             elif col.name == "quality_return":
                 reasons = ", ".join(literal(r) for r in sorted(QUALITY_REFUND_REASONS))
                 expr = (
-                    "coalesce(coalesce(refund_amount, CASE WHEN status = 'refunded' THEN paid_amount END) > 0 "
+                    "coalesce(coalesce(refund_amount, "
+                    "CASE WHEN status = 'refunded' THEN paid_amount END) > 0 "
                     f"AND lower(trim(refund_reason)) IN ({reasons}), false)"
                 )
             else:  # pragma: no cover - a derived column without a rule is a programming error

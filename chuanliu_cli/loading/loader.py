@@ -194,7 +194,10 @@ def _check_timezone(con: duckdb.DuckDBPyConnection, timezone: str, read_only: bo
 
 
 def _stage_batches(
-    con: duckdb.DuckDBPyConnection, p: _Prepared, options: LoadOptions, result: FileResult,
+    con: duckdb.DuckDBPyConnection,
+    p: _Prepared,
+    options: LoadOptions,
+    result: FileResult,
     progress: ProgressCallback | None,
 ) -> list[Reject]:
     """Convert every batch of the file into the temp table `stage`; returns every rejected row."""
@@ -238,7 +241,8 @@ def _stage_batches(
             progress(p.reader.name, result.rows_read, None)
     if not created:
         empty = pa.Table.from_arrays(
-            [pa.array([], pa.string()) for _ in names] + [pa.array([], pa.int64()), pa.array([], pa.string())],
+            [pa.array([], pa.string()) for _ in names]
+            + [pa.array([], pa.int64()), pa.array([], pa.string())],
             names=[*names, "__line", "__shape"],
         )
         sql, _ = conversion_sql(p.tm, {c: "VARCHAR" for c in names}, options.timezone, source="batch")

@@ -47,7 +47,7 @@ class TableMapping:
         return found
 
     def closest_alias(self, column: str, headers: list[str]) -> str | None:
-        """The header of the file closest to any alias of `column`, for the 'did you mean' of a missing column."""
+        """The file's header closest to an alias of `column`: the 'did you mean' of a missing column."""
         wanted = {normalize_header(a): a for a in self.aliases.get(column, [])}
         best: tuple[float, str] | None = None
         for h in headers:
@@ -147,9 +147,9 @@ def _apply_nested(mapping: Mapping, path: Path, kind: str, body: Any) -> None:
         if key in mapping.tables and isinstance(inner, dict):
             targets = [(mapping.tables[key], inner)]
         else:
-            targets = [
-                (tm, {key: inner}) for tm in mapping.tables.values() if key in tm.table.names
-            ] or [(mapping.tables["orders"], {key: inner})]
+            targets = [(tm, {key: inner}) for tm in mapping.tables.values() if key in tm.table.names] or [
+                (mapping.tables["orders"], {key: inner})
+            ]
         for tm, cols in targets:
             for column, spec in cols.items():
                 col = _check_column(tm, path, column)

@@ -152,7 +152,9 @@ def _decoded_lines(path: Path, encoding: str) -> Iterator[str]:
     try:
         decoder = codecs.getincrementaldecoder(encoding)()
     except LookupError:
-        raise DataError(f"unknown encoding {encoding!r}", hint="use utf-8, utf-8-sig, gbk or gb18030") from None
+        raise DataError(
+            f"unknown encoding {encoding!r}", hint="use utf-8, utf-8-sig, gbk or gb18030"
+        ) from None
     offset = 0
     pending = ""
     with path.open("rb") as f:

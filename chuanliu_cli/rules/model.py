@@ -74,7 +74,7 @@ class ConversionStep:
 
 @dataclass(frozen=True)
 class ConversionMetric:
-    """Distinct `key` values seen in `first` and then in `then` (later than the earliest `first` if `after`)."""
+    """Distinct `key` values seen in `first`, then in `then` (after the earliest `first` if `after`)."""
 
     name: str
     label: str | None
@@ -99,7 +99,7 @@ class Normalizer:
 
 @dataclass(frozen=True)
 class ScorePart:
-    """One weighted part of a score: a metric (normalized) or another score (value/scale unless normalized)."""
+    """A weighted part of a score: a metric (normalized) or another score (value/scale unless normalized)."""
 
     weight: float
     loc: Loc

@@ -1,0 +1,409 @@
+"""Loading export files: validation of every §2 rule, rejects, idempotent upserts, all-or-nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from chuanliu_cli.errors import DataError
+from chuanliu_cli.loading.loader import LoadOptions, discover, load_files, table_for_file
+from chuanliu_cli.store import memory_database, open_database
+
+ORDER_HEADER = (
+    "order_id,shop_id,buyer_id,item_id,promoter_id,sale_mode,carrier,order_time,paid_amount,quantity,"
+    "status,refund_amount,refund_reason,commission"
+)
+GOOD_ORDER = "1000000000000001,ks1,b1,i1,,self,live,2023-05-01 20:00:00,100.00,1,completed,,,"
+
+
+def _orders(write: Callable[..., Path], *rows: str, name: str = "orders.csv") -> Path:
+    return write(name, "\n".join([ORDER_HEADER, *rows]) + "\n")
+
+
+def _load(db_path: Path, table: str, path: Path, **opts: Any) -> Any:
+    with open_database(str(db_path), "write") as db:
+        return load_files(db, [(table, path)], LoadOptions(**opts))[0]
+
+
+def _rows(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_good_order_loads_with_exact_identifiers(tmp_path: Path, write: Callable[..., Path]) -> None:
+    path = _orders(write, '0000123456789012,ks1,b1,,,self,live,2023-05-01 20:00:00,"1,234.50",2,completed,,,')
+    result = _load(tmp_path / "db.duckdb", "orders", path)
+    assert (result.rows_read, result.inserted, result.rejected) == (1, 1, 0)
+    row = _rows(tmp_path / "db.duckdb", "SELECT order_id, paid_amount, quantity, net_amount FROM orders")
+    assert row == [("0000123456789012", Decimal("1234.50"), 2, Decimal("1234.50"))]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (",ks1,b1,,,self,live,2023-05-01 20:00:00,1,1,completed,,,", "column order_id: empty (required)"),
+        ("1,,b1,,,self,live,2023-05-01 20:00:00,1,1,completed,,,", "column shop_id: empty (required)"),
+        ("1,ks1,,,,self,live,2023-05-01 20:00:00,1,1,completed,,,", "column buyer_id: empty (required)"),
+        (
+            "1,ks1,b1,,,resale,live,2023-05-01 20:00:00,1,1,completed,,,",
+            "column sale_mode: unknown value 'resale'",
+        ),
+        (
+            "1,ks1,b1,,,self,radio,2023-05-01 20:00:00,1,1,completed,,,",
+            "column carrier: unknown value 'radio'",
+        ),
+        (
+            "1,ks1,b1,,,self,live,yesterday,1,1,completed,,,",
+            "column order_time: 'yesterday' is not a timestamp",
+        ),
+        ("1,ks1,b1,,,self,live,,1,1,completed,,,", "column order_time: empty (required)"),
+        (
+            "1,ks1,b1,,,self,live,1969-12-31 00:00:00,1,1,completed,,,",
+            "column order_time: '1969-12-31 00:00:00' is outside",
+        ),
+        ("1,ks1,b1,,,self,live,9999-01-01 00:00:00,1,1,completed,,,", "is outside 2000-2099"),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,abc,1,completed,,,",
+            "column paid_amount: 'abc' is not an amount",
+        ),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,-5,1,completed,,,",
+            "column paid_amount: '-5' is below the minimum 0",
+        ),
+        ("1,ks1,b1,,,self,live,2023-05-01 20:00:00,,1,completed,,,", "column paid_amount: empty (required)"),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,1,0,completed,,,",
+            "column quantity: '0' is below the minimum 1",
+        ),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,1,1.5,completed,,,",
+            "column quantity: '1.5' is not a whole number",
+        ),
+        ("1,ks1,b1,,,self,live,2023-05-01 20:00:00,1,1,lost,,,", "column status: unknown value 'lost'"),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,10,1,completed,20,,",
+            "column refund_amount: 20.00 exceeds paid_amount 10.00",
+        ),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,10,1,completed,-1,,",
+            "column refund_amount: '-1' is below the minimum 0",
+        ),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,10,1,completed,,,-3",
+            "column commission: '-3' is below the minimum 0",
+        ),
+        (
+            "1,ks1,b1,,,self,live,2023-05-01 20:00:00,1e13,1,completed,,,",
+            "column paid_amount: '1e13' is out of range",
+        ),
+        ("1,ks1,b1,,,self,live,2023-05-01 20:00:00,1,1,completed,,", "has 13 fields, the header has 14"),
+    ],
+)
+def test_each_order_rule_rejects_with_line_column_and_value(
+    tmp_path: Path, write: Callable[..., Path], row: str, reason: str
+) -> None:
+    path = _orders(write, GOOD_ORDER, row)
+    result = _load(tmp_path / "db.duckdb", "orders", path, max_reject_rate=1.0)
+    assert result.rejected == 1, result.rejects
+    assert result.rejects[0].line == "line 3"
+    assert reason in result.rejects[0].reason
+    kept = _rows(tmp_path / "db.duckdb", "SELECT line, reason, raw FROM rejected_rows")
+    assert kept[0][0] == "line 3" and reason in kept[0][1]
+    assert kept[0][2] == row
+    assert _rows(tmp_path / "db.duckdb", "SELECT count(*) FROM orders") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "reason"),
+    [
+        (
+            "review_id,order_id,shop_id,quality_score,review_time",
+            "r2,o1,ks1,6,2023-05-01 10:00:00",
+            "column quality_score: '6' is above the maximum 5",
+        ),
+        (
+            "review_id,order_id,shop_id,quality_score,review_time",
+            "r2,o1,ks1,0,2023-05-01 10:00:00",
+            "column quality_score: '0' is below the minimum 1",
+        ),
+        (
+            "review_id,order_id,shop_id,quality_score,review_time",
+            "r2,o1,ks1,4.5,2023-05-01 10:00:00",
+            "column quality_score: '4.5' is not a whole number",
+        ),
+        (
+            "review_id,order_id,shop_id,quality_score,review_time",
+            "r2,o1,ks1,good,2023-05-01 10:00:00",
+            "column quality_score: 'good' is not a score 1-5",
+        ),
+        (
+            "review_id,order_id,shop_id,quality_score,review_time,complaint",
+            "r2,o1,ks1,5,2023-05-01 10:00:00,maybe",
+            "column complaint: 'maybe' is not a yes/no value",
+        ),
+        (
+            "review_id,order_id,shop_id,quality_score,review_time,logistics_score",
+            "r2,o1,ks1,5,2023-05-01 10:00:00,9",
+            "column logistics_score: '9' is above the maximum 5",
+        ),
+    ],
+)
+def test_each_review_rule_rejects(
+    tmp_path: Path, write: Callable[..., Path], header: str, row: str, reason: str
+) -> None:
+    good = ",".join(
+        [
+            "r1",
+            "o1",
+            "ks1",
+            "5",
+            "2023-05-01 10:00:00",
+            *(["false"] if "complaint" in header else []),
+            *(["5"] if "logistics" in header else []),
+        ]
+    )
+    path = write("reviews.csv", f"{header}\n{good}\n{row}\n")
+    result = _load(tmp_path / "db.duckdb", "reviews", path, max_reject_rate=1.0)
+    assert result.rejected == 1 and reason in result.rejects[0].reason, result.rejects
+
+
+LIVE_HEADER = (
+    "live_id,shop_id,host_type,promoter_id,start_time,end_time,duration_minutes,viewers,new_followers,gmv"
+)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            "l2,ks1,promoter,,2023-05-01 10:00:00,,60,,,",
+            "column promoter_id: empty, required when host_type is promoter",
+        ),
+        ("l2,ks1,self,,2023-05-01 10:00:00,,,,,", "columns end_time and duration_minutes: both empty"),
+        (
+            "l2,ks1,self,,2023-05-01 10:00:00,2023-05-01 09:00:00,,,,",
+            "column end_time: 2023-05-01 09:00:00 is before start_time",
+        ),
+        ("l2,ks1,tv,,2023-05-01 10:00:00,,60,,,", "column host_type: unknown value 'tv'"),
+        ("l2,ks1,self,,2023-05-01 10:00:00,,-1,,,", "column duration_minutes: '-1' is below the minimum 0"),
+        ("l2,ks1,self,,2023-05-01 10:00:00,,60,-3,,", "column viewers: '-3' is below the minimum 0"),
+    ],
+)
+def test_each_livestream_rule_rejects(
+    tmp_path: Path, write: Callable[..., Path], row: str, reason: str
+) -> None:
+    path = write(
+        "livestreams.csv",
+        f"{LIVE_HEADER}\nl1,ks1,self,,2023-05-01 10:00:00,2023-05-01 11:30:00,,10,1,5\n{row}\n",
+    )
+    result = _load(tmp_path / "db.duckdb", "livestreams", path, max_reject_rate=1.0)
+    assert result.rejected == 1 and reason in result.rejects[0].reason, result.rejects
+    # duration derived from end_time when the export has no duration
+    assert _rows(tmp_path / "db.duckdb", "SELECT duration_minutes FROM livestreams") == [(90.0,)]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("1234.5", Decimal("1234.50")),
+        ('"1,234.50"', Decimal("1234.50")),
+        ('"¥1,234.50"', Decimal("1234.50")),
+        ("￥88", Decimal("88.00")),
+        ("1.2万", Decimal("12000.00")),
+        (" 7 ", Decimal("7.00")),
+    ],
+)
+def test_amount_forms(tmp_path: Path, write: Callable[..., Path], cell: str, expected: Decimal) -> None:
+    path = _orders(write, f"1,ks1,b1,,,self,live,2023-05-01 20:00:00,{cell},1,completed,,,")
+    _load(tmp_path / "db.duckdb", "orders", path)
+    assert _rows(tmp_path / "db.duckdb", "SELECT paid_amount FROM orders") == [(expected,)]
+
+
+@pytest.mark.parametrize("cell", ["-", ""])
+def test_empty_and_dash_amounts_are_null(tmp_path: Path, write: Callable[..., Path], cell: str) -> None:
+    path = _orders(write, f"1,ks1,b1,,,self,live,2023-05-01 20:00:00,5,1,completed,{cell},,")
+    _load(tmp_path / "db.duckdb", "orders", path)
+    assert _rows(tmp_path / "db.duckdb", "SELECT refund_amount FROM orders") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("2023-05-01 20:00:00", "2023-05-01 20:00:00"),
+        ("2023/5/1 20:00", "2023-05-01 20:00:00"),
+        ("2023-05-01T20:00:00+08:00", "2023-05-01 20:00:00"),
+        ("2023-05-01T12:00:00Z", "2023-05-01 20:00:00"),
+        ("2023-05-01T13:00:00+09:00", "2023-05-01 12:00:00"),
+        ("1682942400000", "2023-05-01 20:00:00"),
+        ("45047.5", "2023-05-01 12:00:00"),
+    ],
+)
+def test_timestamp_forms(tmp_path: Path, write: Callable[..., Path], cell: str, expected: str) -> None:
+    path = _orders(write, f"1,ks1,b1,,,self,live,{cell},5,1,completed,,,")
+    _load(tmp_path / "db.duckdb", "orders", path)
+    got = _rows(tmp_path / "db.duckdb", "SELECT strftime(order_time, '%Y-%m-%d %H:%M:%S') FROM orders")
+    assert got == [(expected,)]
+
+
+def test_sale_mode_defaults_from_promoter_and_net_and_quality_return(
+    tmp_path: Path, write: Callable[..., Path]
+) -> None:
+    path = write(
+        "orders.csv",
+        """
+        order_id,shop_id,buyer_id,promoter_id,order_time,paid_amount,status,refund_amount,refund_reason
+        1,ks1,b1,dr1,2023-05-01 20:00:00,100,completed,30,质量问题
+        2,ks1,b1,,2023-05-01 20:00:00,100,refunded,,不想要了
+        3,ks1,b1,,2023-05-01 20:00:00,100,退款成功,,Counterfeit
+        """,
+    )
+    _load(tmp_path / "db.duckdb", "orders", path)
+    rows = _rows(
+        tmp_path / "db.duckdb",
+        "SELECT order_id, sale_mode, carrier, status, net_amount, quality_return FROM orders ORDER BY order_id",
+    )
+    assert rows == [
+        ("1", "distribution", "other", "completed", Decimal("70.00"), True),
+        ("2", "self", "other", "refunded", Decimal("0.00"), False),
+        ("3", "self", "other", "refunded", Decimal("0.00"), True),
+    ]
+
+
+def test_chinese_values_map(tmp_path: Path, write: Callable[..., Path]) -> None:
+    path = _orders(write, "1,ks1,b1,,dr1,达人合作成交,短视频成交,2023-05-01 20:00:00,5,1,已发货,,,")
+    _load(tmp_path / "db.duckdb", "orders", path)
+    assert _rows(tmp_path / "db.duckdb", "SELECT sale_mode, carrier, status FROM orders") == [
+        ("distribution", "video", "shipped")
+    ]
+
+
+def test_idempotent_second_load_changes_nothing(tmp_path: Path, write: Callable[..., Path]) -> None:
+    path = _orders(write, GOOD_ORDER, GOOD_ORDER.replace("0001", "0002"))
+    first = _load(tmp_path / "db.duckdb", "orders", path)
+    second = _load(tmp_path / "db.duckdb", "orders", path)
+    assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, 2)
+    assert _rows(tmp_path / "db.duckdb", "SELECT count(*) FROM orders") == [(2,)]
+    assert _rows(tmp_path / "db.duckdb", "SELECT count(*) FROM loads") == [(2,)]
+
+
+def test_changed_row_updates(tmp_path: Path, write: Callable[..., Path]) -> None:
+    _load(tmp_path / "db.duckdb", "orders", _orders(write, GOOD_ORDER))
+    changed = _orders(write, GOOD_ORDER.replace("completed", "refunded"), name="orders2.csv")
+    result = _load(tmp_path / "db.duckdb", "orders", changed)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 0)
+    assert _rows(tmp_path / "db.duckdb", "SELECT status, net_amount FROM orders") == [
+        ("refunded", Decimal("0.00"))
+    ]
+
+
+def test_duplicate_keys_last_occurrence_wins(tmp_path: Path, write: Callable[..., Path]) -> None:
+    path = _orders(write, GOOD_ORDER, GOOD_ORDER.replace("100.00", "200.00"))
+    result = _load(tmp_path / "db.duckdb", "orders", path)
+    assert (result.inserted, result.duplicates) == (1, 1)
+    assert _rows(tmp_path / "db.duckdb", "SELECT paid_amount FROM orders") == [(Decimal("200.00"),)]
+
+
+def test_reject_rate_over_threshold_writes_nothing(tmp_path: Path, write: Callable[..., Path]) -> None:
+    db = tmp_path / "db.duckdb"
+    _load(db, "orders", _orders(write, GOOD_ORDER))
+    bad = _orders(
+        write, GOOD_ORDER.replace("0001", "0009"), "x,ks1,b1,,,self,live,nope,1,1,completed,,,", name="b.csv"
+    )
+    with pytest.raises(DataError, match=r"1 of 2 rows rejected \(50.0% > --max-reject-rate 1.0%\)") as err:
+        _load(db, "orders", bad)
+    assert "b.csv line 3: column order_time: 'nope'" in err.value.details[0]
+    assert _rows(db, "SELECT order_id FROM orders") == [("1000000000000001",)]
+    assert _rows(db, "SELECT count(*) FROM loads") == [(1,)]
+    assert _rows(db, "SELECT count(*) FROM rejected_rows") == [(0,)]
+
+
+def test_reject_rate_fails_whole_invocation(tmp_path: Path, write: Callable[..., Path]) -> None:
+    db = tmp_path / "db.duckdb"
+    good = _orders(write, GOOD_ORDER, name="a.csv")
+    bad = write(
+        "reviews.csv", "review_id,order_id,shop_id,quality_score,review_time\nr1,o1,ks1,9,2023-05-01\n"
+    )
+    with open_database(str(db), "write") as handle, pytest.raises(DataError):
+        load_files(handle, [("orders", good), ("reviews", bad)], LoadOptions())
+    assert _rows(db, "SELECT count(*) FROM orders") == [(0,)]
+
+
+def test_missing_required_column_names_file_and_column(tmp_path: Path, write: Callable[..., Path]) -> None:
+    path = write(
+        "orders.csv",
+        "order_id,shop_id,buyer_id,order_time,paid_amount,sta tus\n1,ks1,b1,2023-05-01,5,completed\n",
+    )
+    with pytest.raises(DataError, match=r"orders.csv: missing required column status of orders") as err:
+        _load(tmp_path / "db.duckdb", "orders", path)
+    assert err.value.hint and "did you mean 'sta tus'" in err.value.hint
+
+
+def test_repeated_header_and_blank_trailing_rows(tmp_path: Path, write: Callable[..., Path]) -> None:
+    path = _orders(write, GOOD_ORDER, ORDER_HEADER, GOOD_ORDER.replace("0001", "0002"), "", ",,,,", "")
+    result = _load(tmp_path / "db.duckdb", "orders", path)
+    assert (result.rows_read, result.inserted, result.rejected) == (2, 2, 0)
+
+
+def test_aliases_case_and_space_insensitive(tmp_path: Path, write: Callable[..., Path]) -> None:
+    path = write(
+        "orders.csv",
+        " ORDER_ID ,Shop_Id,buyerId,下单时间,实付金额,订单状态\n1,ks1,b1,2023-05-01 20:00,5,交易成功\n",
+    )
+    result = _load(tmp_path / "db.duckdb", "orders", path)
+    assert result.inserted == 1
+
+
+def test_parquet_with_native_types(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "order_id": pa.array([1234567890123456, 2], pa.int64()),
+            "shop_id": ["ks1", "ks1"],
+            "buyer_id": ["b1", "b2"],
+            "sale_mode": ["self", "distribution"],
+            "order_time": pa.array([1682942400000000, 1682942400000000], pa.timestamp("us")),
+            "paid_amount": [10.5, 20.0],
+            "status": ["completed", "bogus"],
+        }
+    )
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path)
+    result = _load(tmp_path / "db.duckdb", "orders", path, max_reject_rate=1.0)
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert (
+        result.rejects[0].line == "row 2"
+        and "column status: unknown value 'bogus'" in result.rejects[0].reason
+    )
+    assert _rows(tmp_path / "db.duckdb", "SELECT order_id, paid_amount FROM orders") == [
+        ("1234567890123456", Decimal("10.50"))
+    ]
+
+
+def test_discover_by_english_and_chinese_names(tmp_path: Path) -> None:
+    for name in ("orders_2023-05.csv", "评价.csv", "直播明细.parquet", "店铺.xlsx", "notes.txt", "readme.md"):
+        (tmp_path / name).write_text("x")
+    found = [(t, p.name) for t, p in discover(tmp_path)]
+    assert found == [
+        ("orders", "orders_2023-05.csv"),
+        ("reviews", "评价.csv"),
+        ("livestreams", "直播明细.parquet"),
+        ("shops", "店铺.xlsx"),
+    ]
+    assert table_for_file(Path("ORDERS.CSV")) == "orders"
+
+
+def test_memory_database_loads_without_files(write: Callable[..., Path]) -> None:
+    db = memory_database()
+    result = load_files(db, [("orders", _orders(write, GOOD_ORDER))], LoadOptions())[0]
+    assert result.inserted == 1

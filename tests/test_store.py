@@ -1,0 +1,117 @@
+"""The database file: schema migrations, read-only opening, and the lock file shared between processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chuanliu_cli.errors import BusyError, DataError
+from chuanliu_cli.store import SCHEMA_VERSION, lock_path, open_database, schema_version
+
+HOLD = """
+import sys, time
+from chuanliu_cli.store import open_database
+with open_database(sys.argv[1], sys.argv[2], wait=10):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+def _hold(db: Path, mode: str, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db), mode, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_new_database_is_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    with open_database(str(db), "write") as handle:
+        assert schema_version(handle.con) == SCHEMA_VERSION
+        tables = {
+            r[0] for r in handle.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+    assert {"orders", "reviews", "livestreams", "shops", "loads", "rejected_rows", "chuanliu_meta"} <= tables
+    assert lock_path(str(db)).exists()
+
+
+def test_reader_needs_an_existing_database(tmp_path: Path) -> None:
+    with (
+        pytest.raises(DataError, match="does not exist"),
+        open_database(str(tmp_path / "none.duckdb"), "read"),
+    ):
+        pass
+
+
+def test_reader_is_read_only(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    with open_database(str(db), "write"):
+        pass
+    import duckdb
+
+    with open_database(str(db), "read") as handle, pytest.raises(duckdb.Error):
+        handle.con.execute("CREATE TABLE t (x INT)")
+
+
+def test_busy_writer_names_holder_pid(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    proc = _hold(db, "write", 5)
+    try:
+        started = time.monotonic()
+        with (
+            pytest.raises(BusyError, match=rf"locked by pid {proc.pid}"),
+            open_database(str(db), "write", wait=0),
+        ):
+            pass
+        assert time.monotonic() - started < 2
+        with pytest.raises(BusyError), open_database(str(db), "read", wait=0.3):
+            pass
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_writer_waits_for_the_lock(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    with open_database(str(db), "write"):
+        pass
+    proc = _hold(db, "write", 1.0)
+    try:
+        started = time.monotonic()
+        with open_database(str(db), "write", wait=20):
+            waited = time.monotonic() - started
+        assert waited > 0.5
+    finally:
+        proc.wait()
+
+
+def test_readers_share_and_block_writers(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    with open_database(str(db), "write"):
+        pass
+    proc = _hold(db, "read", 5)
+    try:
+        with open_database(str(db), "read", wait=0):
+            pass  # two readers at once are fine
+        with pytest.raises(BusyError), open_database(str(db), "write", wait=0):
+            pass
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_lock_released_when_holder_is_killed(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    proc = _hold(db, "write", 60)
+    proc.kill()
+    proc.wait()
+    with open_database(str(db), "write", wait=5):
+        pass
+    assert os.path.exists(lock_path(str(db)))
