@@ -397,10 +397,31 @@ RequireCompleteOption = Annotated[
 ]
 
 
-def _ruleset(rules: Path | None) -> Any:
+def _ruleset(rules: Path | None, check: bool = False) -> Any:
+    """The ruleset of --rules / CHUANLIU_RULES / the bundled default; `check` also binds it to the schema."""
     from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
 
-    return load_ruleset(rules if rules is not None else default_ruleset_path())
+    ruleset = load_ruleset(rules if rules is not None else default_ruleset_path())
+    if check:
+        # An invalid ruleset never scores anything (exit 3), type errors included.
+        from chuanliu_cli.rules.validate import check_ruleset_against_schema
+
+        check_ruleset_against_schema(ruleset)
+    return ruleset
+
+
+def _check_scorecard(name: str, names: list[str]) -> str:
+    if name in names:
+        return name
+    import difflib
+
+    from chuanliu_cli.errors import UsageError
+
+    close = difflib.get_close_matches(name, names, n=1)
+    raise UsageError(
+        f"unknown scorecard {name!r}",
+        hint=(f"did you mean {close[0]!r}? " if close else "") + f"scorecards: {', '.join(names)}",
+    )
 
 
 @contextlib.contextmanager
@@ -434,22 +455,14 @@ def _score(
     wait: float,
     require_complete: bool,
 ) -> tuple[Any, str]:
-    from chuanliu_cli.errors import IncompletePeriodError, UsageError
+    from chuanliu_cli.errors import IncompletePeriodError
     from chuanliu_cli.periods import parse_period
     from chuanliu_cli.scoring import score_period
 
-    ruleset = _ruleset(rules)
+    ruleset = _ruleset(rules, check=True)
     period = parse_period(month, ruleset.period)
     names = [sc.name for sc in ruleset.scorecards]
-    name = scorecard or names[0]
-    if name not in names:
-        import difflib
-
-        close = difflib.get_close_matches(name, names, n=1)
-        raise UsageError(
-            f"unknown scorecard {name!r}",
-            hint=(f"did you mean {close[0]!r}? " if close else "") + f"scorecards: {', '.join(names)}",
-        )
+    name = _check_scorecard(scorecard or names[0], names)
     with _scoring_connection(data, wait) as con:
         run = score_period(con, ruleset, period, upto=name)
     if not run.complete:
@@ -565,6 +578,123 @@ def eligible(
 
     run, name = _score(month, rules, data, scorecard, wait, require_complete)
     _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
+
+
+class ExplainFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@command(app)
+def explain(
+    entity: Annotated[str, typer.Argument(help="The entity's key (a shop_id for merchants).")],
+    month: MonthOption,
+    scorecard: ScorecardOption = None,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    fmt: Annotated[ExplainFormat, typer.Option("--format", help="Output format.")] = ExplainFormat.table,
+    output: OutOption = None,
+    wait: WaitOption = 60.0,
+) -> None:
+    """Why one entity is or is not eligible: every metric, score part and gate, and what it is missing."""
+    import json
+
+    from chuanliu_cli.explain import explain_entity
+    from chuanliu_cli.output import atomic_write
+    from chuanliu_cli.render import explanation_json, render_explanation
+
+    run, name = _score(month, rules, data, scorecard, wait, require_complete=False)
+    ex = explain_entity(run, name, entity)
+    if fmt is ExplainFormat.json:
+        text = json.dumps(explanation_json(ex), ensure_ascii=False, indent=2) + "\n"
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            with atomic_write(output) as f:
+                f.write(text)
+        return
+    if output is not None:
+        from rich.console import Console as RichConsole
+
+        with atomic_write(output) as f:
+            render_explanation(RichConsole(file=f, width=160, no_color=True, highlight=False), ex)
+        return
+    render_explanation(_settings().console(), ex)
+
+
+# --- rules -------------------------------------------------------------------------------------------------
+
+rules_app = typer.Typer(
+    name="rules",
+    help="Check, show and compile rulesets.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+)
+app.add_typer(rules_app, name="rules")
+
+RulesFileArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        envvar="CHUANLIU_RULES",
+        help="Ruleset YAML [default: --rules, CHUANLIU_RULES, else the bundled chuanliu-2023].",
+        show_default=False,
+    ),
+]
+
+
+@command(rules_app, "check")
+def rules_check(file: RulesFileArgument = None) -> None:
+    """Validate a ruleset (parse, names and types, compile against the table schemas); exit 0 or 3."""
+    from rich.table import Table
+
+    from chuanliu_cli.rules.validate import check_ruleset_against_schema
+
+    ruleset = _ruleset(file)
+    summary = check_ruleset_against_schema(ruleset)
+    settings = _settings()
+    if settings.quiet:
+        return
+    console = settings.console()
+    console.print(f"{ruleset.path}: OK · {ruleset.name} · sha256 {ruleset.sha256} · period {ruleset.period}")
+    table = Table(title="Scorecards", title_justify="left")
+    for name in ("scorecard", "key", "metrics", "scores", "gates", "tiers", "pool"):
+        table.add_column(name, justify="left" if name in ("scorecard", "key") else "right")
+    for sc in summary.scorecards:
+        table.add_row(
+            sc.name, sc.key, str(sc.metrics), str(sc.scores), str(sc.gates), str(sc.tiers),
+            f"{sc.pool:,}" if sc.pool is not None else "-",
+        )
+    console.print(table)
+
+
+@command(rules_app, "show")
+def rules_show(file: RulesFileArgument = None) -> None:
+    """Render a ruleset as tables: metrics, scores and their parts, gates, tiers and reward."""
+    from chuanliu_cli.rules.show import render_ruleset
+
+    ruleset = _ruleset(file)
+    console = _settings().console()
+    for renderable in render_ruleset(ruleset):
+        console.print(renderable)
+
+
+@command(rules_app, "sql")
+def rules_sql(
+    month: MonthOption,
+    scorecard: ScorecardOption = None,
+    rules: RulesOption = None,
+) -> None:
+    """Print the SQL compiled from the ruleset for a period (every scorecard, or one)."""
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.rules.compiler import compile_scorecard
+
+    ruleset = _ruleset(rules)
+    period = parse_period(month, ruleset.period)
+    names = [sc.name for sc in ruleset.scorecards]
+    chosen = [_check_scorecard(scorecard, names)] if scorecard else names
+    for name in chosen:
+        compiled = compile_scorecard(ruleset, name, period)
+        sys.stdout.write(f"-- scorecard {name} · {ruleset.name} · {period.label}\n{compiled.sql};\n\n")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from chuanliu_cli.explain import Explanation
     from chuanliu_cli.loading.loader import FileResult
     from chuanliu_cli.scoring import RunResult, ScorecardResult
     from chuanliu_cli.status import StoreStatus
@@ -205,3 +206,118 @@ def render_scores(console: Console, run: RunResult, scorecard: str, rows: Any) -
         )
     console.print(table)
     _footer(console, run, res)
+
+
+def _num(v: float | None, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "NULL"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def render_explanation(console: Console, ex: Explanation) -> None:
+    """`chuanliu explain`: header, metrics, score parts, gates and what the entity is missing."""
+    status = "✓ eligible" if ex.eligible else "✗ not eligible (" + ", ".join(ex.failed_gates) + ")"
+    head = Text()
+    head.append(f"{ex.key_name} {ex.key}", style="bold")
+    if ex.name:
+        head.append(f"  {ex.name}")
+    head.append(f"  · {ex.scorecard} · {ex.period_label} [{ex.period_start} – {ex.period_end})")
+    console.print(head)
+    line = f"{status} · tier {ex.tier or '-'} · {ex.rank_by} {_score(ex.rank_by_value)}"
+    if ex.rank is not None:
+        line += f" · rank {ex.rank} of {ex.ranked}"
+    if ex.grant is not None and ex.pool:
+        share = f"{(ex.share or 0):.4%}"
+        line += f" · grant {_n(ex.grant)} {ex.unit} ({share} of the pool)"
+    if ex.grant_note and ex.grant_note not in ("not eligible",):
+        line += f" · {ex.grant_note}"
+    console.print(Text(line, style="green" if ex.eligible else "red"))
+    if not ex.complete:
+        console.print(Text("⚠ PARTIAL PERIOD: the data does not cover the whole period yet.", style="bold yellow"))
+
+    mt = Table(title="Metrics", title_justify="left")
+    for name in ("metric", "label", "value", "source", "window", "filter", "expression"):
+        mt.add_column(name, justify="right" if name == "value" else "left")
+    for m in ex.metrics:
+        mt.add_row(*(Text(c) for c in (m.name, m.label or "", _num(m.value), m.source, m.window, m.filter or "", m.expression)))
+    console.print(mt)
+
+    st = Table(title="Scores", title_justify="left")
+    for name in ("score", "part", "raw", "normalizer", "normalized", "weight", "points"):
+        st.add_column(name, justify="left" if name in ("score", "part", "normalizer") else "right")
+    for s in ex.scores:
+        st.add_row(
+            Text(f"{s.name} = {_score(s.value)} / {_num(s.scale)}", style="bold"),
+            Text(s.null_reason or (s.label or "")), "", "", "", "", "",
+        )
+        for p in s.parts:
+            st.add_row(
+                "",
+                Text(f"{p.ref}" + (f" ({p.note})" if p.note else "")),
+                _num(p.raw),
+                Text(p.normalizer),
+                _num(p.normalized),
+                _num(p.weight),
+                _score(p.points),
+            )
+    console.print(st)
+
+    if ex.gates:
+        gt = Table(title="Gates", title_justify="left")
+        for name in ("gate", "", "condition", "values", "reason / needed"):
+            gt.add_column(name)
+        for g in ex.gates:
+            values = ", ".join(f"{k} = {_num(v)}" for k, v in g.values.items())
+            mark = "✓ pass" if g.passed else "✗ fail"
+            if g.result is None and g.values and any(v is None for v in g.values.values()):
+                mark += f" (no value: missing {g.missing})"
+            detail = "" if g.passed else "; ".join([g.reason, *g.needs])
+            gt.add_row(Text(g.id), Text(mark, style="green" if g.passed else "red"), Text(g.when), Text(values), Text(detail))
+        console.print(gt)
+
+    console.print(Text("What it is missing", style="bold"))
+    if ex.failed_gates:
+        for g in ex.gates:
+            if not g.passed:
+                console.print(Text(f"  • gate {g.id}: " + ("; ".join(g.needs) or g.reason)))
+    if ex.target_tier is None:
+        console.print(Text("  • already in the top tier: no points missing." if ex.tier else "  • no tiers."))
+    else:
+        console.print(
+            Text(
+                f"  • tier {ex.target_tier} needs {ex.rank_by} ≥ {_num(ex.target_score)}: "
+                f"{_score(ex.points_needed)} points more"
+            )
+        )
+        for s in ex.suggestions:
+            console.print(
+                Text(
+                    f"    – {s.metric} {_num(s.current)} → {_num(s.target)} alone would give "
+                    f"{ex.rank_by} {_score(s.reaches)}"
+                )
+            )
+        if ex.no_suggestion_reason:
+            console.print(Text(f"    – {ex.no_suggestion_reason}"))
+
+
+def explanation_json(ex: Explanation) -> dict[str, Any]:
+    """The explanation as plain JSON-able data (NaN → null)."""
+    import dataclasses
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if hasattr(v, "isoformat"):
+            return v.isoformat()
+        return v
+
+    data = clean(dataclasses.asdict(ex))
+    data["share"] = ex.share
+    return data  # type: ignore[no-any-return]

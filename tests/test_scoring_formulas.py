@@ -1,0 +1,149 @@
+"""Score formulas of SPEC §4 with hand-computed expectations: normalizers, missing values, requires, tiers."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from chuanliu_cli.rules.model import Loc, Normalizer, Requires, Score, Scorecard, ScorePart, Tier
+from chuanliu_cli.scoring import compute_scores, normalize_expr, tier_for
+
+L = Loc("t.yaml", 1, 1)
+
+
+def _norm(kind: str, params: tuple = ()) -> Normalizer:
+    return Normalizer(kind, params)  # type: ignore[arg-type]
+
+
+def _apply(norm: Normalizer, xs: list[float | None]) -> list[float | None]:
+    return pl.DataFrame({"x": xs}, schema={"x": pl.Float64}).select(normalize_expr(pl.col("x"), norm).alias("x"))["x"].to_list()
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [(3, 0.0), (4, 0.0), (15, 0.5), (26, 1.0), (40, 1.0), (None, None)],
+)
+def test_linear_increasing(x: float | None, expected: float | None) -> None:
+    assert _apply(_norm("linear", (4, 26)), [x]) == [pytest.approx(expected) if expected is not None else None]
+
+
+@pytest.mark.parametrize(("x", "expected"), [(0.0, 1.0), (0.05, 0.0), (0.0125, 0.75), (0.2, 0.0), (-1, 1.0)])
+def test_linear_decreasing_lower_is_better(x: float, expected: float) -> None:
+    assert _apply(_norm("linear", (0.05, 0)), [x]) == [pytest.approx(expected)]
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        (0, 0.0),
+        (-5, 0.0),
+        (200, 1.0),
+        (500, 1.0),
+        (99, math.log(100) / math.log(201)),
+        (10, math.log(11) / math.log(201)),
+    ],
+)
+def test_log(x: float, expected: float) -> None:
+    assert _apply(_norm("log", (0, 200)), [x]) == [pytest.approx(expected)]
+
+
+def test_log_with_offset() -> None:
+    # ln(1 + max(x − a, 0)) / ln(1 + b − a) with a = 10, b = 110
+    assert _apply(_norm("log", (10, 110)), [5, 10, 60, 110]) == pytest.approx(
+        [0.0, 0.0, math.log(51) / math.log(101), 1.0]
+    )
+
+
+def test_bands() -> None:
+    bands = _norm("bands", ((10, 0.2), (20, 0.5), (50, 1.0)))
+    assert _apply(bands, [5, 10, 19.99, 20, 49, 50, 1000, None]) == [0.0, 0.2, 0.2, 0.5, 0.5, 1.0, 1.0, None]
+
+
+def test_rank_percent_with_ties_and_nulls() -> None:
+    # values 1, 2, 2, 4 and a NULL: n = 4; 2s have L = 1, E = 2 -> (1 + 0.5) / 3 = 0.5
+    assert _apply(_norm("rank"), [1, 2, 2, 4, None]) == [0.0, 0.5, 0.5, 1.0, None]
+
+
+def test_rank_single_entity_is_one() -> None:
+    assert _apply(_norm("rank"), [7, None]) == [1.0, None]
+
+
+def _card(scores: tuple[Score, ...], metrics: tuple = (), tiers: tuple[Tier, ...] = ()) -> Scorecard:
+    return Scorecard("m", None, "shop_id", metrics, scores, scores[-1].name, (), tiers, None, L)
+
+
+def test_weighted_score_and_score_of_scores() -> None:
+    div = Score(
+        "diligence",
+        None,
+        100,
+        (
+            ScorePart(50, L, metric="days", normalize=_norm("linear", (4, 26))),
+            ScorePart(30, L, metric="hours", normalize=_norm("log", (0, 200))),
+            ScorePart(20, L, metric="weeks", normalize=_norm("linear", (1, 4))),
+        ),
+        None,
+        L,
+    )
+    store = Score("store", None, 5, (ScorePart(1, L, metric="q", normalize=_norm("linear", (1, 5))),), None, L)
+    total = Score("total", None, 100, (ScorePart(30, L, score="diligence"), ScorePart(10, L, score="store")), None, L)
+    frame = pl.DataFrame({"shop_id": ["a"], "days": [15.0], "hours": [200.0], "weeks": [2.5], "q": [4.0]})
+    out = compute_scores(_card((div, store, total)), frame)
+    # diligence = 100 × (50×0.5 + 30×1 + 20×0.5) / 100 = 65; store = 5 × 0.75 = 3.75
+    # total = 100 × (30 × 0.65 + 10 × 0.75) / 40 = 67.5
+    assert out.row(0, named=True)["diligence"] == pytest.approx(65.0)
+    assert out.row(0, named=True)["store"] == pytest.approx(3.75)
+    assert out.row(0, named=True)["total"] == pytest.approx(67.5)
+
+
+def test_missing_default_zero_custom_value_and_skip() -> None:
+    parts = (
+        ScorePart(50, L, metric="a", normalize=_norm("linear", (0, 10))),
+        ScorePart(50, L, metric="b", normalize=_norm("linear", (0, 10))),
+    )
+    zero = Score("zero", None, 100, parts, None, L)
+    custom = Score("custom", None, 100, (parts[0], ScorePart(50, L, metric="b", normalize=parts[1].normalize, missing=0.5)), None, L)
+    skip = Score("skip", None, 100, (parts[0], ScorePart(50, L, metric="b", normalize=parts[1].normalize, missing="skip")), None, L)
+    frame = pl.DataFrame({"shop_id": ["x"], "a": [8.0], "b": [None]}, schema={"shop_id": pl.Utf8, "a": pl.Float64, "b": pl.Float64})
+    row = compute_scores(_card((zero, custom, skip)), frame).row(0, named=True)
+    assert row["zero"] == pytest.approx(40.0)  # (50×0.8 + 50×0) / 100
+    assert row["custom"] == pytest.approx(65.0)  # (50×0.8 + 50×0.5) / 100
+    assert row["skip"] == pytest.approx(80.0)  # the part and its weight dropped
+
+
+def test_all_parts_skipped_gives_null() -> None:
+    s = Score("s", None, 100, (ScorePart(1, L, metric="a", normalize=_norm("linear", (0, 1)), missing="skip"),), None, L)
+    frame = pl.DataFrame({"shop_id": ["x"], "a": [None]}, schema={"shop_id": pl.Utf8, "a": pl.Float64})
+    assert compute_scores(_card((s,)), frame)["s"].to_list() == [None]
+
+
+@pytest.mark.parametrize(("reviews", "expected"), [(19.0, None), (20.0, 5.0), (None, None)])
+def test_requires(reviews: float | None, expected: float | None) -> None:
+    s = Score(
+        "store", None, 5, (ScorePart(1, L, metric="q", normalize=_norm("linear", (1, 5))),), Requires("n", 20, L), L
+    )
+    frame = pl.DataFrame({"shop_id": ["x"], "q": [5.0], "n": [reviews]}, schema={"shop_id": pl.Utf8, "q": pl.Float64, "n": pl.Float64})
+    assert compute_scores(_card((s,)), frame)["store"].to_list() == [expected]
+
+
+TIERS = (Tier("S", 80, 3, L), Tier("A", 65, 2, L), Tier("C", 35, 1, L))
+
+
+@pytest.mark.parametrize(
+    ("value", "tier"),
+    [
+        (80.0, "S"),
+        (79.9999995, "S"),  # rounds half away from zero to 80.000000
+        (79.9999994, "A"),
+        (65.0, "A"),
+        (64.99999949, "C"),
+        (35.0, "C"),
+        (34.999999, None),
+        (None, None),
+    ],
+)
+def test_tier_boundaries_at_six_decimals(value: float | None, tier: str | None) -> None:
+    card = _card((Score("total", None, 100, (ScorePart(1, L, metric="a"),), None, L),), tiers=TIERS)
+    assert tier_for(card, value) == tier
