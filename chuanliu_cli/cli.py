@@ -146,6 +146,10 @@ def _main(
 
 # --- shared options ----------------------------------------------------------------------------------------
 
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", envvar="CHUANLIU_DB", help="The database file [default: ./chuanliu.duckdb]."),
+]
 WaitOption = Annotated[
     float, typer.Option("--wait", min=0, help="Seconds to wait for another process holding the database.")
 ]
@@ -198,6 +202,7 @@ def load(
     timezone: Annotated[
         str, typer.Option("--timezone", help="Timezone of naive times in the files.")
     ] = "Asia/Shanghai",
+    db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """Validate export files and upsert them into the database, all or nothing.
@@ -217,7 +222,7 @@ def load(
         if table is None or not files:
             raise UsageError("give TABLE FILE... or --dir DIR", hint="e.g. chuanliu load orders orders.csv")
         items = [(table.value, f) for f in files]
-    _run_load(items, max_reject_rate, encoding, sheet, mapping, timezone, wait)
+    _run_load(items, max_reject_rate, encoding, sheet, mapping, timezone, wait, db)
 
 
 def _load_options(
@@ -244,6 +249,7 @@ def _run_load(
     mapping: Path | None,
     timezone: str,
     wait: float,
+    db_option: str | None,
 ) -> None:
     from chuanliu_cli.loading.loader import load_files
     from chuanliu_cli.render import render_load_summary
@@ -252,7 +258,7 @@ def _run_load(
     settings = _settings()
     options = _load_options(max_reject_rate, encoding, sheet, mapping, timezone)
     err = settings.console(stderr=True)
-    with open_database(_db_path(None), "write", wait) as db:
+    with open_database(_db_path(db_option), "write", wait) as db:
         results = load_files(db, items, options, progress=_progress_callback(err, settings))
     if not settings.quiet:
         render_load_summary(settings.console(), results)
@@ -291,15 +297,15 @@ def _progress_callback(err: Console, settings: Settings) -> Any:
 
 
 @command(app)
-def status(wait: WaitOption = 60.0) -> None:
+def status(db: DbOption = None, wait: WaitOption = 60.0) -> None:
     """Show what is loaded: rows per table, months covered, last loads, rejects, complete months."""
     from chuanliu_cli.render import render_status
     from chuanliu_cli.status import store_status
     from chuanliu_cli.store import open_database
 
-    path = _db_path(None)
-    with open_database(path, "read", wait) as db:
-        st = store_status(db.con)
+    path = _db_path(db)
+    with open_database(path, "read", wait) as handle:
+        st = store_status(handle.con)
     render_status(_settings().console(), st, path)
 
 
@@ -425,7 +431,7 @@ def _check_scorecard(name: str, names: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def _scoring_connection(data: Path | None, wait: float) -> Iterator[Any]:
+def _scoring_connection(data: Path | None, db_option: str | None, wait: float) -> Iterator[Any]:
     """A connection holding the data: the database read-only, or an in-memory load of --data DIR."""
     from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
     from chuanliu_cli.store import disable_external_access, memory_database, open_database
@@ -442,12 +448,13 @@ def _scoring_connection(data: Path | None, wait: float) -> Iterator[Any]:
         finally:
             db.con.close()
         return
-    with open_database(_db_path(None), "read", wait) as db:
+    with open_database(_db_path(db_option), "read", wait) as db:
         disable_external_access(db.con)
         yield db.con
 
 
 def _score(
+    db: str | None,
     month: str,
     rules: Path | None,
     data: Path | None,
@@ -463,7 +470,7 @@ def _score(
     period = parse_period(month, ruleset.period)
     names = [sc.name for sc in ruleset.scorecards]
     name = _check_scorecard(scorecard or names[0], names)
-    with _scoring_connection(data, wait) as con:
+    with _scoring_connection(data, db, wait) as con:
         run = score_period(con, ruleset, period, upto=name)
     if not run.complete:
         message = (
@@ -538,12 +545,13 @@ def score(
     fmt: FormatOption = None,
     output: OutOption = None,
     require_complete: RequireCompleteOption = False,
+    db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
     import polars as pl
 
-    run, name = _score(month, rules, data, scorecard, wait, require_complete)
+    run, name = _score(db, month, rules, data, scorecard, wait, require_complete)
     res = run.scorecards[name]
     frame = res.frame
     if ids:
@@ -571,12 +579,13 @@ def eligible(
     fmt: FormatOption = None,
     output: OutOption = None,
     require_complete: RequireCompleteOption = False,
+    db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
     from chuanliu_cli.render import render_eligible
 
-    run, name = _score(month, rules, data, scorecard, wait, require_complete)
+    run, name = _score(db, month, rules, data, scorecard, wait, require_complete)
     _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
 
 
@@ -594,6 +603,7 @@ def explain(
     data: DataOption = None,
     fmt: Annotated[ExplainFormat, typer.Option("--format", help="Output format.")] = ExplainFormat.table,
     output: OutOption = None,
+    db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """Why one entity is or is not eligible: every metric, score part and gate, and what it is missing."""
@@ -603,7 +613,7 @@ def explain(
     from chuanliu_cli.output import atomic_write
     from chuanliu_cli.render import explanation_json, render_explanation
 
-    run, name = _score(month, rules, data, scorecard, wait, require_complete=False)
+    run, name = _score(db, month, rules, data, scorecard, wait, require_complete=False)
     ex = explain_entity(run, name, entity)
     if fmt is ExplainFormat.json:
         text = json.dumps(explanation_json(ex), ensure_ascii=False, indent=2) + "\n"
@@ -661,7 +671,12 @@ def rules_check(file: RulesFileArgument = None) -> None:
         table.add_column(name, justify="left" if name in ("scorecard", "key") else "right")
     for sc in summary.scorecards:
         table.add_row(
-            sc.name, sc.key, str(sc.metrics), str(sc.scores), str(sc.gates), str(sc.tiers),
+            sc.name,
+            sc.key,
+            str(sc.metrics),
+            str(sc.scores),
+            str(sc.gates),
+            str(sc.tiers),
             f"{sc.pool:,}" if sc.pool is not None else "-",
         )
     console.print(table)

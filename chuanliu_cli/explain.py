@@ -19,7 +19,7 @@ from chuanliu_cli.rules.model import (
     Normalizer,
     Scorecard,
 )
-from chuanliu_cli.scoring import RunResult, ScorecardResult, compute_scores, part_column, tier_for
+from chuanliu_cli.scoring import RunResult, compute_scores, part_column, tier_for
 
 if TYPE_CHECKING:
     import polars as pl
@@ -150,7 +150,9 @@ def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
         )
     row = matches.row(0, named=True)
     metrics_frame = frame.select([sc.key, *(m.name for m in sc.metrics)])
-    parts = compute_scores(sc, metrics_frame, keep_parts=True).filter(pl.col(sc.key) == key).row(0, named=True)
+    parts = (
+        compute_scores(sc, metrics_frame, keep_parts=True).filter(pl.col(sc.key) == key).row(0, named=True)
+    )
     ranked = int(frame["rank"].drop_nulls().len())
     target_tier, target_score = _target(sc, row[sc.rank_by])
     value = row[sc.rank_by]
@@ -160,7 +162,7 @@ def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
     suggestions: tuple[Suggestion, ...] = ()
     no_reason = None
     if target_score is not None:
-        suggestions, no_reason = _suggest(sc, metrics_frame, key, target_score, row)
+        suggestions, no_reason = _suggest(sc, metrics_frame, key, target_score, row, parts)
     return Explanation(
         scorecard=scorecard,
         key_name=sc.key,
@@ -273,7 +275,9 @@ def _score_lines(sc: Scorecard, row: dict[str, Any], parts: dict[str, Any]) -> l
                 null_reason = f"requires {req.metric} ≥ {req.at_least:g}, has {shown} ({short:g} short)"
             else:
                 null_reason = "every part was skipped (no values)"
-        lines.append(ScoreLine(score.name, score.label, row[score.name], score.scale, tuple(plines), null_reason))
+        lines.append(
+            ScoreLine(score.name, score.label, row[score.name], score.scale, tuple(plines), null_reason)
+        )
     return lines
 
 
@@ -419,7 +423,9 @@ def _rescore(sc: Scorecard, metrics: pl.DataFrame, key: str, metric: str, value:
     """rank_by for entity `key` after setting one metric, re-scoring through the whole score hierarchy."""
     import polars as pl
 
-    uses_rank = any(p.normalize is not None and p.normalize.kind == "rank" for s in sc.scores for p in s.parts)
+    uses_rank = any(
+        p.normalize is not None and p.normalize.kind == "rank" for s in sc.scores for p in s.parts
+    )
     frame = metrics if uses_rank else metrics.filter(pl.col(sc.key) == key)
     changed = frame.with_columns(
         pl.when(pl.col(sc.key) == key).then(pl.lit(float(value))).otherwise(pl.col(metric)).alias(metric)
@@ -437,31 +443,87 @@ def _saturation(norm: Normalizer) -> float:
     return float(norm.params[1])  # type: ignore[arg-type]
 
 
+def _normalize_one(x: float | None, norm: Normalizer | None) -> float | None:
+    """The scalar twin of scoring.normalize_expr, for the search; results are re-verified vectorized."""
+    if x is None:
+        return None
+    if norm is None:
+        return min(max(x, 0.0), 1.0)
+    if norm.kind == "linear":
+        a, b = (float(v) for v in norm.params)  # type: ignore[arg-type]
+        return min(max((x - a) / (b - a), 0.0), 1.0)
+    if norm.kind == "log":
+        a, b = (float(v) for v in norm.params)  # type: ignore[arg-type]
+        return min(max(math.log(1 + max(x - a, 0.0)) / math.log(1 + b - a), 0.0), 1.0)
+    if norm.kind == "bands":
+        out = 0.0
+        for t, v in norm.params:  # type: ignore[misc]
+            if x >= float(t):
+                out = float(v)
+        return out
+    raise AssertionError(norm.kind)  # rank parts are taken from the scored frame
+
+
+def _fast_rank_by(sc: Scorecard, values: dict[str, Any], parts: dict[str, Any]) -> float | None:
+    """rank_by for one entity from its metric values (rank-normalized parts kept as scored)."""
+    vals = dict(values)
+    scales = {s.name: s.scale for s in sc.scores}
+    for score in sc.scores:
+        numer = denom = 0.0
+        for i, part in enumerate(score.parts):
+            if part.normalize is not None and part.normalize.kind == "rank":
+                n = parts[part_column(score, i)]
+            elif part.metric is not None or part.normalize is not None:
+                n = _normalize_one(vals.get(part.ref), part.normalize)
+            else:
+                raw = vals.get(part.ref)
+                n = None if raw is None else raw / scales[part.ref]
+            if n is None:
+                if part.missing == "skip":
+                    continue
+                n = float(part.missing)
+            numer += part.weight * n
+            denom += part.weight
+        value = score.scale * numer / denom if denom > 0 else None
+        req = score.requires
+        if req is not None and (vals.get(req.metric) is None or vals[req.metric] < req.at_least):
+            value = None
+        vals[score.name] = value
+    out = vals.get(sc.rank_by)
+    return None if out is None else float(out)
+
+
 def _suggest(
-    sc: Scorecard, metrics: pl.DataFrame, key: str, target: float, row: dict[str, Any]
+    sc: Scorecard, metrics: pl.DataFrame, key: str, target: float, row: dict[str, Any], parts: dict[str, Any]
 ) -> tuple[tuple[Suggestion, ...], str | None]:
     goal = round_micro(target)
+    base = {m.name: row[m.name] for m in sc.metrics}
+
+    def fast(metric: str, x: float) -> float | None:
+        return _fast_rank_by(sc, {**base, metric: x}, parts)
+
     found = []
     for metric, norm in _candidate_parts(sc).items():
         current = row[metric]
         end = _saturation(norm)
         increasing = norm.kind != "linear" or float(norm.params[1]) > float(norm.params[0])  # type: ignore[arg-type]
-        start = current if current is not None else float(norm.params[0][0] if norm.kind == "bands" else norm.params[0])  # type: ignore[index]
+        low_end = float(norm.params[0][0] if norm.kind == "bands" else norm.params[0])  # type: ignore[index, arg-type]
+        start = current if current is not None else low_end
         if (increasing and start >= end) or (not increasing and start <= end):
             continue  # already saturated
-        best = _rescore(sc, metrics, key, metric, end)
+        best = fast(metric, end)
         if best is None or round_micro(best) < goal:
             continue  # this metric alone cannot close the gap
         lo, hi = start, end  # f(lo) < goal <= f(hi) along the improving direction
-        for _ in range(80):
+        for _ in range(60):
             mid = (lo + hi) / 2
-            value = _rescore(sc, metrics, key, metric, mid)
+            value = fast(metric, mid)
             if value is not None and round_micro(value) >= goal:
                 hi = mid
             else:
                 lo = mid
         candidate = _round_towards(hi, increasing, _integral(sc, metric))
-        for _ in range(5):  # verify by re-scoring; nudge past rounding if needed
+        for _ in range(5):  # verify by re-scoring the whole hierarchy; nudge past rounding if needed
             reached = _rescore(sc, metrics, key, metric, candidate)
             if reached is not None and round_micro(reached) >= goal:
                 change = abs(candidate - current) / abs(current) if current else math.inf

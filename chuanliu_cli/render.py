@@ -235,13 +235,28 @@ def render_explanation(console: Console, ex: Explanation) -> None:
         line += f" · {ex.grant_note}"
     console.print(Text(line, style="green" if ex.eligible else "red"))
     if not ex.complete:
-        console.print(Text("⚠ PARTIAL PERIOD: the data does not cover the whole period yet.", style="bold yellow"))
+        console.print(
+            Text("⚠ PARTIAL PERIOD: the data does not cover the whole period yet.", style="bold yellow")
+        )
 
     mt = Table(title="Metrics", title_justify="left")
     for name in ("metric", "label", "value", "source", "window", "filter", "expression"):
         mt.add_column(name, justify="right" if name == "value" else "left")
     for m in ex.metrics:
-        mt.add_row(*(Text(c) for c in (m.name, m.label or "", _num(m.value), m.source, m.window, m.filter or "", m.expression)))
+        mt.add_row(
+            *(
+                Text(c)
+                for c in (
+                    m.name,
+                    m.label or "",
+                    _num(m.value),
+                    m.source,
+                    m.window,
+                    m.filter or "",
+                    m.expression,
+                )
+            )
+        )
     console.print(mt)
 
     st = Table(title="Scores", title_justify="left")
@@ -250,7 +265,12 @@ def render_explanation(console: Console, ex: Explanation) -> None:
     for s in ex.scores:
         st.add_row(
             Text(f"{s.name} = {_score(s.value)} / {_num(s.scale)}", style="bold"),
-            Text(s.null_reason or (s.label or "")), "", "", "", "", "",
+            Text(s.null_reason or (s.label or "")),
+            "",
+            "",
+            "",
+            "",
+            "",
         )
         for p in s.parts:
             st.add_row(
@@ -274,7 +294,13 @@ def render_explanation(console: Console, ex: Explanation) -> None:
             if g.result is None and g.values and any(v is None for v in g.values.values()):
                 mark += f" (no value: missing {g.missing})"
             detail = "" if g.passed else "; ".join([g.reason, *g.needs])
-            gt.add_row(Text(g.id), Text(mark, style="green" if g.passed else "red"), Text(g.when), Text(values), Text(detail))
+            gt.add_row(
+                Text(g.id),
+                Text(mark, style="green" if g.passed else "red"),
+                Text(g.when),
+                Text(values),
+                Text(detail),
+            )
         console.print(gt)
 
     console.print(Text("What it is missing", style="bold"))
@@ -291,11 +317,11 @@ def render_explanation(console: Console, ex: Explanation) -> None:
                 f"{_score(ex.points_needed)} points more"
             )
         )
-        for s in ex.suggestions:
+        for sug in ex.suggestions:
             console.print(
                 Text(
-                    f"    – {s.metric} {_num(s.current)} → {_num(s.target)} alone would give "
-                    f"{ex.rank_by} {_score(s.reaches)}"
+                    f"    – {sug.metric} {_num(sug.current)} → {_num(sug.target)} alone would give "
+                    f"{ex.rank_by} {_score(sug.reaches)}"
                 )
             )
         if ex.no_suggestion_reason:
@@ -320,4 +346,4 @@ def explanation_json(ex: Explanation) -> dict[str, Any]:
 
     data = clean(dataclasses.asdict(ex))
     data["share"] = ex.share
-    return data  # type: ignore[no-any-return]
+    return dict(data)

@@ -40,9 +40,9 @@ class TableMapping:
         found: dict[str, int] = {}
         for col, names in self.aliases.items():
             for name in names:
-                i = index.get(normalize_header(name))
-                if i is not None:
-                    found[col] = i
+                at = index.get(normalize_header(name))
+                if at is not None:
+                    found[col] = at
                     break
         return found
 

@@ -238,7 +238,7 @@ def _open_csv(path: Path, encoding: str | None) -> FileReader:
 
 
 def _csv_batches(
-    path: Path, reader: csv._reader, headers: list[str], header_line: int, selected: list[int]
+    path: Path, reader: Iterator[list[str]], headers: list[str], header_line: int, selected: list[int]
 ) -> Iterator[Batch]:
     width = len(headers)
     norm_header = [h.strip() for h in headers]
@@ -252,9 +252,9 @@ def _csv_batches(
         except StopIteration:
             break
         except csv.Error as exc:
-            raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
+            raise DataError(f"{path}: line {_line_num(reader)}: {exc}") from None
         start_line = prev_line + 1
-        prev_line = reader.line_num
+        prev_line = _line_num(reader)
         if not row or all(not c.strip() for c in row):
             continue  # blank rows, trailing ones included
         if len(row) == width and [c.strip() for c in row] == norm_header:
@@ -269,6 +269,11 @@ def _csv_batches(
             rows, lines, shape = [], [], {}
     if rows:
         yield _text_batch(rows, lines, selected, shape)
+
+
+def _line_num(reader: Iterator[list[str]]) -> int:
+    """The csv reader's count of physical lines read so far."""
+    return int(getattr(reader, "line_num", 0))
 
 
 def _text_batch(rows: list[list[str]], lines: list[int], selected: list[int], shape: dict[int, str]) -> Batch:

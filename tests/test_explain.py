@@ -1,0 +1,156 @@
+"""`chuanliu explain`: gates with the amount needed, NULL scores, next tier and verified suggestions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+import pytest
+
+from chuanliu_cli.allocation import round_micro
+from chuanliu_cli.errors import DataError
+from chuanliu_cli.exit_codes import ExitCode
+from chuanliu_cli.explain import Explanation, explain_entity
+from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+from chuanliu_cli.periods import month_period
+from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
+from chuanliu_cli.scoring import RunResult, compute_scores, score_period, tier_for
+from chuanliu_cli.store import memory_database
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def run() -> RunResult:
+    db = memory_database()
+    load_files(db, discover(REPO / "sample_data"), LoadOptions())
+    return score_period(db.con, load_ruleset(default_ruleset_path()), month_period(2023, 5))
+
+
+def _check_suggestions_reach_target(run: RunResult, ex: Explanation) -> None:
+    res = run.scorecards[ex.scorecard]
+    sc = res.scorecard
+    metrics = res.frame.select([sc.key, *(m.name for m in sc.metrics)])
+    assert ex.target_score is not None
+    for s in ex.suggestions:
+        changed = metrics.with_columns(
+            pl.when(pl.col(sc.key) == ex.key)
+            .then(pl.lit(s.target))
+            .otherwise(pl.col(s.metric))
+            .alias(s.metric)
+        )
+        total = compute_scores(sc, changed).filter(pl.col(sc.key) == ex.key)[sc.rank_by][0]
+        assert round_micro(total) >= round_micro(ex.target_score), (s, total)
+        assert tier_for(sc, total) == ex.target_tier or ex.tier is None
+
+
+def test_one_failed_gate_with_amount_needed(run: RunResult) -> None:
+    ex = explain_entity(run, "merchant", "ks700003")
+    assert not ex.eligible and ex.failed_gates == ("distribution_history",)
+    gate = next(g for g in ex.gates if g.id == "distribution_history")
+    assert gate.values == {"distribution_orders_90d": 0.0}
+    assert gate.needs == ("distribution_orders_90d is 0, needs >= 1: 1 more",)
+    assert ex.rank is None and ex.grant == 0
+
+
+def test_several_failed_gates(run: RunResult) -> None:
+    ex = explain_entity(run, "merchant", "ks700008")
+    assert len(ex.failed_gates) == 3
+    failed = [g for g in ex.gates if not g.passed]
+    assert all(g.needs for g in failed)
+    stable = next((g for g in failed if g.id == "stable_live"), None)
+    if stable is not None:
+        # an `and` of comparisons lists only the conjuncts that fail
+        for need in stable.needs:
+            name = need.split(" ")[0]
+            assert stable.values[name] is not None
+
+
+def test_stable_live_needs_days_and_weeks(run: RunResult) -> None:
+    ex = explain_entity(run, "merchant", "ks700004")
+    gate = next(g for g in ex.gates if g.id == "stable_live")
+    days = gate.values["live_days"]
+    assert days is not None and days < 8
+    assert gate.needs[0] == f"live_days is {days:g}, needs >= 8: {8 - days:g} more"
+
+
+def test_top_tier_has_nothing_missing(run: RunResult) -> None:
+    ex = explain_entity(run, "merchant", "ks700055")
+    assert ex.tier == "S" and ex.rank == 1
+    assert ex.target_tier is None and ex.points_needed is None and ex.suggestions == ()
+    assert ex.share == pytest.approx(ex.grant / 4_000_000_000)
+
+
+def test_just_below_a_tier_suggests_verified_values(run: RunResult) -> None:
+    frame = run.scorecards["merchant"].frame
+    below = frame.filter(pl.col("eligible") & (pl.col("tier") == "A")).sort("total", descending=True)
+    key = below[0, "shop_id"]
+    ex = explain_entity(run, "merchant", key)
+    assert ex.target_tier == "S" and ex.target_score == 80
+    assert ex.points_needed == pytest.approx(80 - below[0, "total"])
+    assert 1 <= len(ex.suggestions) <= 3
+    changes = [s.change for s in ex.suggestions]
+    assert changes == sorted(changes)
+    _check_suggestions_reach_target(run, ex)
+
+
+def test_every_suggestion_of_every_merchant_reaches_its_target(run: RunResult) -> None:
+    keys = run.scorecards["merchant"].frame["shop_id"].to_list()
+    suggested = 0
+    for key in keys:
+        ex = explain_entity(run, "merchant", key)
+        if ex.target_score is not None:
+            _check_suggestions_reach_target(run, ex)
+            suggested += len(ex.suggestions)
+    assert suggested > 20
+
+
+def test_null_store_experience_is_explained(run: RunResult) -> None:
+    ex = explain_entity(run, "merchant", "ks700017")
+    store = next(s for s in ex.scores if s.name == "store_experience")
+    assert store.value is None
+    assert store.null_reason is not None and store.null_reason.startswith("requires reviews_90d ≥ 20, has ")
+    gate = next(g for g in ex.gates if g.id == "store_experience")
+    assert gate.passed and gate.result is None and gate.missing == "pass"
+
+
+def test_score_parts_add_up(run: RunResult) -> None:
+    ex = explain_entity(run, "merchant", "ks700055")
+    for s in ex.scores:
+        if s.value is not None:
+            assert sum(p.points or 0 for p in s.parts) == pytest.approx(s.value)
+
+
+def test_promoter(run: RunResult) -> None:
+    ex = explain_entity(run, "promoter", "dr58344401")
+    assert "reputation" in ex.failed_gates
+    rep = next(s for s in ex.scores if s.name == "reputation")
+    assert rep.value is not None and rep.value < 4.0
+    gate = next(g for g in ex.gates if g.id == "reputation")
+    assert gate.needs and gate.needs[0].startswith("reputation is ")
+
+
+def test_unknown_id_names_nearest(run: RunResult) -> None:
+    with pytest.raises(DataError, match="unknown shop_id 'ks70005'") as err:
+        explain_entity(run, "merchant", "ks70005")
+    assert err.value.hint and err.value.hint.startswith("nearest known: ks7000")
+
+
+def test_cli_unknown_id_exit_4(invoke: Callable[..., Any]) -> None:
+    result = invoke("explain", "nope999", "--month", "2023-05", "--data", str(REPO / "sample_data"))
+    assert result.exit_code == ExitCode.INVALID_DATA
+    assert "unknown shop_id 'nope999'" in result.output
+
+
+def test_cli_table_and_json(invoke: Callable[..., Any]) -> None:
+    result = invoke("explain", "ks700017", "--month", "2023-05", "--data", str(REPO / "sample_data"))
+    assert result.exit_code == 0, result.output
+    for text in ("What it is missing", "tier C needs total ≥ 35", "requires reviews_90d ≥ 20", "Gates"):
+        assert text in result.output
+    js = invoke(
+        "explain", "ks700003", "--month", "2023-05", "--data", str(REPO / "sample_data"), "--format", "json"
+    )
+    doc = json.loads(js.stdout)
+    assert doc["key"] == "ks700003" and doc["eligible"] is False
+    assert doc["failed_gates"] == ["distribution_history"]
