@@ -398,6 +398,9 @@ FormatOption = Annotated[
     typer.Option("--format", help="Output format [default: table on a terminal, csv otherwise]."),
 ]
 OutOption = Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE (atomically).")]
+NoRecordOption = Annotated[
+    bool, typer.Option("--no-record", help="Do not record this run in the database's `runs` table.")
+]
 RequireCompleteOption = Annotated[
     bool, typer.Option("--require-complete", help="Exit 6 if the period's data is incomplete.")
 ]
@@ -461,17 +464,24 @@ def _score(
     scorecard: str | None,
     wait: float,
     require_complete: bool,
+    record: bool = False,
 ) -> tuple[Any, str]:
+    """Score the period; with a database and `record`, add the run to `runs` and `run_results`."""
+    from datetime import datetime
+
     from chuanliu_cli.errors import IncompletePeriodError
     from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.runs import record_run, snapshot_inputs
     from chuanliu_cli.scoring import score_period
 
+    started = datetime.now()
     ruleset = _ruleset(rules, check=True)
     period = parse_period(month, ruleset.period)
     names = [sc.name for sc in ruleset.scorecards]
     name = _check_scorecard(scorecard or names[0], names)
     with _scoring_connection(data, db, wait) as con:
         run = score_period(con, ruleset, period, upto=name)
+        inputs = snapshot_inputs(con) if record and data is None else None
     if not run.complete:
         message = (
             f"period {period.label} is incomplete: {', '.join(run.incomplete_tables)} "
@@ -479,10 +489,20 @@ def _score(
         )
         if require_complete:
             raise IncompletePeriodError(
-                message, hint="load the rest of the month, or drop --require-complete"
+                message, hint="load the rest of the period, or drop --require-complete"
             )
         if not _settings().quiet:
             _error(f"Warning: {message}")
+    if inputs is not None:
+        import shlex
+
+        from chuanliu_cli.store import open_database
+
+        command_line = "chuanliu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        with open_database(_db_path(db), "write", wait) as handle:
+            run_id = record_run(handle.con, run, name, command_line, inputs, started)
+        if not _settings().quiet:
+            _error(f"Recorded as run {run_id} (chuanliu runs --id {run_id})")
     return run, name
 
 
@@ -544,6 +564,7 @@ def score(
     data: DataOption = None,
     fmt: FormatOption = None,
     output: OutOption = None,
+    no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
     db: DbOption = None,
     wait: WaitOption = 60.0,
@@ -551,7 +572,7 @@ def score(
     """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
     import polars as pl
 
-    run, name = _score(db, month, rules, data, scorecard, wait, require_complete)
+    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record)
     res = run.scorecards[name]
     frame = res.frame
     if ids:
@@ -578,6 +599,7 @@ def eligible(
     data: DataOption = None,
     fmt: FormatOption = None,
     output: OutOption = None,
+    no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
     db: DbOption = None,
     wait: WaitOption = 60.0,
@@ -585,7 +607,7 @@ def eligible(
     """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
     from chuanliu_cli.render import render_eligible
 
-    run, name = _score(db, month, rules, data, scorecard, wait, require_complete)
+    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record)
     _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
 
 
@@ -630,6 +652,37 @@ def explain(
             render_explanation(RichConsole(file=f, width=160, no_color=True, highlight=False), ex)
         return
     render_explanation(_settings().console(), ex)
+
+
+@command(app)
+def runs(
+    run_id: Annotated[int | None, typer.Option("--id", help="Show this run's results.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent runs to list.")] = 20,
+    fmt: Annotated[ExplainFormat, typer.Option("--format", help="Output format.")] = ExplainFormat.table,
+    db: DbOption = None,
+    wait: WaitOption = 60.0,
+) -> None:
+    """List the recorded runs of `eligible`/`score`, or one run's per-entity results."""
+    import json
+
+    from chuanliu_cli.render import render_run, render_runs
+    from chuanliu_cli.runs import list_runs, run_results
+    from chuanliu_cli.store import open_database
+
+    with open_database(_db_path(db), "read", wait) as handle:
+        if run_id is None:
+            listed: Any = list_runs(handle.con, limit)
+        else:
+            listed = run_results(handle.con, run_id)
+    if fmt is ExplainFormat.json:
+        doc = listed if run_id is None else {"run": listed[0], "results": listed[1]}
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    console = _settings().console()
+    if run_id is None:
+        render_runs(console, listed)
+    else:
+        render_run(console, *listed)
 
 
 # --- rules -------------------------------------------------------------------------------------------------

@@ -347,3 +347,66 @@ def explanation_json(ex: Explanation) -> dict[str, Any]:
     data = clean(dataclasses.asdict(ex))
     data["share"] = ex.share
     return dict(data)
+
+
+def render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
+    """`chuanliu runs`: the recorded runs, newest first."""
+    if not runs:
+        console.print("No run recorded yet: `chuanliu eligible --month M` records one.")
+        return
+    table = Table(title="Recorded runs", title_justify="left")
+    for name in (
+        "run",
+        "when",
+        "period",
+        "scorecard",
+        "ruleset",
+        "orders",
+        "max load",
+        "eligible",
+        "allocated",
+    ):
+        table.add_column(
+            name,
+            justify="right" if name in ("run", "orders", "max load", "eligible", "allocated") else "left",
+        )
+    for r in runs:
+        table.add_row(
+            str(r["run_id"]),
+            _fmt_time(r["started_at"]),
+            r["period"] + ("" if r["complete"] else " (partial)"),
+            r["scorecard"],
+            f"{r['ruleset_name']} {r['ruleset_sha256'][:12]}",
+            _n(r["orders_rows"]),
+            str(r["max_load_id"] or "-"),
+            f"{_n(r['eligible'])}/{_n(r['entities'])}",
+            _n(r["allocated"]) if r["allocated"] is not None else "-",
+        )
+    console.print(table)
+
+
+def render_run(console: Console, run: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """`chuanliu runs --id N`: one run's inputs and per-entity results."""
+    console.print(
+        Text(
+            f"Run {run['run_id']} · {_fmt_time(run['started_at'])} · {run['command']}\n"
+            f"{run['scorecard']} · {run['period']}{'' if run['complete'] else ' (partial)'} · "
+            f"ruleset {run['ruleset_name']} sha256 {run['ruleset_sha256']} · orders {_n(run['orders_rows'])}, "
+            f"reviews {_n(run['reviews_rows'])}, livestreams {_n(run['livestreams_rows'])}, "
+            f"max load {run['max_load_id']} · chuanliu {run['tool_version']}"
+        )
+    )
+    table = Table(title="Results", title_justify="left")
+    for name in ("rank", "entity", "name", "eligible", "tier", "score", "grant"):
+        table.add_column(name, justify="right" if name in ("rank", "score", "grant") else "left")
+    for r in results:
+        table.add_row(
+            str(r["rank"]) if r["rank"] is not None else "-",
+            Text(str(r["entity"])),
+            Text(r["name"] or ""),
+            "✓" if r["eligible"] else "✗ " + (r["failed_gates"] or ""),
+            r["tier"] or "-",
+            _score(r["score"]),
+            _n(r["grant"]) if r["grant"] is not None else "-",
+        )
+    console.print(table)

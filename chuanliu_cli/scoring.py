@@ -17,10 +17,14 @@ from chuanliu_cli.errors import DataError
 from chuanliu_cli.periods import Period
 from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard, ScorePart
 from chuanliu_cli.sqltext import ident
+from chuanliu_cli.store import first_row
 
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
+
+#: Significant digits kept of every metric value (see compute_metrics).
+METRIC_DIGITS = 12
 
 #: Columns every scored frame has besides the key, metrics and scores.
 RESULT_COLUMNS = ("name", "eligible", "failed_gates", "tier", "rank", "grant", "grant_note")
@@ -108,7 +112,7 @@ def _data_window(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime | N
     for name in REQUIRED_TABLES:
         tc = TABLES[name].time_column
         assert tc is not None
-        row = con.execute(f"SELECT min({ident(tc)}), max({ident(tc)}) FROM {ident(name)}").fetchone()
+        row = first_row(con.execute(f"SELECT min({ident(tc)}), max({ident(tc)}) FROM {ident(name)}"))
         out[name] = (row[0], row[1]) if row else (None, None)
     return out
 
@@ -142,7 +146,9 @@ def compute_metrics(
     except duckdb.Error as exc:
         raise DataError(f"scorecard {sc.name}: the metric query failed: {str(exc).splitlines()[0]}") from None
     casts = [pl.col(sc.key).cast(pl.Utf8)]
-    casts += [pl.col(m.name).cast(pl.Float64) for m in sc.metrics]
+    # DuckDB sums doubles in parallel, in no fixed order, so the last bits of a float sum can differ
+    # between runs; 12 significant digits keep every real digit and make reruns byte-identical.
+    casts += [pl.col(m.name).cast(pl.Float64).round_sig_figs(METRIC_DIGITS) for m in sc.metrics]
     return frame.select(casts)
 
 

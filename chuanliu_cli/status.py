@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from chuanliu_cli.periods import Period, month_period
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES
 from chuanliu_cli.sqltext import ident
+from chuanliu_cli.store import first_row
 
 if TYPE_CHECKING:
     import duckdb
@@ -43,7 +44,7 @@ def data_end(con: duckdb.DuckDBPyConnection) -> dict[str, datetime | None]:
     for name in REQUIRED_TABLES:
         tc = TABLES[name].time_column
         assert tc is not None
-        row = con.execute(f"SELECT max({ident(tc)}) FROM {ident(name)}").fetchone()
+        row = first_row(con.execute(f"SELECT max({ident(tc)}) FROM {ident(name)}"))
         out[name] = row[0] if row else None
     return out
 
@@ -63,11 +64,11 @@ def store_status(con: duckdb.DuckDBPyConnection, last_loads: int = 10) -> StoreS
     tables = []
     all_months: set[str] = set()
     for name, table in TABLES.items():
-        row = con.execute(f"SELECT count(*) FROM {ident(name)}").fetchone()
+        row = first_row(con.execute(f"SELECT count(*) FROM {ident(name)}"))
         ts = TableStatus(name, int(row[0]) if row else 0, None, None)
         if table.time_column:
             tc = ident(table.time_column)
-            span = con.execute(f"SELECT min({tc}), max({tc}) FROM {ident(name)}").fetchone()
+            span = first_row(con.execute(f"SELECT min({tc}), max({tc}) FROM {ident(name)}"))
             if span:
                 ts.time_min, ts.time_max = span
             for month, count in con.execute(
@@ -81,12 +82,12 @@ def store_status(con: duckdb.DuckDBPyConnection, last_loads: int = 10) -> StoreS
         "FROM loads ORDER BY load_id DESC LIMIT ?",
         [last_loads],
     ).fetchall()
-    rej = con.execute("SELECT count(*) FROM rejected_rows").fetchone()
+    rej = first_row(con.execute("SELECT count(*) FROM rejected_rows"))
     ends = data_end(con)
     complete: list[str] = []
     incomplete: list[str] = []
     for m in sorted(all_months):
         period = month_period(int(m[:4]), int(m[5:7]))
         (complete if is_complete(period, ends) else incomplete).append(m)
-    tz = con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'").fetchone()
+    tz = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
     return StoreStatus(tables, loads, int(rej[0]) if rej else 0, complete, incomplete, tz[0] if tz else None)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chuanliu_cli.errors import BusyError, DataError
 from chuanliu_cli.schema import TABLES, table_ddl
@@ -52,8 +52,53 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             reason VARCHAR NOT NULL
         )""",
         *(table_ddl(t) for t in TABLES.values()),
+        "CREATE SEQUENCE IF NOT EXISTS run_id_seq START 1",
+        """CREATE TABLE IF NOT EXISTS runs (
+            run_id BIGINT PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP NOT NULL,
+            command VARCHAR NOT NULL,
+            period VARCHAR NOT NULL,
+            period_start DATE NOT NULL,
+            period_end DATE NOT NULL,
+            complete BOOLEAN NOT NULL,
+            scorecard VARCHAR NOT NULL,
+            ruleset_name VARCHAR NOT NULL,
+            ruleset_sha256 VARCHAR NOT NULL,
+            ruleset_path VARCHAR NOT NULL,
+            orders_rows BIGINT NOT NULL,
+            reviews_rows BIGINT NOT NULL,
+            livestreams_rows BIGINT NOT NULL,
+            shops_rows BIGINT NOT NULL,
+            max_load_id BIGINT,
+            entities BIGINT NOT NULL,
+            eligible BIGINT NOT NULL,
+            pool BIGINT,
+            allocated BIGINT,
+            tool_version VARCHAR NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS run_results (
+            run_id BIGINT NOT NULL,
+            scorecard VARCHAR NOT NULL,
+            entity VARCHAR NOT NULL,
+            name VARCHAR,
+            rank BIGINT,
+            eligible BOOLEAN NOT NULL,
+            failed_gates VARCHAR,
+            tier VARCHAR,
+            score DOUBLE,
+            "grant" BIGINT,
+            PRIMARY KEY (run_id, scorecard, entity)
+        )""",
     ),
 }
+
+
+def first_row(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a result, reading it to the end: DuckDB 2 keeps an unfinished result open on the
+    connection and refuses the next statement."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
 
 
 def resolve_db_path(db: str | None) -> str:
@@ -139,12 +184,12 @@ def _connect(db_path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version recorded in the database (0 for a new, empty one)."""
-    has_meta = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'chuanliu_meta'"
-    ).fetchone()
+    has_meta = first_row(
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'chuanliu_meta'")
+    )
     if not has_meta or not has_meta[0]:
         return 0
-    row = con.execute("SELECT value FROM chuanliu_meta WHERE key = 'schema_version'").fetchone()
+    row = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'schema_version'"))
     return int(row[0]) if row else 0
 
 

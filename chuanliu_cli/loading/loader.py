@@ -17,6 +17,7 @@ from chuanliu_cli.loading.mapping import Mapping, TableMapping, default_mapping
 from chuanliu_cli.loading.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident
+from chuanliu_cli.store import first_row
 
 if TYPE_CHECKING:
     import duckdb
@@ -185,7 +186,7 @@ def load_files(
 
 
 def _check_timezone(con: duckdb.DuckDBPyConnection, timezone: str, read_only: bool) -> None:
-    row = con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'").fetchone()
+    row = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
     if row and row[0] != timezone:
         raise UsageError(
             f"the database holds times in {row[0]}, not {timezone}",
@@ -296,15 +297,17 @@ def _load_one(
         f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {', '.join(cols)} FROM stage WHERE __reason IS NULL "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY __line DESC) = 1"
     )
-    valid_row = con.execute("SELECT count(*) FROM stage WHERE __reason IS NULL").fetchone()
-    fresh_row = con.execute("SELECT count(*) FROM fresh").fetchone()
+    valid_row = first_row(con.execute("SELECT count(*) FROM stage WHERE __reason IS NULL"))
+    fresh_row = first_row(con.execute("SELECT count(*) FROM fresh"))
     assert valid_row is not None and fresh_row is not None
     result.duplicates = int(valid_row[0]) - int(fresh_row[0])
     same = " AND ".join(f"f.{c} IS NOT DISTINCT FROM t.{c}" for c in cols if c != key)
-    counts = con.execute(
-        f"SELECT count(t.{key}), count(t.{key}) FILTER (WHERE {same}) "
-        f"FROM fresh f LEFT JOIN {target} t ON f.{key} = t.{key}"
-    ).fetchone()
+    counts = first_row(
+        con.execute(
+            f"SELECT count(t.{key}), count(t.{key}) FILTER (WHERE {same}) "
+            f"FROM fresh f LEFT JOIN {target} t ON f.{key} = t.{key}"
+        )
+    )
     assert counts is not None
     matched, unchanged = int(counts[0]), int(counts[1])
     result.unchanged = unchanged
@@ -317,10 +320,10 @@ def _load_one(
         )
     if table.time_column:
         tc = ident(table.time_column)
-        span = con.execute(f"SELECT min({tc}), max({tc}) FROM fresh").fetchone()
+        span = first_row(con.execute(f"SELECT min({tc}), max({tc}) FROM fresh"))
         if span:
             result.time_min, result.time_max = span[0], span[1]
-    id_row = con.execute("SELECT nextval('load_id_seq')").fetchone()
+    id_row = first_row(con.execute("SELECT nextval('load_id_seq')"))
     assert id_row is not None
     result.load_id = int(id_row[0])
     if rejects:
