@@ -391,7 +391,8 @@ def render_run(console: Console, run: dict[str, Any], results: list[dict[str, An
         Text(
             f"Run {run['run_id']} · {_fmt_time(run['started_at'])} · {run['command']}\n"
             f"{run['scorecard']} · {run['period']}{'' if run['complete'] else ' (partial)'} · "
-            f"ruleset {run['ruleset_name']} sha256 {run['ruleset_sha256']} · orders {_n(run['orders_rows'])}, "
+            f"ruleset {run['ruleset_name']} sha256 {run['ruleset_sha256']} · "
+            f"orders {_n(run['orders_rows'])}, "
             f"reviews {_n(run['reviews_rows'])}, livestreams {_n(run['livestreams_rows'])}, "
             f"max load {run['max_load_id']} · chuanliu {run['tool_version']}"
         )

@@ -18,6 +18,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+#: Longest expression accepted; rules are short conditions, anything longer is suspicious.
 MAX_EXPRESSION_LENGTH = 2000
 
 #: Aggregate functions (allowed only in `value`).
