@@ -1,0 +1,53 @@
+"""The cron example script runs end to end and fails with chuanliu's exit code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SCRIPT = REPO / "examples" / "monthly-rewards.sh"
+
+
+def _env(tmp_path: Path, exports: Path) -> dict[str, str]:
+    chuanliu = Path(sys.executable).parent / "chuanliu"
+    return {
+        **os.environ,
+        "EXPORTS": str(exports),
+        "CHUANLIU_DB": str(tmp_path / "cron.duckdb"),
+        "OUT": str(tmp_path / "out"),
+        "CHUANLIU": str(chuanliu),
+    }
+
+
+def test_monthly_script_writes_four_files(tmp_path: Path) -> None:
+    exports = tmp_path / "exports"
+    shutil.copytree(REPO / "sample_data", exports / "2023-05")
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "2023-05"], env=_env(tmp_path, exports), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and "Error" not in done.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [
+        "chuanliu-merchant-2023-05.csv",
+        "chuanliu-merchant-2023-05.json",
+        "chuanliu-promoter-2023-05.csv",
+        "chuanliu-promoter-2023-05.json",
+    ]
+    assert (tmp_path / "out" / "chuanliu-merchant-2023-05.csv").read_text().startswith("shop_id,name,rank")
+
+
+def test_monthly_script_stops_on_incomplete_month(tmp_path: Path) -> None:
+    exports = tmp_path / "exports"
+    shutil.copytree(REPO / "sample_data", exports / "2023-06")  # no June data in it: incomplete
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "2023-06"], env=_env(tmp_path, exports), capture_output=True, text=True
+    )
+    assert done.returncode == 6, done.stderr
+    assert "is incomplete" in done.stderr
+    assert not list((tmp_path / "out").iterdir())
