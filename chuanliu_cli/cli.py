@@ -150,6 +150,10 @@ DbOption = Annotated[
     str | None,
     typer.Option("--db", envvar="CHUANLIU_DB", help="The database file [default: ./chuanliu.duckdb]."),
 ]
+MemoryLimitOption = Annotated[
+    str | None,
+    typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB; past it DuckDB spills to disk."),
+]
 WaitOption = Annotated[
     float, typer.Option("--wait", min=0, help="Seconds to wait for another process holding the database.")
 ]
@@ -203,6 +207,7 @@ def load(
         str, typer.Option("--timezone", help="Timezone of naive times in the files.")
     ] = "Asia/Shanghai",
     db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """Validate export files and upsert them into the database, all or nothing.
@@ -222,7 +227,7 @@ def load(
         if table is None or not files:
             raise UsageError("give TABLE FILE... or --dir DIR", hint="e.g. chuanliu load orders orders.csv")
         items = [(table.value, f) for f in files]
-    _run_load(items, max_reject_rate, encoding, sheet, mapping, timezone, wait, db)
+    _run_load(items, max_reject_rate, encoding, sheet, mapping, timezone, wait, db, memory_limit)
 
 
 def _load_options(
@@ -250,6 +255,7 @@ def _run_load(
     timezone: str,
     wait: float,
     db_option: str | None,
+    memory_limit: str | None,
 ) -> None:
     from chuanliu_cli.loading.loader import load_files
     from chuanliu_cli.render import render_load_summary
@@ -258,7 +264,7 @@ def _run_load(
     settings = _settings()
     options = _load_options(max_reject_rate, encoding, sheet, mapping, timezone)
     err = settings.console(stderr=True)
-    with open_database(_db_path(db_option), "write", wait) as db:
+    with open_database(_db_path(db_option), "write", wait, memory_limit) as db:
         results = load_files(db, items, options, progress=_progress_callback(err, settings))
     if not settings.quiet:
         render_load_summary(settings.console(), results)
@@ -434,13 +440,15 @@ def _check_scorecard(name: str, names: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def _scoring_connection(data: Path | None, db_option: str | None, wait: float) -> Iterator[Any]:
+def _scoring_connection(
+    data: Path | None, db_option: str | None, wait: float, memory_limit: str | None
+) -> Iterator[Any]:
     """A connection holding the data: the database read-only, or an in-memory load of --data DIR."""
     from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
     from chuanliu_cli.store import disable_external_access, memory_database, open_database
 
     if data is not None:
-        db = memory_database()
+        db = memory_database(memory_limit)
         try:
             results = load_files(db, discover(data), LoadOptions())
             for r in results:
@@ -451,7 +459,7 @@ def _scoring_connection(data: Path | None, db_option: str | None, wait: float) -
         finally:
             db.con.close()
         return
-    with open_database(_db_path(db_option), "read", wait) as db:
+    with open_database(_db_path(db_option), "read", wait, memory_limit) as db:
         disable_external_access(db.con)
         yield db.con
 
@@ -465,6 +473,7 @@ def _score(
     wait: float,
     require_complete: bool,
     record: bool = False,
+    memory_limit: str | None = None,
 ) -> tuple[Any, str]:
     """Score the period; with a database and `record`, add the run to `runs` and `run_results`."""
     from datetime import datetime
@@ -479,7 +488,7 @@ def _score(
     period = parse_period(month, ruleset.period)
     names = [sc.name for sc in ruleset.scorecards]
     name = _check_scorecard(scorecard or names[0], names)
-    with _scoring_connection(data, db, wait) as con:
+    with _scoring_connection(data, db, wait, memory_limit) as con:
         run = score_period(con, ruleset, period, upto=name)
         inputs = snapshot_inputs(con) if record and data is None else None
     if not run.complete:
@@ -567,12 +576,13 @@ def score(
     no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
     db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
     import polars as pl
 
-    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record)
+    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit)
     res = run.scorecards[name]
     frame = res.frame
     if ids:
@@ -602,12 +612,13 @@ def eligible(
     no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
     db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
     from chuanliu_cli.render import render_eligible
 
-    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record)
+    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit)
     _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
 
 
@@ -626,6 +637,7 @@ def explain(
     fmt: Annotated[ExplainFormat, typer.Option("--format", help="Output format.")] = ExplainFormat.table,
     output: OutOption = None,
     db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """Why one entity is or is not eligible: every metric, score part and gate, and what it is missing."""
@@ -635,7 +647,7 @@ def explain(
     from chuanliu_cli.output import atomic_write
     from chuanliu_cli.render import explanation_json, render_explanation
 
-    run, name = _score(db, month, rules, data, scorecard, wait, require_complete=False)
+    run, name = _score(db, month, rules, data, scorecard, wait, False, False, memory_limit)
     ex = explain_entity(run, name, entity)
     if fmt is ExplainFormat.json:
         text = json.dumps(explanation_json(ex), ensure_ascii=False, indent=2) + "\n"

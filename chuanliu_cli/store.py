@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chuanliu_cli.errors import BusyError, DataError
+from chuanliu_cli.errors import BusyError, DataError, UsageError
 from chuanliu_cli.schema import TABLES, table_ddl
 
 if TYPE_CHECKING:
@@ -171,11 +174,26 @@ def database_lock(db_path: str, mode: Literal["read", "write"], wait: float) -> 
         os.close(fd)
 
 
-def _connect(db_path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+def spill_directory() -> Path:
+    """This process's directory for DuckDB to spill to (removed when the database is closed)."""
+    return Path(tempfile.gettempdir()) / f"chuanliu-spill-{os.getpid()}"
+
+
+def _connect(db_path: str, read_only: bool, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     import duckdb
 
+    config: dict[str, str] = {}
+    if memory_limit:
+        if not _MEMORY.match(memory_limit):
+            raise UsageError(f"invalid --memory-limit {memory_limit!r}", hint="e.g. 4GB or 512MB")
+        # Past the limit DuckDB spills to disk; a private temp directory also works for read-only files.
+        config["memory_limit"] = memory_limit
+        config["temp_directory"] = str(spill_directory())
     try:
-        return duckdb.connect(db_path, read_only=read_only)
+        return duckdb.connect(db_path, read_only=read_only, config=config)
     except duckdb.IOException as exc:
         raise DataError(f"cannot open database {db_path}: {exc}") from None
     except duckdb.Error as exc:
@@ -227,10 +245,12 @@ class Database:
 
 
 @contextlib.contextmanager
-def open_database(db_path: str, mode: Literal["read", "write"], wait: float = 60.0) -> Iterator[Database]:
+def open_database(
+    db_path: str, mode: Literal["read", "write"], wait: float = 60.0, memory_limit: str | None = None
+) -> Iterator[Database]:
     """Open the database file under its lock; a writer creates and migrates it, a reader needs it to exist."""
     if db_path == MEMORY:
-        yield memory_database()
+        yield memory_database(memory_limit)
         return
     if mode == "read" and not Path(db_path).exists():
         raise DataError(
@@ -238,7 +258,7 @@ def open_database(db_path: str, mode: Literal["read", "write"], wait: float = 60
             hint="load data first with `chuanliu load`, or pass --db / --data",
         )
     with database_lock(db_path, mode, wait):
-        con = _connect(db_path, read_only=mode == "read")
+        con = _connect(db_path, read_only=mode == "read", memory_limit=memory_limit)
         try:
             if mode == "write":
                 migrate(con)
@@ -252,11 +272,12 @@ def open_database(db_path: str, mode: Literal["read", "write"], wait: float = 60
             yield Database(db_path, con, read_only=mode == "read")
         finally:
             con.close()
+            shutil.rmtree(spill_directory(), ignore_errors=True)
 
 
-def memory_database() -> Database:
+def memory_database(memory_limit: str | None = None) -> Database:
     """A fresh in-memory database with the full schema (for `--data DIR` and tests)."""
-    con = _connect(MEMORY, read_only=False)
+    con = _connect(MEMORY, read_only=False, memory_limit=memory_limit)
     migrate(con)
     return Database(MEMORY, con, read_only=False)
 

@@ -115,3 +115,25 @@ def test_lock_released_when_holder_is_killed(tmp_path: Path) -> None:
     with open_database(str(db), "write", wait=5):
         pass
     assert os.path.exists(lock_path(str(db)))
+
+
+def test_memory_limit_is_applied_and_spill_directory_removed(tmp_path: Path) -> None:
+    from chuanliu_cli.store import spill_directory
+
+    db = tmp_path / "m.duckdb"
+    with open_database(str(db), "write", memory_limit="300MB") as handle:
+        limit = handle.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        temp = handle.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    assert limit.replace(" ", "").upper().startswith(("286", "300"))
+    assert temp == str(spill_directory())
+    assert not spill_directory().exists()
+
+
+def test_bad_memory_limit_is_usage_error(tmp_path: Path) -> None:
+    from chuanliu_cli.errors import UsageError
+
+    with (
+        pytest.raises(UsageError, match="invalid --memory-limit 'lots'"),
+        open_database(str(tmp_path / "m.duckdb"), "write", memory_limit="lots"),
+    ):
+        pass
