@@ -185,7 +185,7 @@ def spill_directory() -> Path:
 def _connect(db_path: str, read_only: bool, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     import duckdb
 
-    config: dict[str, str] = {}
+    config: dict[str, str | bool | int | float | list[str]] = {}
     if memory_limit:
         if not _MEMORY.match(memory_limit):
             raise UsageError(f"invalid --memory-limit {memory_limit!r}", hint="e.g. 4GB or 512MB")

@@ -20,6 +20,9 @@ from sqlglot.errors import ParseError, TokenError
 
 #: Longest expression accepted; rules are short conditions, anything longer is suspicious.
 MAX_EXPRESSION_LENGTH = 2000
+#: Deepest nesting accepted (operators chained or nested, parentheses, function calls).
+MAX_EXPRESSION_DEPTH = 100
+_TOO_DEEP = f"expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep; split it into metrics"
 
 #: Aggregate functions (allowed only in `value`).
 AGGREGATES: dict[str, type[exp.Expr]] = {
@@ -527,14 +530,30 @@ def parse_text(text: str) -> tuple[exp.Expr | None, tuple[Problem, ...]]:
         return None, (_parse_error_problem(text, e),)
     except TokenError as e:
         return None, (Problem(0, len(text) - 1, f"cannot read expression: {e}"),)
+    except RecursionError:
+        return None, (Problem(0, len(text) - 1, _TOO_DEEP),)
     finally:
         sqlglot_logger.setLevel(level)
     found = [t for t in trees if t is not None]
     if len(found) != 1:
         return None, (Problem(0, len(text) - 1, "an expression is exactly one value or condition"),)
+    if _depth(found[0]) > MAX_EXPRESSION_DEPTH:
+        # Checked before any recursive walk: a deep tree must not exhaust Python's stack later on.
+        return None, (Problem(0, len(text) - 1, _TOO_DEEP),)
     walker = _Whitelist(text)
     walker.visit(found[0], None)
     return found[0], tuple(walker.problems)
+
+
+def _depth(tree: exp.Expr) -> int:
+    """The nesting depth of a tree, walked without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    return deepest
 
 
 def _parse_error_problem(text: str, error: ParseError) -> Problem:
@@ -553,3 +572,9 @@ def _parse_error_problem(text: str, error: ParseError) -> Problem:
     end = min(len(text) - 1, line_start + col - 1)
     start = max(0, end - max(len(highlight), 1) + 1)
     return Problem(start, end, f"cannot parse expression: {description.rstrip('.')}")
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether `name` parses as a bare column reference (so not `select`, `null`, `case`, ...)."""
+    tree, problems = parse_text(name)
+    return not problems and isinstance(tree, exp.Column) and not tree.table and tree.name == name
