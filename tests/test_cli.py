@@ -63,8 +63,12 @@ def test_db_from_environment(
     assert (tmp_path / "env.duckdb").exists()
 
 
-def test_quiet_prints_nothing_on_success(invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path) -> None:
-    result = invoke("-q", "--db", str(tmp_path / "q.duckdb"), "load", "orders", str(write("orders.csv", ORDERS)))
+def test_quiet_prints_nothing_on_success(
+    invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path
+) -> None:
+    result = invoke(
+        "-q", "--db", str(tmp_path / "q.duckdb"), "load", "orders", str(write("orders.csv", ORDERS))
+    )
     assert result.exit_code == 0
     assert result.output == ""
 
@@ -77,11 +81,20 @@ def test_quiet_prints_nothing_on_success(invoke: Callable[..., Any], write: Call
         (["load", "orders", "missing.csv"], ExitCode.INVALID_DATA, "missing.csv: no such file"),
         (["status"], ExitCode.INVALID_DATA, "does not exist"),
         (["load", "--max-reject-rate", "2", "orders", "x.csv"], ExitCode.USAGE, "max-reject-rate"),
-        (["load", "--timezone", "Mars/Base", "orders", "x.csv"], ExitCode.USAGE, "unknown timezone 'Mars/Base'"),
+        (
+            ["load", "--timezone", "Mars/Base", "orders", "x.csv"],
+            ExitCode.USAGE,
+            "unknown timezone 'Mars/Base'",
+        ),
     ],
 )
 def test_exit_codes(
-    invoke: Callable[..., Any], tmp_path: Path, args: list[str], code: ExitCode, message: str, monkeypatch: pytest.MonkeyPatch
+    invoke: Callable[..., Any],
+    tmp_path: Path,
+    args: list[str],
+    code: ExitCode,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.csv").write_text("order_id\n1\n")
@@ -97,7 +110,9 @@ def test_missing_column_is_exit_4_with_file_and_column(
     path = write("orders.csv", "order_id,shop_id\n1,ks1\n")
     result = invoke("--db", str(tmp_path / "d.duckdb"), "load", "orders", str(path))
     assert result.exit_code == ExitCode.INVALID_DATA
-    assert "orders.csv: missing required column buyer_id of orders (found: order_id, shop_id)" in result.output
+    assert (
+        "orders.csv: missing required column buyer_id of orders (found: order_id, shop_id)" in result.output
+    )
 
 
 def test_too_many_rejects_is_exit_4_and_lists_rejects(
@@ -130,7 +145,9 @@ def test_unexpected_error_is_one_line_exit_1(
     assert "Traceback" in verbose.output
 
 
-def test_busy_database_is_exit_5(invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path) -> None:
+def test_busy_database_is_exit_5(
+    invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path
+) -> None:
     db = str(tmp_path / "busy.duckdb")
     hold = (
         "import sys, time\nfrom chuanliu_cli.store import open_database\n"
@@ -148,7 +165,9 @@ def test_busy_database_is_exit_5(invoke: Callable[..., Any], write: Callable[...
 
 
 def test_python_dash_m_runs() -> None:
-    out = subprocess.run([sys.executable, "-m", "chuanliu_cli", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "chuanliu_cli", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"chuanliu {__version__}"
 
 

@@ -12,7 +12,7 @@ from chuanliu_cli.output import atomic_write, safe_cell, write_csv
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"),
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
         ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
         ("-2+3+cmd", "'-2+3+cmd"),
         ("@SUM(A1:A9)", "'@SUM(A1:A9)"),

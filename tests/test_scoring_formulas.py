@@ -18,7 +18,11 @@ def _norm(kind: str, params: tuple = ()) -> Normalizer:
 
 
 def _apply(norm: Normalizer, xs: list[float | None]) -> list[float | None]:
-    return pl.DataFrame({"x": xs}, schema={"x": pl.Float64}).select(normalize_expr(pl.col("x"), norm).alias("x"))["x"].to_list()
+    return (
+        pl.DataFrame({"x": xs}, schema={"x": pl.Float64})
+        .select(normalize_expr(pl.col("x"), norm).alias("x"))["x"]
+        .to_list()
+    )
 
 
 @pytest.mark.parametrize(
@@ -26,7 +30,9 @@ def _apply(norm: Normalizer, xs: list[float | None]) -> list[float | None]:
     [(3, 0.0), (4, 0.0), (15, 0.5), (26, 1.0), (40, 1.0), (None, None)],
 )
 def test_linear_increasing(x: float | None, expected: float | None) -> None:
-    assert _apply(_norm("linear", (4, 26)), [x]) == [pytest.approx(expected) if expected is not None else None]
+    assert _apply(_norm("linear", (4, 26)), [x]) == [
+        pytest.approx(expected) if expected is not None else None
+    ]
 
 
 @pytest.mark.parametrize(("x", "expected"), [(0.0, 1.0), (0.05, 0.0), (0.0125, 0.75), (0.2, 0.0), (-1, 1.0)])
@@ -87,8 +93,12 @@ def test_weighted_score_and_score_of_scores() -> None:
         None,
         L,
     )
-    store = Score("store", None, 5, (ScorePart(1, L, metric="q", normalize=_norm("linear", (1, 5))),), None, L)
-    total = Score("total", None, 100, (ScorePart(30, L, score="diligence"), ScorePart(10, L, score="store")), None, L)
+    store = Score(
+        "store", None, 5, (ScorePart(1, L, metric="q", normalize=_norm("linear", (1, 5))),), None, L
+    )
+    total = Score(
+        "total", None, 100, (ScorePart(30, L, score="diligence"), ScorePart(10, L, score="store")), None, L
+    )
     frame = pl.DataFrame({"shop_id": ["a"], "days": [15.0], "hours": [200.0], "weeks": [2.5], "q": [4.0]})
     out = compute_scores(_card((div, store, total)), frame)
     # diligence = 100 × (50×0.5 + 30×1 + 20×0.5) / 100 = 65; store = 5 × 0.75 = 3.75
@@ -104,9 +114,26 @@ def test_missing_default_zero_custom_value_and_skip() -> None:
         ScorePart(50, L, metric="b", normalize=_norm("linear", (0, 10))),
     )
     zero = Score("zero", None, 100, parts, None, L)
-    custom = Score("custom", None, 100, (parts[0], ScorePart(50, L, metric="b", normalize=parts[1].normalize, missing=0.5)), None, L)
-    skip = Score("skip", None, 100, (parts[0], ScorePart(50, L, metric="b", normalize=parts[1].normalize, missing="skip")), None, L)
-    frame = pl.DataFrame({"shop_id": ["x"], "a": [8.0], "b": [None]}, schema={"shop_id": pl.Utf8, "a": pl.Float64, "b": pl.Float64})
+    custom = Score(
+        "custom",
+        None,
+        100,
+        (parts[0], ScorePart(50, L, metric="b", normalize=parts[1].normalize, missing=0.5)),
+        None,
+        L,
+    )
+    skip = Score(
+        "skip",
+        None,
+        100,
+        (parts[0], ScorePart(50, L, metric="b", normalize=parts[1].normalize, missing="skip")),
+        None,
+        L,
+    )
+    frame = pl.DataFrame(
+        {"shop_id": ["x"], "a": [8.0], "b": [None]},
+        schema={"shop_id": pl.Utf8, "a": pl.Float64, "b": pl.Float64},
+    )
     row = compute_scores(_card((zero, custom, skip)), frame).row(0, named=True)
     assert row["zero"] == pytest.approx(40.0)  # (50×0.8 + 50×0) / 100
     assert row["custom"] == pytest.approx(65.0)  # (50×0.8 + 50×0.5) / 100
@@ -114,7 +141,14 @@ def test_missing_default_zero_custom_value_and_skip() -> None:
 
 
 def test_all_parts_skipped_gives_null() -> None:
-    s = Score("s", None, 100, (ScorePart(1, L, metric="a", normalize=_norm("linear", (0, 1)), missing="skip"),), None, L)
+    s = Score(
+        "s",
+        None,
+        100,
+        (ScorePart(1, L, metric="a", normalize=_norm("linear", (0, 1)), missing="skip"),),
+        None,
+        L,
+    )
     frame = pl.DataFrame({"shop_id": ["x"], "a": [None]}, schema={"shop_id": pl.Utf8, "a": pl.Float64})
     assert compute_scores(_card((s,)), frame)["s"].to_list() == [None]
 
@@ -122,9 +156,17 @@ def test_all_parts_skipped_gives_null() -> None:
 @pytest.mark.parametrize(("reviews", "expected"), [(19.0, None), (20.0, 5.0), (None, None)])
 def test_requires(reviews: float | None, expected: float | None) -> None:
     s = Score(
-        "store", None, 5, (ScorePart(1, L, metric="q", normalize=_norm("linear", (1, 5))),), Requires("n", 20, L), L
+        "store",
+        None,
+        5,
+        (ScorePart(1, L, metric="q", normalize=_norm("linear", (1, 5))),),
+        Requires("n", 20, L),
+        L,
     )
-    frame = pl.DataFrame({"shop_id": ["x"], "q": [5.0], "n": [reviews]}, schema={"shop_id": pl.Utf8, "q": pl.Float64, "n": pl.Float64})
+    frame = pl.DataFrame(
+        {"shop_id": ["x"], "q": [5.0], "n": [reviews]},
+        schema={"shop_id": pl.Utf8, "q": pl.Float64, "n": pl.Float64},
+    )
     assert compute_scores(_card((s,)), frame)["store"].to_list() == [expected]
 
 

@@ -1,0 +1,583 @@
+"""Compile a scorecard's metrics into one SQL query per period (SPEC §4), without touching a database.
+
+The query is a sqlglot tree built from `sqlglot.exp` nodes; user expressions enter as parsed, whitelisted
+trees whose names are rewritten to quoted, qualified columns. Its shape, for a scorecard keyed by K:
+
+    reviews_filled      reviews with promoter_id/item_id filled from orders (only when needed)
+    src_<source>        ONE grouped scan of each source over the union of its metric windows:
+                        every metric is `agg(...) FILTER (WHERE <window> AND (<where>))`
+    conv_<metric>_...   conversion metrics: earliest `first` / latest `then` per (K, conversion key)
+    population          every K seen in any source scan (windows apply, `where` does not)
+    metric_values       population LEFT JOIN the scans; count/sum metrics COALESCEd to 0
+    (final select)      formulas computed from metric_values, ordered by K
+
+Only FILTER, NULLIF, COALESCE, CAST and the whitelisted functions appear, so the same tree renders for
+Spark as well as DuckDB (SPEC §8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlglot import exp
+
+from chuanliu_cli import schema
+from chuanliu_cli.errors import RulesetError, UsageError
+from chuanliu_cli.periods import Period
+from chuanliu_cli.rules.expressions import (
+    bare_names,
+    column,
+    empty_value,
+    guard_divisions,
+    ident,
+    parse_expression,
+)
+from chuanliu_cli.rules.model import (
+    AggregateMetric,
+    ConversionMetric,
+    ConversionStep,
+    Expr,
+    FormulaMetric,
+    Metric,
+    Ruleset,
+    Scorecard,
+    Window,
+)
+
+#: Columns of reviews filled from the review's order when the review itself has none (SPEC §2).
+FILLED_REVIEW_COLUMNS = ("promoter_id", "item_id")
+FILLED_REVIEWS = "reviews_filled"
+POPULATION = "population"
+METRIC_VALUES = "metric_values"
+
+
+def scorecard_table(name: str) -> str:
+    """The table holding an earlier scorecard's results (key, eligible, tier, total) for `where`."""
+    return f"scorecard_{name}"
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A scorecard's metric query: one row per entity, columns `key` then every metric, ordered by key."""
+
+    sql: str
+    tree: exp.Expr = field(compare=False)
+    key: str
+    columns: tuple[str, ...]
+
+
+def window_bounds(window: Window, period: Period) -> tuple[date, date]:
+    """The half-open date range [start, end) a window covers for `period`."""
+    if window.kind == "period":
+        return period.start, period.end
+    if window.kind == "previous":
+        prev = period.previous()
+        return prev.start, prev.end
+    if window.kind == "days":
+        return period.end - timedelta(days=window.n), period.end
+    return period.shift(-(window.n - 1)).start, period.end
+
+
+def _merge(ranges: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
+    """Sorted, merged ranges: overlapping or touching ranges become one."""
+    merged: list[tuple[date, date]] = []
+    for start, end in sorted(set(ranges)):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _timestamp(day: date) -> exp.Expr:
+    """A TIMESTAMP literal for midnight of `day` (times are stored as naive local timestamps)."""
+    return exp.Cast(
+        this=exp.Literal.string(f"{day.isoformat()} 00:00:00"),
+        to=exp.DataType(this=exp.DataType.Type.TIMESTAMP),
+    )
+
+
+def _in_ranges(time: exp.Expr, ranges: Sequence[tuple[date, date]]) -> exp.Expr:
+    """`time >= start AND time < end`, OR-ed over disjoint ranges."""
+    parts: list[exp.Expr] = [
+        exp.and_(
+            exp.GTE(this=time.copy(), expression=_timestamp(a)),
+            exp.LT(this=time.copy(), expression=_timestamp(b)),
+        )
+        for a, b in ranges
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return exp.Paren(this=exp.or_(*parts))
+
+
+def _double(node: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=node, to=exp.DataType(this=exp.DataType.Type.DOUBLE))
+
+
+def _alias(node: exp.Expr, name: str) -> exp.Alias:
+    return exp.Alias(this=node, alias=ident(name))
+
+
+def _table(name: str, alias: str | None = None) -> exp.Table:
+    table = exp.Table(this=ident(name))
+    if alias is not None and alias != name:
+        table.set("alias", exp.TableAlias(this=ident(alias)))
+    return table
+
+
+def _parenthesized(node: exp.Expr) -> exp.Expr:
+    """`node` in parentheses, unless it already is (a where that is just a filter name)."""
+    return node if isinstance(node, exp.Paren) else exp.Paren(this=node)
+
+
+def _with_filter(tree: exp.Expr, condition: exp.Expr | None) -> exp.Expr:
+    """Attach `FILTER (WHERE condition)` to every aggregate in `tree`."""
+    if condition is None:
+        return tree
+
+    def attach(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.AggFunc):
+            return exp.Filter(this=node, expression=exp.Where(this=condition.copy()))
+        return node
+
+    return tree.transform(attach)
+
+
+def _zero_sums(tree: exp.Expr) -> exp.Expr:
+    """COALESCE(sum, 0): a sum over no matching rows is 0, like a count (SPEC §4)."""
+
+    def wrap(node: exp.Expr) -> exp.Expr:
+        inner = node.this if isinstance(node, exp.Filter) else node
+        if isinstance(inner, exp.Sum):
+            return exp.Coalesce(this=node, expressions=[exp.Literal.number(0)])
+        return node
+
+    return tree.transform(wrap)
+
+
+class _Scan:
+    """One source's grouped scan: the aggregate metrics it computes and the date ranges it covers."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.metrics: list[AggregateMetric] = []
+        self.ranges: list[tuple[date, date]] = []
+
+
+class _Compiler:
+    """Compiles one scorecard for one period."""
+
+    def __init__(self, ruleset: Ruleset, sc: Scorecard, period: Period, cast_metrics: bool) -> None:
+        if period.kind != ruleset.period:
+            raise UsageError(
+                f"ruleset {ruleset.name} scores by {ruleset.period}, not by {period.kind}",
+                hint=f"ask for a {ruleset.period} period",
+            )
+        self.ruleset = ruleset
+        self.sc = sc
+        self.period = period
+        self.cast_metrics = cast_metrics
+        self.key = sc.key
+        self.ctes: list[tuple[str, exp.Expr]] = []
+        self.needs_fill = False
+
+    # -- user expressions ------------------------------------------------------------------------------
+
+    def row_tree(self, expr: Expr, alias: str, joins: set[str], seen: tuple[str, ...] = ()) -> exp.Expr:
+        """A where/value tree over `alias`: columns qualified, filters inlined, scorecard refs joined."""
+        columns = schema.TABLES[alias].names
+        filters = self.ruleset.filters
+
+        def resolve(node: exp.Expr) -> exp.Expr:
+            if not isinstance(node, exp.Column):
+                return node
+            name = str(node.name)
+            if node.table:
+                joins.add(str(node.table))
+                return column(name, scorecard_table(str(node.table)))
+            if name not in columns and name in filters:
+                if name in seen:
+                    raise RulesetError([f"{filters[name].loc}: filter '{name}' uses itself"])
+                inner = self.row_tree(filters[name], alias, joins, (*seen, name))
+                return exp.Paren(this=inner)
+            return column(name, alias)
+
+        return guard_divisions(parse_expression(expr).transform(resolve))
+
+    def condition(
+        self,
+        where: Expr | None,
+        window: Window,
+        scan_ranges: Sequence[tuple[date, date]],
+        alias: str,
+        joins: set[str],
+    ) -> exp.Expr | None:
+        """The FILTER condition of a metric: its window (unless the scan covers only it) and `where`."""
+        parts: list[exp.Expr] = []
+        time_column = schema.TABLES[alias].time_column
+        if time_column is not None and [window_bounds(window, self.period)] != list(scan_ranges):
+            parts.append(_in_ranges(column(time_column, alias), [window_bounds(window, self.period)]))
+        if where is not None:
+            parts.append(_parenthesized(self.row_tree(where, alias, joins)))
+        return exp.and_(*parts) if parts else None
+
+    def source_from(self, select: exp.Select, alias: str, joins: set[str]) -> exp.Select:
+        """FROM the source (or the filled reviews), LEFT JOIN each earlier scorecard used."""
+        if alias == "reviews" and self.needs_fill:
+            select = select.from_(_table(FILLED_REVIEWS, alias), copy=False)
+        else:
+            select = select.from_(_table(alias), copy=False)
+        for name in sorted(joins):
+            earlier = self.ruleset.scorecard(name)
+            table = scorecard_table(name)
+            on = exp.EQ(this=column(earlier.key, table), expression=column(earlier.key, alias))
+            select = select.join(_table(table), on=on, join_type="left", copy=False)
+        return select
+
+    # -- the parts of the query ------------------------------------------------------------------------
+
+    def scans(self) -> dict[str, _Scan]:
+        scans: dict[str, _Scan] = {}
+        for metric in self.sc.metrics:
+            steps: list[tuple[str, Window]] = []
+            if isinstance(metric, AggregateMetric):
+                steps = [(metric.source, metric.window)]
+            elif isinstance(metric, ConversionMetric):
+                steps = [(metric.first.source, metric.first.window), (metric.then.source, metric.then.window)]
+            for source, window in steps:
+                scan = scans.setdefault(source, _Scan(source))
+                scan.ranges.append(window_bounds(window, self.period))
+            if isinstance(metric, AggregateMetric):
+                scans[metric.source].metrics.append(metric)
+        # Schema order, not first use, so that reordering metrics does not reorder the SQL.
+        return {name: scans[name] for name in schema.TABLES if name in scans}
+
+    def scan_query(self, scan: _Scan) -> exp.Select:
+        alias = scan.source
+        ranges = _merge(scan.ranges)
+        joins: set[str] = set()
+        items: list[exp.Expr] = [_alias(column(self.key, alias), self.key)]
+        for metric in scan.metrics:
+            value = self.row_tree(metric.value, alias, joins)
+            condition = self.condition(metric.where, metric.window, ranges, alias, joins)
+            items.append(_alias(_zero_sums(_with_filter(value, condition)), metric.name))
+        where: exp.Expr = exp.Not(this=exp.Is(this=column(self.key, alias), expression=exp.Null()))
+        time_column = schema.TABLES[alias].time_column
+        if time_column is not None:
+            where = exp.and_(where, _in_ranges(column(time_column, alias), ranges))
+        select = exp.select(*items)
+        select = self.source_from(select, alias, joins)
+        return select.where(where, copy=False).group_by(column(self.key, alias), copy=False)
+
+    def filled_reviews(self, ranges: Sequence[tuple[date, date]]) -> exp.Select:
+        """Reviews whose promoter_id / item_id come from their order when the review has none."""
+        items: list[exp.Expr] = []
+        for name in schema.REVIEWS.names:
+            if name in FILLED_REVIEW_COLUMNS:
+                filled = exp.Coalesce(this=column(name, "r"), expressions=[column(name, "o")])
+                items.append(_alias(filled, name))
+            else:
+                items.append(_alias(column(name, "r"), name))
+        on = exp.EQ(this=column("order_id", "o"), expression=column("order_id", "r"))
+        select = exp.select(*items).from_(_table("reviews", "r"), copy=False)
+        select = select.join(_table("orders", "o"), on=on, join_type="left", copy=False)
+        time_column = schema.REVIEWS.time_column or "review_time"
+        return select.where(_in_ranges(column(time_column, "r"), ranges), copy=False)
+
+    def conversion(self, metric: ConversionMetric) -> str:
+        """CTEs for a conversion metric; returns the name of the one holding (key, metric)."""
+        first, then = metric.first, metric.then
+        pairs = f"conv_{metric.name}_pairs"
+        if first.source == then.source:
+            alias = first.source
+            joins: set[str] = set()
+            ranges = _merge(
+                [window_bounds(first.window, self.period), window_bounds(then.window, self.period)]
+            )
+            time = column(self.time_column(alias), alias)
+            first_cond = self.step_condition(first, alias, joins)
+            then_cond = self.step_condition(then, alias, joins)
+            items = [
+                _alias(column(self.key, alias), self.key),
+                _alias(column(metric.key, alias), "conversion_key"),
+                _alias(_with_filter(exp.Min(this=time.copy()), first_cond), "first_time"),
+                _alias(_with_filter(exp.Max(this=time.copy()), then_cond), "then_time"),
+            ]
+            select = self.source_from(exp.select(*items), alias, joins)
+            where = exp.and_(
+                self.not_null(self.key, alias), self.not_null(metric.key, alias), _in_ranges(time, ranges)
+            )
+            select = select.where(where, copy=False)
+            self.ctes.append((pairs, select.group_by(column(self.key, alias), column(metric.key, alias))))
+        else:
+            names = []
+            for step, side, agg in ((first, "first", exp.Min), (then, "then", exp.Max)):
+                name = f"conv_{metric.name}_{side}"
+                self.ctes.append((name, self.step_query(metric, step, side, agg)))
+                names.append(name)
+            on = exp.and_(
+                exp.EQ(this=column(self.key, names[0]), expression=column(self.key, names[1])),
+                exp.EQ(
+                    this=column("conversion_key", names[0]), expression=column("conversion_key", names[1])
+                ),
+            )
+            select = exp.select(
+                column(self.key, names[0]),
+                column("conversion_key", names[0]),
+                column("first_time", names[0]),
+                column("then_time", names[1]),
+            )
+            select = select.from_(_table(names[0]), copy=False).join(_table(names[1]), on=on, copy=False)
+            self.ctes.append((pairs, select))
+        if metric.after:
+            converted: exp.Expr = exp.GT(
+                this=column("then_time", pairs), expression=column("first_time", pairs)
+            )
+        else:
+            converted = exp.and_(self.not_null("first_time", pairs), self.not_null("then_time", pairs))
+        name = f"conv_{metric.name}"
+        select = exp.select(
+            _alias(column(self.key, pairs), self.key), _alias(exp.Count(this=exp.Star()), metric.name)
+        )
+        select = select.from_(_table(pairs), copy=False).where(converted, copy=False)
+        self.ctes.append((name, select.group_by(column(self.key, pairs), copy=False)))
+        return name
+
+    def step_condition(self, step: ConversionStep, alias: str, joins: set[str]) -> exp.Expr:
+        time = column(self.time_column(alias), alias)
+        parts: list[exp.Expr] = [_in_ranges(time, [window_bounds(step.window, self.period)])]
+        if step.where is not None:
+            parts.append(_parenthesized(self.row_tree(step.where, alias, joins)))
+        return exp.and_(*parts)
+
+    def step_query(
+        self, metric: ConversionMetric, step: ConversionStep, side: str, agg: type[exp.Min] | type[exp.Max]
+    ) -> exp.Select:
+        alias = step.source
+        joins: set[str] = set()
+        condition = self.step_condition(step, alias, joins)
+        items = [
+            _alias(column(self.key, alias), self.key),
+            _alias(column(metric.key, alias), "conversion_key"),
+            _alias(agg(this=column(self.time_column(alias), alias)), f"{side}_time"),
+        ]
+        select = self.source_from(exp.select(*items), alias, joins)
+        where = exp.and_(self.not_null(self.key, alias), self.not_null(metric.key, alias), condition)
+        return select.where(where, copy=False).group_by(
+            column(self.key, alias), column(metric.key, alias), copy=False
+        )
+
+    @staticmethod
+    def not_null(name: str, table: str) -> exp.Expr:
+        return exp.Not(this=exp.Is(this=column(name, table), expression=exp.Null()))
+
+    @staticmethod
+    def time_column(source: str) -> str:
+        time_column = schema.TABLES[source].time_column
+        if time_column is None:
+            raise RulesetError([f"{source} has no time column"])
+        return time_column
+
+    def formula_tree(self, metric: FormulaMetric, seen: tuple[str, ...] = ()) -> exp.Expr:
+        """A formula over metric_values' columns; formulas it uses are inlined in parentheses."""
+
+        def resolve(node: exp.Expr) -> exp.Expr:
+            if not isinstance(node, exp.Column):
+                return node
+            name = str(node.name)
+            other = self.sc.metric(name)
+            if isinstance(other, FormulaMetric):
+                if name in seen or name == metric.name:
+                    raise RulesetError([f"{metric.loc}: formulas use each other in a cycle"])
+                return exp.Paren(this=self.formula_tree(other, (*seen, metric.name)))
+            return column(name)
+
+        return guard_divisions(parse_expression(metric.formula).transform(resolve))
+
+    # -- the whole query -------------------------------------------------------------------------------
+
+    def reviews_need_fill(self) -> bool:
+        """Whether any use of reviews reads promoter_id or item_id (then they are filled from orders)."""
+        used: set[str] = set()
+        for metric in self.sc.metrics:
+            if isinstance(metric, AggregateMetric) and metric.source == "reviews":
+                used |= {self.sc.key} | self.names_in(metric.where) | self.names_in(metric.value)
+            elif isinstance(metric, ConversionMetric):
+                for step in (metric.first, metric.then):
+                    if step.source == "reviews":
+                        used |= {self.sc.key, metric.key} | self.names_in(step.where)
+        return bool(used & set(FILLED_REVIEW_COLUMNS))
+
+    def names_in(self, expr: Expr | None, seen: tuple[str, ...] = ()) -> set[str]:
+        """Column names an expression reads, through the filters it uses."""
+        if expr is None:
+            return set()
+        names = set(bare_names(expr))
+        # `<scorecard>.eligible` joins on that scorecard's key, a column of this source too.
+        for col in parse_expression(expr).find_all(exp.Column):
+            if col.table:
+                names.add(self.ruleset.scorecard(str(col.table)).key)
+        for name in sorted(names & self.ruleset.filters.keys()):
+            if name not in seen:
+                names |= self.names_in(self.ruleset.filters[name], (*seen, name))
+        return names
+
+    def compile(self) -> exp.Select:
+        scans = self.scans()
+        if not scans:
+            raise RulesetError(
+                [f"{self.sc.loc}: scorecard '{self.sc.name}' has no metric read from a source"]
+            )
+        self.needs_fill = "reviews" in scans and self.reviews_need_fill()
+        if self.needs_fill:
+            self.ctes.append((FILLED_REVIEWS, self.filled_reviews(_merge(scans["reviews"].ranges))))
+        value_sources: dict[str, str] = {}  # metric name -> the CTE holding its value
+        for name, scan in scans.items():
+            self.ctes.append((f"src_{name}", self.scan_query(scan)))
+            for aggregate in scan.metrics:
+                value_sources[aggregate.name] = f"src_{name}"
+        for metric in self.sc.metrics:
+            if isinstance(metric, ConversionMetric):
+                value_sources[metric.name] = self.conversion(metric)
+        self.ctes.append((POPULATION, self.population([f"src_{name}" for name in scans])))
+        self.ctes.append((METRIC_VALUES, self.metric_values(scans, value_sources)))
+        items: list[exp.Expr] = [column(self.key)]
+        for metric in self.sc.metrics:
+            if isinstance(metric, FormulaMetric):
+                tree = self.formula_tree(metric)
+                items.append(_alias(_double(tree) if self.cast_metrics else tree, metric.name))
+            else:
+                items.append(column(metric.name))
+        final = exp.select(*items).from_(_table(METRIC_VALUES), copy=False)
+        final = final.order_by(exp.Ordered(this=column(self.key)), copy=False)
+        for name, query in self.ctes:
+            final = final.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
+        return final
+
+    def population(self, ctes: Sequence[str]) -> exp.Expr:
+        selects = [exp.select(column(self.key)).from_(_table(name), copy=False) for name in ctes]
+        query: exp.Expr = selects[0]
+        for select in selects[1:]:
+            query = exp.union(query, select, distinct=True)
+        return query
+
+    def metric_values(self, scans: dict[str, _Scan], value_sources: dict[str, str]) -> exp.Select:
+        items: list[exp.Expr] = [_alias(column(self.key, POPULATION), self.key)]
+        for metric in self.sc.metrics:
+            if isinstance(metric, FormulaMetric):
+                continue
+            value: exp.Expr = column(metric.name, value_sources[metric.name])
+            empty = self.empty(metric)
+            if not isinstance(empty, exp.Null):
+                # An entity absent from this scan has no matching rows: give it the no-rows value.
+                value = exp.Coalesce(this=value, expressions=[empty])
+            items.append(_alias(_double(value) if self.cast_metrics else value, metric.name))
+        select = exp.select(*items).from_(_table(POPULATION), copy=False)
+        for cte in dict.fromkeys(value_sources.values()):
+            on = exp.EQ(this=column(self.key, cte), expression=column(self.key, POPULATION))
+            select = select.join(_table(cte), on=on, join_type="left", copy=False)
+        return select
+
+    @staticmethod
+    def empty(metric: Metric) -> exp.Expr:
+        """The metric's value for an entity with no matching rows (conversions count: 0)."""
+        if isinstance(metric, AggregateMetric):
+            return empty_value(parse_expression(metric.value))
+        return exp.Literal.number(0)
+
+
+def _compile(
+    ruleset: Ruleset, sc: Scorecard, period: Period, dialect: str, cast_metrics: bool
+) -> CompiledQuery:
+    tree = _Compiler(ruleset, sc, period, cast_metrics).compile()
+    return CompiledQuery(
+        sql=tree.sql(dialect=dialect, pretty=True),
+        tree=tree,
+        key=sc.key,
+        columns=(sc.key, *(m.name for m in sc.metrics)),
+    )
+
+
+def compile_scorecard(
+    ruleset: Ruleset,
+    scorecard_name: str,
+    period: Period,
+    dialect: str = "duckdb",
+    *,
+    cast_metrics: bool = True,
+) -> CompiledQuery:
+    """The query computing every metric of `scorecard_name` for `period`: key, then metrics, by key.
+
+    `cast_metrics=False` leaves each metric in its own SQL type (rules check uses it to report a
+    metric that is not a number); scoring always uses the default, every metric as DOUBLE.
+    """
+    return _compile(ruleset, ruleset.scorecard(scorecard_name), period, dialect, cast_metrics)
+
+
+def compile_metrics(
+    ruleset: Ruleset,
+    scorecard_name: str,
+    metric_names: Iterable[str],
+    period: Period,
+    dialect: str = "duckdb",
+    *,
+    cast_metrics: bool = True,
+) -> CompiledQuery:
+    """Like compile_scorecard, for a subset of the metrics (and the formula metrics they use)."""
+    sc = ruleset.scorecard(scorecard_name)
+    wanted: list[str] = []
+
+    def need(name: str) -> None:
+        if name in wanted:
+            return
+        wanted.append(name)
+        found = sc.metric(name)
+        if isinstance(found, FormulaMetric):
+            for col in parse_expression(found.formula).find_all(exp.Column):
+                need(str(col.name))
+
+    for name in metric_names:
+        need(name)
+    subset = tuple(m for m in sc.metrics if m.name in wanted)
+    reduced = Scorecard(
+        name=sc.name,
+        title=sc.title,
+        key=sc.key,
+        metrics=subset,
+        scores=(),
+        rank_by=sc.rank_by,
+        gates=(),
+        tiers=(),
+        reward=None,
+        loc=sc.loc,
+    )
+    return _compile(ruleset, reduced, period, dialect, cast_metrics)
+
+
+def compile_ruleset(ruleset: Ruleset, period: Period, dialect: str = "duckdb") -> dict[str, CompiledQuery]:
+    """Every scorecard's query, in evaluation order."""
+    return {sc.name: compile_scorecard(ruleset, sc.name, period, dialect) for sc in ruleset.scorecards}
+
+
+def compile_row_probe(
+    ruleset: Ruleset, scorecard_name: str, source: str, expr: Expr, period: Period, dialect: str = "duckdb"
+) -> str:
+    """`SELECT <expr> FROM <source> LIMIT 0` as the scorecard would evaluate a row expression.
+
+    Binding it tells `rules check` the SQL type of a `where` (which must be boolean) without data.
+    """
+    compiler = _Compiler(ruleset, ruleset.scorecard(scorecard_name), period, cast_metrics=False)
+    compiler.needs_fill = source == "reviews"
+    joins: set[str] = set()
+    tree = compiler.row_tree(expr, source, joins)
+    select = compiler.source_from(exp.select(_alias(tree, "probe")), source, joins)
+    if compiler.needs_fill:
+        select = select.with_(
+            exp.TableAlias(this=ident(FILLED_REVIEWS)),
+            as_=compiler.filled_reviews([window_bounds(Window("period"), period)]),
+            copy=False,
+        )
+    return select.limit(0, copy=False).sql(dialect=dialect)

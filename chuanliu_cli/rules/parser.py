@@ -1,0 +1,624 @@
+"""Read a ruleset YAML file into the frozen model, every error located as `FILE:LINE:COL` (SPEC §4).
+
+The YAML layer (safe composition, located typed reads) is `yamlnodes.py`; this module maps the file's
+structure onto the model; names inside expressions, references and cycles are checked by `checks.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Literal, cast
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from chuanliu_cli import schema
+from chuanliu_cli.errors import RulesetError
+from chuanliu_cli.rules import checks
+from chuanliu_cli.rules.expressions import suggest
+from chuanliu_cli.rules.model import (
+    AggregateMetric,
+    ConversionMetric,
+    ConversionStep,
+    Expr,
+    FormulaMetric,
+    Gate,
+    Loc,
+    Metric,
+    Normalizer,
+    PeriodKind,
+    Requires,
+    Reward,
+    Ruleset,
+    Score,
+    Scorecard,
+    ScorePart,
+    Source,
+    Tier,
+    Window,
+)
+from chuanliu_cli.rules.yamlnodes import NodeReader, describe
+
+#: Largest ruleset file read; a ruleset is a page of YAML, not data.
+MAX_FILE_BYTES = 1_000_000
+#: Largest N in an `Nd` window (ten years) and in `Nm`/`Nw`.
+MAX_WINDOW_DAYS = 3660
+MAX_WINDOW_PERIODS = 520
+
+_WINDOW = re.compile(r"^(\d+)([dmw])$")
+
+TOP_KEYS = ("version", "name", "description", "assumptions", "timezone", "period", "filters", "scorecards")
+SCORECARD_KEYS = ("title", "key", "metrics", "scores", "rank_by", "gates", "tiers", "reward")
+METRIC_KEYS = ("label", "from", "where", "window", "value", "formula", "conversion")
+CONVERSION_KEYS = ("key", "first", "then", "after")
+STEP_KEYS = ("from", "where", "window")
+SCORE_KEYS = ("label", "scale", "requires", "parts")
+PART_KEYS = ("metric", "score", "weight", "normalize", "missing")
+REQUIRES_KEYS = ("metric", "at_least")
+GATE_KEYS = ("id", "when", "reason", "missing")
+TIER_KEYS = ("name", "min_score", "multiplier")
+REWARD_KEYS = ("pool", "unit", "cap", "min_grant")
+NORMALIZERS = ("linear", "log", "bands", "rank")
+SOURCES: tuple[str, ...] = tuple(schema.TABLES)
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+_PERIOD = Window("period", 1, "period")  # the default window
+
+
+def default_ruleset_path() -> Path:
+    """The bundled chuanliu-2023 ruleset (identical to `rules/chuanliu.yaml` in the repository)."""
+    return Path(__file__).resolve().parent.parent / "data" / "chuanliu.yaml"
+
+
+def load_ruleset(path: str | Path) -> Ruleset:
+    """Read and check the ruleset file at `path`; RulesetError lists every problem found."""
+    shown = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise RulesetError(
+            [f"{shown}:1:1: cannot read the ruleset: {e.strerror or e}"],
+            hint="check the path given with --rules or CHUANLIU_RULES",
+        ) from None
+    return _parse_bytes(data, shown)
+
+
+def parse_ruleset(text: str, path: str) -> Ruleset:
+    """Check ruleset `text` (as read from `path`, used in error locations) and build the model."""
+    return _parse_bytes(text.encode("utf-8"), path)
+
+
+def _parse_bytes(data: bytes, path: str) -> Ruleset:
+    if len(data) > MAX_FILE_BYTES:
+        raise RulesetError([f"{path}:1:1: ruleset file is larger than {MAX_FILE_BYTES:,} bytes"])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise RulesetError(
+            [f"{path}:{line}:1: ruleset file is not UTF-8 (byte {e.start})"], hint="save the file as UTF-8"
+        ) from None
+    reader = _Reader(path, text)
+    ruleset = reader.read(hashlib.sha256(data).hexdigest())
+    if reader.errors or ruleset is None:
+        raise RulesetError(reader.sorted_errors(), hint="fix the ruleset and run `chuanliu rules check`")
+    return ruleset
+
+
+class _Reader(NodeReader):
+    """Reads a ruleset: the file's structure into the model, with cross-checks from `checks`."""
+
+    def __init__(self, path: str, text: str) -> None:
+        super().__init__(path, text)
+        # Names declared in each scorecard, even those whose definition has errors: a reference to
+        # them is not reported again as unknown.
+        self.declared: dict[str, dict[str, list[str]]] = {}
+
+    def read(self, sha256: str) -> Ruleset | None:
+        root = self.compose()
+        if root is None:
+            if not self.errors:
+                self.error(Loc(self.path, 1, 1), "the ruleset file is empty; it starts with `version: 1`")
+            return None
+        top = self.mapping(root, "the ruleset", TOP_KEYS, ("version", "name", "scorecards"))
+        if top is None:
+            return None
+        version = 1
+        if "version" in top:
+            node = top["version"][1]
+            got = self.integer(node, "version")
+            if got is not None and got != 1:
+                self.error(node, f"unsupported ruleset version {got}; this chuanliu reads version 1")
+        name = self.string(top["name"][1], "name") if "name" in top else None
+        description = self.optional_text(top, "description")
+        assumptions = self.optional_text(top, "assumptions")
+        timezone = DEFAULT_TIMEZONE
+        if "timezone" in top:
+            timezone = self.timezone(top["timezone"][1]) or DEFAULT_TIMEZONE
+        period: PeriodKind = "month"
+        if "period" in top:
+            period = cast(PeriodKind, self.choice(top["period"][1], "period", ("month", "week")) or "month")
+        filters: dict[str, Expr] = {}
+        if "filters" in top:
+            filters = self.filters(top["filters"][1])
+        scorecards: list[Scorecard] = []
+        if "scorecards" in top:
+            entries = self.entries(top["scorecards"][1], "scorecards")
+            if not entries and isinstance(top["scorecards"][1], MappingNode):
+                self.error(top["scorecards"][1], "scorecards is empty; define at least one scorecard")
+            context = checks.Context(
+                filters=filters,
+                scorecard_names=tuple(str(k.value) for k, _ in entries),
+                locators=self.locators,
+            )
+            earlier: dict[str, str | None] = {}
+            for key, value in entries:
+                sc = self.scorecard(key, value, period)
+                if sc is not None:
+                    declared = self.declared.get(sc.name, {})
+                    self.add_formatted(checks.check_scorecard(context, sc, earlier, declared))
+                    scorecards.append(sc)
+                earlier[str(key.value)] = sc.key if sc is not None else None
+        self.add_formatted(checks.check_filters(filters, self.locators))
+        if self.errors or name is None:
+            return None
+        return Ruleset(
+            version=version,
+            name=name,
+            description=description,
+            assumptions=assumptions,
+            timezone=timezone,
+            period=period,
+            filters=filters,
+            scorecards=tuple(scorecards),
+            path=self.path,
+            sha256=sha256,
+            text=self.text,
+        )
+
+    def timezone(self, node: Node) -> str | None:
+        text = self.string(node, "timezone")
+        if text is None:
+            return None
+        try:
+            zoneinfo.ZoneInfo(text)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            hint = suggest(text, sorted(zoneinfo.available_timezones()))
+            self.error(node, f"unknown timezone '{text}'{hint}")
+            return None
+        return text
+
+    def filters(self, node: Node) -> dict[str, Expr]:
+        out: dict[str, Expr] = {}
+        for key, value in self.entries(node, "filters"):
+            name = self.name(key, "filter name")
+            expr = self.expr(value, f"filter '{key.value}'")
+            if name is None or expr is None:
+                continue
+            owners = [t.name for t in schema.TABLES.values() if name in t.names]
+            if owners:
+                self.error(key, f"filter '{name}' has the name of a column of {owners[0]}; rename the filter")
+                continue
+            out[name] = expr
+        return out
+
+    def scorecard(self, key: ScalarNode, node: Node, period: PeriodKind) -> Scorecard | None:
+        name = self.name(key, "scorecard name")
+        what = f"scorecard '{key.value}'"
+        found = self.mapping(node, what, SCORECARD_KEYS, ("key", "metrics"))
+        if found is None or name is None:
+            return None
+        entity_key = self.name(found["key"][1], "key") if "key" in found else None
+        title = self.optional_text(found, "title")
+        metrics: list[Metric] = []
+        declared: dict[str, list[str]] = {"metrics": [], "scores": []}
+        if "metrics" in found:
+            for mkey, mnode in self.entries(found["metrics"][1], f"metrics of {what}"):
+                declared["metrics"].append(str(mkey.value))
+                metric = self.metric(mkey, mnode, entity_key, period)
+                if metric is not None:
+                    metrics.append(metric)
+        scores: list[Score] = []
+        if "scores" in found:
+            for skey, snode in self.entries(found["scores"][1], f"scores of {what}"):
+                declared["scores"].append(str(skey.value))
+                score = self.score(skey, snode)
+                if score is not None:
+                    scores.append(score)
+        self.declared[name] = declared
+        gates = self.gates(found["gates"][1], what) if "gates" in found else []
+        tiers = self.tiers(found["tiers"][1], what) if "tiers" in found else []
+        reward = None
+        if "reward" in found and not self.is_null(found["reward"][1]):
+            reward = self.reward(found["reward"][1], what)
+        known = declared["scores"] + declared["metrics"]
+        rank_by = "total"
+        if "rank_by" in found:
+            rank_by = self.string(found["rank_by"][1], "rank_by") or "total"
+            if rank_by not in known:
+                hint = suggest(rank_by, known) or "; rank_by names a score or a metric"
+                self.error(found["rank_by"][1], f"unknown score or metric '{rank_by}'{hint}")
+        elif "total" not in known:
+            self.error(key, f"{what} is missing 'rank_by' (it has no score named total)")
+        ordered, errors = checks.order_scores(scores)
+        self.add_formatted(errors)
+        if entity_key is None:
+            return None
+        return Scorecard(
+            name=name,
+            title=title,
+            key=entity_key,
+            metrics=tuple(metrics),
+            scores=tuple(ordered),
+            rank_by=rank_by,
+            gates=tuple(gates),
+            tiers=tuple(sorted(tiers, key=lambda t: -t.min_score)),
+            reward=reward,
+            loc=self.loc(key),
+        )
+
+    def window(self, node: Node, period: PeriodKind, source: str | None) -> Window | None:
+        text = self.string(node, "window")
+        if text is None:
+            return None
+        if source == "shops":
+            if text != "period":
+                self.error(node, "shops has no time column: a window does not apply to it")
+            return _PERIOD
+        if text in ("period", "previous"):
+            return Window(cast(Literal["period", "previous"], text), 1, text)
+        m = _WINDOW.match(text)
+        if m is None:
+            hint = suggest(text, ("period", "previous", "90d", "3m" if period == "month" else "4w"))
+            self.error(node, f"unknown window '{text}'{hint} (period, previous, Nd, N{period[0]})")
+            return None
+        n, unit = int(m.group(1)), m.group(2)
+        if n < 1:
+            self.error(node, f"window '{text}' must cover at least one day or period")
+            return None
+        if unit == "d":
+            if n > MAX_WINDOW_DAYS:
+                self.error(node, f"window '{text}' is longer than {MAX_WINDOW_DAYS} days")
+                return None
+            return Window("days", n, text)
+        needed = "month" if unit == "m" else "week"
+        if needed != period:
+            self.error(
+                node,
+                f"window '{text}' counts {needed}s but the ruleset's period is {period}; "
+                f"write '{n}{period[0]}' or days ('{n * (30 if unit == 'm' else 7)}d')",
+            )
+            return None
+        if n > MAX_WINDOW_PERIODS:
+            self.error(node, f"window '{text}' is longer than {MAX_WINDOW_PERIODS} periods")
+            return None
+        return Window("periods", n, text)
+
+    def source(self, node: Node, entity_key: str | None, what: str) -> Source | None:
+        src = self.choice(node, "source", SOURCES)
+        if src is None:
+            return None
+        columns = schema.TABLES[src].names
+        if entity_key is not None and entity_key not in columns:
+            self.error(
+                node,
+                f"the scorecard's key '{entity_key}' is not a column of {src} ({what}); "
+                f"{src} has: {', '.join(columns)}",
+            )
+        return cast(Source, src)
+
+    def metric(
+        self, key: ScalarNode, node: Node, entity_key: str | None, period: PeriodKind
+    ) -> Metric | None:
+        name = self.name(key, "metric name")
+        what = f"metric '{key.value}'"
+        found = self.mapping(node, what, METRIC_KEYS)
+        if found is None or name is None:
+            return None
+        if name == entity_key:
+            self.error(key, f"metric '{name}' has the name of the scorecard's key; rename it")
+        kinds = [k for k in ("value", "formula", "conversion") if k in found]
+        label = self.optional_text(found, "label")
+        loc = self.loc(key)
+        if len(kinds) != 1:
+            message = "needs one of" if not kinds else "has more than one of"
+            self.error(
+                node if not kinds else found[kinds[1]][0], f"{what} {message} value, formula, conversion"
+            )
+            return None
+        if kinds[0] == "formula":
+            for extra in ("from", "where", "window"):
+                if extra in found:
+                    self.error(found[extra][0], f"{what} is a formula: '{extra}' does not apply")
+            formula = self.expr(found["formula"][1], f"formula of {what}")
+            return FormulaMetric(name, label, formula, loc) if formula is not None else None
+        if kinds[0] == "conversion":
+            for extra in ("from", "where", "window"):
+                if extra in found:
+                    self.error(found[extra][0], f"{what} is a conversion: put '{extra}' in first/then")
+            return self.conversion(name, label, found["conversion"][1], entity_key, period, loc)
+        if "from" not in found:
+            self.error(node, f"{what} is missing 'from' (one of {', '.join(SOURCES)})")
+            return None
+        source = self.source(found["from"][1], entity_key, what)
+        window: Window | None = _PERIOD
+        if "window" in found:
+            window = self.window(found["window"][1], period, source)
+        where = None
+        if "where" in found and not self.is_null(found["where"][1]):
+            where = self.expr(found["where"][1], f"where of {what}")
+        value = self.expr(found["value"][1], f"value of {what}")
+        if source is None or value is None:
+            return None
+        # A bad window is reported already; keep the metric so that its expressions are checked too.
+        return AggregateMetric(name, label, source, where, window or _PERIOD, value, loc)
+
+    def conversion(
+        self, name: str, label: str | None, node: Node, entity_key: str | None, period: PeriodKind, loc: Loc
+    ) -> ConversionMetric | None:
+        what = f"conversion of metric '{name}'"
+        found = self.mapping(node, what, CONVERSION_KEYS, ("key", "first", "then"))
+        if found is None:
+            return None
+        conv_key = self.name(found["key"][1], "conversion key") if "key" in found else None
+        first = (
+            self.step(found["first"][1], f"first step of '{name}'", entity_key, period)
+            if "first" in found
+            else None
+        )
+        then = (
+            self.step(found["then"][1], f"then step of '{name}'", entity_key, period)
+            if "then" in found
+            else None
+        )
+        after = False
+        if "after" in found:
+            after = bool(self.boolean(found["after"][1], "after"))
+        if conv_key is not None:
+            for step in (first, then):
+                if step is not None and conv_key not in schema.TABLES[step.source].names:
+                    self.error(
+                        found["key"][1], f"conversion key '{conv_key}' is not a column of {step.source}"
+                    )
+        if conv_key is None or first is None or then is None:
+            return None
+        return ConversionMetric(name, label, conv_key, first, then, after, loc)
+
+    def step(
+        self, node: Node, what: str, entity_key: str | None, period: PeriodKind
+    ) -> ConversionStep | None:
+        found = self.mapping(node, what, STEP_KEYS, ("from",))
+        if found is None or "from" not in found:
+            return None
+        source = self.source(found["from"][1], entity_key, what)
+        window: Window | None = _PERIOD
+        if "window" in found:
+            window = self.window(found["window"][1], period, source)
+        where = None
+        if "where" in found and not self.is_null(found["where"][1]):
+            where = self.expr(found["where"][1], f"where of {what}")
+        if source == "shops":
+            self.error(found["from"][1], "a conversion step needs a source with a time column, not shops")
+            return None
+        if source is None:
+            return None
+        return ConversionStep(source, where, window or _PERIOD, self.loc(node))
+
+    def score(self, key: ScalarNode, node: Node) -> Score | None:
+        name = self.name(key, "score name")
+        what = f"score '{key.value}'"
+        found = self.mapping(node, what, SCORE_KEYS, ("parts",))
+        if found is None or name is None:
+            return None
+        scale = 100.0
+        if "scale" in found:
+            got = self.number(found["scale"][1], "scale")
+            if got is not None and got <= 0:
+                self.error(found["scale"][1], f"scale must be greater than 0, got {found['scale'][1].value}")
+            scale = got if got is not None and got > 0 else scale
+        requires = None
+        if "requires" in found:
+            requires = self.requires(found["requires"][1], what)
+        parts: list[ScorePart] = []
+        if "parts" in found:
+            pnode = found["parts"][1]
+            if not isinstance(pnode, SequenceNode):
+                self.error(pnode, f"parts of {what} must be a list, got {describe(pnode)}")
+            elif not pnode.value:
+                self.error(pnode, f"{what} has no parts")
+            else:
+                for item in pnode.value:
+                    part = self.part(item, what)
+                    if part is not None:
+                        parts.append(part)
+        label = self.optional_text(found, "label")
+        return Score(name, label, scale, tuple(parts), requires, self.loc(key))
+
+    def requires(self, node: Node, what: str) -> Requires | None:
+        found = self.mapping(node, f"requires of {what}", REQUIRES_KEYS, REQUIRES_KEYS)
+        if found is None or len(found) < 2:
+            return None
+        metric = self.name(found["metric"][1], "requires metric")
+        at_least = self.number(found["at_least"][1], "at_least")
+        if metric is None or at_least is None:
+            return None
+        return Requires(metric, at_least, self.loc(found["metric"][1]))
+
+    def part(self, node: Node, what: str) -> ScorePart | None:
+        found = self.mapping(node, f"a part of {what}", PART_KEYS, ("weight",))
+        if found is None:
+            return None
+        refs = [k for k in ("metric", "score") if k in found]
+        if len(refs) != 1:
+            self.error(node, f"a part of {what} names exactly one of metric or score")
+            return None
+        ref = self.name(found[refs[0]][1], refs[0])
+        weight = self.number(found["weight"][1], "weight") if "weight" in found else None
+        if weight is not None and weight <= 0:
+            self.error(found["weight"][1], f"weight must be greater than 0, got {found['weight'][1].value}")
+            weight = None
+        normalize = None
+        if "normalize" in found:
+            normalize = self.normalizer(found["normalize"][1])
+            if normalize is None:
+                return None
+        elif refs[0] == "metric":
+            self.error(
+                node, f"the part for metric '{ref}' needs 'normalize' (one of {', '.join(NORMALIZERS)})"
+            )
+            return None
+        missing: float | Literal["skip"] = 0.0
+        if "missing" in found:
+            mnode = found["missing"][1]
+            if isinstance(mnode, ScalarNode) and mnode.value == "skip":
+                missing = "skip"
+            else:
+                got = self.number(mnode, "missing (a value in [0, 1] or skip)")
+                if got is not None and not 0 <= got <= 1:
+                    self.error(mnode, f"missing must be skip or a value in [0, 1], got {mnode.value}")
+                elif got is not None:
+                    missing = got
+        if ref is None or weight is None:
+            return None
+        loc = self.loc(found[refs[0]][1])
+        if refs[0] == "metric":
+            return ScorePart(weight, loc, metric=ref, normalize=normalize, missing=missing)
+        return ScorePart(weight, loc, score=ref, normalize=normalize, missing=missing)
+
+    def normalizer(self, node: Node) -> Normalizer | None:
+        loc = self.loc(node)
+        if isinstance(node, ScalarNode) and node.value == "rank":
+            return Normalizer("rank", (), loc)
+        if not isinstance(node, MappingNode) or len(node.value) != 1:
+            self.error(
+                node, "normalize is one of {linear: [a, b]}, {log: [a, b]}, {bands: [[t, v], ...]}, rank"
+            )
+            return None
+        found = self.mapping(node, "normalize", NORMALIZERS)
+        if not found:
+            return None
+        kind, (_key, args) = next(iter(found.items()))
+        if kind == "rank":
+            if not (self.is_null(args) or (isinstance(args, SequenceNode | MappingNode) and not args.value)):
+                self.error(args, "rank takes no parameters")
+                return None
+            return Normalizer("rank", (), loc)
+        if kind == "bands":
+            return self.bands(args, loc)
+        pair = self.numbers(args, kind, 2)
+        if pair is None:
+            return None
+        a, b = pair
+        if kind == "linear" and a == b:
+            self.error(args, f"linear needs two different bounds, got [{a:g}, {b:g}]")
+            return None
+        if kind == "log" and not 0 <= a < b:
+            self.error(args, f"log needs 0 ≤ a < b, got [{a:g}, {b:g}]")
+            return None
+        return Normalizer(cast(Literal["linear", "log"], kind), (a, b), loc)
+
+    def bands(self, node: Node, loc: Loc) -> Normalizer | None:
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.error(node, f"bands takes a list of [threshold, value] pairs, got {describe(node)}")
+            return None
+        pairs: list[tuple[float, float]] = []
+        for item in node.value:
+            pair = self.numbers(item, "a band", 2)
+            if pair is None:
+                return None
+            t, v = pair
+            if pairs and t <= pairs[-1][0]:
+                self.error(item, f"band thresholds must ascend: {t:g} comes after {pairs[-1][0]:g}")
+                return None
+            if not 0 <= v <= 1:
+                self.error(item, f"a band's value is a normalized value in [0, 1], got {v:g}")
+                return None
+            pairs.append((t, v))
+        return Normalizer("bands", tuple(pairs), loc)
+
+    def gates(self, node: Node, what: str) -> list[Gate]:
+        if self.is_null(node):
+            return []
+        if not isinstance(node, SequenceNode):
+            self.error(node, f"gates of {what} must be a list, got {describe(node)}")
+            return []
+        gates: list[Gate] = []
+        seen: dict[str, Loc] = {}
+        for item in node.value:
+            found = self.mapping(item, f"a gate of {what}", GATE_KEYS, ("id", "when", "reason"))
+            if found is None or not {"id", "when", "reason"} <= found.keys():
+                continue
+            gid = self.name(found["id"][1], "gate id")
+            if gid is not None and gid in seen:
+                self.error(found["id"][1], f"duplicate gate id '{gid}' (first at line {seen[gid].line})")
+                gid = None
+            when = self.expr(found["when"][1], "gate condition")
+            reason = self.string(found["reason"][1], "reason")
+            missing = "fail"
+            if "missing" in found:
+                missing = self.choice(found["missing"][1], "missing value", ("pass", "fail")) or "fail"
+            if gid is None or when is None or reason is None:
+                continue
+            seen[gid] = self.loc(found["id"][1])
+            gates.append(Gate(gid, when, reason, cast(Literal["pass", "fail"], missing), self.loc(item)))
+        return gates
+
+    def tiers(self, node: Node, what: str) -> list[Tier]:
+        if self.is_null(node):
+            return []
+        if not isinstance(node, SequenceNode):
+            self.error(node, f"tiers of {what} must be a list, got {describe(node)}")
+            return []
+        tiers: list[Tier] = []
+        for item in node.value:
+            found = self.mapping(item, f"a tier of {what}", TIER_KEYS, TIER_KEYS)
+            if found is None or len(found) < 3:
+                continue
+            name = self.string(found["name"][1], "tier name")
+            min_score = self.number(found["min_score"][1], "min_score")
+            multiplier = self.number(found["multiplier"][1], "multiplier")
+            if multiplier is not None and multiplier <= 0:
+                self.error(found["multiplier"][1], f"multiplier must be greater than 0, got {multiplier:g}")
+                continue
+            if name is None or min_score is None or multiplier is None:
+                continue
+            clash = next((t for t in tiers if t.name == name), None)
+            if clash is not None:
+                self.error(found["name"][1], f"duplicate tier name '{name}' (first at line {clash.loc.line})")
+                continue
+            same = next((t for t in tiers if t.min_score == min_score), None)
+            if same is not None:
+                self.error(
+                    found["min_score"][1],
+                    f"tiers {same.name} and {name} have the same min_score {min_score:g}",
+                )
+                continue
+            tiers.append(Tier(name, min_score, multiplier, self.loc(item)))
+        return tiers
+
+    def reward(self, node: Node, what: str) -> Reward | None:
+        found = self.mapping(node, f"reward of {what}", REWARD_KEYS, ("pool",))
+        if found is None or "pool" not in found:
+            return None
+        values: dict[str, int | None] = {}
+        for key, minimum in (("pool", 0), ("cap", 1), ("min_grant", 0)):
+            if key not in found or self.is_null(found[key][1]):
+                values[key] = None
+                continue
+            got = self.integer(found[key][1], key)
+            if got is not None and got < minimum:
+                self.error(found[key][1], f"{key} must be at least {minimum}, got {got}")
+                got = None
+            values[key] = got
+        unit = "impressions"
+        if "unit" in found:
+            unit = self.string(found["unit"][1], "unit") or unit
+        cap, min_grant, pool = values["cap"], values["min_grant"], values["pool"]
+        if cap is not None and min_grant is not None and min_grant > cap:
+            self.error(found["min_grant"][1], f"min_grant ({min_grant}) is larger than cap ({cap})")
+            return None
+        if pool is None:
+            return None
+        return Reward(pool, unit, cap, min_grant, self.loc(node))

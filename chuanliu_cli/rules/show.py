@@ -1,0 +1,186 @@
+"""`rules show`: a ruleset rendered as Rich tables, one block per scorecard (SPEC §4, §6)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from chuanliu_cli.rules.model import (
+    AggregateMetric,
+    ConversionMetric,
+    ConversionStep,
+    FormulaMetric,
+    Metric,
+    Normalizer,
+    Ruleset,
+    Score,
+    Scorecard,
+    ScorePart,
+)
+
+#: The rule for aggregates over no rows, shown under every metrics table (SPEC §4).
+EMPTY_AGGREGATE_NOTE = (
+    "An entity with no matching rows: count/sum over no rows = 0; avg/min/max/median = NULL (stddev "
+    "too), and the value is computed from those, so sum(duration_minutes) / 60 is 0 and "
+    "sum(a) / count(*) is NULL. A conversion with no rows is 0. Division by zero gives NULL."
+)
+
+
+def _num(value: float) -> str:
+    """A number as written in YAML: 35, 0.05, 1.5 (no trailing .0)."""
+    return f"{value:,.10g}" if abs(value) >= 10_000 else f"{value:.10g}"
+
+
+def describe_normalizer(normalizer: Normalizer | None) -> str:
+    """`linear [1, 5]`, `log [0, 200]`, `bands 1→0.5, 5→1`, `rank`, or `value / scale`."""
+    if normalizer is None:
+        return "value / scale"
+    if normalizer.kind == "bands":
+        pairs = cast(tuple[tuple[float, float], ...], normalizer.params)
+        return "bands " + ", ".join(f"{_num(t)}→{_num(v)}" for t, v in pairs)
+    if normalizer.kind == "rank":
+        return "rank (percent rank)"
+    a, b = cast(tuple[float, float], normalizer.params)
+    suffix = " (lower is better)" if normalizer.kind == "linear" and a > b else ""
+    return f"{normalizer.kind} [{_num(a)}, {_num(b)}]{suffix}"
+
+
+def _step(step: ConversionStep) -> str:
+    where = f" where {step.where.text}" if step.where is not None else ""
+    return f"{step.source} ({step.window.text}){where}"
+
+
+def _metric_row(metric: Metric) -> tuple[str, str, str, str, str, str]:
+    label = metric.label or ""
+    if isinstance(metric, AggregateMetric):
+        where = metric.where.text if metric.where is not None else ""
+        return metric.name, label, metric.source, metric.window.text, where, metric.value.text
+    if isinstance(metric, FormulaMetric):
+        return metric.name, label, "formula", "", "", metric.formula.text
+    assert isinstance(metric, ConversionMetric)
+    after = " (the then event later than the earliest first)" if metric.after else ""
+    return (
+        metric.name,
+        label,
+        "conversion",
+        f"{metric.first.window.text} → {metric.then.window.text}",
+        f"first: {_step(metric.first)}\nthen: {_step(metric.then)}",
+        f"distinct {metric.key} seen in first, then in then{after}",
+    )
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False, expand=False)
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    return table
+
+
+def _metrics(sc: Scorecard) -> Table:
+    table = _table("Metrics", "metric", "label", "source", "window", "filter / where", "expression")
+    for metric in sc.metrics:
+        table.add_row(*(escape(cell) for cell in _metric_row(metric)))
+    table.caption = EMPTY_AGGREGATE_NOTE
+    table.caption_justify = "left"
+    return table
+
+
+def _part_cells(part: ScorePart) -> tuple[str, str, str, str]:
+    ref = f"metric {part.metric}" if part.metric is not None else f"score {part.score}"
+    missing = "skip" if part.missing == "skip" else _num(part.missing)
+    return ref, _num(part.weight), describe_normalizer(part.normalize), missing
+
+
+def _scores(sc: Scorecard) -> Table:
+    table = _table("Scores", "score", "scale", "requires", "part", "weight", "normalize", "missing")
+    for score in sc.scores:
+        requires = f"{score.requires.metric} ≥ {_num(score.requires.at_least)}" if score.requires else ""
+        head = _score_head(score)
+        for i, part in enumerate(score.parts):
+            lead = (head, _num(score.scale), requires) if i == 0 else ("", "", "")
+            table.add_row(*(escape(cell) for cell in (*lead, *_part_cells(part))))
+        table.add_section()
+    table.caption = "score = scale × Σ(weight × normalized) / Σ weight; a NULL input counts as `missing`."
+    table.caption_justify = "left"
+    return table
+
+
+def _score_head(score: Score) -> str:
+    return f"{score.name}\n{score.label}" if score.label else score.name
+
+
+def _gates(sc: Scorecard) -> Table:
+    table = _table("Gates (all must pass)", "gate", "when", "if NULL", "reason")
+    for gate in sc.gates:
+        table.add_row(escape(gate.id), escape(gate.when.text), gate.missing, escape(gate.reason))
+    return table
+
+
+def _tiers(sc: Scorecard) -> Table:
+    table = _table(f"Tiers (by {sc.rank_by})", "tier", "min score", "multiplier")
+    for tier in sc.tiers:
+        table.add_row(escape(tier.name), _num(tier.min_score), f"×{_num(tier.multiplier)}")
+    return table
+
+
+def _reward(sc: Scorecard) -> Table | None:
+    if sc.reward is None:
+        return None
+    reward = sc.reward
+    table = _table("Reward", "pool", "unit", "cap per entity", "minimum grant")
+    table.add_row(
+        f"{reward.pool:,}",
+        escape(reward.unit),
+        f"{reward.cap:,}" if reward.cap is not None else "none",
+        f"{reward.min_grant:,}" if reward.min_grant is not None else "none",
+    )
+    return table
+
+
+def _header(ruleset: Ruleset) -> Panel:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("ruleset", escape(ruleset.name))
+    grid.add_row("file", escape(ruleset.path))
+    grid.add_row("sha256", ruleset.sha256)
+    if ruleset.description:
+        grid.add_row("description", escape(ruleset.description))
+    grid.add_row("timezone", escape(ruleset.timezone))
+    grid.add_row(
+        "period", ruleset.period + (" (ISO weeks, Monday start)" if ruleset.period == "week" else "")
+    )
+    for name, expr in ruleset.filters.items():
+        grid.add_row(f"filter {escape(name)}", escape(expr.text))
+    if ruleset.assumptions:
+        grid.add_row("assumptions", escape(ruleset.assumptions))
+    return Panel(grid, title=f"Ruleset {escape(ruleset.name)}", title_align="left")
+
+
+def render_scorecard(sc: Scorecard) -> RenderableType:
+    """One scorecard: its metrics, scores, gates, tiers and reward as tables."""
+    title = Text(f"Scorecard {sc.name}", style="bold")
+    if sc.title:
+        title.append(f" — {sc.title}", style="")
+    title.append(f"  (key {sc.key}, ranked by {sc.rank_by})", style="dim")
+    parts: list[RenderableType] = [title, _metrics(sc)]
+    if sc.scores:
+        parts.append(_scores(sc))
+    if sc.gates:
+        parts.append(_gates(sc))
+    if sc.tiers:
+        parts.append(_tiers(sc))
+    reward = _reward(sc)
+    if reward is not None:
+        parts.append(reward)
+    return Group(*parts)
+
+
+def render_ruleset(ruleset: Ruleset) -> list[RenderableType]:
+    """The header (name, sha256, description, timezone, period, filters, assumptions), then each scorecard."""
+    return [_header(ruleset), *(render_scorecard(sc) for sc in ruleset.scorecards)]
