@@ -116,3 +116,51 @@ def test_require_complete_exits_6(invoke: Callable[..., Any], tmp_path: Path) ->
     assert result.stdout == ""
     ok = invoke("eligible", "--month", "2023-04", "--data", data, "--require-complete", "--format", "csv")
     assert ok.exit_code == 0
+
+
+def test_invalid_ruleset_is_exit_3_and_scores_nothing(
+    invoke: Callable[..., Any], db: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (
+        (REPO / "rules" / "chuanliu.yaml")
+        .read_text(encoding="utf-8")
+        .replace("live_days >= 8", "live_dayz >= 8")
+    )
+    bad.write_text(text, encoding="utf-8")
+    result = invoke("--db", db, "eligible", "--month", "2023-05", "--rules", str(bad), "--format", "csv")
+    assert result.exit_code == ExitCode.INVALID_RULESET
+    assert (
+        f"{bad}:" in result.output
+        and "live_dayz" in result.output
+        and "did you mean 'live_days'" in result.output
+    )
+    assert result.stdout == ""
+    assert _count(db, "runs") == 0
+
+
+def test_formula_injection_in_shop_names_is_neutralised(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in (REPO / "sample_data").iterdir():
+        text = f.read_text(encoding="utf-8")
+        if f.name.startswith("shops"):
+            lines = text.splitlines()
+            evil = ['=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(A1:A9)", "-2+3"]
+            for i, name in enumerate(evil, start=1):
+                cells = lines[i].split(",")
+                cells[1] = '"' + name.replace('"', '""') + '"'
+                lines[i] = ",".join(cells)
+            text = "\n".join(lines) + "\n"
+        (data / f.name).write_text(text, encoding="utf-8")
+    result = invoke("eligible", "--month", "2023-05", "--data", str(data), "--all", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    import csv
+    import io
+
+    names = {row["name"] for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert '\'=HYPERLINK("http://evil","x")' in names
+    assert "'+cmd|' /C calc'!A0" in names and "'@SUM(A1:A9)" in names and "'-2+3" in names
+    assert not any(n.startswith(("=", "+", "@")) for n in names)
+    js = invoke("eligible", "--month", "2023-05", "--data", str(data), "--all", "--format", "json")
+    assert '=HYPERLINK(\\"http://evil\\",\\"x\\")' in js.stdout  # JSON keeps the value as it is
