@@ -697,6 +697,118 @@ def runs(
         render_run(console, *listed)
 
 
+@command(app)
+def compare(
+    month: MonthOption,
+    against: Annotated[
+        Path | None, typer.Option("--against", help="Ruleset B, compared with --rules (A).")
+    ] = None,
+    against_month: Annotated[
+        str | None, typer.Option("--against-month", help="Compare the ruleset across two periods instead.")
+    ] = None,
+    scorecard: ScorecardOption = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List every entity, not only the summary.")] = False,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Only these entities (repeatable).")] = None,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    fmt: FormatOption = None,
+    output: OutOption = None,
+    db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
+    wait: WaitOption = 60.0,
+) -> None:
+    """What-if: who enters, who leaves, tier moves and grant deltas between two rulesets (or months)."""
+    from chuanliu_cli.compare import Side, compare_results
+    from chuanliu_cli.errors import RulesetError, UsageError
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.scoring import score_period
+
+    if (against is None) == (against_month is None):
+        raise UsageError("give --against B.yaml or --against-month M2 (one of them)")
+    ruleset_a = _ruleset(rules, check=True)
+    try:
+        ruleset_b = _ruleset(against, check=True) if against is not None else ruleset_a
+    except RulesetError as exc:
+        exc.hint = f"the error is in ruleset B (--against {against})"
+        raise
+    period_a = parse_period(month, ruleset_a.period)
+    period_b = parse_period(against_month, ruleset_b.period) if against_month else period_a
+    if period_a.kind != period_b.kind:
+        raise UsageError("the two rulesets score different period kinds (month vs week)")
+    names = [sc.name for sc in ruleset_a.scorecards]
+    name = _check_scorecard(scorecard or names[0], names)
+    _check_scorecard(name, [sc.name for sc in ruleset_b.scorecards])
+    with _scoring_connection(data, db, wait, memory_limit) as con:
+        run_a = score_period(con, ruleset_a, period_a, upto=name)
+        run_b = score_period(con, ruleset_b, period_b, upto=name)
+    label_a = f"{ruleset_a.name} ({Path(str(ruleset_a.path)).name})" if against else period_a.label
+    label_b = f"{ruleset_b.name} ({Path(str(ruleset_b.path)).name})" if against else period_b.label
+    comparison = compare_results(
+        Side(label_a, run_a, run_a.scorecards[name]), Side(label_b, run_b, run_b.scorecards[name])
+    )
+    _emit_comparison(comparison, fmt, output, show_all, ids)
+
+
+def _emit_comparison(
+    comparison: Any, fmt: OutputFormat | None, output: Path | None, show_all: bool, ids: list[str] | None
+) -> None:
+    import json
+
+    from chuanliu_cli.output import atomic_write, comparison_rows, parquet_table_bytes, write_csv
+    from chuanliu_cli.render import render_comparison
+
+    settings = _settings()
+    console = settings.console()
+    rows = comparison.rows
+    if ids:
+        rows = [r for r in rows if r["key"] in ids]
+    if fmt is None:
+        fmt = OutputFormat.table if (output is None and console.is_terminal) else OutputFormat.csv
+    if fmt is OutputFormat.table:
+        listed = rows if (show_all or ids) else None
+        if output is None:
+            render_comparison(console, comparison, listed)
+        else:
+            from rich.console import Console as RichConsole
+
+            with atomic_write(output) as f:
+                render_comparison(
+                    RichConsole(file=f, width=160, no_color=True, highlight=False), comparison, listed
+                )
+        return
+    flat = comparison_rows(rows)
+    if fmt is OutputFormat.parquet:
+        if output is None:
+            from chuanliu_cli.errors import UsageError
+
+            raise UsageError("parquet is binary: write it to a file with -o FILE")
+        with atomic_write(output, "wb") as f:
+            f.write(parquet_table_bytes(flat))
+        return
+    if fmt is OutputFormat.json:
+        text = (
+            json.dumps(
+                {"scorecard": comparison.scorecard, "summary": comparison.summary(), "entities": rows},
+                ensure_ascii=False,
+                indent=2,
+            )
+            + "\n"
+        )
+    elif fmt is OutputFormat.jsonl:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    else:
+        import io
+
+        buf = io.StringIO()
+        write_csv(buf, flat, list(flat[0]) if flat else ["key"])
+        text = buf.getvalue()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with atomic_write(output) as f:
+            f.write(text)
+
+
 # --- rules -------------------------------------------------------------------------------------------------
 
 rules_app = typer.Typer(

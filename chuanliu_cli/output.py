@@ -202,3 +202,25 @@ def atomic_write(path: Path, mode: Literal["w", "wb"] = "w") -> Iterator[IO[Any]
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def comparison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Comparison rows with list cells joined, for csv and parquet."""
+    flat = []
+    for r in rows:
+        row = dict(r)
+        row["now_failing"] = ";".join(r["now_failing"])
+        row["now_failing_reasons"] = "; ".join(r["now_failing_reasons"])
+        flat.append(row)
+    return flat
+
+
+def parquet_table_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """Parquet of flat rows, column types inferred by pyarrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows)
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf, compression="zstd")
+    return bytes(buf.getvalue().to_pybytes())

@@ -13,6 +13,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from chuanliu_cli.compare import Comparison
     from chuanliu_cli.explain import Explanation
     from chuanliu_cli.loading.loader import FileResult
     from chuanliu_cli.scoring import RunResult, ScorecardResult
@@ -409,5 +410,67 @@ def render_run(console: Console, run: dict[str, Any], results: list[dict[str, An
             r["tier"] or "-",
             _score(r["score"]),
             _n(r["grant"]) if r["grant"] is not None else "-",
+        )
+    console.print(table)
+
+
+def render_comparison(console: Console, cmp: Comparison, rows: list[dict[str, Any]] | None) -> None:
+    """`chuanliu compare`: summary, tier matrix, biggest movers and (optionally) every entity."""
+    s = cmp.summary()
+    console.print(Text(f"{cmp.scorecard}: A = {cmp.a.label} · B = {cmp.b.label}", style="bold"))
+    if s["unchanged"]:
+        console.print(
+            Text("No change: every entity has the same eligibility, tier, score and grant under A and B.")
+        )
+    console.print(
+        Text(
+            f"Eligible {s['eligible']['a']} → {s['eligible']['b']} · entrants {s['entrants']} · "
+            f"leavers {s['leavers']} · tier moves {s['tier_moves']} · grant moved {_n(s['grant_moved'])} "
+            f"(Σ|Δ grant| / 2) · allocated {_n(s['a']['allocated'])} → {_n(s['b']['allocated'])}"
+        )
+    )
+    used = [t for t in cmp.tiers if any(cmp.matrix[t].values()) or any(cmp.matrix[x][t] for x in cmp.tiers)]
+    mt = Table(title="Tier matrix (rows: A, columns: B)", title_justify="left")
+    mt.add_column("A \\ B")
+    for t in used:
+        mt.add_column(t, justify="right")
+    for t in used:
+        mt.add_row(t, *(str(cmp.matrix[t][u]) if cmp.matrix[t][u] else "·" for u in used))
+    console.print(mt)
+    for title, movers in (("Largest gainers", s["top_gainers"]), ("Largest losers", s["top_losers"])):
+        if movers:
+            console.print(Text(f"{title}: " + ", ".join(f"{m['key']} {m['grant_delta']:+,}" for m in movers)))
+    if rows is None:
+        return
+    table = Table(title="Entities", title_justify="left")
+    for name in (
+        cmp.key,
+        "name",
+        "change",
+        "tier A→B",
+        "total A",
+        "total B",
+        "grant A",
+        "grant B",
+        "Δ grant",
+        "now failing",
+    ):
+        table.add_column(name, justify="right" if name.startswith(("total", "grant", "Δ")) else "left")
+    for r in rows:
+        table.add_row(
+            Text(str(r["key"])),
+            Text(r["name"] or ""),
+            r["change"],
+            f"{r['tier_a'] or '-'} → {r['tier_b'] or '-'}",
+            _score(r["total_a"]),
+            _score(r["total_b"]),
+            _n(r["grant_a"]),
+            _n(r["grant_b"]),
+            f"{r['grant_delta']:+,}",
+            Text(
+                "; ".join(
+                    f"{g}: {why}" for g, why in zip(r["now_failing"], r["now_failing_reasons"], strict=True)
+                )
+            ),
         )
     console.print(table)
