@@ -809,6 +809,51 @@ def _emit_comparison(
             f.write(text)
 
 
+@command(app)
+def report(
+    month: MonthOption,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write (atomically).")],
+    scorecard: ScorecardOption = None,
+    against_month: Annotated[
+        str | None,
+        typer.Option("--against-month", help="Month for the movers section [default: the previous one]."),
+    ] = None,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
+    wait: WaitOption = 60.0,
+) -> None:
+    """One self-contained HTML report: reward list, score distributions, gates, pool, movers, breakdowns."""
+    from chuanliu_cli.compare import Side, compare_results
+    from chuanliu_cli.output import atomic_write
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.report import build_report
+    from chuanliu_cli.scoring import score_period
+
+    ruleset = _ruleset(rules, check=True)
+    period = parse_period(month, ruleset.period)
+    previous = parse_period(against_month, ruleset.period) if against_month else period.previous()
+    names = [sc.name for sc in ruleset.scorecards]
+    name = _check_scorecard(scorecard or names[0], names)
+    with _scoring_connection(data, db, wait, memory_limit) as con:
+        run = score_period(con, ruleset, period, upto=name)
+        before = score_period(con, ruleset, previous, upto=name)
+    movers = None
+    if before.scorecards[name].frame.height:
+        movers = compare_results(
+            Side(previous.label, before, before.scorecards[name]),
+            Side(period.label, run, run.scorecards[name]),
+        )
+    if not run.complete and not _settings().quiet:
+        _error(f"Warning: period {period.label} is incomplete: {', '.join(run.incomplete_tables)}")
+    html = build_report(run, name, movers, f"chuanliu {__version__}")
+    with atomic_write(output) as f:
+        f.write(html)
+    if not _settings().quiet:
+        _error(f"Wrote {output} ({len(html.encode()) / 1024:,.0f} KiB)")
+
+
 # --- rules -------------------------------------------------------------------------------------------------
 
 rules_app = typer.Typer(

@@ -1,0 +1,91 @@
+"""Small inline-SVG charts (histogram with threshold lines, horizontal bars): no JavaScript, no network."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+_W, _H = 560, 220
+_PAD_L, _PAD_R, _PAD_T, _PAD_B = 44, 12, 14, 34
+_BAR = "#4e79a7"
+_LINE = "#e15759"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def histogram(
+    values: Sequence[float],
+    lo: float,
+    hi: float,
+    thresholds: Sequence[tuple[str, float]] = (),
+    bins: int = 20,
+) -> str:
+    """An SVG histogram of `values` on [lo, hi] with labelled vertical threshold lines."""
+    if hi <= lo:
+        hi = lo + 1.0
+    counts = [0] * bins
+    for v in values:
+        i = min(max(int((v - lo) / (hi - lo) * bins), 0), bins - 1)
+        counts[i] += 1
+    top = max(counts) or 1
+    pw, ph = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
+    parts = [
+        f'<svg class="chart" role="img" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
+        'xmlns="http://www.w3.org/2000/svg">',
+        f'<line x1="{_PAD_L}" y1="{_PAD_T + ph}" x2="{_PAD_L + pw}" y2="{_PAD_T + ph}" stroke="#888"/>',
+        f'<line x1="{_PAD_L}" y1="{_PAD_T}" x2="{_PAD_L}" y2="{_PAD_T + ph}" stroke="#888"/>',
+        f'<text x="{_PAD_L - 6}" y="{_PAD_T + 4}" text-anchor="end" class="axis">{top}</text>',
+        f'<text x="{_PAD_L - 6}" y="{_PAD_T + ph}" text-anchor="end" class="axis">0</text>',
+    ]
+    bw = pw / bins
+    for i, c in enumerate(counts):
+        if c:
+            h = ph * c / top
+            x = _PAD_L + i * bw
+            left, right = _fmt(lo + i * (hi - lo) / bins), _fmt(lo + (i + 1) * (hi - lo) / bins)
+            parts.append(
+                f'<rect x="{x + 1:.1f}" y="{_PAD_T + ph - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
+                f'fill="{_BAR}"><title>{left}–{right}: {c}</title></rect>'
+            )
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        x = _PAD_L + pw * k / 4
+        parts.append(f'<text x="{x:.1f}" y="{_H - 14}" text-anchor="middle" class="axis">{_fmt(v)}</text>')
+    for name, t in thresholds:
+        if lo <= t <= hi:
+            x = _PAD_L + pw * (t - lo) / (hi - lo)
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" y2="{_PAD_T + ph}" stroke="{_LINE}" '
+                'stroke-dasharray="4 3"/>'
+                f'<text x="{x + 3:.1f}" y="{_PAD_T + 10}" class="thr">{escape(name)} {_fmt(t)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bars(items: Sequence[tuple[str, float, str]], unit: str = "") -> str:
+    """Horizontal SVG bars: (label, value, note) per bar, scaled to the largest value."""
+    rows = max(len(items), 1)
+    height = 26 * rows + 16
+    label_w = 200
+    pw = _W - label_w - 120
+    top = max((v for _, v, _ in items), default=0.0) or 1.0
+    parts = [
+        f'<svg class="chart" role="img" width="{_W}" height="{height}" viewBox="0 0 {_W} {height}" '
+        'xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for i, (label, value, note) in enumerate(items):
+        y = 8 + 26 * i
+        w = 0.0 if not math.isfinite(value) else pw * value / top
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 14}" text-anchor="end" class="lbl">{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{max(w, 1):.1f}" height="18" fill="{_BAR}">'
+            f"<title>{escape(label)}: {escape(note)}</title></rect>"
+            f'<text x="{label_w + max(w, 1) + 6:.1f}" y="{y + 14}" class="val">'
+            f"{escape(note)}{escape(unit)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,138 @@
+"""`chuanliu report`: a self-contained HTML file that loads in headless Chromium with charts and no errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+ARTIFACTS = REPO / "test-artifacts"
+_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise AssertionError("headless Chromium is required (apt-get install -y chromium); .ci/run installs it")
+
+
+def load_page(html: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """The page's DOM after its scripts ran, and the console messages Chromium logged."""
+    done = subprocess.run(
+        [
+            _chromium(),
+            *_FLAGS,
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            html.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return done.stdout, console
+
+
+def screenshot(html: Path, png: Path, tmp_path: Path) -> None:
+    """Save a screenshot of the page (a test artifact for people to look at)."""
+    png.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            _chromium(),
+            *_FLAGS,
+            f"--user-data-dir={tmp_path / 'chromium-shot'}",
+            "--window-size=1280,2400",
+            f"--screenshot={png}",
+            html.resolve().as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from typer.testing import CliRunner
+
+    from chuanliu_cli.cli import app
+
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    args = ["report", "--month", "2023-05", "--data", str(REPO / "sample_data"), "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_report_is_self_contained(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", html, re.IGNORECASE)
+    assert "@import" not in html and "url(" not in html
+    assert "Content-Security-Policy" in html
+
+
+def test_report_contents(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    for text in (
+        "chuanliu-2023",
+        "Reward list 奖励名单",
+        "和语数码家电旗舰店",
+        "勤奋度 diligence",
+        "Gates 门槛通过率",
+        "Pool by tier 流量池分配",
+        "Month-over-month 环比变化 (2023-04 → 2023-05)",
+        'id="e-ks700017"',
+        "requires reviews_90d ≥ 20",
+        "tier S 80",
+        "gate store_experience 4",
+    ):
+        assert text in html, text
+    assert html.count('<svg class="chart"') == 5 + 2  # one per score, gates, pool
+
+
+def test_report_loads_in_chromium_with_charts_and_no_errors(report: Path, tmp_path: Path) -> None:
+    dom, console = load_page(report, tmp_path)
+    assert console == []
+    assert 'data-violations="0"' in dom and 'data-resources="0"' in dom
+    charts = re.search(r'data-charts="(\d+)"', dom)
+    assert charts and int(charts.group(1)) == 7
+    png = ARTIFACTS / "report-2023-05.png"
+    screenshot(report, png, tmp_path)
+    assert png.stat().st_size > 10_000
+
+
+def test_page_checker_sees_console_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>console.error('boom'); missing();</script></body></html>")
+    _, console = load_page(bad, tmp_path)
+    assert any("boom" in line for line in console) and any(
+        "missing is not defined" in line for line in console
+    )
+
+
+def test_report_requires_output(invoke: Callable[..., Any]) -> None:
+    result = invoke("report", "--month", "2023-05", "--data", str(REPO / "sample_data"))
+    assert result.exit_code == 2
