@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chuanliu_cli.allocation import Allocation, Claim, allocate, round_micro
 from chuanliu_cli.errors import DataError
@@ -78,43 +78,110 @@ class RunResult:
     data_window: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
 
 
+class Engine(Protocol):
+    """Where the metric queries run. Everything after the metric rows is the same Python code."""
+
+    dialect: str
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run a compiled metric query and return its rows."""
+
+    def register(self, name: str, table: Any) -> None:
+        """Make an arrow table queryable as `name` (earlier scorecards' results)."""
+
+    def unregister(self, name: str) -> None:
+        """Forget a registered table."""
+
+    def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """The first and last time in each required table."""
+
+    def names(self, key: str) -> pl.DataFrame | None:
+        """Display names (columns k, name) for entities keyed by `key`, or None."""
+
+
+class DuckDBEngine:
+    """Metric queries on a DuckDB connection (a database file or the in-memory load of --data)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run SQL; a DuckDB error becomes a DataError naming the first line."""
+        import duckdb
+
+        try:
+            return self.con.sql(sql).pl()
+        except duckdb.Error as exc:
+            raise DataError(f"the metric query failed: {str(exc).splitlines()[0]}") from None
+
+    def register(self, name: str, table: Any) -> None:
+        """Register an arrow table as a view."""
+        self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        """Drop a registered view."""
+        self.con.unregister(name)
+
+    def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """min/max of each required table's time column."""
+        from chuanliu_cli.schema import REQUIRED_TABLES, TABLES
+
+        out = {}
+        for name in REQUIRED_TABLES:
+            tc = TABLES[name].time_column
+            assert tc is not None
+            row = first_row(self.con.execute(f"SELECT min({ident(tc)}), max({ident(tc)}) FROM {ident(name)}"))
+            out[name] = (row[0], row[1]) if row else (None, None)
+        return out
+
+    def names(self, key: str) -> pl.DataFrame | None:
+        """Shop names for shop keys, the latest item name for item keys."""
+        sql = NAME_QUERIES.get(key)
+        return None if sql is None else self.query(sql)
+
+
+#: How display names are found, per entity key (portable SQL: DuckDB and Spark both run it).
+NAME_QUERIES = {
+    "shop_id": "SELECT shop_id AS k, max(shop_name) AS name FROM shops GROUP BY shop_id",
+    "item_id": "SELECT item_id AS k, max_by(item_name, order_time) AS name FROM orders GROUP BY item_id",
+}
+
+
+def as_engine(source: Engine | duckdb.DuckDBPyConnection) -> Engine:
+    """An Engine for a DuckDB connection (engines pass through)."""
+    if hasattr(source, "query") and hasattr(source, "dialect"):
+        return source  # type: ignore[return-value]
+    return DuckDBEngine(source)  # type: ignore[arg-type]
+
+
 def score_period(
-    con: duckdb.DuckDBPyConnection, ruleset: Ruleset, period: Period, upto: str | None = None
+    source: Engine | duckdb.DuckDBPyConnection, ruleset: Ruleset, period: Period, upto: str | None = None
 ) -> RunResult:
     """Score every scorecard in order (up to and including `upto`) for `period`."""
-    from chuanliu_cli.status import data_end, incomplete_tables
+    from chuanliu_cli.status import incomplete_tables
 
+    engine = as_engine(source)
     if period.kind != ruleset.period:
         raise DataError(f"the ruleset scores {ruleset.period}s, not {period.kind}s")
     results: dict[str, ScorecardResult] = {}
     registered: list[str] = []
     try:
         for sc in ruleset.scorecards:
-            res = score_scorecard(con, ruleset, sc, period)
+            res = score_scorecard(engine, ruleset, sc, period)
             results[sc.name] = res
             view = f"scorecard_{sc.name}"
-            con.register(view, _reference_table(res))
+            engine.register(view, _reference_table(res))
             registered.append(view)
             if sc.name == upto:
                 break
     finally:
         for view in registered:
-            con.unregister(view)
-    ends = data_end(con)
-    missing = tuple(incomplete_tables(period, ends))
-    return RunResult(ruleset, period, results, not missing, missing, _data_window(con))
-
-
-def _data_window(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime | None, datetime | None]]:
-    from chuanliu_cli.schema import REQUIRED_TABLES, TABLES
-
-    out = {}
-    for name in REQUIRED_TABLES:
-        tc = TABLES[name].time_column
-        assert tc is not None
-        row = first_row(con.execute(f"SELECT min({ident(tc)}), max({ident(tc)}) FROM {ident(name)}"))
-        out[name] = (row[0], row[1]) if row else (None, None)
-    return out
+            engine.unregister(view)
+    window = engine.data_window()
+    missing = tuple(incomplete_tables(period, {t: hi for t, (_, hi) in window.items()}))
+    return RunResult(ruleset, period, results, not missing, missing, window)
 
 
 def _reference_table(res: ScorecardResult) -> Any:
@@ -131,45 +198,40 @@ def _reference_table(res: ScorecardResult) -> Any:
     ).to_arrow()
 
 
-def compute_metrics(
-    con: duckdb.DuckDBPyConnection, ruleset: Ruleset, sc: Scorecard, period: Period
-) -> pl.DataFrame:
+def compute_metrics(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Period) -> pl.DataFrame:
     """Run the scorecard's compiled query: one row per entity, the key then every metric (as floats)."""
-    import duckdb
     import polars as pl
 
     from chuanliu_cli.rules.compiler import compile_scorecard
 
-    compiled = compile_scorecard(ruleset, sc.name, period)
+    compiled = compile_scorecard(ruleset, sc.name, period, dialect=engine.dialect)
     try:
-        frame = con.sql(compiled.sql).pl()
-    except duckdb.Error as exc:
-        raise DataError(f"scorecard {sc.name}: the metric query failed: {str(exc).splitlines()[0]}") from None
+        frame = engine.query(compiled.sql)
+    except DataError as exc:
+        raise DataError(f"scorecard {sc.name}: {exc.message}") from None
     casts = [pl.col(sc.key).cast(pl.Utf8)]
-    # DuckDB sums doubles in parallel, in no fixed order, so the last bits of a float sum can differ
+    # Engines sum doubles in parallel, in no fixed order, so the last bits of a float sum can differ
     # between runs; 12 significant digits keep every real digit and make reruns byte-identical.
     casts += [pl.col(m.name).cast(pl.Float64).round_sig_figs(METRIC_DIGITS) for m in sc.metrics]
-    return frame.select(casts)
+    return frame.select(casts).sort(sc.key)
 
 
-def score_scorecard(
-    con: duckdb.DuckDBPyConnection, ruleset: Ruleset, sc: Scorecard, period: Period
-) -> ScorecardResult:
+def score_scorecard(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Period) -> ScorecardResult:
     """Score one scorecard; earlier scorecards must already be registered as `scorecard_<name>` views."""
-    metrics = compute_metrics(con, ruleset, sc, period)
-    return finish_scorecard(con, sc, period, metrics)
+    metrics = compute_metrics(engine, ruleset, sc, period)
+    return finish_scorecard(sc, period, metrics, engine.names(sc.key))
 
 
 def finish_scorecard(
-    con: duckdb.DuckDBPyConnection, sc: Scorecard, period: Period, metrics: pl.DataFrame
+    sc: Scorecard, period: Period, metrics: pl.DataFrame, names: pl.DataFrame | None = None
 ) -> ScorecardResult:
-    """Everything after the metric query: scores, gates, tiers, ranks, grants and names."""
+    """Everything after the metric query: scores, gates, tiers, ranks, grants and names (pure Python)."""
     import polars as pl
 
     frame = compute_scores(sc, metrics)
-    frame = apply_gates(con, sc, frame)
+    frame = apply_gates(sc, frame)
     frame, allocation = rank_and_allocate(sc, frame)
-    frame = frame.with_columns(_names(con, sc, frame).alias("name"))
+    frame = frame.with_columns(_names(sc, frame, names).alias("name"))
     order = [sc.key, "name", *(m.name for m in sc.metrics), *(s.name for s in sc.scores)]
     order += ["eligible", "failed_gates", "tier", "rank", "grant", "grant_note"]
     frame = frame.select(order).sort(
@@ -276,8 +338,12 @@ def round6_expr(x: pl.Expr) -> pl.Expr:
     return (x.abs() * 1_000_000 + 0.5).floor() * x.sign() / 1_000_000
 
 
-def apply_gates(con: duckdb.DuckDBPyConnection, sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
-    """Evaluate each gate on values rounded to 6 decimals; add `eligible` and `failed_gates`."""
+def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
+    """Evaluate each gate on values rounded to 6 decimals; add `eligible` and `failed_gates`.
+
+    Gates run on a private in-memory DuckDB over the scored rows, whatever engine computed the metrics.
+    """
+    import duckdb
     import polars as pl
 
     from chuanliu_cli.rules.expressions import compile_result_expression
@@ -292,11 +358,13 @@ def apply_gates(con: duckdb.DuckDBPyConnection, sc: Scorecard, frame: pl.DataFra
     for gate in sc.gates:
         tree = compile_result_expression(gate.when)
         selects.append(f"({tree.sql(dialect='duckdb')}) AS {ident('gate$' + gate.id)}")
-    con.register("gate_input", rounded.to_arrow())
+    con = duckdb.connect()
     try:
+        con.execute("SET enable_external_access = false")
+        con.register("gate_input", rounded.to_arrow())
         outcome = con.sql(f"SELECT {', '.join(selects)} FROM gate_input").pl()
     finally:
-        con.unregister("gate_input")
+        con.close()
     failed_exprs = []
     for gate in sc.gates:
         col = pl.col("gate$" + gate.id)
@@ -366,21 +434,14 @@ def rank_and_allocate(sc: Scorecard, frame: pl.DataFrame) -> tuple[pl.DataFrame,
     return frame, allocation
 
 
-def _names(con: duckdb.DuckDBPyConnection, sc: Scorecard, frame: pl.DataFrame) -> pl.Series:
-    """Display names: shop names for shop keys, the latest item name for item keys, else NULL."""
+def _names(sc: Scorecard, frame: pl.DataFrame, names: pl.DataFrame | None) -> pl.Series:
+    """The display name of each entity (NULL where there is none)."""
     import polars as pl
 
-    if sc.key == "shop_id":
-        sql = "SELECT shop_id AS k, any_value(shop_name) AS name FROM shops GROUP BY shop_id"
-    elif sc.key == "item_id":
-        sql = "SELECT item_id AS k, arg_max(item_name, order_time) AS name FROM orders GROUP BY item_id"
-    else:
-        return pl.Series("name", [None] * frame.height, dtype=pl.Utf8)
-    names = con.sql(sql).pl()
-    if names.height == 0:
+    if names is None or names.height == 0:
         return pl.Series("name", [None] * frame.height, dtype=pl.Utf8)
     joined = frame.select(pl.col(sc.key).alias("k")).join(
-        names.with_columns(pl.col("k").cast(pl.Utf8), pl.col("name").cast(pl.Utf8)),
+        names.select(pl.col("k").cast(pl.Utf8), pl.col("name").cast(pl.Utf8)).unique("k", keep="first"),
         on="k",
         how="left",
         maintain_order="left",
