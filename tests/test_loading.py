@@ -407,3 +407,54 @@ def test_memory_database_loads_without_files(write: Callable[..., Path]) -> None
     db = memory_database()
     result = load_files(db, [("orders", _orders(write, GOOD_ORDER))], LoadOptions())[0]
     assert result.inserted == 1
+
+
+def test_json_lines_api_dump_with_fen_scale(tmp_path: Path, write: Callable[..., Path]) -> None:
+    from chuanliu_cli.loading.mapping import load_mapping
+
+    path = write(
+        "orders.jsonl",
+        """
+        {"oid": 2023050100000001, "sellerId": "ks1", "buyerOpenId": "u1", "itemId": 11, "num": 2, "cpsType": 2, "distributorId": "dr9", "payTime": 1682942400000, "actualPayAmount": 8800, "orderStatus": 70}
+        {"oid": "0023050100000002", "sellerId": "ks1", "buyerOpenId": "u2", "num": 1, "cpsType": 1, "payTime": 1682942400000, "actualPayAmount": 1234, "orderStatus": 10}
+        not json
+        """,
+    )
+    scale = write("fen.yaml", "scale: {paid_amount: 0.01}\n")
+    result = _load(tmp_path / "db.duckdb", "orders", path, max_reject_rate=0.5, mapping=load_mapping(scale))
+    assert (result.inserted, result.rejected) == (2, 1)
+    assert result.rejects[0].line == "line 3" and result.rejects[0].reason.startswith("not valid JSON")
+    assert "column order_id" not in result.rejects[0].reason
+    rows = _rows(
+        tmp_path / "db.duckdb",
+        "SELECT order_id, sale_mode, promoter_id, paid_amount, quantity, status FROM orders ORDER BY 1",
+    )
+    assert rows == [
+        ("0023050100000002", "self", None, Decimal("12.34"), 1, "pending"),
+        ("2023050100000001", "distribution", "dr9", Decimal("88.00"), 2, "completed"),
+    ]
+
+
+def test_excel_serial_and_big_float_ids_from_parquet(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "order_id": pa.array([12345678901234568.0, 2.0], pa.float64()),
+            "shop_id": ["ks1", "ks1"],
+            "buyer_id": ["b1", "b2"],
+            "sale_mode": ["self", "self"],
+            "order_time": pa.array([45047.5, 1682942400000.0], pa.float64()),
+            "paid_amount": [1.0, 2.0],
+            "status": ["completed", "completed"],
+        }
+    )
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path)
+    _load(tmp_path / "db.duckdb", "orders", path)
+    rows = _rows(
+        tmp_path / "db.duckdb",
+        "SELECT order_id, strftime(order_time, '%Y-%m-%d %H:%M') FROM orders ORDER BY 1",
+    )
+    assert rows == [("12345678901234568", "2023-05-01 12:00"), ("2", "2023-05-01 20:00")]

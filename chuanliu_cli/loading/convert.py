@@ -91,7 +91,7 @@ def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: 
         if st in ("DOUBLE", "FLOAT", "REAL"):
             # Whole numbers stored as floats (spreadsheets) print without a trailing .0.
             return (
-                f"CASE WHEN {raw} = floor({raw}) AND abs({raw}) < 9007199254740992 "
+                f"CASE WHEN {raw} = floor({raw}) AND abs({raw}) < 1e38 "
                 f"THEN cast(cast({raw} AS HUGEINT) AS VARCHAR) ELSE cast({raw} AS VARCHAR) END"
             )
         return f"cast({raw} AS VARCHAR)"
@@ -111,7 +111,11 @@ def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: 
         if st == "TIMESTAMP WITH TIME ZONE":
             return f"timezone({literal(timezone)}, {raw})"
         if is_number:
-            return f"chl_time(cast(cast({raw} AS BIGINT) AS VARCHAR))"
+            # epoch milliseconds are whole numbers; Excel serials keep their fraction of a day
+            return (
+                f"CASE WHEN {raw} >= 100000000000 THEN chl_time(cast(cast({raw} AS BIGINT) AS VARCHAR)) "
+                f"ELSE chl_time(cast({raw} AS VARCHAR)) END"
+            )
         return f"chl_time(cast({raw} AS VARCHAR))"
     # numeric kinds
     value = f"cast({raw} AS DECIMAL(38,6))" if is_number else f"chl_decimal(cast({raw} AS VARCHAR))"
@@ -150,10 +154,9 @@ def conversion_sql(
         checks.extend(_column_checks(col, present))
     checks.extend(_row_checks(table.name, present))
     outputs = _outputs(table.name, tm, present)
-    # Rows of the wrong width (text files) carry their reason in __shape; it comes first.
+    # A row that could not be read as a row (wrong width, not JSON) says only that: its cells mean nothing.
     parsed.append("__shape")
-    checks.insert(0, "__shape")
-    reason = "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
+    reason = "coalesce(__shape, nullif(concat_ws('; ', " + ", ".join(checks) + "), ''))"
     sql = (
         f"WITH src AS ({inner}), p AS (SELECT {', '.join(parsed)} FROM src) "
         f"SELECT {', '.join(outputs)}, __line, {reason} AS __reason FROM p"

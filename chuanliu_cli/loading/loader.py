@@ -33,7 +33,7 @@ SHOW_REJECTS = 5
 DIR_PREFIXES: tuple[tuple[str, str], ...] = tuple(
     (prefix, table.name) for table in TABLES.values() for prefix in table.file_prefixes
 )
-_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".xlsx", ".xlsm")
+_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".xlsx", ".xlsm", ".jsonl", ".ndjson", ".json")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class FileResult:
     table: str
     file: str
     sha256: str
+    path: str = ""  # the file itself (a workbook's sheets share it)
     rows_read: int = 0
     inserted: int = 0
     updated: int = 0
@@ -174,6 +175,7 @@ def load_files(
     try:
         for p in prepared:
             results.append(_load_one(con, p, options, progress))
+        _check_reject_rates(results, options)
         con.execute(
             "INSERT OR REPLACE INTO chuanliu_meta VALUES ('timezone', ?)",
             [options.timezone],
@@ -183,6 +185,25 @@ def load_files(
         con.execute("ROLLBACK")
         raise
     return results
+
+
+def _check_reject_rates(results: list[FileResult], options: LoadOptions) -> None:
+    """SPEC §3: a file (all its sheets together) with too many rejects fails the whole load."""
+    by_file: dict[str, list[FileResult]] = {}
+    for r in results:
+        by_file.setdefault(r.path, []).append(r)
+    for path, parts in by_file.items():
+        read = sum(r.rows_read for r in parts)
+        rejected = sum(r.rejected for r in parts)
+        if read and rejected / read > options.max_reject_rate:
+            name = parts[0].file if len(parts) == 1 else path
+            raise DataError(
+                f"{name}: {rejected} of {read} rows rejected "
+                f"({rejected / read:.1%} > --max-reject-rate {options.max_reject_rate:.1%}); nothing was "
+                "written",
+                hint="fix the file, or raise --max-reject-rate to load the good rows",
+                details=[str(x) for r in parts for x in r.rejects][:SHOW_REJECTS],
+            )
 
 
 def _check_timezone(con: duckdb.DuckDBPyConnection, timezone: str, read_only: bool) -> None:
@@ -278,18 +299,10 @@ def _load_one(
     started = datetime.now()
     t0 = time.perf_counter()
     table = TABLES[p.table]
-    result = FileResult(p.table, p.reader.name, file_sha256(p.reader.path))
+    result = FileResult(p.table, p.reader.name, file_sha256(p.reader.path), str(p.reader.path))
     rejects = _stage_batches(con, p, options, result, progress)
     result.rejected = len(rejects)
     result.rejects = rejects[:SHOW_REJECTS]
-    if result.rows_read and result.reject_rate > options.max_reject_rate:
-        raise DataError(
-            f"{p.reader.name}: {result.rejected} of {result.rows_read} rows rejected "
-            f"({result.reject_rate:.1%} > --max-reject-rate {options.max_reject_rate:.1%}); nothing was "
-            "written",
-            hint="fix the file, or raise --max-reject-rate to load the good rows",
-            details=[str(r) for r in rejects[:SHOW_REJECTS]],
-        )
     cols = [ident(c) for c in table.names]
     key = ident(table.key)
     target = ident(table.name)
