@@ -269,6 +269,8 @@ def _run_load(
     if not settings.quiet:
         render_load_summary(settings.console(), results)
     for r in results:
+        for warning in r.warnings if not settings.quiet else []:
+            _error(f"Warning: {warning}")
         if r.rejected and not settings.quiet:
             _error(f"Warning: {r.file}: {r.rejected} row(s) rejected and kept in table rejected_rows; first:")
             for x in r.rejects[:3]:
@@ -515,6 +517,26 @@ def _score(
     return run, name
 
 
+def _output_format(fmt: OutputFormat | None, output: Path | None, console: Console) -> OutputFormat:
+    """--format, else what the -o file name says (list.json), else table on a terminal and csv otherwise."""
+    from chuanliu_cli.output import format_from_suffix
+
+    if fmt is not None:
+        return fmt
+    implied = format_from_suffix(output)
+    if implied is not None:
+        return OutputFormat(implied)
+    return OutputFormat.table if (output is None and console.is_terminal) else OutputFormat.csv
+
+
+def _check_output(output: Path | None) -> None:
+    """Refuse an unwritable -o before any work is done (and before a run is recorded)."""
+    if output is not None:
+        from chuanliu_cli.output import check_writable
+
+        check_writable(output)
+
+
 def _emit(
     run: Any,
     name: str,
@@ -527,8 +549,7 @@ def _emit(
 
     settings = _settings()
     console = settings.console()
-    if fmt is None:
-        fmt = OutputFormat.table if (output is None and console.is_terminal) else OutputFormat.csv
+    fmt = _output_format(fmt, output, console)
     if fmt is OutputFormat.table:
         if output is not None:
             from rich.console import Console as RichConsole
@@ -582,6 +603,7 @@ def score(
     """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
     import polars as pl
 
+    _check_output(output)
     run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit)
     res = run.scorecards[name]
     frame = res.frame
@@ -618,6 +640,7 @@ def eligible(
     """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
     from chuanliu_cli.render import render_eligible
 
+    _check_output(output)
     run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit)
     _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
 
@@ -647,6 +670,7 @@ def explain(
     from chuanliu_cli.output import atomic_write
     from chuanliu_cli.render import explanation_json, render_explanation
 
+    _check_output(output)
     run, name = _score(db, month, rules, data, scorecard, wait, False, False, memory_limit)
     ex = explain_entity(run, name, entity)
     if fmt is ExplainFormat.json:
@@ -723,6 +747,7 @@ def compare(
     from chuanliu_cli.periods import parse_period
     from chuanliu_cli.scoring import score_period
 
+    _check_output(output)
     if (against is None) == (against_month is None):
         raise UsageError("give --against B.yaml or --against-month M2 (one of them)")
     ruleset_a = _ruleset(rules, check=True)
@@ -762,8 +787,7 @@ def _emit_comparison(
     rows = comparison.rows
     if ids:
         rows = [r for r in rows if r["key"] in ids]
-    if fmt is None:
-        fmt = OutputFormat.table if (output is None and console.is_terminal) else OutputFormat.csv
+    fmt = _output_format(fmt, output, console)
     if fmt is OutputFormat.table:
         listed = rows if (show_all or ids) else None
         if output is None:
@@ -831,6 +855,7 @@ def report(
     from chuanliu_cli.report import build_report
     from chuanliu_cli.scoring import score_period
 
+    _check_output(output)
     ruleset = _ruleset(rules, check=True)
     period = parse_period(month, ruleset.period)
     previous = parse_period(against_month, ruleset.period) if against_month else period.previous()

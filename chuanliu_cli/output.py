@@ -179,10 +179,38 @@ def parquet_bytes(doc: dict[str, Any], columns: list[str], res: ScorecardResult)
     return bytes(buf.getvalue().to_pybytes())
 
 
+def check_writable(path: Path) -> None:
+    """Fail early, with a usage error, when `-o FILE` cannot be written (no directory, a directory)."""
+    from chuanliu_cli.errors import UsageError
+
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UsageError(f"cannot write {path}: directory {directory} does not exist", hint="create it first")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"cannot write {path}: directory {directory} is not writable")
+
+
+def format_from_suffix(path: Path | None) -> str | None:
+    """The output format an `-o` file name implies (list.json → json), or None."""
+    if path is None:
+        return None
+    return {
+        ".csv": "csv",
+        ".json": "json",
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".parquet": "parquet",
+        ".txt": "table",
+    }.get(path.suffix.lower())
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path, mode: Literal["w", "wb"] = "w") -> Iterator[IO[Any]]:
     """Write `path` through a temp file in the same directory, fsync, then rename: never half-written."""
     directory = path.parent if str(path.parent) else Path(".")
+    check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         f: IO[Any]

@@ -175,3 +175,11 @@ def test_help_does_not_import_heavy_modules() -> None:
     code = "import sys\nfrom chuanliu_cli.cli import main\nsys.argv=['chuanliu','--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('duckdb','polars','pyarrow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_load_warns_when_carrier_is_missing(
+    invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path
+) -> None:
+    result = invoke("--db", str(tmp_path / "w.duckdb"), "load", "orders", str(write("orders.csv", ORDERS)))
+    assert result.exit_code == 0
+    assert "Warning: " in result.stderr and "no column carrier (售卖载体" in result.stderr

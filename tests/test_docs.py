@@ -20,6 +20,7 @@ COMMANDS = [
     ["explain"],
     ["compare"],
     ["runs"],
+    ["report"],
     ["rules", "check"],
     ["rules", "show"],
     ["rules", "sql"],

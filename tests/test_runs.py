@@ -164,3 +164,19 @@ def test_formula_injection_in_shop_names_is_neutralised(invoke: Callable[..., An
     assert not any(n.startswith(("=", "+", "@")) for n in names)
     js = invoke("eligible", "--month", "2023-05", "--data", str(data), "--all", "--format", "json")
     assert '=HYPERLINK(\\"http://evil\\",\\"x\\")' in js.stdout  # JSON keeps the value as it is
+
+
+def test_unwritable_output_is_exit_2_and_records_nothing(
+    invoke: Callable[..., Any], db: str, tmp_path: Path
+) -> None:
+    result = invoke("--db", db, "eligible", "--month", "2023-05", "-o", str(tmp_path / "missing" / "x.csv"))
+    assert result.exit_code == ExitCode.USAGE
+    assert "directory" in result.output and "does not exist" in result.output
+    assert _count(db, "runs") == 0
+
+
+def test_output_format_follows_file_name(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    out = tmp_path / "list.json"
+    result = invoke("eligible", "--month", "2023-05", "--data", str(REPO / "sample_data"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["scorecard"] == "merchant"

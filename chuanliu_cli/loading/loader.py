@@ -68,6 +68,7 @@ class FileResult:
     seconds: float = 0.0
     load_id: int | None = None
     rejects: list[Reject] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def reject_rate(self) -> float:
@@ -123,6 +124,24 @@ class _Prepared:
     reader: FileReader
     tm: TableMapping
     columns: dict[str, int]  # canonical column -> file column index
+
+    def warnings(self) -> list[str]:
+        """Optional columns whose absence silently changes results."""
+        out = []
+        for col in self.tm.table.columns:
+            if col.derived or col.required or col.name in self.columns:
+                continue
+            if col.name in _WATCHED:
+                out.append(f"{self.reader.name}: no column {col.name} ({_WATCHED[col.name]})")
+        return out
+
+
+# Optional columns that the default ruleset depends on: a file without them loads, but says so.
+_WATCHED = {
+    "carrier": "售卖载体; every order counts as 'other', so no order is a live-room order",
+    "refund_amount": "退款金额; only orders with status refunded count as refunded",
+    "promoter_id": "达人ID; distribution orders have no promoter",
+}
 
 
 def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
@@ -300,6 +319,7 @@ def _load_one(
     t0 = time.perf_counter()
     table = TABLES[p.table]
     result = FileResult(p.table, p.reader.name, file_sha256(p.reader.path), str(p.reader.path))
+    result.warnings = p.warnings()
     rejects = _stage_batches(con, p, options, result, progress)
     result.rejected = len(rejects)
     result.rejects = rejects[:SHOW_REJECTS]

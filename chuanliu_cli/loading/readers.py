@@ -182,7 +182,7 @@ def _jsonl_batches(path: Path, enc: str, headers: list[str], selected: list[int]
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             obj = None
             shape[len(rows)] = f"not valid JSON ({exc.msg} at column {exc.colno})"
         if obj is not None and not isinstance(obj, dict):
