@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,11 +147,7 @@ def _open_jsonl(path: Path, encoding: str | None) -> FileReader:
     """One JSON object a line; the columns are the keys of the first objects, in order of appearance."""
     import json
 
-    try:
-        with path.open("rb") as f:
-            sample = f.read(_SNIFF_BYTES)
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    sample = _head(path)
     enc = encoding or detect_encoding(path, sample)
     headers: list[str] = []
     for n, line in enumerate(_decoded_lines(path, enc)):
@@ -314,15 +309,17 @@ def _sniff_delimiter(text: str) -> str:
         return max(counts, key=lambda d: counts[d]) if max(counts.values()) else ","
 
 
-_BLANK = re.compile(r"^[\s,;|\t]*$")
+def _head(path: Path) -> bytes:
+    """The first MiB of a file, for detecting its encoding and delimiter."""
+    try:
+        with path.open("rb") as f:
+            return f.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _open_csv(path: Path, encoding: str | None) -> FileReader:
-    try:
-        with path.open("rb") as f:
-            sample = f.read(_SNIFF_BYTES)
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    sample = _head(path)
     enc = encoding or detect_encoding(path, sample)
     if enc.lower().replace("_", "-") in ("utf-8", "utf8") and sample.startswith(codecs.BOM_UTF8):
         enc = "utf-8-sig"
