@@ -159,7 +159,10 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
             missing.append("end_time or duration_minutes")
         if missing:
             col = missing[0]
-            close = tm.closest_alias(col.split(" ")[0], reader.headers)
+            # only headers that map to nothing else can be a misspelling of the missing column
+            used = set(columns.values())
+            spare = [h for i, h in enumerate(reader.headers) if i not in used]
+            close = tm.closest_alias(col.split(" ")[0], spare)
             shown = ", ".join(reader.headers[:20]) + (" …" if len(reader.headers) > 20 else "")
             raise DataError(
                 f"{reader.name}: missing required column {col} of {table} (found: {shown})",
