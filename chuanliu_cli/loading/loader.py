@@ -282,7 +282,7 @@ def _stage_batches(
                 rejects.append(Reject(p.reader.name, f"{p.reader.line_label} {line}", batch.raw(k), reason))
         result.rows_read += n
         if progress is not None:
-            progress(p.reader.name, result.rows_read, None)
+            progress(p.reader.name, result.rows_read, p.reader.total_rows)
     if not created:
         empty = pa.Table.from_arrays(
             [pa.array([], pa.string()) for _ in names]

@@ -60,6 +60,7 @@ class FileReader:
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
+    total_rows: int | None = None  # known up front for Parquet (for the progress bar)
     _open: Callable[[list[int]], Iterator[Batch]] | None = field(default=None, repr=False)
 
     @property
@@ -420,7 +421,7 @@ def _open_parquet(path: Path) -> FileReader:
         headers = list(pf.schema_arrow.names)
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise DataError(f"{path}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
-    fr = FileReader(path, "parquet", headers, "row")
+    fr = FileReader(path, "parquet", headers, "row", total_rows=pf.metadata.num_rows)
     fr._open = lambda selected: _parquet_batches(path, pf, headers, selected)
     return fr
 
