@@ -87,7 +87,12 @@ def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: 
     scale = tm.scale.get(col.name)
     if col.type == "text":
         if is_text:
-            return f"nullif(trim({raw}), '')"
+            # trim only cells that need it: most ids have no surrounding spaces, and trim copies
+            return (
+                f"CASE WHEN {raw} = '' THEN NULL WHEN starts_with({raw}, ' ') OR ends_with({raw}, ' ') "
+                f"OR starts_with({raw}, '\t') OR ends_with({raw}, '\t') THEN nullif(trim({raw}), '') "
+                f"ELSE {raw} END"
+            )
         if st in ("DOUBLE", "FLOAT", "REAL"):
             # Whole numbers stored as floats (spreadsheets) print without a trailing .0.
             return (
@@ -104,7 +109,12 @@ def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: 
             # 1.0 from a spreadsheet is the code 1
             key = f"lower(trim(regexp_replace(cast({raw} AS VARCHAR), '\\.0+$', '')))"
         whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in sorted(values.items()))
-        return f"CASE {key} {whens} ELSE NULL END"
+        lookup = f"CASE {key} {whens} ELSE NULL END"
+        if not is_text:
+            return lookup
+        # most exports already hold canonical values: a cheap IN test before the lookup
+        canonical = ", ".join(literal(v) for v in sorted(set(values.values())))
+        return f"CASE WHEN {raw} IN ({canonical}) THEN {raw} ELSE {lookup} END"
     if col.type == "timestamp":
         if st == "TIMESTAMP" or st.startswith("TIMESTAMP_") or st == "DATE":
             return f"cast({raw} AS TIMESTAMP)"
@@ -165,18 +175,16 @@ def conversion_sql(
 
 
 def _column_checks(col: Column, present: dict[str, str]) -> list[str]:
+    """One CASE per column, cheapest test first: a valid row only pays for comparisons on typed values."""
+    if col.name not in present:
+        return []  # a missing required column fails the whole file before any row is read
     name = ident(col.name)
     raw = ident("raw$" + col.name)
     label = f"column {col.name}: "
-    out: list[str] = []
-    if col.required and col.default is None and col.name != "sale_mode":
-        empty = f"{raw} IS NULL OR trim(cast({raw} AS VARCHAR)) = ''"
-        out.append(f"CASE WHEN {empty} THEN {literal(label + 'empty (required)')} END")
-    if col.name not in present:
-        return out
-    filled = f"{raw} IS NOT NULL AND trim(cast({raw} AS VARCHAR)) NOT IN ('', '-', '--')"
-    if col.type == "text":
-        filled = f"{raw} IS NOT NULL AND trim(cast({raw} AS VARCHAR)) <> ''"
+    blanks = "('')" if col.type == "text" else "('', '-', '--')"
+    blank = f"{raw} IS NULL OR trim(cast({raw} AS VARCHAR)) IN {blanks}"
+    required = col.required and col.default is None and col.name != "sale_mode"
+    empty = literal(label + "empty (required)") if required else "NULL"
     what = {
         "enum": "unknown value {v} (expected " + ", ".join(sorted(set(col.values.values()))) + ")",
         "boolean": "{v} is not a yes/no value (expected " + ", ".join(sorted(col.values)[:8]) + ", ...)",
@@ -186,32 +194,32 @@ def _column_checks(col: Column, present: dict[str, str]) -> list[str]:
         "number": "{v} is not a number",
         "score": "{v} is not a score 1-5",
     }.get(col.type)
-    if what is not None:
+    if what is None:
+        invalid = "NULL"
+    else:
         before, after = what.split("{v}")
-        msg = f"{literal(label + before)} || {_show(raw)} || {literal(after)}"
-        out.append(f"CASE WHEN {filled} AND {name} IS NULL THEN {msg} END")
+        invalid = f"{literal(label + before)} || {_show(raw)} || {literal(after)}"
+    whens = [f"WHEN {name} IS NULL THEN CASE WHEN {blank} THEN {empty} ELSE {invalid} END"]
+
+    def bad(condition: str, text: str) -> None:
+        whens.append(f"WHEN {condition} THEN {literal(label)} || {_show(raw)} || {literal(text)}")
+
     if col.type == "timestamp":
-        msg = f"{literal(label)} || {_show(raw)} || {literal(f' is outside {MIN_TIME[:4]}-2099')}"
-        out.append(
-            f"CASE WHEN {name} < TIMESTAMP {literal(MIN_TIME)} OR {name} >= TIMESTAMP {literal(MAX_TIME)} "
-            f"THEN {msg} END"
+        bad(
+            f"{name} < TIMESTAMP {literal(MIN_TIME)} OR {name} >= TIMESTAMP {literal(MAX_TIME)}",
+            f" is outside {MIN_TIME[:4]}-2099",
         )
+    if col.type == "amount":
+        bad(f"abs({name}) >= 1000000000000", " is out of range for an amount")
+    if col.type in ("integer", "score"):
+        bad(f"{name} <> floor({name})", " is not a whole number")
+        bad(f"abs({name}) >= 1000000000000000", " is out of range")
     if col.type in ("amount", "integer", "number", "score"):
-        if col.type == "amount":
-            msg = f"{literal(label)} || {_show(raw)} || {literal(' is out of range for an amount')}"
-            out.append(f"CASE WHEN abs({name}) >= 1000000000000 THEN {msg} END")
-        if col.type in ("integer", "score"):
-            msg = f"{literal(label)} || {_show(raw)} || {literal(' is not a whole number')}"
-            out.append(f"CASE WHEN {name} <> floor({name}) THEN {msg} END")
-            msg = f"{literal(label)} || {_show(raw)} || {literal(' is out of range')}"
-            out.append(f"CASE WHEN abs({name}) >= 1000000000000000 THEN {msg} END")
         if col.minimum is not None:
-            msg = f"{literal(label)} || {_show(raw)} || {literal(f' is below the minimum {col.minimum:g}')}"
-            out.append(f"CASE WHEN {name} < {col.minimum!r} THEN {msg} END")
+            bad(f"{name} < {col.minimum!r}", f" is below the minimum {col.minimum:g}")
         if col.maximum is not None:
-            msg = f"{literal(label)} || {_show(raw)} || {literal(f' is above the maximum {col.maximum:g}')}"
-            out.append(f"CASE WHEN {name} > {col.maximum!r} THEN {msg} END")
-    return out
+            bad(f"{name} > {col.maximum!r}", f" is above the maximum {col.maximum:g}")
+    return ["CASE " + " ".join(whens) + " END"]
 
 
 def _row_checks(table: str, present: dict[str, str]) -> list[str]:

@@ -329,34 +329,51 @@ def _load_one(
     cols = [ident(c) for c in table.names]
     key = ident(table.key)
     target = ident(table.name)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {', '.join(cols)} FROM stage WHERE __reason IS NULL "
-        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY __line DESC) = 1"
-    )
-    valid_row = first_row(con.execute("SELECT count(*) FROM stage WHERE __reason IS NULL"))
-    fresh_row = first_row(con.execute("SELECT count(*) FROM fresh"))
-    assert valid_row is not None and fresh_row is not None
-    result.duplicates = int(valid_row[0]) - int(fresh_row[0])
-    same = " AND ".join(f"f.{c} IS NOT DISTINCT FROM t.{c}" for c in cols if c != key)
     counts = first_row(
-        con.execute(
-            f"SELECT count(t.{key}), count(t.{key}) FILTER (WHERE {same}) "
-            f"FROM fresh f LEFT JOIN {target} t ON f.{key} = t.{key}"
-        )
+        con.execute(f"SELECT count(*), count(DISTINCT {key}) FROM stage WHERE __reason IS NULL")
     )
     assert counts is not None
-    matched, unchanged = int(counts[0]), int(counts[1])
-    result.unchanged = unchanged
-    result.updated = matched - unchanged
-    result.inserted = int(fresh_row[0]) - matched
-    if result.inserted or result.updated:
+    valid, distinct = int(counts[0]), int(counts[1])
+    result.duplicates = valid - distinct
+    if valid != distinct:
+        # Duplicate keys within the file: the last occurrence wins.
         con.execute(
-            f"INSERT OR REPLACE INTO {target} SELECT f.* FROM fresh f LEFT JOIN {target} t "
-            f"ON f.{key} = t.{key} WHERE t.{key} IS NULL OR NOT ({same})"
+            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {', '.join(cols)} FROM stage WHERE __reason IS NULL "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY __line DESC) = 1"
         )
+        con.execute("DROP TABLE stage")
+        fresh = "fresh"
+    else:
+        # Most files have none: read the valid rows straight from the stage, no copy.
+        fresh = f"(SELECT {', '.join(cols)} FROM stage WHERE __reason IS NULL)"
+    existing = first_row(con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target} LIMIT 1)"))
+    if existing and existing[0]:
+        same = " AND ".join(f"f.{c} IS NOT DISTINCT FROM t.{c}" for c in cols if c != key)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE changes AS SELECT f.*, t.{key} IS NULL AS __new FROM {fresh} f "
+            f"LEFT JOIN {target} t ON f.{key} = t.{key} WHERE t.{key} IS NULL OR NOT ({same})"
+        )
+        changed = first_row(
+            con.execute(
+                "SELECT count(*) FILTER (WHERE __new), count(*) FILTER (WHERE NOT __new) FROM changes"
+            )
+        )
+        assert changed is not None
+        result.inserted, result.updated = int(changed[0]), int(changed[1])
+        result.unchanged = distinct - result.inserted - result.updated
+        if result.updated:
+            con.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM changes WHERE NOT __new)")
+        if result.inserted or result.updated:
+            con.execute(f"INSERT INTO {target} SELECT {', '.join(cols)} FROM changes")
+        con.execute("DROP TABLE changes")
+    else:
+        # An empty table (a first load) has nothing to compare with.
+        result.inserted = distinct
+        if distinct:
+            con.execute(f"INSERT INTO {target} SELECT * FROM {fresh}")
     if table.time_column:
         tc = ident(table.time_column)
-        span = first_row(con.execute(f"SELECT min({tc}), max({tc}) FROM fresh"))
+        span = first_row(con.execute(f"SELECT min({tc}), max({tc}) FROM {fresh}"))
         if span:
             result.time_min, result.time_max = span[0], span[1]
     id_row = first_row(con.execute("SELECT nextval('load_id_seq')"))
