@@ -338,8 +338,8 @@ def _load_one(
     if valid != distinct:
         # Duplicate keys within the file: the last occurrence wins.
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {', '.join(cols)} FROM stage WHERE __reason IS NULL "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY __line DESC) = 1"
+            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT {', '.join(cols)} FROM stage "
+            f"WHERE __reason IS NULL QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY __line DESC) = 1"
         )
         con.execute("DROP TABLE stage")
         fresh = "fresh"
