@@ -49,7 +49,7 @@ def render_load_summary(console: Console, results: Sequence[FileResult]) -> None
             f"{r.seconds:.1f}",
         )
     console.print(table)
-    if results and all(r.inserted == 0 and r.updated == 0 for r in results):
+    if results and all(r.rows_read and r.inserted == 0 and r.updated == 0 for r in results):
         console.print("Nothing changed: every row was already loaded.")
 
 

@@ -74,36 +74,12 @@ class Case:
     table: str = "orders"
 
 
-BUG_ONE_LINE = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: convert._show() puts the raw cell into a reject reason unescaped, so a value holding a line "
-    "break splits the reason over several lines (and control characters such as ESC reach the terminal)",
-)
-BUG_PARQUET_CAST = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: convert._parse() casts typed Parquet columns with CAST, not TRY_CAST (NaN/inf/huge doubles, "
-    "DECIMAL(38,0), STRUCT, INTERVAL), and loader._stage_batches' `finally: con.unregister()` then masks the "
-    "ConversionException with 'Current transaction is aborted': exit 1 instead of rejected rows",
-)
-
 CASES: list[Any] = [
     Case("empty.csv", r"the file is empty"),
     Case("whitespace_only.csv", r"the file is empty"),
     Case("bom_only.csv", r"the file is empty"),
-    pytest.param(
-        Case("only_header.csv", r"no (data )?rows"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: a header-only (or blank-rows-only) file exits 0 saying 'Nothing changed: every row was "
-            "already loaded.', which hides an empty export; expected exit 4 or a warning that it has no data rows",
-        ),
-    ),
-    pytest.param(
-        Case("blank_rows_only.csv", r"no (data )?rows"),
-        marks=pytest.mark.xfail(
-            strict=True, reason="BUG: as only_header.csv: exit 0, 'every row was already loaded'"
-        ),
-    ),
+    Case("only_header.csv", r"no (data )?rows"),
+    Case("blank_rows_only.csv", r"no (data )?rows"),
     Case("garbage.csv", r"byte offset \d+: .*not UTF-8"),
     Case("nul_bytes.csv", r"byte offset \d+: a NUL byte"),
     Case("utf16le_no_bom.csv", r"byte offset \d+: a NUL byte"),
@@ -111,60 +87,22 @@ CASES: list[Any] = [
     Case("mixed_gbk_then_utf8.csv", r"byte offset \d+"),
     Case("truncated_gb18030.csv", r"byte offset \d+: invalid gb18030"),
     Case("unterminated_quote.csv", r"line 2: has 6 fields, the header has 7"),
-    pytest.param(Case("newline_in_value.csv", r"line 2: column status: unknown value"), marks=BUG_ONE_LINE),
-    pytest.param(
-        Case("ansi_escape_in_value.csv", r"line 2: column status: unknown value"), marks=BUG_ONE_LINE
-    ),
-    pytest.param(
-        Case("duplicate_headers.csv", r"order_id.*(twice|duplicate|more than once)"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: TableMapping.resolve() silently takes the first of two columns named order_id and loads "
-            "the row (exit 0); expected exit 4 naming the duplicated header",
-        ),
-    ),
-    pytest.param(
-        Case("duplicate_alias_headers.csv", r"order_id.*(订单号|twice|duplicate|more than once)"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: two headers that both map to order_id (order_id and 订单号) are accepted silently, "
-            "the first wins (exit 0); expected exit 4 naming both headers",
-        ),
-    ),
+    Case("newline_in_value.csv", r"line 2: column status: unknown value"),
+    Case("ansi_escape_in_value.csv", r"line 2: column status: unknown value"),
+    Case("duplicate_headers.csv", r"order_id.*(twice|duplicate|more than once)"),
+    Case("duplicate_alias_headers.csv", r"order_id.*(订单号|twice|duplicate|more than once)"),
     Case("missing_required_column.csv", r"missing required column paid_amount"),
     Case("json_named_csv.csv", r"missing required column order_id"),
     Case("wrong_field_counts.csv", r"line 2: has 6 fields, the header has 7"),
     Case("negative_amounts.csv", r"line 2: column paid_amount: '-5' is below the minimum 0"),
     Case("huge_amounts.csv", r"line 2: column paid_amount: '1e308' is not an amount"),
-    pytest.param(
-        Case("huge_refund_amount.csv", r"line 2: column refund_amount: '10000000000000000' is out of range"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: convert._row_checks renders the refund/paid comparison with CAST(... AS DECIMAL(18,2)), "
-            "which raises for a refund_amount >= 1e16 (> paid_amount): exit 1 ('Current transaction is "
-            "aborted') instead of a rejected row",
-        ),
-    ),
+    Case("huge_refund_amount.csv", r"line 2: column refund_amount: '10000000000000000' is out of range"),
     Case("huge_negative_amount.csv", r"line 2: column paid_amount: '-100000000000000000' is out of range"),
-    pytest.param(
-        Case("huge_amount_in_wan.csv", r"line 2: column paid_amount: '9+万' is (not an amount|out of range)"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: chl_decimal multiplies an amount in 万 by 10000 inside DECIMAL(38,6) before its TRY_CAST: "
-            "OutOfRangeException, exit 1 instead of a rejected row",
-        ),
-    ),
+    Case("huge_amount_in_wan.csv", r"line 2: column paid_amount: '9+万' is (not an amount|out of range)"),
     Case("dates_year_9999.csv", r"line 2: column order_time: '9999-12-31 23:59:59' is outside 2000-2099"),
     Case("dates_before_1970.csv", r"line 2: column order_time: '1969-12-31 23:59:59' is outside 2000-2099"),
     Case("impossible_dates.csv", r"line 2: column order_time: '2023-02-30 10:00:00' is not a timestamp"),
-    pytest.param(
-        Case("bad_utc_offset.csv", r"line 2: column order_time: '2023-05-01T10:00:00\+99:99'"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: chl_time (convert.install_macros) accepts the UTC offset +99:99 and loads "
-            "2023-05-01T10:00:00+99:99 as 2023-04-27 13:21; offsets beyond ±18:00 must reject the row",
-        ),
-    ),
+    Case("bad_utc_offset.csv", r"line 2: column order_time: '2023-05-01T10:00:00\+99:99'"),
     Case("sql_in_values.csv", r"line 2: column status: unknown value 'completed'\); DROP TABLE orders; --'"),
     Case("reviews_bad_scores.csv", r"line 2: column quality_score: '0' is below the minimum 1", "reviews"),
     Case("livestreams_bad.csv", r"line 2: column end_time: .* is before start_time", "livestreams"),
@@ -178,11 +116,11 @@ CASES: list[Any] = [
     Case("truncated.parquet", r"not a readable Parquet file"),
     Case("garbage_after_magic.parquet", r"not a readable Parquet file"),
     Case("far_dates.parquet", r"row 1: column order_time: '9999-12-31' is outside 2000-2099"),
-    pytest.param(Case("double_amounts.parquet", r"row 1: column paid_amount: 'nan'"), marks=BUG_PARQUET_CAST),
-    pytest.param(Case("double_times.parquet", r"row 1: column order_time: "), marks=BUG_PARQUET_CAST),
-    pytest.param(Case("decimal38_amounts.parquet", r"row 1: column paid_amount: "), marks=BUG_PARQUET_CAST),
-    pytest.param(Case("struct_amounts.parquet", r"column paid_amount"), marks=BUG_PARQUET_CAST),
-    pytest.param(Case("duration_times.parquet", r"row 1: column order_time: "), marks=BUG_PARQUET_CAST),
+    Case("double_amounts.parquet", r"row 1: column paid_amount: 'nan'"),
+    Case("double_times.parquet", r"row 1: column order_time: "),
+    Case("decimal38_amounts.parquet", r"row 1: column paid_amount: "),
+    Case("struct_amounts.parquet", r"column paid_amount"),
+    Case("duration_times.parquet", r"column order_time holds INTERVAL values"),
 ]
 
 

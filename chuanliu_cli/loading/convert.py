@@ -56,7 +56,7 @@ def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
         """CREATE OR REPLACE TEMP MACRO chl_decimal(x) AS CASE
             WHEN chl_blank(x) THEN NULL
             WHEN ends_with(chl_clean(x), '万')
-                THEN try_cast(try_cast(left(chl_clean(x), -1) AS DECIMAL(38,6)) * 10000 AS DECIMAL(38,6))
+                THEN try_cast(try_cast(left(chl_clean(x), -1) AS DECIMAL(28,6)) * 10000 AS DECIMAL(38,6))
             ELSE try_cast(chl_clean(x) AS DECIMAL(38,6)) END""",
         f"""CREATE OR REPLACE TEMP MACRO chl_time(x) AS CASE
             WHEN x IS NULL OR trim(x) = '' THEN NULL
@@ -65,7 +65,7 @@ def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
             WHEN regexp_full_match(trim(x), '[0-9]{{5}}(\\.[0-9]+)?')
                 THEN TIMESTAMP '1899-12-30'
                      + to_microseconds(cast(round(cast(trim(x) AS DOUBLE) * 86400000000) AS BIGINT))
-            WHEN regexp_matches(trim(x), '([+-][0-9]{{2}}:?[0-9]{{2}}|Z)$')
+            WHEN regexp_matches(trim(x), '([+-](0[0-9]|1[0-8]):?[0-5][0-9]|Z)$')
                 THEN timezone({tz}, try_strptime(regexp_replace(trim(x), 'Z$', '+00:00'),
                                                  {_list(_AWARE_FORMATS)}))
             ELSE try_strptime(trim(x), {_list(_NAIVE_FORMATS)}) END""",
@@ -76,7 +76,9 @@ def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
 
 def _show(raw: str) -> str:
     """SQL text that renders a raw cell for a message: quoted and cut to 60 characters."""
-    return f"'''' || left(cast({raw} AS VARCHAR), 60) || ''''"
+    # control characters (line breaks, ESC) would break the one-line message or reach the terminal
+    cut = f"left(cast({raw} AS VARCHAR), 60)"
+    return f"'''' || regexp_replace({cut}, '[\\x00-\\x1f\\x7f]', '?', 'g') || ''''"
 
 
 def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: str) -> str:
@@ -96,8 +98,8 @@ def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: 
         if st in ("DOUBLE", "FLOAT", "REAL"):
             # Whole numbers stored as floats (spreadsheets) print without a trailing .0.
             return (
-                f"CASE WHEN {raw} = floor({raw}) AND abs({raw}) < 1e38 "
-                f"THEN cast(cast({raw} AS HUGEINT) AS VARCHAR) ELSE cast({raw} AS VARCHAR) END"
+                f"CASE WHEN isfinite({raw}) AND {raw} = floor({raw}) AND abs({raw}) < 1e38 "
+                f"THEN cast(try_cast({raw} AS HUGEINT) AS VARCHAR) ELSE cast({raw} AS VARCHAR) END"
             )
         return f"cast({raw} AS VARCHAR)"
     if col.type in ("enum", "boolean"):
@@ -123,12 +125,12 @@ def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: 
         if is_number:
             # epoch milliseconds are whole numbers; Excel serials keep their fraction of a day
             return (
-                f"CASE WHEN {raw} >= 100000000000 THEN chl_time(cast(cast({raw} AS BIGINT) AS VARCHAR)) "
+                f"CASE WHEN {raw} >= 100000000000 THEN chl_time(cast(try_cast({raw} AS BIGINT) AS VARCHAR)) "
                 f"ELSE chl_time(cast({raw} AS VARCHAR)) END"
             )
         return f"chl_time(cast({raw} AS VARCHAR))"
     # numeric kinds
-    value = f"cast({raw} AS DECIMAL(38,6))" if is_number else f"chl_decimal(cast({raw} AS VARCHAR))"
+    value = f"try_cast({raw} AS DECIMAL(38,6))" if is_number else f"chl_decimal(cast({raw} AS VARCHAR))"
     if scale is not None:
         value = f"try_cast({value} * cast({literal(repr(scale))} AS DECIMAL(38,12)) AS DECIMAL(38,6))"
     return value
@@ -226,8 +228,8 @@ def _row_checks(table: str, present: dict[str, str]) -> list[str]:
     if table == "orders":
         return [
             "CASE WHEN refund_amount > paid_amount THEN 'column refund_amount: ' || "
-            "cast(cast(refund_amount AS DECIMAL(18,2)) AS VARCHAR) || ' exceeds paid_amount ' || "
-            "cast(cast(paid_amount AS DECIMAL(18,2)) AS VARCHAR) END",
+            "cast(try_cast(refund_amount AS DECIMAL(38,2)) AS VARCHAR) || ' exceeds paid_amount ' || "
+            "cast(try_cast(paid_amount AS DECIMAL(38,2)) AS VARCHAR) END",
         ]
     if table == "livestreams":
         return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError, UsageError
 from chuanliu_cli.loading.convert import conversion_sql, install_macros
-from chuanliu_cli.loading.mapping import Mapping, TableMapping, default_mapping
+from chuanliu_cli.loading.mapping import Mapping, TableMapping, default_mapping, normalize_header
 from chuanliu_cli.loading.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident
@@ -124,10 +125,11 @@ class _Prepared:
     reader: FileReader
     tm: TableMapping
     columns: dict[str, int]  # canonical column -> file column index
+    notes: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
-        """Optional columns whose absence silently changes results."""
-        out = []
+        """Header collisions, and optional columns whose absence silently changes results."""
+        out = list(self.notes)
         for col in self.tm.table.columns:
             if col.derived or col.required or col.name in self.columns:
                 continue
@@ -171,7 +173,16 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
                 + ", ".join(tm.aliases.get(col.split(" ")[0], [])[:8])
                 + "; add yours with --mapping",
             )
-        prepared.append(_Prepared(table, reader, tm, columns))
+        notes = []
+        for col, hits in tm.collisions(reader.headers).items():
+            same = len({normalize_header(h) for h in hits}) < len(hits)
+            if same or col == tm.table.key:
+                raise DataError(
+                    f"{reader.name}: column {col} appears more than once ({', '.join(hits)})",
+                    hint="remove or rename the extra column so that each row has one value",
+                )
+            notes.append(f"{reader.name}: {' and '.join(hits)} all map to {col}; using {hits[0]}")
+        prepared.append(_Prepared(table, reader, tm, columns, notes))
     if not prepared:
         raise DataError(f"{path}: no sheet with a header row that maps to {table}")
     return prepared
@@ -245,6 +256,7 @@ def _stage_batches(
     progress: ProgressCallback | None,
 ) -> list[Reject]:
     """Convert every batch of the file into the temp table `stage`; returns every rejected row."""
+    import duckdb
     import pyarrow as pa
 
     rejects: list[Reject] = []
@@ -259,7 +271,10 @@ def _stage_batches(
         )
         arrays = [batch.columns[i] for i in selected] + [batch.lines, shape]
         table = pa.Table.from_arrays(arrays, names=[*names, "__line", "__shape"])
-        present = _duck_types(con, table, names)
+        try:
+            present = _duck_types(con, table, names)
+        except DataError as exc:
+            raise DataError(f"{p.reader.name}: {exc.message}", exc.hint) from None
         sql, _ = conversion_sql(p.tm, present, options.timezone, source="batch")
         con.register("batch", table)
         try:
@@ -268,8 +283,14 @@ def _stage_batches(
                 created = True
             else:
                 con.execute(f"INSERT INTO stage {sql}")
+        except duckdb.Error as exc:
+            raise DataError(
+                f"{p.reader.name}: cannot convert rows {_first(batch.lines)}–{_last(batch.lines)}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         finally:
-            con.unregister("batch")
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("batch")
         bad = con.execute(
             "SELECT __line, __reason FROM stage WHERE __reason IS NOT NULL AND __line BETWEEN ? AND ? "
             "ORDER BY __line",
@@ -312,6 +333,13 @@ def _duck_types(con: duckdb.DuckDBPyConnection, table: pa.Table, names: list[str
     finally:
         con.unregister("batch_types")
     types = {r[0]: str(r[1]) for r in rows}
+    for n in names:
+        kind = types[n].upper()
+        if any(k in kind for k in ("STRUCT", "MAP", "[]", "LIST", "UNION", "INTERVAL", "BLOB", "BIT")):
+            raise DataError(
+                f"column {n} holds {types[n]} values, not text, numbers or times",
+                hint="export that column as plain values",
+            )
     return {n: types[n] for n in names}
 
 
@@ -324,6 +352,8 @@ def _load_one(
     result = FileResult(p.table, p.reader.name, file_sha256(p.reader.path), str(p.reader.path))
     result.warnings = p.warnings()
     rejects = _stage_batches(con, p, options, result, progress)
+    if result.rows_read == 0:
+        result.warnings.append(f"{p.reader.name}: no data rows (only a header)")
     result.rejected = len(rejects)
     result.rejects = rejects[:SHOW_REJECTS]
     cols = [ident(c) for c in table.names]

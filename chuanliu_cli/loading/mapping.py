@@ -46,6 +46,16 @@ class TableMapping:
                     break
         return found
 
+    def collisions(self, headers: list[str]) -> dict[str, list[str]]:
+        """Canonical columns that more than one header of the file maps to (header texts, in file order)."""
+        out: dict[str, list[str]] = {}
+        for col, names in self.aliases.items():
+            wanted = {normalize_header(n) for n in names}
+            hits = [h for h in headers if normalize_header(h) in wanted]
+            if len(hits) > 1:
+                out[col] = hits
+        return out
+
     def closest_alias(self, column: str, headers: list[str]) -> str | None:
         """The file's header closest to an alias of `column`: the 'did you mean' of a missing column."""
         wanted = {normalize_header(a): a for a in self.aliases.get(column, [])}
