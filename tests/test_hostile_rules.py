@@ -175,46 +175,13 @@ ATTACKS = [
     ),
 ]
 
-BUG_BIG_NUMBER = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: yamlnodes.NodeReader.number()/integer() convert YAML ints unguarded: float() of a 400-digit int "
-    "raises OverflowError and int() of a 5000-digit one ValueError (int max str digits): exit 1, not 3",
-)
 ROBUSTNESS = [
-    pytest.param(
-        Attack(
-            "400-digit-weight", ruleset().replace("weight: 1,", "weight: 1" + "0" * 400 + ","), 18, r"weight"
-        ),
-        marks=BUG_BIG_NUMBER,
+    Attack("400-digit-weight", ruleset().replace("weight: 1,", "weight: 1" + "0" * 400 + ","), 18, r"weight"),
+    Attack("5000-digit-version", ruleset().replace("version: 1", "version: 1" + "0" * 5000), 1, r"version"),
+    Attack(
+        "pool-beyond-64-bits", ruleset() + "    reward: {pool: 4" + "0" * 40 + "}\n", 24, r"pool is too large"
     ),
-    pytest.param(
-        Attack(
-            "5000-digit-version", ruleset().replace("version: 1", "version: 1" + "0" * 5000), 1, r"version"
-        ),
-        marks=BUG_BIG_NUMBER,
-    ),
-    pytest.param(
-        Attack(
-            "pool-beyond-64-bits",
-            ruleset() + "    reward: {pool: 4" + "0" * 40 + "}\n",
-            25,
-            r"pool",
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: parser.reward() accepts any pool/cap/min_grant integer; `rules check` says OK but "
-            "`eligible` dies with InvalidInputException (integer too large for 128 bits): exit 1 at scoring "
-            "time; values beyond 2**63-1 should be refused at check time (exit 3)",
-        ),
-    ),
-    pytest.param(
-        Attack("lone-surrogate", ruleset().replace("name: attack", 'name: "\\ud800x"'), 2, r"name"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='BUG: yamlnodes.NodeReader.string() accepts a lone surrogate ("\\ud800") in any text; '
-            "printing it raises UnicodeEncodeError (rules check) or DuckDB refuses it (eligible): exit 1",
-        ),
-    ),
+    Attack("lone-surrogate", ruleset().replace("name: attack", 'name: "\\ud800x"'), 2, r"name"),
     Attack("not-utf8", "version: 1\nname: caf\xe9\n", 2, r"not UTF-8"),
     Attack("control-character", ruleset().replace("name: attack", 'name: "a\\x07b"\nx: "\x07"'), 3, r"."),
 ]
@@ -289,11 +256,6 @@ def test_scoring_refuses_and_runs_nothing(
         con.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parser.reward() accepts a pool beyond 64 bits; `eligible` then fails with an internal error "
-    "(exit 1, InvalidInputException) instead of exit 3 at check time",
-)
 def test_pool_beyond_64_bits_never_reaches_scoring(
     tmp_path: Path, scoring_db: Path, cli: Callable[..., Any]
 ) -> None:

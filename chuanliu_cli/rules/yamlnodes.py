@@ -176,7 +176,14 @@ class NodeReader:
         if not isinstance(node, ScalarNode) or self.is_null(node):
             self.error(node, f"{what} must be text, got {describe(node)}")
             return None
-        return str(node.value)
+        text = str(node.value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate ("\ud800") can be written in YAML but is no text: it breaks printing and SQL
+            self.error(node, f"{what} holds an invalid character (a lone surrogate)")
+            return None
+        return text
 
     def name(self, node: Node, what: str) -> str | None:
         """A name usable in expressions: letters, digits and _, and not an SQL keyword."""
@@ -196,11 +203,15 @@ class NodeReader:
 
     def number(self, node: Node, what: str) -> float | None:
         if isinstance(node, ScalarNode) and node.tag.endswith((":int", ":float")):
-            value = (
-                float(self._constructor.construct_yaml_int(node))
-                if node.tag.endswith(":int")
-                else float(self._constructor.construct_yaml_float(node))
-            )
+            try:
+                value = (
+                    float(self._constructor.construct_yaml_int(node))
+                    if node.tag.endswith(":int")
+                    else float(self._constructor.construct_yaml_float(node))
+                )
+            except (OverflowError, ValueError):
+                self.error(node, f"{what} is too large: {str(node.value)[:20]}…")
+                return None
             if math.isfinite(value):
                 return value
             self.error(node, f"{what} must be a finite number, got {node.value}")
@@ -210,7 +221,15 @@ class NodeReader:
 
     def integer(self, node: Node, what: str) -> int | None:
         if isinstance(node, ScalarNode) and node.tag.endswith(":int"):
-            return int(self._constructor.construct_yaml_int(node))
+            try:
+                value = int(self._constructor.construct_yaml_int(node))
+            except (OverflowError, ValueError):
+                value = None
+            if value is None or abs(value) > 2**63 - 1:
+                # pools, caps and versions must fit the 64-bit integers the database and outputs use
+                self.error(node, f"{what} is too large: {str(node.value)[:20]}… (at most {2**63 - 1:,})")
+                return None
+            return value
         self.error(node, f"{what} must be a whole number, got {describe(node)}")
         return None
 
