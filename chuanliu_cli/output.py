@@ -212,6 +212,14 @@ def atomic_write(path: Path, mode: Literal["w", "wb"] = "w") -> Iterator[IO[Any]
     directory = path.parent if str(path.parent) else Path(".")
     check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    # mkstemp makes 0600 files; keep the mode of the file we replace, else what the umask allows
+    try:
+        mode_bits = path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode_bits = 0o666 & ~umask
+    os.fchmod(fd, mode_bits)
     try:
         f: IO[Any]
         f = os.fdopen(fd, "w", encoding="utf-8", newline="") if mode == "w" else os.fdopen(fd, "wb")

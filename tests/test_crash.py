@@ -621,12 +621,6 @@ def test_killed_output_keeps_old_file_whole(
     assert target.read_bytes() == output.new
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: output.atomic_write() renames a tempfile.mkstemp() file, which is always mode 0600: `-o FILE` "
-    "ignores the umask for a new file and turns an existing 0644 file into 0600 (colleagues or a web server "
-    "reading the reward list lose access); chmod the temp file to the old mode, or to 0666 & ~umask",
-)
 def test_output_file_keeps_usual_permissions(base: Base, output: Output, cli: Callable[..., Any]) -> None:
     folder = base.root / "modes"
     folder.mkdir()
