@@ -282,13 +282,6 @@ def bad_rows_parquet(path: Path, rows: int, bad: bool = True) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: loader._load_one inserts every rejected row with executemany (about 0.4 ms a row) before "
-    "_check_reject_rates refuses the file, and keeps every Reject (raw text included) in memory: a file of "
-    "bad rows is refused 5-10x slower than the same rows load when valid; a million bad rows take ~7 min and "
-    "1.3 GB, all rolled back",
-)
 def test_file_of_bad_rows_is_refused_about_as_fast_as_good_rows_load(
     tmp_path: Path, cli: Callable[..., Any]
 ) -> None:

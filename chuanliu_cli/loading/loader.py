@@ -68,8 +68,9 @@ class FileResult:
     time_max: datetime | None = None
     seconds: float = 0.0
     load_id: int | None = None
-    rejects: list[Reject] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)  # the first few, for messages
     warnings: list[str] = field(default_factory=list)
+    all_rejects: list[Reject] = field(default_factory=list, repr=False)
 
     @property
     def reject_rate(self) -> float:
@@ -209,6 +210,8 @@ def load_files(
         for p in prepared:
             results.append(_load_one(con, p, options, progress))
         _check_reject_rates(results, options)
+        for r in results:
+            _write_rejects(con, r)
         con.execute(
             "INSERT OR REPLACE INTO chuanliu_meta VALUES ('timezone', ?)",
             [options.timezone],
@@ -218,6 +221,30 @@ def load_files(
         con.execute("ROLLBACK")
         raise
     return results
+
+
+def _write_rejects(con: duckdb.DuckDBPyConnection, result: FileResult) -> None:
+    """All rejected rows of a file in one statement (row by row took ~0.5 ms each)."""
+    import pyarrow as pa
+
+    rejects = result.all_rejects
+    if not rejects:
+        return
+    table = pa.table(
+        {
+            "load_id": pa.array([result.load_id] * len(rejects), pa.int64()),
+            "file": pa.array([r.file for r in rejects], pa.string()),
+            "line": pa.array([r.line for r in rejects], pa.string()),
+            "raw": pa.array([r.raw[:10_000] for r in rejects], pa.string()),
+            "reason": pa.array([r.reason for r in rejects], pa.string()),
+        }
+    )
+    con.register("rejects_batch", table)
+    try:
+        con.execute("INSERT INTO rejected_rows SELECT * FROM rejects_batch")
+    finally:
+        con.unregister("rejects_batch")
+    result.all_rejects = []
 
 
 def _check_reject_rates(results: list[FileResult], options: LoadOptions) -> None:
@@ -409,11 +436,7 @@ def _load_one(
     id_row = first_row(con.execute("SELECT nextval('load_id_seq')"))
     assert id_row is not None
     result.load_id = int(id_row[0])
-    if rejects:
-        con.executemany(
-            "INSERT INTO rejected_rows VALUES (?, ?, ?, ?, ?)",
-            [(result.load_id, r.file, r.line, r.raw[:10_000], r.reason) for r in rejects],
-        )
+    result.all_rejects = rejects  # written once every file passed the reject-rate check
     result.seconds = time.perf_counter() - t0
     con.execute(
         "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
