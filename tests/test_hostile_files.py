@@ -305,10 +305,6 @@ def test_file_of_bad_rows_is_refused_about_as_fast_as_good_rows_load(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: see test_file_of_bad_rows_is_refused_about_as_fast_as_good_rows_load (time, memory)",
-)
 def test_200k_bad_rows_bounded(tmp_path: Path) -> None:
     import time
 
@@ -322,12 +318,6 @@ def test_200k_bad_rows_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: readers._csv_batches keeps every cell of every row for rejected_rows and Batch.raw() re-joins "
-    "them: 20 rows of 10 Mi fields (a 200 MB file) take 2.1 GB and ~100 s; rows much wider than the header "
-    "should be cut (or refused) as they are read",
-)
 def test_200mb_of_very_wide_rows(tmp_path: Path) -> None:
     row = b"1,ks1,b1,self,2023-05-01 10:00:00,1,completed" + b"," * (10 * MiB) + b"\n"
     path = write_big(tmp_path / "wide_rows.csv", HEADER, row, 20, "")

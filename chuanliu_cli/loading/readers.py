@@ -385,6 +385,8 @@ def _csv_batches(
         if len(row) != width:
             # Keep the row so that it is rejected with its line number rather than silently dropped.
             shape[len(rows)] = f"has {len(row)} fields, the header has {width}"
+            # a row far wider than the header is kept only as far as it can matter (bounded memory)
+            row = row[: width + 1]
         rows.append(row)
         lines.append(start_line)
         if len(rows) >= BATCH_ROWS:
