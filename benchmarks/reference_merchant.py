@@ -13,6 +13,10 @@ Readings of the spec that the engine must share (or the cross-check will say so)
 - thresholds compare values rounded to 6 decimals; a NULL score part counts 0.
 
     python benchmarks/reference_merchant.py --data sample_data --month 2023-05 [--scorecard promoter]
+    python benchmarks/reference_merchant.py --db chuanliu.duckdb --month 2023-05 --format csv -o out.csv
+
+With `--db` it runs on the tables of a database loaded by `chuanliu load` (opened read-only), which is how
+the benchmark times it against `chuanliu eligible` on the same database.
 """
 
 from __future__ import annotations
@@ -436,6 +440,30 @@ def promoter_scorecard(con: duckdb.DuckDBPyConnection, month: str) -> list[dict[
     return _rows(con)
 
 
+def score_database(
+    db_path: Path, month: str, scorecard: str = "merchant", memory_limit: str | None = None
+) -> list[dict[str, Any]]:
+    """Score one scorecard on the tables of a database loaded by `chuanliu load` (opened read-only); with
+    `memory_limit`, DuckDB spills to a temporary directory past it (as `chuanliu --memory-limit` does)."""
+    import tempfile
+
+    import duckdb
+
+    config: dict[str, Any] = {}
+    if memory_limit:
+        config = {"memory_limit": memory_limit, "temp_directory": tempfile.mkdtemp(prefix="reference-spill-")}
+    con = duckdb.connect(str(db_path), read_only=True, config=config)
+    con.execute("set enable_progress_bar = false")
+    try:
+        return merchant_scorecard(con, month) if scorecard == "merchant" else promoter_scorecard(con, month)
+    finally:
+        con.close()
+        if config:
+            import shutil
+
+            shutil.rmtree(config["temp_directory"], ignore_errors=True)
+
+
 def score_directory(data_dir: Path, month: str, scorecard: str = "merchant") -> list[dict[str, Any]]:
     """Load the exports in `data_dir` into an in-memory database and score one scorecard."""
     import duckdb
@@ -491,14 +519,54 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {"tiers": dict(sorted(tiers.items())), "failed_gates": dict(sorted(gates.items()))}
 
 
+def write_csv(rows: list[dict[str, Any]], out: Any) -> None:
+    """Every column of `rows` as CSV: decimals as floats, booleans as true/false, NULL as empty."""
+    import csv
+    from decimal import Decimal
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, Decimal):
+            return repr(float(value))
+        if isinstance(value, float):
+            return repr(value)
+        return value
+
+    writer = csv.writer(out, lineterminator="\n")
+    if not rows:
+        return
+    writer.writerow(list(rows[0]))
+    for r in rows:
+        writer.writerow([cell(v) for v in r.values()])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print every entity's metrics, scores, failed gates and tier, then counts per tier and gate."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent / "sample_data")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", type=Path, help="exports to load in memory [default: sample_data]")
+    source.add_argument("--db", type=Path, help="a database loaded by `chuanliu load` (read-only)")
     parser.add_argument("--month", default="2023-05")
     parser.add_argument("--scorecard", choices=["merchant", "promoter"], default="merchant")
+    parser.add_argument("--format", choices=["table", "csv"], default="table")
+    parser.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    parser.add_argument("--memory-limit", help="with --db: DuckDB memory limit, e.g. 4GB (spills past it)")
     args = parser.parse_args(argv)
-    rows = score_directory(args.data, args.month, args.scorecard)
+    if args.db is not None:
+        rows = score_database(args.db, args.month, args.scorecard, args.memory_limit)
+    else:
+        data = args.data or Path(__file__).resolve().parent.parent / "sample_data"
+        rows = score_directory(data, args.month, args.scorecard)
+    if args.format == "csv":
+        if args.output is None:
+            write_csv(rows, sys.stdout)
+        else:
+            with args.output.open("w", encoding="utf-8", newline="") as f:
+                write_csv(rows, f)
+        return 0
     _print_table(rows, MERCHANT_COLUMNS if args.scorecard == "merchant" else PROMOTER_COLUMNS)
     summary = summarize(rows)
     print(f"\n{len(rows)} entities, {sum(r['eligible'] for r in rows)} eligible")

@@ -286,7 +286,7 @@ def _progress_callback(err: Console, settings: Settings) -> Any:
     state: dict[str, Any] = {}
 
     def update(name: str, rows: int, total: int | None) -> None:
-        if rows < 1_000_000 and "bar" not in state:
+        if "bar" not in state and rows < 1_000_000 and (total is None or total < 1_000_000):
             return
         if "bar" not in state:
             progress = Progress(console=err, transient=True)
@@ -414,6 +414,35 @@ RequireCompleteOption = Annotated[
 ]
 
 
+class EngineName(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        help="Where the metric queries run: duckdb, or spark (pip install 'chuanliu[spark]'; reads --data "
+        "or --spark-table).",
+    ),
+]
+SparkMasterOption = Annotated[
+    str, typer.Option("--spark-master", help="Spark master URL for --engine spark, e.g. yarn.")
+]
+SparkConfOption = Annotated[
+    list[str] | None,
+    typer.Option("--spark-conf", help="A Spark setting KEY=VALUE for --engine spark (repeatable)."),
+]
+SparkTableOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--spark-table",
+        help="TABLE=NAME: read a table from Spark's catalog, e.g. orders=db.orders (repeatable).",
+    ),
+]
+
+
 def _ruleset(rules: Path | None, check: bool = False) -> Any:
     """The ruleset of --rules / CHUANLIU_RULES / the bundled default; `check` also binds it to the schema."""
     from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
@@ -441,14 +470,47 @@ def _check_scorecard(name: str, names: list[str]) -> str:
     )
 
 
+def _spark_settings(
+    engine: EngineName, data: Path | None, master: str, conf: list[str] | None, tables: list[str] | None
+) -> Any:
+    """The Spark settings of --engine spark and the --spark-* options; None for DuckDB."""
+    from chuanliu_cli.errors import UsageError
+
+    if engine is EngineName.duckdb:
+        if conf or tables:
+            raise UsageError("--spark-conf and --spark-table need --engine spark")
+        return None
+    from chuanliu_cli.spark_engine import SparkSettings, parse_pairs, spark_tables
+
+    named = spark_tables(parse_pairs(tables or [], "--spark-table"))
+    if data is None and not named:
+        raise UsageError(
+            "--engine spark reads --data DIR or --spark-table TABLE=NAME, not the database",
+            hint="e.g. --engine spark --data exports/ or --spark-table orders=db.orders ...",
+        )
+    return SparkSettings(
+        master=master,
+        conf=parse_pairs(conf or [], "--spark-conf"),
+        data=str(data) if data is not None else None,
+        tables=named,
+    )
+
+
 @contextlib.contextmanager
 def _scoring_connection(
-    data: Path | None, db_option: str | None, wait: float, memory_limit: str | None
+    data: Path | None, db_option: str | None, wait: float, memory_limit: str | None, spark: Any = None
 ) -> Iterator[Any]:
-    """A connection holding the data: the database read-only, or an in-memory load of --data DIR."""
+    """A connection holding the data: the database read-only, an in-memory load of --data DIR, or
+    (with `spark`, SparkSettings) a Spark engine over --data or --spark-table."""
     from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
     from chuanliu_cli.store import disable_external_access, memory_database, open_database
 
+    if spark is not None:
+        from chuanliu_cli.spark_engine import SparkEngine
+
+        with SparkEngine.open(spark) as engine:
+            yield engine
+        return
     if data is not None:
         db = memory_database(memory_limit)
         try:
@@ -476,6 +538,7 @@ def _score(
     require_complete: bool,
     record: bool = False,
     memory_limit: str | None = None,
+    spark: Any = None,
 ) -> tuple[Any, str]:
     """Score the period; with a database and `record`, add the run to `runs` and `run_results`."""
     from datetime import datetime
@@ -490,9 +553,9 @@ def _score(
     period = parse_period(month, ruleset.period)
     names = [sc.name for sc in ruleset.scorecards]
     name = _check_scorecard(scorecard or names[0], names)
-    with _scoring_connection(data, db, wait, memory_limit) as con:
+    with _scoring_connection(data, db, wait, memory_limit, spark) as con:
         run = score_period(con, ruleset, period, upto=name)
-        inputs = snapshot_inputs(con) if record and data is None else None
+        inputs = snapshot_inputs(con) if record and data is None and spark is None else None
     if not run.complete:
         message = (
             f"period {period.label} is incomplete: {', '.join(run.incomplete_tables)} "
@@ -599,12 +662,19 @@ def score(
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
+    engine: EngineOption = EngineName.duckdb,
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
+    spark_table: SparkTableOption = None,
 ) -> None:
     """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
     import polars as pl
 
     _check_output(output)
-    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit)
+    spark = _spark_settings(engine, data, spark_master, spark_conf, spark_table)
+    run, name = _score(
+        db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit, spark
+    )
     res = run.scorecards[name]
     frame = res.frame
     if ids:
@@ -636,12 +706,19 @@ def eligible(
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
+    engine: EngineOption = EngineName.duckdb,
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
+    spark_table: SparkTableOption = None,
 ) -> None:
     """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
     from chuanliu_cli.render import render_eligible
 
     _check_output(output)
-    run, name = _score(db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit)
+    spark = _spark_settings(engine, data, spark_master, spark_conf, spark_table)
+    run, name = _score(
+        db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit, spark
+    )
     _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
 
 
@@ -662,6 +739,10 @@ def explain(
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
+    engine: EngineOption = EngineName.duckdb,
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
+    spark_table: SparkTableOption = None,
 ) -> None:
     """Why one entity is or is not eligible: every metric, score part and gate, and what it is missing."""
     import json
@@ -671,7 +752,8 @@ def explain(
     from chuanliu_cli.render import explanation_json, render_explanation
 
     _check_output(output)
-    run, name = _score(db, month, rules, data, scorecard, wait, False, False, memory_limit)
+    spark = _spark_settings(engine, data, spark_master, spark_conf, spark_table)
+    run, name = _score(db, month, rules, data, scorecard, wait, False, False, memory_limit, spark)
     ex = explain_entity(run, name, entity)
     if fmt is ExplainFormat.json:
         text = json.dumps(explanation_json(ex), ensure_ascii=False, indent=2) + "\n"
@@ -740,6 +822,10 @@ def compare(
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
+    engine: EngineOption = EngineName.duckdb,
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
+    spark_table: SparkTableOption = None,
 ) -> None:
     """What-if: who enters, who leaves, tier moves and grant deltas between two rulesets (or months)."""
     from chuanliu_cli.compare import Side, compare_results
@@ -750,6 +836,7 @@ def compare(
     _check_output(output)
     if (against is None) == (against_month is None):
         raise UsageError("give --against B.yaml or --against-month M2 (one of them)")
+    spark = _spark_settings(engine, data, spark_master, spark_conf, spark_table)
     ruleset_a = _ruleset(rules, check=True)
     try:
         ruleset_b = _ruleset(against, check=True) if against is not None else ruleset_a
@@ -763,7 +850,7 @@ def compare(
     names = [sc.name for sc in ruleset_a.scorecards]
     name = _check_scorecard(scorecard or names[0], names)
     _check_scorecard(name, [sc.name for sc in ruleset_b.scorecards])
-    with _scoring_connection(data, db, wait, memory_limit) as con:
+    with _scoring_connection(data, db, wait, memory_limit, spark) as con:
         run_a = score_period(con, ruleset_a, period_a, upto=name)
         run_b = score_period(con, ruleset_b, period_b, upto=name)
     label_a = f"{ruleset_a.name} ({Path(str(ruleset_a.path)).name})" if against else period_a.label
@@ -945,6 +1032,9 @@ def rules_sql(
     month: MonthOption,
     scorecard: ScorecardOption = None,
     rules: RulesOption = None,
+    dialect: Annotated[
+        EngineName, typer.Option("--dialect", help="Render the SQL for this engine's dialect.")
+    ] = EngineName.duckdb,
 ) -> None:
     """Print the SQL compiled from the ruleset for a period (every scorecard, or one)."""
     from chuanliu_cli.periods import parse_period
@@ -955,7 +1045,7 @@ def rules_sql(
     names = [sc.name for sc in ruleset.scorecards]
     chosen = [_check_scorecard(scorecard, names)] if scorecard else names
     for name in chosen:
-        compiled = compile_scorecard(ruleset, name, period)
+        compiled = compile_scorecard(ruleset, name, period, dialect=dialect.value)
         sys.stdout.write(f"-- scorecard {name} · {ruleset.name} · {period.label}\n{compiled.sql};\n\n")
 
 

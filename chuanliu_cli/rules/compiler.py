@@ -12,12 +12,15 @@ trees whose names are rewritten to quoted, qualified columns. Its shape, for a s
     (final select)      formulas computed from metric_values, ordered by K
 
 Only FILTER, NULLIF, COALESCE, CAST and the whitelisted functions appear, so the same tree renders for
-Spark as well as DuckDB (SPEC §8).
+Spark as well as DuckDB (SPEC §8). The tree is built for DuckDB's semantics; for Spark each user
+expression is also rewritten where Spark would compute another value from the same SQL (decimal
+averages and divisions, casts to integers, rounding, ln of 0, day of week, ...) and a ruleset using what
+cannot be made identical is rejected (`expressions.for_dialect`, `expressions.dialect_problems`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -27,9 +30,15 @@ from chuanliu_cli import schema
 from chuanliu_cli.errors import RulesetError, UsageError
 from chuanliu_cli.periods import Period
 from chuanliu_cli.rules.expressions import (
+    COLUMN_KINDS,
+    DIALECTS,
+    SCORECARD_FIELD_KINDS,
+    ValueKind,
     bare_names,
     column,
+    dialect_problems,
     empty_value,
+    for_dialect,
     guard_divisions,
     ident,
     parse_expression,
@@ -170,7 +179,11 @@ class _Scan:
 class _Compiler:
     """Compiles one scorecard for one period."""
 
-    def __init__(self, ruleset: Ruleset, sc: Scorecard, period: Period, cast_metrics: bool) -> None:
+    def __init__(
+        self, ruleset: Ruleset, sc: Scorecard, period: Period, cast_metrics: bool, dialect: str = "duckdb"
+    ) -> None:
+        if dialect not in DIALECTS:
+            raise UsageError(f"unknown SQL dialect {dialect!r}", hint=f"use one of {', '.join(DIALECTS)}")
         if period.kind != ruleset.period:
             raise UsageError(
                 f"ruleset {ruleset.name} scores by {ruleset.period}, not by {period.kind}",
@@ -180,16 +193,22 @@ class _Compiler:
         self.sc = sc
         self.period = period
         self.cast_metrics = cast_metrics
+        self.dialect = dialect
         self.key = sc.key
         self.ctes: list[tuple[str, exp.Expr]] = []
         self.needs_fill = False
 
     # -- user expressions ------------------------------------------------------------------------------
 
-    def row_tree(self, expr: Expr, alias: str, joins: set[str], seen: tuple[str, ...] = ()) -> exp.Expr:
+    def row_tree(self, expr: Expr, alias: str, joins: set[str]) -> exp.Expr:
         """A where/value tree over `alias`: columns qualified, filters inlined, scorecard refs joined."""
+        tree = self._row_tree(expr, alias, joins, ())
+        return for_dialect(tree, self.dialect, self.resolved_kind)
+
+    def _row_tree(self, expr: Expr, alias: str, joins: set[str], seen: tuple[str, ...]) -> exp.Expr:
         columns = schema.TABLES[alias].names
         filters = self.ruleset.filters
+        self.check_dialect(expr, self.written_kind(alias))
 
         def resolve(node: exp.Expr) -> exp.Expr:
             if not isinstance(node, exp.Column):
@@ -201,11 +220,49 @@ class _Compiler:
             if name not in columns and name in filters:
                 if name in seen:
                     raise RulesetError([f"{filters[name].loc}: filter '{name}' uses itself"])
-                inner = self.row_tree(filters[name], alias, joins, (*seen, name))
+                inner = self._row_tree(filters[name], alias, joins, (*seen, name))
                 return exp.Paren(this=inner)
             return column(name, alias)
 
         return guard_divisions(parse_expression(expr).transform(resolve))
+
+    # -- dialects --------------------------------------------------------------------------------------
+
+    def check_dialect(self, expr: Expr, kind_of: Callable[[exp.Column], ValueKind]) -> None:
+        """Reject an expression this dialect cannot compute as DuckDB does (nothing for DuckDB)."""
+        errors = dialect_problems(expr, self.dialect, kind_of)
+        if errors:
+            raise RulesetError(
+                errors, hint="score this ruleset with --engine duckdb, or rewrite the expression"
+            )
+
+    def written_kind(self, alias: str) -> Callable[[exp.Column], ValueKind]:
+        """Kinds of the names as written in a where/value over `alias` (columns, filters, scorecards)."""
+        table = schema.TABLES[alias]
+
+        def kind(col: exp.Column) -> ValueKind:
+            name = str(col.name)
+            if col.table:
+                return SCORECARD_FIELD_KINDS.get(name, "unknown")
+            if name in table.names:
+                return COLUMN_KINDS[table.column(name).type]
+            return "boolean" if name in self.ruleset.filters else "unknown"
+
+        return kind
+
+    @staticmethod
+    def resolved_kind(col: exp.Column) -> ValueKind:
+        """Kinds of the qualified columns of a resolved where/value tree."""
+        table, name = str(col.table), str(col.name)
+        if table in schema.TABLES and name in schema.TABLES[table].names:
+            return COLUMN_KINDS[schema.TABLES[table].column(name).type]
+        if table.startswith("scorecard_"):
+            return SCORECARD_FIELD_KINDS.get(name, "unknown")
+        return "unknown"
+
+    def metric_kind(self, col: exp.Column) -> ValueKind:
+        """Kinds of the metric names in a formula: DOUBLE when metrics are cast (as for scoring)."""
+        return "double" if self.cast_metrics else "unknown"
 
     def condition(
         self,
@@ -381,8 +438,12 @@ class _Compiler:
             raise RulesetError([f"{source} has no time column"])
         return time_column
 
-    def formula_tree(self, metric: FormulaMetric, seen: tuple[str, ...] = ()) -> exp.Expr:
+    def formula_tree(self, metric: FormulaMetric) -> exp.Expr:
         """A formula over metric_values' columns; formulas it uses are inlined in parentheses."""
+        return for_dialect(self._formula_tree(metric, ()), self.dialect, self.metric_kind)
+
+    def _formula_tree(self, metric: FormulaMetric, seen: tuple[str, ...]) -> exp.Expr:
+        self.check_dialect(metric.formula, self.metric_kind)
 
         def resolve(node: exp.Expr) -> exp.Expr:
             if not isinstance(node, exp.Column):
@@ -392,7 +453,7 @@ class _Compiler:
             if isinstance(other, FormulaMetric):
                 if name in seen or name == metric.name:
                     raise RulesetError([f"{metric.loc}: formulas use each other in a cycle"])
-                return exp.Paren(this=self.formula_tree(other, (*seen, metric.name)))
+                return exp.Paren(this=self._formula_tree(other, (*seen, metric.name)))
             return column(name)
 
         return guard_divisions(parse_expression(metric.formula).transform(resolve))
@@ -492,7 +553,7 @@ class _Compiler:
 def _compile(
     ruleset: Ruleset, sc: Scorecard, period: Period, dialect: str, cast_metrics: bool
 ) -> CompiledQuery:
-    tree = _Compiler(ruleset, sc, period, cast_metrics).compile()
+    tree = _Compiler(ruleset, sc, period, cast_metrics, dialect).compile()
     return CompiledQuery(
         sql=tree.sql(dialect=dialect, pretty=True),
         tree=tree,
@@ -569,7 +630,9 @@ def compile_row_probe(
 
     Binding it tells `rules check` the SQL type of a `where` (which must be boolean) without data.
     """
-    compiler = _Compiler(ruleset, ruleset.scorecard(scorecard_name), period, cast_metrics=False)
+    compiler = _Compiler(
+        ruleset, ruleset.scorecard(scorecard_name), period, cast_metrics=False, dialect=dialect
+    )
     compiler.needs_fill = source == "reviews"
     joins: set[str] = set()
     tree = compiler.row_tree(expr, source, joins)

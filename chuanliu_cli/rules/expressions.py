@@ -33,6 +33,7 @@ from chuanliu_cli.rules.sqlsubset import (
 )
 
 __all__ = [
+    "DIALECTS",
     "FUNCTIONS",
     "MAX_EXPRESSION_LENGTH",
     "Checked",
@@ -43,13 +44,16 @@ __all__ = [
     "check_expression",
     "column",
     "compile_result_expression",
+    "dialect_problems",
     "empty_value",
+    "for_dialect",
     "format_problem",
     "guard_divisions",
     "ident",
     "parse_expression",
     "suggest",
     "syntax_errors",
+    "value_kind",
 ]
 
 ExprKind = Literal["where", "value", "formula", "when"]
@@ -363,3 +367,353 @@ def compile_result_expression(expr: Expr, table: str | None = None) -> exp.Expr:
         return node
 
     return guard_divisions(tree.transform(quote))
+
+
+# --------------------------------------------------------------------------------------------------
+# Dialects: one tree, the same values on DuckDB and on Spark (SPEC §8).
+#
+# The compiled tree is written for DuckDB's semantics. Rendering it for Spark changes the spelling
+# (sqlglot does that) and, where the two engines compute a different value from the same SQL, the
+# tree itself: `for_dialect` rewrites those nodes so that Spark computes what DuckDB computes, and
+# `dialect_problems` rejects what cannot be made identical. Both need the kind of each value, which
+# `value_kind` infers from the canonical column types.
+
+Dialect = Literal["duckdb", "spark"]
+DIALECTS: tuple[Dialect, ...] = ("duckdb", "spark")
+
+ValueKind = Literal["integer", "decimal", "double", "boolean", "text", "time", "null", "unknown"]
+
+#: What a column of each schema type holds (schema.ColumnType -> ValueKind).
+COLUMN_KINDS: dict[str, ValueKind] = {
+    "text": "text",
+    "enum": "text",
+    "timestamp": "time",
+    "amount": "decimal",
+    "integer": "integer",
+    "number": "double",
+    "score": "integer",
+    "boolean": "boolean",
+}
+
+#: The kind of each field of an earlier scorecard's results (`<scorecard>.eligible|tier|total`).
+SCORECARD_FIELD_KINDS: dict[str, ValueKind] = {"eligible": "boolean", "tier": "text", "total": "double"}
+
+KindOf = Callable[[exp.Column], ValueKind]
+
+_INTEGER_TYPES = frozenset(
+    {exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT}
+)
+_TEXT_TYPES = frozenset({exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT})
+_TIME_TYPES = frozenset({exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ})
+_BOOLEAN_NODES = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.In,
+    exp.Is,
+    exp.Like,
+    exp.ILike,
+    exp.Between,
+    exp.Boolean,
+)
+
+
+def _type_kind(to: exp.DataType) -> ValueKind:
+    if to.this in _INTEGER_TYPES:
+        return "integer"
+    if to.this in (exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE):
+        return "double"
+    if to.this == exp.DataType.Type.DECIMAL:
+        return "decimal"
+    if to.this in _TEXT_TYPES:
+        return "text"
+    if to.this in _TIME_TYPES:
+        return "time"
+    if to.this == exp.DataType.Type.BOOLEAN:
+        return "boolean"
+    return "unknown"
+
+
+def _combine(kinds: list[ValueKind]) -> ValueKind:
+    """The kind of a value that is one of `kinds` (CASE branches, COALESCE arguments, a + b)."""
+    present = {k for k in kinds if k != "null"}
+    if not present:
+        return "null"
+    if len(present) == 1:
+        return present.pop()
+    if present <= {"integer", "decimal", "double"}:
+        return "double" if "double" in present else "decimal"
+    return "unknown"
+
+
+def _unit(node: exp.Expr | None) -> str:
+    return str(node.name).lower() if isinstance(node, exp.Expr) else ""
+
+
+def _date_part(node: exp.Expr) -> tuple[str, exp.Expr] | None:
+    """(unit, value) of `extract(unit from value)` or `date_part('unit', value)`, else None."""
+    if isinstance(node, exp.Extract):
+        return _unit(node.this), node.expression
+    if (
+        isinstance(node, exp.Anonymous)
+        and str(node.name).lower() == "date_part"
+        and len(node.expressions) == 2
+    ):
+        return _unit(node.expressions[0]), node.expressions[1]
+    return None
+
+
+def value_kind(node: exp.Expr, kind_of: KindOf) -> ValueKind:
+    """What `node` evaluates to, as far as the engines' differences go (DuckDB's typing rules)."""
+    if isinstance(node, exp.Paren | exp.Neg | exp.Abs | exp.Floor | exp.Ceil | exp.Round | exp.Filter):
+        return value_kind(node.this, kind_of)
+    if isinstance(node, exp.Column):
+        return kind_of(node)
+    if isinstance(node, exp.Null):
+        return "null"
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return "text"
+        text = str(node.this).lower()
+        return "double" if "e" in text else "decimal" if "." in text else "integer"
+    if isinstance(node, _BOOLEAN_NODES):
+        return "boolean"
+    if isinstance(node, exp.Cast):
+        to = node.args.get("to")
+        return _type_kind(to) if isinstance(to, exp.DataType) else "unknown"
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Mod):
+        return _combine([value_kind(node.this, kind_of), value_kind(node.expression, kind_of)])
+    if isinstance(node, exp.Div | exp.Ln | exp.Log | exp.Sqrt | exp.Pow | exp.Avg | exp.Stddev):
+        return "double"  # DuckDB divides (decimals too) and averages in DOUBLE
+    if isinstance(node, exp.Case):
+        branches = [value_kind(i.args["true"], kind_of) for i in node.args.get("ifs") or []]
+        default = node.args.get("default")
+        return _combine([*branches, value_kind(default, kind_of) if default is not None else "null"])
+    if isinstance(node, exp.Coalesce | exp.Greatest | exp.Least):
+        return _combine([value_kind(e, kind_of) for e in (node.this, *node.expressions)])
+    if isinstance(node, exp.Nullif):
+        return value_kind(node.this, kind_of)
+    if isinstance(node, exp.Count | exp.Length):
+        return "integer"
+    if isinstance(node, exp.Sum):
+        inner = value_kind(node.this, kind_of)
+        return "integer" if inner == "boolean" else inner
+    if isinstance(node, exp.Median):
+        return "decimal" if value_kind(node.this, kind_of) == "decimal" else "double"
+    if isinstance(node, exp.Min | exp.Max):
+        return value_kind(node.this, kind_of)
+    if isinstance(node, exp.Lower | exp.Upper):
+        return "text"
+    if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
+        return "time"
+    if _date_part(node) is not None:
+        return "integer"
+    if isinstance(node, exp.Anonymous) and str(node.name).upper() == "BROUND":
+        return value_kind(node.expressions[0], kind_of)
+    return "unknown"
+
+
+def _spark_problem(node: exp.Expr, kind_of: KindOf) -> str | None:
+    """Why Spark cannot compute what DuckDB computes for `node`, or None."""
+    if isinstance(node, exp.Median) and value_kind(node.this, kind_of) in ("decimal", "unknown"):
+        return (
+            "median of a decimal differs on Spark (DuckDB keeps the decimal type and truncates the "
+            "midpoint); write median(cast(x as double))"
+        )
+    if (
+        isinstance(node, exp.Cast)
+        and _type_kind(node.args["to"]) == "text"
+        and value_kind(node.this, kind_of) in ("double", "unknown")
+    ):
+        return "the text of a floating-point number differs on Spark (1e+20 vs 1.0E20); compare numbers"
+    decimals = node.args.get("decimals") if isinstance(node, exp.Round) else None
+    n = _integer_literal(decimals) if decimals is not None else 0
+    if isinstance(node, exp.Round) and value_kind(node.this, kind_of) in ("double", "unknown"):
+        if n is None:
+            return "round(x, n) needs a constant n on Spark"
+        if abs(n) > MAX_ROUND_DECIMALS:
+            return f"round(x, n) of a floating-point x takes |n| ≤ {MAX_ROUND_DECIMALS} on Spark"
+    if isinstance(node, exp.Like | exp.ILike):
+        pattern = node.expression
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            return "LIKE needs a constant pattern on Spark (the engines escape differently)"
+        if "\\" in str(pattern.this):
+            return "a backslash in a LIKE pattern is an escape on Spark but not on DuckDB"
+    return None
+
+
+def dialect_problems(expr: Expr, dialect: str, kind_of: KindOf, locate: Locator | None = None) -> list[str]:
+    """Located errors for what `expr` cannot compute identically on `dialect` (none for DuckDB)."""
+    if dialect == "duckdb":
+        return []
+    tree, syntax = parse_text(expr.text)
+    if syntax or tree is None:
+        return []  # reported by the checks
+    problems = []
+    for node in tree.walk():
+        message = _spark_problem(node, kind_of)
+        if message is not None:
+            start, end = node_span(node, expr.text)
+            problems.append(Problem(start, end, f"{message} (--engine {dialect})"))
+    return [format_problem(expr, p, locate) for p in problems]
+
+
+def _integer_literal(node: exp.Expr | None) -> int | None:
+    """The value of an integer literal (possibly negated), else None."""
+    sign = 1
+    while isinstance(node, exp.Neg | exp.Paren):
+        if isinstance(node, exp.Neg):
+            sign = -sign
+        node = node.this
+    if isinstance(node, exp.Literal) and not node.is_string and str(node.this).lstrip("-").isdigit():
+        return sign * int(node.this)
+    return None
+
+
+def _double(node: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=node, to=exp.DataType(this=exp.DataType.Type.DOUBLE))
+
+
+def _double_literal(value: float) -> exp.Expr:
+    """A DOUBLE constant (Spark reads 100.0 as a decimal, so it is cast)."""
+    text = repr(value) if value == value and abs(value) != float("inf") else str(value)
+    if text in ("inf", "-inf", "nan"):
+        return _double(exp.Literal.string({"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}[text]))
+    return _double(exp.Literal.number(text))
+
+
+#: Decimals that round(double, n) can be given on Spark (10^n has at most 26 significant bits).
+MAX_ROUND_DECIMALS = 11
+
+
+def _p(node: exp.Expr) -> exp.Expr:
+    """`node` as an operand: constructed trees get no parentheses from sqlglot, so add them."""
+    return node if isinstance(node, exp.Column | exp.Literal | exp.Paren | exp.Func) else exp.Paren(this=node)
+
+
+def _op(cls: type[exp.Binary], a: exp.Expr, b: exp.Expr) -> exp.Expr:
+    return exp.Paren(this=cls(this=_p(a.copy()), expression=_p(b.copy())))
+
+
+def _exact_round(x: exp.Expr, n: int) -> exp.Expr:
+    """round(x, n) of a double as DuckDB computes it: the exact binary value, halves away from zero.
+
+    Spark rounds the shortest decimal text of x instead (4.35 → 4.4, DuckDB 4.3 as 4.35 is really
+    4.34999…). Here y = x·10^n (or x/10^n) is rounded in doubles, and a y that is exactly a half is
+    moved toward zero when the exact product (or quotient) was below it, which the error-free product
+    of Dekker (Veltkamp's split) tells without leaving doubles.
+    """
+    m = _double_literal(10.0 ** abs(n))
+    split = _double_literal(134217729.0)  # 2^27 + 1
+
+    def exact_error(a: exp.Expr, product: exp.Expr) -> exp.Expr:
+        """a·m − product exactly (10^n has at most 26 significant bits, so m needs no split)."""
+        c = _op(exp.Mul, split, a)
+        high = _op(exp.Sub, c, _op(exp.Sub, c, a))
+        low = _op(exp.Sub, a, high)
+        return _op(exp.Add, _op(exp.Sub, _op(exp.Mul, high, m), product), _op(exp.Mul, low, m))
+
+    if n > 0:
+        y = _op(exp.Mul, x, m)
+        below = _op(exp.Mul, y, exact_error(x, y))  # < 0: the exact x·m is nearer zero than y
+    else:
+        y = _op(exp.Div, x, m)
+        product = _op(exp.Mul, y, m)
+        remainder = _op(exp.Sub, _op(exp.Sub, x, product), exact_error(y, product))
+        below = _op(exp.Mul, y, remainder)
+    rounded = exp.Round(this=y.copy())
+    half = exp.EQ(this=exp.Abs(this=_op(exp.Sub, rounded, y)), expression=exp.Literal.number(0.5))
+    tie_down = exp.and_(half, exp.LT(this=below, expression=exp.Literal.number(0)))
+    toward_zero = _op(exp.Sub, rounded, exp.Sign(this=y.copy()))
+    whole = exp.Case(ifs=[exp.If(this=tie_down, true=toward_zero)], default=rounded.copy())
+    return _op(exp.Div if n > 0 else exp.Mul, whole, m)
+
+
+def _rewrite(node: exp.Expr, fn: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
+    """Apply `fn` bottom-up (children first) to every node; returns the new root."""
+    for key, value in list(node.args.items()):
+        if isinstance(value, exp.Expr):
+            node.set(key, _rewrite(value, fn))
+        elif isinstance(value, list):
+            node.set(key, [_rewrite(v, fn) if isinstance(v, exp.Expr) else v for v in value])
+    return fn(node)
+
+
+def _spark_node(node: exp.Expr, kind_of: KindOf) -> exp.Expr:
+    """One node rewritten so that Spark computes DuckDB's value (children are already rewritten)."""
+    if isinstance(node, exp.Avg) and value_kind(node.this, kind_of) in ("decimal", "unknown"):
+        # DuckDB averages decimals from their exact sum; Spark would keep a rounded decimal.
+        arg = node.this
+        count = exp.Nullif(this=exp.Count(this=arg.copy()), expression=exp.Literal.number(0))
+        return exp.Paren(this=exp.Div(this=_double(exp.Sum(this=arg)), expression=_double(count)))
+    if isinstance(node, exp.Div):
+        # DuckDB divides in DOUBLE whatever the operands; Spark would divide decimals as decimals.
+        for side in ("this", "expression"):
+            if value_kind(node.args[side], kind_of) in ("decimal", "unknown"):
+                node.set(side, _double(node.args[side]))
+        return node
+    if isinstance(node, exp.Sum) and value_kind(node.this, kind_of) == "boolean":
+        return exp.Sum(this=exp.Cast(this=node.this, to=exp.DataType(this=exp.DataType.Type.INT)))
+    if isinstance(node, exp.Cast) and _type_kind(node.args["to"]) == "integer":
+        # DuckDB rounds to the nearest integer (a double half to even, a decimal half away from zero);
+        # Spark truncates.
+        kind = value_kind(node.this, kind_of)
+        if kind == "double":
+            node.set("this", exp.Anonymous(this="BROUND", expressions=[node.this, exp.Literal.number(0)]))
+        elif kind == "decimal":
+            node.set("this", exp.Round(this=node.this, decimals=exp.Literal.number(0)))
+        return node
+    if isinstance(node, exp.Round) and value_kind(node.this, kind_of) == "double":
+        n = _integer_literal(node.args.get("decimals"))
+        return _exact_round(node.this, n) if n else node
+    if isinstance(node, exp.Ln | exp.Log):
+        # DuckDB: ln(0) = -inf, ln(x < 0) = NaN; Spark returns NULL for both.
+        x = _p(node.expression if isinstance(node, exp.Log) else node.this)
+        zero = exp.Literal.number(0)
+        return exp.Case(
+            ifs=[
+                exp.If(this=exp.GT(this=x.copy(), expression=zero.copy()), true=node),
+                exp.If(
+                    this=exp.EQ(this=x.copy(), expression=zero.copy()), true=_double_literal(float("-inf"))
+                ),
+                exp.If(
+                    this=exp.LT(this=x.copy(), expression=zero.copy()), true=_double_literal(float("nan"))
+                ),
+            ]
+        )
+    part = _date_part(node)
+    if part is not None:
+        unit, _value = part
+        if unit == "dow":
+            # DuckDB counts Sunday as 0, Spark as 1.
+            return exp.Paren(this=exp.Sub(this=node, expression=exp.Literal.number(1)))
+        if unit == "second":
+            # DuckDB's seconds are whole; Spark's carry the fraction.
+            return exp.Cast(this=node, to=exp.DataType(this=exp.DataType.Type.INT))
+        return node
+    if isinstance(node, exp.TimestampTrunc | exp.DateTrunc) and _unit(node.args.get("unit")) in (
+        "dow",
+        "doy",
+    ):
+        # DuckDB truncates to the day for these units; Spark would return NULL.
+        node.set("unit", exp.Literal.string("DAY"))
+        return node
+    return node
+
+
+def for_dialect(tree: exp.Expr, dialect: str, kind_of: KindOf) -> exp.Expr:
+    """`tree` (a resolved user expression) rewritten to compute DuckDB's values on `dialect`, in place.
+
+    The identity for DuckDB. Call it once per expression: it is not idempotent.
+    """
+    if dialect == "duckdb":
+        return tree
+    if dialect != "spark":
+        raise ValueError(f"unknown dialect {dialect!r}")
+    return _rewrite(tree, lambda node: _spark_node(node, kind_of))

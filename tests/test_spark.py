@@ -1,0 +1,406 @@
+"""The Spark engine (pyspark, local mode): the same reward lists, metrics and tables as DuckDB; Spark SQL golden."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from chuanliu_cli.errors import RulesetError
+from chuanliu_cli.periods import parse_period
+from chuanliu_cli.rules.compiler import compile_scorecard
+from chuanliu_cli.rules.model import Ruleset
+from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset, parse_ruleset
+from chuanliu_cli.schema import TABLES
+from chuanliu_cli.scoring import DuckDBEngine, RunResult, compute_metrics, score_period
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.spark
+
+GOLDEN = REPO / "tests" / "golden"
+SAMPLE = REPO / "sample_data"
+MONTHS = ["2023-04", "2023-05"]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One local SparkSession for the module (starting the JVM takes seconds)."""
+    from chuanliu_cli.spark_engine import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated 100k-order Parquet set (about 1 s to write)."""
+    from chuanliu_cli.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("generated")
+    generate_sample(out, merchants=120, months=3, end="2023-05", seed=7, fmt="parquet", orders=100_000)
+    return out
+
+
+def _duckdb(data: Path) -> Any:
+    from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.store import memory_database
+
+    db = memory_database()
+    load_files(db, discover(data), LoadOptions())
+    return db.con
+
+
+def _spark_engine(spark: Any, data: Path | str | None = None, **tables: str) -> Any:
+    from chuanliu_cli.spark_engine import SparkEngine, SparkSettings
+
+    settings = SparkSettings(data=str(data) if data is not None else None, tables=tuple(tables.items()))
+    return SparkEngine.open(settings, spark)
+
+
+def _close(a: Any, b: Any, rel: float = 1e-9) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+
+
+def _assert_same_frames(a: pl.DataFrame, b: pl.DataFrame, exact: list[str], rel: float, what: str) -> None:
+    assert a.columns == b.columns, what
+    assert a.height == b.height, what
+    for col in a.columns:
+        left, right = a[col].to_list(), b[col].to_list()
+        if col in exact:
+            assert left == right, f"{what}: column {col}"
+            continue
+        bad = [(i, x, y) for i, (x, y) in enumerate(zip(left, right, strict=True)) if not _close(x, y, rel)]
+        assert not bad, f"{what}: column {col} differs at {bad[:3]}"
+
+
+def _assert_same_runs(duck: RunResult, spark: RunResult) -> None:
+    """Every scorecard: the same entities in the same order, scores to 1e-9, gates, tiers, grants exact."""
+    assert list(duck.scorecards) == list(spark.scorecards)
+    assert duck.data_window == spark.data_window
+    assert duck.complete == spark.complete
+    for name, res in duck.scorecards.items():
+        other = spark.scorecards[name]
+        exact = [res.key, "name", "eligible", "failed_gates", "tier", "rank", "grant", "grant_note"]
+        # Scores are 0..100 (or 0..5): to 1e-9 absolutely; metrics (GMV in the millions) relatively.
+        scores = [s.name for s in res.scorecard.scores]
+        _assert_same_frames(res.frame.drop(scores), other.frame.drop(scores), exact, 1e-9, name)
+        _assert_same_frames(res.frame.select(scores), other.frame.select(scores), [], 1e-9, name)
+        assert res.totals() == other.totals(), name
+        if res.allocation is not None:
+            assert other.allocation is not None
+            assert res.allocation.allocated == other.allocation.allocated
+
+
+# -- the same reward lists -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_engines(spark: Any) -> Iterator[tuple[Any, Any]]:
+    con = _duckdb(SAMPLE)
+    with _spark_engine(spark, SAMPLE) as engine:
+        yield DuckDBEngine(con), engine
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def generated_engines(spark: Any, generated: Path) -> Iterator[tuple[Any, Any]]:
+    con = _duckdb(generated)
+    with _spark_engine(spark, generated) as engine:
+        yield DuckDBEngine(con), engine
+    con.close()
+
+
+@pytest.mark.parametrize("month", MONTHS)
+def test_sample_reward_lists_match_duckdb(sample_engines: tuple[Any, Any], month: str) -> None:
+    ruleset = load_ruleset(default_ruleset_path())
+    period = parse_period(month, ruleset.period)
+    duck, spark = sample_engines
+    _assert_same_runs(score_period(duck, ruleset, period), score_period(spark, ruleset, period))
+
+
+@pytest.mark.parametrize("month", MONTHS)
+def test_generated_reward_lists_match_duckdb(generated_engines: tuple[Any, Any], month: str) -> None:
+    ruleset = load_ruleset(default_ruleset_path())
+    period = parse_period(month, ruleset.period)
+    duck, spark = generated_engines
+    duck_run = score_period(duck, ruleset, period)
+    _assert_same_runs(duck_run, score_period(spark, ruleset, period))
+    assert duck_run.scorecards["merchant"].totals()["eligible"] > 0  # the comparison means something
+
+
+def test_cli_eligible_on_spark_matches_the_golden_reward_list(invoke: Callable[..., Any]) -> None:
+    """`eligible --engine spark` prints the very bytes of the DuckDB golden file."""
+    result = invoke(
+        "eligible",
+        "--month",
+        "2023-05",
+        "--all",
+        "--format",
+        "csv",
+        "--data",
+        str(SAMPLE),
+        "--engine",
+        "spark",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (GOLDEN / "sample-2023-05-merchant.csv").read_text(encoding="utf-8")
+
+
+# -- reading the tables ---------------------------------------------------------------------------------
+
+
+def _assert_tables_equal(engine: Any, con: Any) -> None:
+    from chuanliu_cli.spark_engine import to_polars
+
+    for name, table in TABLES.items():
+        ours = to_polars(engine.tables[name]).sort(table.key)
+        theirs = con.sql(f"SELECT * FROM {name}").pl().sort(table.key)
+        assert ours.schema == theirs.schema, name
+        assert ours.equals(theirs), name
+
+
+def test_sample_csv_reads_as_the_loader_loads_it(sample_engines: tuple[Any, Any]) -> None:
+    duck, spark = sample_engines
+    _assert_tables_equal(spark, duck.con)
+
+
+def test_spark_tables_read_the_same(spark: Any, sample_engines: tuple[Any, Any]) -> None:
+    """--spark-table: tables of Spark's catalog (here temp views, already typed) read as the files do."""
+    duck, engine = sample_engines
+    for name in TABLES:
+        engine.tables[name].createOrReplaceTempView(f"t_{name}")
+    with _spark_engine(spark, None, **{name: f"t_{name}" for name in TABLES}) as from_tables:
+        _assert_tables_equal(from_tables, duck.con)
+
+
+MESSY_ORDERS = """\
+order_id,shop_id,buyer_id,item_id,item_name,promoter_id,sale_mode,carrier,order_time,paid_amount,quantity,status,refund_amount,refund_reason,commission
+0001,s1,b1,i1,冰丝裤,,自营,直播间,2023-05-01 20:00:00,"¥1,234.50",1,已付款,,,
+0002,s1,b2,i1,冰丝裤,p1,,短视频,2023/5/2 08:30,1.2万,2,退款成功,,,3.5
+0003,s1,b3,i2,"奶瓶, 2件装",,self,live,2023-05-03T20:00:00+08:00,2.50,,completed,2.50,质量问题,
+0004,s2,b1,i2,"He said ""hi"" once",p2,distribution,card,1683129600000,3.50,1,received,1.00,Not as described,
+0005,s2,b4,i3,x,,self,other,2023-05-07 23:59:59.5,0.15,3,shipped,0,,
+0006,s2,b5,i3,x,,self,live,2023-05-07 10:00,abc,1,paid,,,
+0007,s3,b6,i3,x,,self,live,2023-05-08 10:00:00,5.00,1,unknown,,,
+0008,s3,b7,i3,x,,self,live,2023-05-08 10:00:00,5.00,1,paid,6.00,,
+0009,,b8,i3,x,,self,live,2023-05-08 10:00:00,5.00,1,paid,,,
+"""
+
+
+def test_messy_csv_parses_like_the_loader(spark: Any, tmp_path: Path) -> None:
+    """Amounts in ¥ and 万, Chinese values, five time layouts; rows the loader rejects are left out."""
+    from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.spark_engine import read_tables, to_polars
+    from chuanliu_cli.store import memory_database
+
+    (tmp_path / "orders.csv").write_text(MESSY_ORDERS, encoding="utf-8")
+    for name in ("reviews", "livestreams"):
+        (tmp_path / f"{name}.csv").write_text(",".join(TABLES[name].names[:-1]) + "\n", encoding="utf-8")
+    db = memory_database()
+    results = load_files(db, discover(tmp_path), LoadOptions(max_reject_rate=1.0))
+    assert [r.rejected for r in results] == [4, 0, 0]  # abc, unknown status, refund > paid, no shop
+    ours = to_polars(read_tables(spark, str(tmp_path), {})["orders"])
+    theirs = db.con.sql("SELECT * FROM orders").pl()
+    assert ours.sort("order_id").equals(theirs.sort("order_id"))
+    assert ours["order_id"].to_list()[:1] == ["0001"]
+
+
+# -- expressions: the same values, or a clear refusal ----------------------------------------------------
+
+PARITY_ORDERS = """\
+order_id,shop_id,buyer_id,item_id,item_name,promoter_id,sale_mode,carrier,order_time,paid_amount,quantity,status,refund_amount,refund_reason,commission
+o1,s1,b1,i1,冰丝阔腿裤,,self,live,2023-05-01 20:00:00,2.50,1,paid,,,
+o2,s1,b2,i1,冰丝阔腿裤,p1,distribution,video,2023-05-07 08:30:30.5,3.50,2,refunded,,,
+o3,s1,b3,i2,奶瓶,,self,live,2023-05-14 23:59:59,0.15,3,completed,0.15,质量问题,
+o4,s2,b1,i2,奶瓶,p2,distribution,card,2023-05-21 10:00:00,1234.56,1,received,1.00,not as described,
+o5,s2,b4,i3,Tea,,self,other,2023-05-28 12:00:00,0.10,4,shipped,0,,
+o6,s2,b5,i3,Tea,,self,live,2023-05-31 23:00:00,0.20,5,paid,,,
+o7,s3,b6,i3,Tea,,self,live,2023-05-15 10:00:00,2.675,1,pending,,,
+"""
+PARITY_LIVESTREAMS = """\
+live_id,shop_id,host_type,promoter_id,start_time,end_time,duration_minutes,viewers,new_followers,gmv
+l1,s1,self,,2023-05-07 20:00:00,,2.5,100,0,0
+l2,s1,self,,2023-05-08 20:00:00,,3.5,7,3,0
+l3,s1,self,,2023-05-09 20:00:00,,4.35,1000,10,0
+l4,s2,self,,2023-05-10 20:00:00,,2.675,0,1,0
+l5,s2,promoter,p1,2023-05-11 20:00:00,2023-05-11 21:30:29,,55,2,0
+l6,s3,self,,2023-05-12 20:00:00,2023-05-12 20:00:59,,,,
+"""
+PARITY_REVIEWS = """\
+review_id,order_id,shop_id,item_id,promoter_id,quality_score,logistics_score,service_score,review_time,complaint
+r1,o1,s1,i1,,5,4,3,2023-05-02 10:00:00,否
+r2,o2,s1,i1,,2,,,2023-05-08 10:00:00,是
+r3,o4,s2,i2,,1,1,1,2023-05-22 10:00:00,false
+"""
+
+PARITY_METRICS = {
+    "orders": [
+        "avg(paid_amount)",
+        "avg(case when quality_return then 1.0 else 0.0 end)",
+        "sum(paid_amount) / count(*)",
+        "sum(net_amount) / nullif(sum(paid_amount), 0)",
+        "max(cast(paid_amount as int))",
+        "min(cast(paid_amount * 1.5 as bigint))",
+        "sum(cast(quantity / 2 as int))",
+        "sum(quality_return)",
+        "count(distinct date_part('dow', order_time))",
+        "max(extract(dow from order_time))",
+        "max(extract(week from order_time))",
+        "max(extract(second from order_time))",
+        "max(date_part('doy', order_time))",
+        "count(distinct date_trunc('week', order_time))",
+        "count(distinct date_trunc('dow', order_time))",
+        "count(distinct cast(order_time as date))",
+        "max(length(item_name))",
+        "max(round(paid_amount / 3, 2))",
+        "max(round(cast(paid_amount as double) * 1.5, 1))",
+        "max(round(paid_amount, 1))",
+        "stddev(paid_amount)",
+        "median(cast(paid_amount as double))",
+        "median(quantity)",
+        "max(greatest(paid_amount, refund_amount, 0))",
+        "max(quantity % 2)",
+        "min(paid_amount / (quantity - quantity))",
+        "sum(case when lower(item_name) like '%tea%' then 1 else 0 end)",
+        "count(distinct buyer_id)",
+        "avg(abs(paid_amount - 1))",
+    ],
+    "livestreams": [
+        "sum(cast(duration_minutes as int))",
+        "sum(round(duration_minutes, 1))",
+        "sum(round(duration_minutes, 2))",
+        "max(round(viewers / 7, -1))",
+        "min(ln(new_followers))",
+        "max(log10(viewers))",
+        "min(log10(viewers))",
+        "max(sqrt(duration_minutes))",
+        "max(power(duration_minutes, 2))",
+        "sum(floor(duration_minutes)) + sum(ceil(duration_minutes))",
+        "sum(duration_minutes) / 60",
+        "avg(duration_minutes)",
+    ],
+    "reviews": [
+        "avg(quality_score)",
+        "avg(case when quality_score <= 2 then 1.0 else 0.0 end)",
+        "sum(case when complaint then 1 else 0 end)",
+        "avg(logistics_score)",
+        "stddev(quality_score)",
+    ],
+}
+
+
+def _parity_ruleset() -> Ruleset:
+    lines = []
+    for source, values in PARITY_METRICS.items():
+        for i, value in enumerate(values):
+            lines.append(f"{source}_{i}: {{from: {source}, value: {json.dumps(value)}}}")
+    lines.append(f"ratio: {{formula: {json.dumps('orders_0 / nullif(orders_4 - orders_4, 0)')}}}")
+    lines.append(f"growth: {{formula: {json.dumps('(orders_4 - orders_5) / greatest(orders_5, 1)')}}}")
+    metrics = textwrap.indent("\n".join(lines), "      ")
+    text = f"version: 1\nname: parity\nperiod: month\nscorecards:\n  s:\n    key: shop_id\n    rank_by: ratio\n    metrics:\n{metrics}\n"
+    return parse_ruleset(text, "parity.yaml")
+
+
+def test_expressions_compute_the_same_values(spark: Any, tmp_path: Path) -> None:
+    """Decimal averages, casts to integers, rounding, ln(0), day of week, ISO weeks, seconds, division by 0."""
+    (tmp_path / "orders.csv").write_text(PARITY_ORDERS, encoding="utf-8")
+    (tmp_path / "livestreams.csv").write_text(PARITY_LIVESTREAMS, encoding="utf-8")
+    (tmp_path / "reviews.csv").write_text(PARITY_REVIEWS, encoding="utf-8")
+    ruleset = _parity_ruleset()
+    sc = ruleset.scorecard("s")
+    period = parse_period("2023-05", "month")
+    con = _duckdb(tmp_path)
+    duck = compute_metrics(DuckDBEngine(con), ruleset, sc, period)
+    with _spark_engine(spark, tmp_path) as engine:
+        ours = compute_metrics(engine, ruleset, sc, period)
+    con.close()
+    assert duck.height == 3
+    # Exactly the same values (compute_metrics keeps 12 significant digits), -inf and NaN included.
+    for col in duck.columns:
+        left, right = duck[col].to_list(), ours[col].to_list()
+        same = all(
+            _close(x, y, 0.0) if not isinstance(x, str) else x == y for x, y in zip(left, right, strict=True)
+        )
+        assert same, f"{col}: duckdb {left} spark {right}"
+
+
+@pytest.mark.parametrize(
+    ("source", "value", "message"),
+    [
+        ("orders", "median(paid_amount)", "median of a decimal"),
+        (
+            "livestreams",
+            "count(distinct cast(duration_minutes as varchar))",
+            "text of a floating-point number",
+        ),
+        ("orders", "sum(case when item_name like 'a\\_b' then 1 else 0 end)", "backslash in a LIKE pattern"),
+        ("orders", "max(round(cast(paid_amount as double), quantity))", "constant n"),
+    ],
+)
+def test_spark_rejects_what_it_cannot_compute_identically(source: str, value: str, message: str) -> None:
+    text = (
+        "version: 1\nname: t\nperiod: month\nscorecards:\n  s:\n    key: shop_id\n    rank_by: m\n"
+        f"    metrics:\n      m: {{from: {source}, value: {json.dumps(value)}}}\n"
+    )
+    ruleset = parse_ruleset(text, "t.yaml")
+    period = parse_period("2023-05", "month")
+    compile_scorecard(ruleset, "s", period)  # DuckDB: fine
+    with pytest.raises(RulesetError) as info:
+        compile_scorecard(ruleset, "s", period, dialect="spark")
+    assert message in info.value.errors[0]
+    assert info.value.errors[0].startswith("t.yaml:9:")
+    assert "(--engine spark)" in info.value.errors[0]
+
+
+# -- the Spark SQL ----------------------------------------------------------------------------------------
+
+
+def test_rules_sql_for_spark_matches_golden_file(invoke: Callable[..., Any]) -> None:
+    """Regenerate with CHUANLIU_UPDATE_GOLDEN=1 after an intended change, and review the diff."""
+    result = invoke("rules", "sql", "--month", "2023-05", "--dialect", "spark")
+    assert result.exit_code == 0, result.output
+    path = GOLDEN / "rules-sql-2023-05.spark.sql"
+    if os.environ.get("CHUANLIU_UPDATE_GOLDEN") == "1":
+        path.write_text(result.stdout, encoding="utf-8")
+    assert result.stdout == path.read_text(encoding="utf-8")
+    assert "FROM `orders`" in result.stdout and 'FROM "orders"' not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "spark"], "--engine spark reads --data DIR or --spark-table"),
+        (["--spark-table", "orders=db.orders"], "need --engine spark"),
+        (["--engine", "spark", "--spark-table", "order=db.orders"], "unknown table 'order'"),
+        (
+            [
+                "--engine",
+                "spark",
+                "--data",
+                "sample_data",
+                "--spark-conf",
+                "spark.sql.session.timeZone=Asia/Shanghai",
+            ],
+            "cannot be changed",
+        ),
+        (["--engine", "spark", "--data", "sample_data", "--spark-conf", "novalue"], "expected KEY=VALUE"),
+    ],
+)
+def test_engine_options_are_checked(invoke: Callable[..., Any], args: list[str], message: str) -> None:
+    result = invoke("eligible", "--month", "2023-05", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
