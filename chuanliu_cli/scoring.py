@@ -17,7 +17,6 @@ from chuanliu_cli.errors import DataError
 from chuanliu_cli.periods import Period
 from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard, ScorePart
 from chuanliu_cli.sqltext import ident
-from chuanliu_cli.store import first_row
 
 if TYPE_CHECKING:
     import duckdb
@@ -25,9 +24,6 @@ if TYPE_CHECKING:
 
 #: Significant digits kept of every metric value (see compute_metrics).
 METRIC_DIGITS = 12
-
-#: Columns every scored frame has besides the key, metrics and scores.
-RESULT_COLUMNS = ("name", "eligible", "failed_gates", "tier", "rank", "grant", "grant_note")
 
 
 @dataclass(frozen=True)
@@ -126,15 +122,9 @@ class DuckDBEngine:
 
     def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
         """min/max of each required table's time column."""
-        from chuanliu_cli.schema import REQUIRED_TABLES, TABLES
+        from chuanliu_cli.status import data_window
 
-        out = {}
-        for name in REQUIRED_TABLES:
-            tc = TABLES[name].time_column
-            assert tc is not None
-            row = first_row(self.con.execute(f"SELECT min({ident(tc)}), max({ident(tc)}) FROM {ident(name)}"))
-            out[name] = (row[0], row[1]) if row else (None, None)
-        return out
+        return data_window(self.con)
 
     def names(self, key: str) -> pl.DataFrame | None:
         """Shop names for shop keys, the latest item name for item keys."""

@@ -38,14 +38,14 @@ class StoreStatus:
     timezone: str | None
 
 
-def data_end(con: duckdb.DuckDBPyConnection) -> dict[str, datetime | None]:
-    """The latest time in each required table (None when it is empty)."""
-    out: dict[str, datetime | None] = {}
+def data_window(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """The first and last time in each required table ((None, None) when it is empty)."""
+    out: dict[str, tuple[datetime | None, datetime | None]] = {}
     for name in REQUIRED_TABLES:
         tc = TABLES[name].time_column
         assert tc is not None
-        row = first_row(con.execute(f"SELECT max({ident(tc)}) FROM {ident(name)}"))
-        out[name] = row[0] if row else None
+        row = first_row(con.execute(f"SELECT min({ident(tc)}), max({ident(tc)}) FROM {ident(name)}"))
+        out[name] = (row[0], row[1]) if row else (None, None)
     return out
 
 
@@ -83,7 +83,7 @@ def store_status(con: duckdb.DuckDBPyConnection, last_loads: int = 10) -> StoreS
         [last_loads],
     ).fetchall()
     rej = first_row(con.execute("SELECT count(*) FROM rejected_rows"))
-    ends = data_end(con)
+    ends = {t: hi for t, (_, hi) in data_window(con).items()}
     complete: list[str] = []
     incomplete: list[str] = []
     for m in sorted(all_months):
