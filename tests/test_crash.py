@@ -51,10 +51,12 @@ def emit(kind, tag):
 
 TAGS = (
     ("BEGIN", "begin"),
-    ("CREATE OR REPLACE TEMP TABLE STAGE", "stage"),
+    ("CREATE OR REPLACE TABLE STAGE", "stage"),
     ("INSERT INTO STAGE", "stage"),
-    ("CREATE OR REPLACE TEMP TABLE FRESH", "dedupe"),
+    ("CREATE OR REPLACE TEMP VIEW SRC ", "stage"),
+    ("CREATE OR REPLACE TABLE FRESH", "dedupe"),
     ("CREATE OR REPLACE TEMP TABLE CHANGES", "compare"),
+    ("SELECT COUNT(*), COUNT(DISTINCT F.", "compare"),
     ('DELETE FROM "ORDERS"', "delete"),
     ('INSERT OR REPLACE INTO "ORDERS"', "insert"),
     ('INSERT INTO "ORDERS"', "insert"),
@@ -443,7 +445,7 @@ class Moment:
         return lambda c: c.seen("end", "commit") or (c.seen("start", "commit") and wal.exists())
 
 
-# With the reference load, killed right after its COMMIT returned, these are ten moments of the default run;
+# With the reference load, killed right after its COMMIT returned, these are the moments of the default run;
 # the reading ones are cheap, the others each cost about a full load.
 DEFAULT_MOMENTS = {
     "reading-5%": Moment(fraction=0.05),
@@ -451,7 +453,8 @@ DEFAULT_MOMENTS = {
     "reading-20%": Moment(fraction=0.20),
     "reading-30%": Moment(fraction=0.30),
     "reading-45%": Moment(fraction=0.45),
-    "first-batch-staged": Moment(pause="end:stage"),
+    "source-ready": Moment(pause="end:stage"),
+    "compare-mid": Moment(inside=("compare", 0.5)),
     "insert-mid": Moment(inside=("insert", 0.5)),
     "loads-written": Moment(pause="end:loads"),
     "commit-wal": Moment(wal=True),
@@ -533,7 +536,6 @@ def test_killed_load_at_every_5_percent_3m_rows(
 
 
 SLOW_MOMENTS = {
-    "compare-mid": Moment(inside=("compare", 0.5)),
     "compare-start": Moment(inside=("compare", 0.05)),
     "insert-start": Moment(inside=("insert", 0.05)),
     "insert-late": Moment(inside=("insert", 0.9)),

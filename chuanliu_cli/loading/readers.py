@@ -61,6 +61,7 @@ class FileReader:
     delimiter: str | None = None
     sheet: str | None = None
     total_rows: int | None = None  # known up front for Parquet (for the progress bar)
+    arrow_schema: pa.Schema | None = None  # Parquet: the column types as the file declares them
     _open: Callable[[list[int]], Iterator[Batch]] | None = field(default=None, repr=False)
 
     @property
@@ -423,7 +424,9 @@ def _open_parquet(path: Path) -> FileReader:
         headers = list(pf.schema_arrow.names)
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise DataError(f"{path}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
-    fr = FileReader(path, "parquet", headers, "row", total_rows=pf.metadata.num_rows)
+    fr = FileReader(
+        path, "parquet", headers, "row", total_rows=pf.metadata.num_rows, arrow_schema=pf.schema_arrow
+    )
     fr._open = lambda selected: _parquet_batches(path, pf, headers, selected)
     return fr
 
