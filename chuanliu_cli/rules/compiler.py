@@ -364,8 +364,14 @@ class _Compiler:
                 _alias(_with_filter(exp.Max(this=time.copy()), then_cond), "then_time"),
             ]
             select = self.source_from(exp.select(*items), alias, joins)
+            # Rows that match neither step add nothing to either FILTERed aggregate, and a pair with
+            # neither side is dropped below: leaving them out of the grouping changes no result and halves
+            # the groups of the default ruleset (pending or closed orders, self orders off the live room).
             where = exp.and_(
-                self.not_null(self.key, alias), self.not_null(metric.key, alias), _in_ranges(time, ranges)
+                self.not_null(self.key, alias),
+                self.not_null(metric.key, alias),
+                _in_ranges(time, ranges),
+                exp.or_(first_cond.copy(), then_cond.copy()),
             )
             select = select.where(where, copy=False)
             self.ctes.append((pairs, select.group_by(column(self.key, alias), column(metric.key, alias))))

@@ -193,6 +193,33 @@ WITH `src_orders` AS (
       `orders`.`order_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
       AND `orders`.`order_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
     )
+    AND (
+      (
+        (
+          `orders`.`order_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+          AND `orders`.`order_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+        )
+        AND (
+          (
+            NOT `orders`.`status` IN ('pending', 'closed')
+          )
+          AND `orders`.`sale_mode` = 'distribution'
+        )
+      )
+      OR (
+        (
+          `orders`.`order_time` >= CAST('2023-05-01 00:00:00' AS TIMESTAMP)
+          AND `orders`.`order_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+        )
+        AND (
+          (
+            NOT `orders`.`status` IN ('pending', 'closed')
+          )
+          AND `orders`.`sale_mode` = 'self'
+          AND `orders`.`carrier` = 'live'
+        )
+      )
+    )
   GROUP BY
     `orders`.`shop_id`,
     `orders`.`buyer_id`
