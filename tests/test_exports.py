@@ -331,6 +331,16 @@ def test_xlsx_unknown_or_headerless_sheet_exit_4(invoke: Callable[..., Any], tmp
     assert "orders.xlsx[Sheet3]: the sheet is empty (no header row)" in out
 
 
+def test_sheet_option_on_a_csv_warns_and_loads(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,shop_id,buyer_id,order_time,paid_amount,status\n1,ks1,b1,2023-05-01 10:00:00,5,completed\n"
+    )
+    result = _load(invoke, tmp_path / "c.duckdb", "orders", str(path), "--sheet", "订单")
+    assert f"Warning: {path}: --sheet 订单 ignored: the file is csv, not a workbook" in result.output
+    assert _rows(tmp_path / "c.duckdb", "SELECT order_id FROM orders") == [("1",)]
+
+
 def test_xlsx_every_data_sheet_loads_and_rejects_name_sheet_and_row(
     invoke: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -176,6 +176,10 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
                 + "; add yours with --mapping",
             )
         notes = []
+        if options.sheet is not None and reader.format != "xlsx":
+            notes.append(
+                f"{reader.name}: --sheet {options.sheet} ignored: the file is {reader.format}, not a workbook"
+            )
         for col, hits in tm.collisions(reader.headers).items():
             same = len({normalize_header(h) for h in hits}) < len(hits)
             if same or col == tm.table.key:
