@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chuanliu_cli.cli import app
+from chuanliu_cli.exit_codes import ExitCode
 from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
 from chuanliu_cli.store import disable_external_access, memory_database, open_database
 
@@ -250,6 +252,62 @@ def test_scoring_refuses_and_runs_nothing(
         assert result.stdout == ""
     assert not sentinel.exists()
     con = duckdb.connect(str(scoring_db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        # the metric query itself fails on it: the schema check (on its own thread) explains why
+        ("value: sum(net_amount)", "value: sum(shop_id)", "does not compile: Binder Error"),
+        # the gates fail on it
+        ("when: distribution_orders_90d >= 1", "when: distribution_orders_90d + 1", "must be a condition"),
+        # a time where a number belongs: the cast of the metric rows fails
+        ("value: sum(net_amount)", "value: max(order_time)", "is TIMESTAMP, not a number"),
+    ],
+    ids=["query-fails", "gates-fail", "cast-fails"],
+)
+def test_type_errors_stop_scoring_with_exit_3(
+    tmp_path: Path, scoring_db: Path, cli: Callable[..., Any], old: str, new: str, message: str
+) -> None:
+    path = tmp_path / "typed.yaml"
+    path.write_text((REPO / "rules" / "chuanliu.yaml").read_text(encoding="utf-8").replace(old, new, 1))
+    copy = tmp_path / "db.duckdb"
+    shutil.copy(scoring_db, copy)
+    for command in (["eligible", "--month", "2023-05"], ["score", "--month", "2023-05", "--format", "json"]):
+        result = cli("--db", str(copy), *command, "--rules", str(path))
+        assert result.exit_code == ExitCode.INVALID_RULESET, result.output
+        assert result.stdout == "" and message in result.stderr and f"{path}:" in result.stderr
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]  # nothing recorded
+    finally:
+        con.close()
+
+
+def test_scoring_waits_for_a_slow_schema_check_before_printing(
+    tmp_path: Path, scoring_db: Path, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check runs beside the scoring; when scoring finishes first, its verdict still comes first."""
+    import time
+
+    from chuanliu_cli.errors import RulesetError
+    from chuanliu_cli.rules import validate
+
+    def slow_refusal(ruleset: Any) -> None:
+        time.sleep(1.5)
+        raise RulesetError(["rules.yaml:1:1: refused by the check"])
+
+    monkeypatch.setattr(validate, "check_ruleset_against_schema", slow_refusal)
+    copy = tmp_path / "db.duckdb"
+    shutil.copy(scoring_db, copy)
+    result = cli("--db", str(copy), "eligible", "--month", "2023-05")
+    assert result.exit_code == ExitCode.INVALID_RULESET, result.output
+    assert result.stdout == "" and "refused by the check" in result.stderr
+    con = duckdb.connect(str(copy), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]
     finally:

@@ -130,10 +130,13 @@ def test_compiled_query_shape(default: Ruleset) -> None:
     merchant = queries["merchant"]
     assert merchant.key == "shop_id"
     assert merchant.columns == ("shop_id", *(m.name for m in default.scorecard("merchant").metrics))
-    # One grouped scan per source; orders once more for the conversion's (shop, buyer) pairs.
+    # One grouped scan per source; orders twice more for the conversion: its narrow step (this month's
+    # live-room orders) grouped by (shop, buyer), then the wide step's rows joined to those pairs only.
     assert merchant.sql.count('FROM "livestreams"') == 1
     assert merchant.sql.count('FROM "reviews"') == 1
-    assert merchant.sql.count('FROM "orders"') == 2
+    assert merchant.sql.count('FROM "orders"') == 3
+    assert '"conv_converted_buyers_then" AS' in merchant.sql
+    assert 'JOIN "conv_converted_buyers_then"' in merchant.sql
     assert "reviews_filled" not in merchant.sql  # the merchant key is the review's own shop_id
     assert "reviews_filled" in queries["promoter"].sql and "reviews_filled" in queries["product"].sql
     assert compile_scorecard(default, "merchant", MAY).sql == merchant.sql  # deterministic
@@ -340,6 +343,38 @@ def test_conversion_counts_buyers_seen_first_then_later(
     add(con, "orders", buyer_id="b3", order_time=datetime(2023, 4, 2), **distribution)  # never came back
     add(con, "orders", buyer_id="b4", shop_id="s2", order_time=datetime(2023, 5, 2))  # self only
     assert results(con, rules, "merchant", MAY) == {"s1": {"n": expected}, "s2": {"n": 0.0}}
+
+
+@pytest.mark.parametrize(("after", "expected"), [(True, 2.0), (False, 3.0)])
+def test_conversion_whose_first_step_is_the_narrow_one(
+    con: duckdb.DuckDBPyConnection, after: bool, expected: float
+) -> None:
+    """The step with the shorter window is grouped first, whichever it is: same counts either way."""
+    rules = ruleset(
+        f"""\
+        n:
+          conversion:
+            key: buyer_id
+            first: {{from: orders, where: "sale_mode = 'distribution'", window: period}}
+            then: {{from: orders, where: "sale_mode = 'self'", window: 90d}}
+            after: {str(after).lower()}
+        """
+    )
+    distribution = {"sale_mode": "distribution"}
+    add(con, "orders", buyer_id="b1", order_time=datetime(2023, 5, 2), **distribution)
+    add(con, "orders", buyer_id="b1", order_time=datetime(2023, 5, 10))  # converted
+    add(con, "orders", buyer_id="b2", order_time=datetime(2023, 4, 1))  # self before ...
+    add(con, "orders", buyer_id="b2", order_time=datetime(2023, 5, 2), **distribution)  # ... distribution
+    add(con, "orders", buyer_id="b3", order_time=datetime(2023, 5, 3), **distribution)
+    add(con, "orders", buyer_id="b3", order_time=datetime(2023, 5, 9), **distribution)
+    add(con, "orders", buyer_id="b3", order_time=datetime(2023, 5, 1))  # before the first step ...
+    add(con, "orders", buyer_id="b3", order_time=datetime(2023, 5, 20))  # ... and after it: converted
+    add(con, "orders", buyer_id="b4", order_time=datetime(2023, 4, 30), **distribution)  # outside period
+    add(con, "orders", buyer_id="b4", order_time=datetime(2023, 5, 5))
+    add(con, "orders", buyer_id="b5", shop_id="s2", order_time=datetime(2023, 5, 2))  # self only
+    assert results(con, rules, "merchant", MAY) == {"s1": {"n": expected}, "s2": {"n": 0.0}}
+    sql = compile_scorecard(rules, "merchant", MAY).sql
+    assert '"conv_n_first" AS' in sql and 'JOIN "conv_n_first"' in sql and '"conv_n_then"' not in sql
 
 
 def test_conversion_across_sources(con: duckdb.DuckDBPyConnection) -> None:

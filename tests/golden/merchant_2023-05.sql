@@ -142,22 +142,16 @@ WITH "src_orders" AS (
     )
   GROUP BY
     "livestreams"."shop_id"
-), "conv_converted_buyers_pairs" AS (
+), "conv_converted_buyers_then" AS (
   SELECT
     "orders"."shop_id" AS "shop_id",
     "orders"."buyer_id" AS "conversion_key",
-    MIN("orders"."order_time") FILTER(WHERE
-      (
-        "orders"."order_time" >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
-        AND "orders"."order_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
-      )
-      AND (
-        (
-          NOT "orders"."status" IN ('pending', 'closed')
-        )
-        AND "orders"."sale_mode" = 'distribution'
-      )) AS "first_time",
-    MAX("orders"."order_time") FILTER(WHERE
+    MAX("orders"."order_time") AS "then_time"
+  FROM "orders"
+  WHERE
+    NOT "orders"."shop_id" IS NULL
+    AND NOT "orders"."buyer_id" IS NULL
+    AND (
       (
         "orders"."order_time" >= CAST('2023-05-01 00:00:00' AS TIMESTAMP)
         AND "orders"."order_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
@@ -168,40 +162,34 @@ WITH "src_orders" AS (
         )
         AND "orders"."sale_mode" = 'self'
         AND "orders"."carrier" = 'live'
-      )) AS "then_time"
+      )
+    )
+  GROUP BY
+    "orders"."shop_id",
+    "orders"."buyer_id"
+), "conv_converted_buyers_pairs" AS (
+  SELECT
+    "orders"."shop_id" AS "shop_id",
+    "orders"."buyer_id" AS "conversion_key",
+    MIN("orders"."order_time") AS "first_time",
+    MAX("conv_converted_buyers_then"."then_time") AS "then_time"
   FROM "orders"
+  JOIN "conv_converted_buyers_then"
+    ON "orders"."shop_id" = "conv_converted_buyers_then"."shop_id"
+    AND "orders"."buyer_id" = "conv_converted_buyers_then"."conversion_key"
   WHERE
     NOT "orders"."shop_id" IS NULL
     AND NOT "orders"."buyer_id" IS NULL
     AND (
-      "orders"."order_time" >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
-      AND "orders"."order_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
-    )
-    AND (
       (
-        (
-          "orders"."order_time" >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
-          AND "orders"."order_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
-        )
-        AND (
-          (
-            NOT "orders"."status" IN ('pending', 'closed')
-          )
-          AND "orders"."sale_mode" = 'distribution'
-        )
+        "orders"."order_time" >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+        AND "orders"."order_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
       )
-      OR (
+      AND (
         (
-          "orders"."order_time" >= CAST('2023-05-01 00:00:00' AS TIMESTAMP)
-          AND "orders"."order_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+          NOT "orders"."status" IN ('pending', 'closed')
         )
-        AND (
-          (
-            NOT "orders"."status" IN ('pending', 'closed')
-          )
-          AND "orders"."sale_mode" = 'self'
-          AND "orders"."carrier" = 'live'
-        )
+        AND "orders"."sale_mode" = 'distribution'
       )
     )
   GROUP BY
