@@ -456,37 +456,6 @@ def _ruleset(rules: Path | None, check: bool = False) -> Any:
     return ruleset
 
 
-class _SchemaCheck:
-    """`check_ruleset_against_schema` on a thread of its own, so that it overlaps the metric query.
-
-    The check binds every scorecard against an empty schema on a private DuckDB connection; it only
-    reports type errors (the parser has already refused anything unsafe), so the query may start first.
-    `wait()` re-raises its RulesetError; callers wait before anything is printed or recorded, and also when
-    scoring fails, so that a broken ruleset is reported as such (exit 3) rather than as a query error.
-    """
-
-    def __init__(self, ruleset: Any) -> None:
-        import threading
-
-        from chuanliu_cli.rules.validate import check_ruleset_against_schema
-
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                check_ruleset_against_schema(ruleset)
-            except BaseException as exc:  # handed to the caller by wait()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="ruleset-check", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
 def _check_scorecard(name: str, names: list[str]) -> str:
     if name in names:
         return name
@@ -580,18 +549,12 @@ def _score(
     from chuanliu_cli.scoring import score_period
 
     started = datetime.now()
-    ruleset = _ruleset(rules)
-    check = _SchemaCheck(ruleset)
+    ruleset = _ruleset(rules, check=True)
     period = parse_period(month, ruleset.period)
     names = [sc.name for sc in ruleset.scorecards]
     name = _check_scorecard(scorecard or names[0], names)
     with _scoring_connection(data, db, wait, memory_limit, spark) as con:
-        try:
-            run = score_period(con, ruleset, period, upto=name)
-        except Exception:
-            check.wait()  # an invalid ruleset explains the failure (exit 3)
-            raise
-        check.wait()
+        run = score_period(con, ruleset, period, upto=name)
         inputs = snapshot_inputs(con) if record and data is None and spark is None else None
     if not run.complete:
         message = (
