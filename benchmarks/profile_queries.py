@@ -3,8 +3,8 @@
 On a database loaded by `chuanliu load` (opened read-only), in one process: times each query (fetching
 the result as an Arrow table) `--repeat` times, interleaved, then runs EXPLAIN ANALYZE of each and writes,
 into OUTDIR, the SQL, the query plans (text), and a summary of the most expensive operators of each (JSON
-profile: operator timings are summed over threads). A third query is the engine's SQL with a proposed
-change (`prefilter_conversions`), checked to give the same result. Prints everything as one JSON line.
+profile: operator timings are summed over threads). Prints everything as one JSON line. (Session 1's
+A/B of a proposed compiler change lived here; the compiler has since taken a better shape, see RESULTS.md.)
 
     python benchmarks/profile_queries.py --db chuanliu.duckdb --month 2023-05 --out profile/
 """
@@ -24,34 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_merchant as ref
 
 
-def engine_sql(month: str, scorecard: str = "merchant") -> tuple[str, str]:
-    """The SQL the engine runs for the default ruleset's scorecard (as `chuanliu rules sql` prints it), and
-    the same SQL with the conversion pre-filter proposed in RESULTS.md (see `prefilter_conversions`)."""
+def engine_sql(month: str, scorecard: str = "merchant") -> str:
+    """The SQL the engine runs for the default ruleset's scorecard (as `chuanliu rules sql` prints it)."""
     from chuanliu_cli.periods import parse_period
     from chuanliu_cli.rules.compiler import compile_scorecard
     from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
 
     ruleset = load_ruleset(default_ruleset_path())
-    compiled = compile_scorecard(ruleset, scorecard, parse_period(month, ruleset.period))
-    return compiled.sql, prefilter_conversions(compiled.tree).sql(dialect="duckdb", pretty=True)
-
-
-def prefilter_conversions(tree: Any) -> Any:
-    """A copy of a compiled query whose conversion pairs CTEs (`conv_<metric>_pairs`, one grouped scan for a
-    conversion whose two steps read the same source) only read rows that match either step: their WHERE
-    gains `(first step's FILTER condition) OR (then step's)`. Rows matching neither step add nothing to
-    either FILTERed aggregate, so the result is the same; the GROUP BY (shop_id, buyer_id) gets fewer rows
-    and fewer groups. This is the change proposed for rules/compiler.py `_Compiler.conversion`."""
-    from sqlglot import exp
-
-    tree = tree.copy()
-    for cte in tree.find_all(exp.CTE):
-        if cte.alias.startswith("conv_") and cte.alias.endswith("_pairs"):
-            select = cte.this
-            steps = [f.expression.this.copy() for f in select.find_all(exp.Filter)]
-            if len(steps) == 2:
-                select.where(exp.or_(*(exp.Paren(this=s) for s in steps)), copy=False)
-    return tree
+    return compile_scorecard(ruleset, scorecard, parse_period(month, ruleset.period)).sql
 
 
 def _operators(node: dict[str, Any], depth: int, out: list[dict[str, Any]]) -> None:
@@ -99,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    compiled, prefiltered = engine_sql(args.month)
+    compiled = engine_sql(args.month)
     reference = ref.merchant_sql()
     params = ref.month_parameters(args.month)
     con = duckdb.connect(str(args.db), read_only=True)
@@ -108,18 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     queries = {
         "engine_metric_sql": (compiled, None),
         "reference_sql": (reference, params),
-        "engine_metric_sql_prefiltered": (prefiltered, None),
     }
     times: dict[str, list[float]] = {name: [] for name in queries}
-    results: dict[str, Any] = {}
     for _ in range(args.repeat):
         for name, (sql, p) in queries.items():
             t0 = time.perf_counter()
-            results[name] = con.sql(sql, params=p).to_arrow_table()
+            con.sql(sql, params=p).to_arrow_table()
             times[name].append(time.perf_counter() - t0)
-    report: dict[str, Any] = {
-        "prefilter_same_result": results["engine_metric_sql"].equals(results["engine_metric_sql_prefiltered"])
-    }
+    report: dict[str, Any] = {}  # (the results are compared per shop by run.py's equivalence check)
     for name, (sql, p) in queries.items():
         plan, summary = explain(con, sql, p)
         (args.out / f"{name}.sql").write_text(sql + "\n")

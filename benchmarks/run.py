@@ -493,12 +493,6 @@ def print_table(measures: dict[str, Measure], report: dict[str, Any]) -> None:
             f"reference SQL min {r['min']:.3f} s "
             f"(CPU {r['explain_analyze']['cpu_seconds']} s); plans in {prof['directory']}"
         )
-        v = prof.get("engine_metric_sql_prefiltered")
-        if v:
-            print(
-                f"engine metric SQL with the conversion pre-filter: min {v['min']:.3f} s "
-                f"(CPU {v['explain_analyze']['cpu_seconds']} s), same result: {prof['prefilter_same_result']}"
-            )
 
 
 # --------------------------------------------------------------------------------------------------
