@@ -114,6 +114,7 @@ CASES: list[Any] = [
     Case("billion_laughs.xlsx", r"damaged sheet"),
     Case("external_entity.xlsx", r"damaged sheet"),
     Case("truncated.parquet", r"not a readable Parquet file"),
+    Case("damaged_pages.parquet", r"damaged_pages.parquet: damaged Parquet file: .*(ZSTD|[Dd]ecompress)"),
     Case("garbage_after_magic.parquet", r"not a readable Parquet file"),
     Case("far_dates.parquet", r"row 1: column order_time: '9999-12-31' is outside 2000-2099"),
     Case("double_amounts.parquet", r"row 1: column paid_amount: 'nan'"),

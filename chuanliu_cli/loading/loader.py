@@ -409,13 +409,13 @@ def _load_one(
         source = "stage"
     if result.rows_read == 0:
         result.warnings.append(f"{p.reader.name}: no data rows (only a header)")
-    with _polling(con, p, progress, source != "stage"):
+    with _polling(con, p, progress, source != "stage"), _damaged(p, source != "stage"):
         if was_empty:
             valid = _insert_into_empty(con, table.name, source, result)
         else:
             valid = _upsert(con, table.name, source, result)
-    if rejects is None:
-        rejects = _parquet_rejects(con, p, source, result.rows_read - valid, options)
+        if rejects is None:
+            rejects = _parquet_rejects(con, p, source, result.rows_read - valid, options)
     result.rejected = result.rows_read - valid if source != "stage" else len(rejects)
     result.rejects = rejects[:SHOW_REJECTS]
     id_row = first_row(con.execute("SELECT nextval('load_id_seq')"))
@@ -626,6 +626,22 @@ def _parquet_rejects(
         f"ORDER BY __line LIMIT {limit}"
     ).fetchall()
     return [Reject(p.reader.name, f"{p.reader.line_label} {line}", raw, reason) for line, reason, raw in bad]
+
+
+@contextlib.contextmanager
+def _damaged(p: _Prepared, active: bool) -> Iterator[None]:
+    """A set-based file's pages are read only by these statements: a read failure is the file's fault."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        if not active:
+            raise
+        raise DataError(
+            f"{p.reader.name}: damaged Parquet file: {str(exc).splitlines()[0]}",
+            hint="export the file again; nothing was written",
+        ) from None
 
 
 @contextlib.contextmanager

@@ -181,8 +181,18 @@ def parquet_files() -> dict[str, bytes]:
 
     good = table()
     inf, nan = float("inf"), float("nan")
+    # a whole footer over data pages that no longer decompress (a disk or a copy went wrong)
+    many = io.BytesIO()
+    n = 5000
+    pq.write_table(
+        pa.table({k: pa.array([f"{k}-{i}" for i in range(n)]) for k in base}), many, compression="zstd"
+    )
+    damaged = bytearray(many.getvalue())
+    for i in range(100, 1100):
+        damaged[i] = (damaged[i] * 7 + 13) % 256
     return {
         "truncated.parquet": good[: len(good) // 2],
+        "damaged_pages.parquet": bytes(damaged),
         "garbage_after_magic.parquet": b"PAR1" + bytes(random.Random(3).randrange(256) for _ in range(2000)),
         "double_amounts.parquet": table(paid_amount=pa.array([nan, inf, 1e300])),
         "double_times.parquet": table(order_time=pa.array([1e300, nan, 1.683e12])),
