@@ -502,7 +502,6 @@ def _scoring_connection(
 ) -> Iterator[Any]:
     """A connection holding the data: the database read-only, an in-memory load of --data DIR, or
     (with `spark`, SparkSettings) a Spark engine over --data or --spark-table."""
-    from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
     from chuanliu_cli.store import disable_external_access, memory_database, open_database
 
     if spark is not None:
@@ -512,6 +511,8 @@ def _scoring_connection(
             yield engine
         return
     if data is not None:
+        from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+
         db = memory_database(memory_limit)
         try:
             results = load_files(db, discover(data), LoadOptions())
@@ -545,7 +546,6 @@ def _score(
 
     from chuanliu_cli.errors import IncompletePeriodError
     from chuanliu_cli.periods import parse_period
-    from chuanliu_cli.runs import record_run, snapshot_inputs
     from chuanliu_cli.scoring import score_period
 
     started = datetime.now()
@@ -555,7 +555,11 @@ def _score(
     name = _check_scorecard(scorecard or names[0], names)
     with _scoring_connection(data, db, wait, memory_limit, spark) as con:
         run = score_period(con, ruleset, period, upto=name)
-        inputs = snapshot_inputs(con) if record and data is None and spark is None else None
+        inputs = None
+        if record and data is None and spark is None:
+            from chuanliu_cli.runs import snapshot_inputs
+
+            inputs = snapshot_inputs(con)
     if not run.complete:
         message = (
             f"period {period.label} is incomplete: {', '.join(run.incomplete_tables)} "
@@ -570,6 +574,7 @@ def _score(
     if inputs is not None:
         import shlex
 
+        from chuanliu_cli.runs import record_run
         from chuanliu_cli.store import open_database
 
         command_line = "chuanliu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -712,14 +717,18 @@ def eligible(
     spark_table: SparkTableOption = None,
 ) -> None:
     """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
-    from chuanliu_cli.render import render_eligible
-
     _check_output(output)
     spark = _spark_settings(engine, data, spark_master, spark_conf, spark_table)
     run, name = _score(
         db, month, rules, data, scorecard, wait, require_complete, not no_record, memory_limit, spark
     )
-    _emit(run, name, fmt, output, show_all, lambda c: render_eligible(c, run, name, show_all))
+
+    def table(console: Console) -> None:
+        from chuanliu_cli.render import render_eligible  # (rich tables only when a table is printed)
+
+        render_eligible(console, run, name, show_all)
+
+    _emit(run, name, fmt, output, show_all, table)
 
 
 class ExplainFormat(StrEnum):
