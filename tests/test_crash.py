@@ -336,6 +336,17 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     return Base(root, driver, db, read_state(db), next_csv)
 
 
+@pytest.fixture(scope="session")
+def base_without_orders(base: Base) -> Base:
+    """The sample data without orders: the big file is then a first load into an empty table, which
+    appends straight into it (no staging, no comparison) and settles duplicate keys afterwards."""
+    db = base.root / "base-without-orders.duckdb"
+    items = [(t, p) for t, p in discover(REPO / "sample_data") if t != "orders"]
+    with open_database(str(db), "write") as handle:
+        load_files(handle, items, LoadOptions())
+    return Base(base.root, base.driver, db, read_state(db), base.next_csv)
+
+
 def _setup(base: Base, name: str, rows: int) -> Crash:
     root = base.root / name
     root.mkdir()
@@ -401,6 +412,11 @@ def crash(base: Base) -> Crash:
 @pytest.fixture(scope="session")
 def crash_slow(base: Base) -> Crash:
     return _setup(base, "bigger", SLOW_BIG_ROWS)
+
+
+@pytest.fixture(scope="session")
+def crash_first_load(base_without_orders: Base) -> Crash:
+    return _setup(base_without_orders, "big-first-load", BIG_ROWS)
 
 
 @pytest.fixture
@@ -510,6 +526,24 @@ def _verify(
 @pytest.mark.parametrize("name", list(DEFAULT_MOMENTS))
 def test_killed_load_leaves_state_before_or_after(crash: Crash, cli: Callable[..., Any], name: str) -> None:
     _kill_and_verify(crash, DEFAULT_MOMENTS[name], name, cli)
+
+
+FIRST_LOAD_MOMENTS = {
+    "source-ready": Moment(pause="end:stage"),
+    "insert-start": Moment(inside=("insert", 0.05)),
+    "insert-mid": Moment(inside=("insert", 0.5)),
+    "loads-written": Moment(pause="end:loads"),
+    "commit-wal": Moment(wal=True),
+}
+
+
+@pytest.mark.parametrize("name", list(FIRST_LOAD_MOMENTS))
+def test_killed_first_load_into_an_empty_table(
+    crash_first_load: Crash, cli: Callable[..., Any], name: str
+) -> None:
+    """The first load of a table appends into the table itself: killed anywhere, it is all or nothing."""
+    assert crash_first_load.before.rows("orders") == 0
+    _kill_and_verify(crash_first_load, FIRST_LOAD_MOMENTS[name], f"first-{name}", cli)
 
 
 def test_killed_right_after_commit_keeps_the_load(crash: Crash, cli: Callable[..., Any]) -> None:
