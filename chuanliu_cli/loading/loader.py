@@ -7,6 +7,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -394,14 +395,16 @@ def _load_one(
     t0 = time.perf_counter()
     table = TABLES[p.table]
     # the file's digest is computed meanwhile (hashlib releases the GIL; DuckDB works on its own threads)
-    digest = _Background(file_sha256, p.reader.path)
+    hasher = ThreadPoolExecutor(max_workers=1)
+    digest = hasher.submit(file_sha256, p.reader.path)
+    hasher.shutdown(wait=False)
     result = FileResult(p.table, p.reader.name, "", str(p.reader.path))
     result.warnings = p.warnings()
     target = ident(table.name)
     existing = first_row(con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {target} LIMIT 1)"))
     was_empty = not (existing and existing[0])
-    rejects: list[Reject] | None = None
-    if _set_based(p):
+    set_based = _set_based(p)
+    if set_based:
         source = _parquet_source(con, p, options)
         result.rows_read = p.reader.total_rows or 0
     else:
@@ -409,14 +412,15 @@ def _load_one(
         source = "stage"
     if result.rows_read == 0:
         result.warnings.append(f"{p.reader.name}: no data rows (only a header)")
-    with _polling(con, p, progress, source != "stage"), _damaged(p, source != "stage"):
+    with _polling(con, p, progress, set_based), _damaged(p, set_based):
         if was_empty:
             valid = _insert_into_empty(con, table.name, source, result)
         else:
             valid = _upsert(con, table.name, source, result)
-        if rejects is None:
+        if set_based:
             rejects = _parquet_rejects(con, p, source, result.rows_read - valid, options)
-    result.rejected = result.rows_read - valid if source != "stage" else len(rejects)
+    # (a set-based file past the reject rate fetched only its first rejects: count them all)
+    result.rejected = result.rows_read - valid
     result.rejects = rejects[:SHOW_REJECTS]
     id_row = first_row(con.execute("SELECT nextval('load_id_seq')"))
     assert id_row is not None
@@ -450,32 +454,6 @@ def _load_one(
     return result
 
 
-class _Background:
-    """A function call on a thread of its own; `result()` waits for it and re-raises its exception."""
-
-    def __init__(self, fn: Callable[[Path], str], arg: Path) -> None:
-        import threading
-
-        self._value: str | None = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = fn(arg)
-            except BaseException as exc:  # handed to the caller by result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-
-    def result(self) -> str:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
-
-
 def _insert_into_empty(con: duckdb.DuckDBPyConnection, name: str, source: str, result: FileResult) -> int:
     """A first load of a table: append the valid rows as they come, then settle duplicate keys.
 
@@ -488,9 +466,7 @@ def _insert_into_empty(con: duckdb.DuckDBPyConnection, name: str, source: str, r
     key, target = ident(table.key), ident(name)
     row = first_row(con.execute(f"INSERT INTO {target} SELECT {cols} FROM {source} WHERE __reason IS NULL"))
     valid = int(row[0]) if row else 0
-    span = "NULL, NULL"
-    if table.time_column:
-        span = f"min({ident(table.time_column)}), max({ident(table.time_column)})"
+    span = _time_span(name)
     stats = first_row(con.execute(f"SELECT count(DISTINCT {key}), {span} FROM {target}"))
     assert stats is not None
     distinct = int(stats[0])
@@ -514,6 +490,14 @@ def _insert_into_empty(con: duckdb.DuckDBPyConnection, name: str, source: str, r
     return valid
 
 
+def _time_span(name: str, prefix: str = "") -> str:
+    """`min(t), max(t)` of the table's time column (`NULL, NULL` for shops), for the loads record."""
+    column = TABLES[name].time_column
+    if column is None:
+        return "NULL, NULL"
+    return f"min({prefix}{ident(column)}), max({prefix}{ident(column)})"
+
+
 def _upsert(con: duckdb.DuckDBPyConnection, name: str, source: str, result: FileResult) -> int:
     """Insert the file's new keys and replace its changed rows; rows equal to the stored ones stay.
 
@@ -525,9 +509,7 @@ def _upsert(con: duckdb.DuckDBPyConnection, name: str, source: str, result: File
     cols = [ident(c) for c in table.names]
     key, target = ident(table.key), ident(name)
     same = " AND ".join(f"f.{c} IS NOT DISTINCT FROM t.{c}" for c in cols if c != key) or "true"
-    span = "NULL, NULL"
-    if table.time_column:
-        span = f"min(f.{ident(table.time_column)}), max(f.{ident(table.time_column)})"
+    span = _time_span(name, "f.")
     fresh = f"(SELECT {', '.join(cols)}, __line FROM {source} WHERE __reason IS NULL)"
 
     def counts() -> tuple[int, int, datetime | None, datetime | None, int, int]:
@@ -586,8 +568,6 @@ def _set_based(p: _Prepared) -> bool:
 
 def _parquet_source(con: duckdb.DuckDBPyConnection, p: _Prepared, options: LoadOptions) -> str:
     """The temp view `src`: the file's rows converted, with `__line`, `__reason` and `__raw`."""
-    import duckdb
-
     path = literal(str(p.reader.path))
     renamed = ", ".join(f"{ident(p.reader.headers[i])} AS {ident(c)}" for c, i in p.columns.items())
     con.execute(
@@ -595,10 +575,8 @@ def _parquet_source(con: duckdb.DuckDBPyConnection, p: _Prepared, options: LoadO
         f"CAST(NULL AS VARCHAR) AS __shape{', ' if renamed else ''}{renamed} "
         f"FROM read_parquet({path}, file_row_number = true)"
     )
-    try:
+    with _damaged(p, True):
         rows = con.execute("DESCRIBE SELECT * FROM src_file").fetchall()
-    except duckdb.Error as exc:
-        raise DataError(f"{p.reader.name}: damaged Parquet file: {str(exc).splitlines()[0]}") from None
     try:
         if p.reader.arrow_schema is not None:
             # the file's declared types too: DuckDB reads an arrow duration as a plain number
