@@ -139,7 +139,9 @@ def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: 
     return value
 
 
-_SMALL_INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+# integer types whose every value is below 1e12 (an amount's range), and the ones a BIGINT holds exactly
+_INTS_BELOW_1E12 = ("TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER")
+_INTS = (*_INTS_BELOW_1E12, "BIGINT")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
 
@@ -155,12 +157,12 @@ def _typed_number(col: Column, source_type: str) -> str | None:
         m = _DECIMAL.fullmatch(source_type)
         if m and int(m.group(2)) <= 2 and int(m.group(1)) - int(m.group(2)) <= 12:
             return "cast({raw} AS DECIMAL(14,2))"
-        if source_type in _SMALL_INTS[:3] + _SMALL_INTS[4:]:  # below 1e12 by type: no overflow
+        if source_type in _INTS_BELOW_1E12:
             return "cast({raw} AS DECIMAL(14,2))"
         return None
-    if col.type in ("integer", "score") and source_type in _SMALL_INTS:
+    if col.type in ("integer", "score") and source_type in _INTS:
         return "cast({raw} AS BIGINT)"
-    if col.type == "number" and source_type in _SMALL_INTS:
+    if col.type == "number" and source_type in _INTS:
         return "cast({raw} AS DOUBLE)"  # (a DOUBLE column may hold NaN or infinity: general path)
     return None
 
