@@ -342,13 +342,7 @@ class _Reader(NodeReader):
         if "from" not in found:
             self.error(node, f"{what} is missing 'from' (one of {', '.join(SOURCES)})")
             return None
-        source = self.source(found["from"][1], entity_key, what)
-        window: Window | None = _PERIOD
-        if "window" in found:
-            window = self.window(found["window"][1], period, source)
-        where = None
-        if "where" in found and not self.is_null(found["where"][1]):
-            where = self.expr(found["where"][1], f"where of {what}")
+        source, window, where = self.scan(found, what, entity_key, period)
         value = self.expr(found["value"][1], f"value of {what}")
         if source is None or value is None:
             return None
@@ -386,12 +380,10 @@ class _Reader(NodeReader):
             return None
         return ConversionMetric(name, label, conv_key, first, then, after, loc)
 
-    def step(
-        self, node: Node, what: str, entity_key: str | None, period: PeriodKind
-    ) -> ConversionStep | None:
-        found = self.mapping(node, what, STEP_KEYS, ("from",))
-        if found is None or "from" not in found:
-            return None
+    def scan(
+        self, found: dict[str, tuple[ScalarNode, Node]], what: str, entity_key: str | None, period: PeriodKind
+    ) -> tuple[Source | None, Window | None, Expr | None]:
+        """The `from`, `window` and `where` of a metric or a conversion step (`from` is present)."""
         source = self.source(found["from"][1], entity_key, what)
         window: Window | None = _PERIOD
         if "window" in found:
@@ -399,6 +391,15 @@ class _Reader(NodeReader):
         where = None
         if "where" in found and not self.is_null(found["where"][1]):
             where = self.expr(found["where"][1], f"where of {what}")
+        return source, window, where
+
+    def step(
+        self, node: Node, what: str, entity_key: str | None, period: PeriodKind
+    ) -> ConversionStep | None:
+        found = self.mapping(node, what, STEP_KEYS, ("from",))
+        if found is None or "from" not in found:
+            return None
+        source, window, where = self.scan(found, what, entity_key, period)
         if source == "shops":
             self.error(found["from"][1], "a conversion step needs a source with a time column, not shops")
             return None
