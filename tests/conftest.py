@@ -35,6 +35,12 @@ def invoke(runner: CliRunner) -> Callable[..., object]:
 
 
 @pytest.fixture
+def cli(invoke: Callable[..., object]) -> Callable[..., object]:
+    """`invoke` under the name the store, crash and hostile-input tests use."""
+    return invoke
+
+
+@pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str], Path]:
     """Write a dedented text file under tmp_path and return its path."""
 

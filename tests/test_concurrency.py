@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +18,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from chuanliu_cli.cli import app
 from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
 from chuanliu_cli.store import lock_path, open_database
 
@@ -83,16 +81,6 @@ def db(files: Files, tmp_path: Path) -> Path:
     path = tmp_path / "chuanliu.duckdb"
     shutil.copyfile(files.base, path)
     return path
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("CHUANLIU_DB", raising=False)
-    monkeypatch.delenv("CHUANLIU_RULES", raising=False)
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, list(args))
 
 
 def spawn(db: Path, *args: str) -> subprocess.Popen[str]:

@@ -11,7 +11,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -417,14 +417,6 @@ def crash_slow(base: Base) -> Crash:
 @pytest.fixture(scope="session")
 def crash_first_load(base_without_orders: Base) -> Crash:
     return _setup(base_without_orders, "big-first-load", BIG_ROWS)
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("CHUANLIU_DB", raising=False)
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, list(args))
 
 
 # --- kill moments --------------------------------------------------------------------------------------------

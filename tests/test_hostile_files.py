@@ -7,16 +7,13 @@ import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
-
-from chuanliu_cli.cli import app
 
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
 HEADER = "order_id,shop_id,buyer_id,sale_mode,order_time,paid_amount,status\n"
@@ -25,14 +22,6 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 #: Peak memory allowed to a load of a huge hostile file.
 MEMORY_BOUND_MB = 768
 MiB = 1 << 20
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("CHUANLIU_DB", raising=False)
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, list(args))
 
 
 def data_rows(db: Path) -> int:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from chuanliu_cli.cli import app
 from chuanliu_cli.exit_codes import ExitCode
 from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
 from chuanliu_cli.store import disable_external_access, memory_database, open_database
@@ -199,15 +197,6 @@ def scoring_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with open_database(str(db), "write") as handle:
         load_files(handle, discover(REPO / "sample_data"), LoadOptions())
     return db
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("CHUANLIU_DB", raising=False)
-    monkeypatch.delenv("CHUANLIU_RULES", raising=False)
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, list(args))
 
 
 def write_ruleset(tmp_path: Path, attack: Attack) -> tuple[Path, Path]:
