@@ -23,12 +23,12 @@ from pathlib import Path
 def build(data_dir: Path, db_path: Path, memory_limit: str | None) -> dict[str, dict[str, float]]:
     import pyarrow.parquet as pq
 
-    from chuanliu_cli.loading.convert import conversion_sql, install_macros
-    from chuanliu_cli.loading.loader import DEFAULT_TIMEZONE
-    from chuanliu_cli.loading.mapping import default_mapping
+    from chuanliu_cli.ingest.canonical import conversion_sql, install_macros
+    from chuanliu_cli.ingest.loader import DEFAULT_TIMEZONE
+    from chuanliu_cli.ingest.mapping import default_mapping
     from chuanliu_cli.schema import TABLES
     from chuanliu_cli.sqltext import ident, literal
-    from chuanliu_cli.store import open_database
+    from chuanliu_cli.store.database import open_database
 
     mapping = default_mapping()
     report: dict[str, dict[str, float]] = {}

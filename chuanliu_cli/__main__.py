@@ -1,5 +1,5 @@
 """`python -m chuanliu_cli` runs the command-line tool."""
 
-from chuanliu_cli.cli import main
+from chuanliu_cli.cli.app import main
 
 main()

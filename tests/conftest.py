@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chuanliu_cli.cli import app
+from chuanliu_cli.cli.app import app
 
 REPO = Path(__file__).resolve().parent.parent
 

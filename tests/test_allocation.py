@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chuanliu_cli.allocation import (
+from chuanliu_cli.scoring.allocation import (
     NOTE_BELOW_MIN,
     NOTE_BELOW_TIER,
     NOTE_CAPPED,

@@ -128,7 +128,7 @@ def test_too_many_rejects_is_exit_4_and_lists_rejects(
 def test_unexpected_error_is_one_line_exit_1(
     invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chuanliu_cli.loading.loader as loader
+    import chuanliu_cli.ingest.loader as loader
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("kaboom")
@@ -150,7 +150,7 @@ def test_busy_database_is_exit_5(
 ) -> None:
     db = str(tmp_path / "busy.duckdb")
     hold = (
-        "import sys, time\nfrom chuanliu_cli.store import open_database\n"
+        "import sys, time\nfrom chuanliu_cli.store.database import open_database\n"
         "with open_database(sys.argv[1], 'write'):\n    print('held', flush=True)\n    time.sleep(30)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", hold, db], stdout=subprocess.PIPE, text=True)
@@ -172,7 +172,7 @@ def test_python_dash_m_runs() -> None:
 
 
 def test_help_does_not_import_heavy_modules() -> None:
-    code = "import sys\nfrom chuanliu_cli.cli import main\nsys.argv=['chuanliu','--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('duckdb','polars','pyarrow') if m in sys.modules))"
+    code = "import sys\nfrom chuanliu_cli.cli.app import main\nsys.argv=['chuanliu','--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('duckdb','polars','pyarrow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 

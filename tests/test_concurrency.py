@@ -19,8 +19,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
-from chuanliu_cli.store import lock_path, open_database
+from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+from chuanliu_cli.store.database import lock_path, open_database
 
 REPO = Path(__file__).resolve().parent.parent
 #: The writer that readers wait for loads BIG rows (a few seconds); the others load ROWS.
@@ -30,7 +30,7 @@ ROWS = 100_000
 # Holds the database lock like a command would, until killed (or for argv[3] seconds).
 HOLD = """
 import sys, time
-from chuanliu_cli.store import open_database
+from chuanliu_cli.store.database import open_database
 with open_database(sys.argv[1], sys.argv[2], wait=30):
     print("held", flush=True)
     time.sleep(float(sys.argv[3]))

@@ -20,9 +20,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from chuanliu_cli.cli import app
-from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
-from chuanliu_cli.store import open_database
+from chuanliu_cli.cli.app import app
+from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+from chuanliu_cli.store.database import open_database
 
 REPO = Path(__file__).resolve().parent.parent
 BIG_ROWS = 2_000_000
@@ -95,7 +95,7 @@ class Connection:
         emit("end", "close")
 
 
-import chuanliu_cli.store as store
+import chuanliu_cli.store.database as store
 
 real_connect = store._connect
 store._connect = lambda *a, **k: Connection(real_connect(*a, **k))
@@ -126,7 +126,7 @@ if pause == "start:write":
 
     os.fdopen = lambda *a, **k: HalfWriter(real_fdopen(*a, **k))
 
-from chuanliu_cli.cli import main
+from chuanliu_cli.cli.app import main
 
 sys.argv = ["chuanliu", *sys.argv[1:]]
 main()

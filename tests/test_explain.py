@@ -9,15 +9,15 @@ from typing import Any
 import polars as pl
 import pytest
 
-from chuanliu_cli.allocation import round_micro
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.exit_codes import ExitCode
-from chuanliu_cli.explain import Explanation, explain_entity
-from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
 from chuanliu_cli.periods import month_period
 from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
-from chuanliu_cli.scoring import RunResult, compute_scores, score_period, tier_for
-from chuanliu_cli.store import memory_database
+from chuanliu_cli.scoring.allocation import round_micro
+from chuanliu_cli.scoring.explain import Explanation, explain_entity
+from chuanliu_cli.scoring.pipeline import RunResult, compute_scores, score_period, tier_for
+from chuanliu_cli.store.database import memory_database
 from tests.conftest import REPO
 
 

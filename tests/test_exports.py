@@ -298,7 +298,7 @@ def test_xlsx_cells_become_exact_text(invoke: Callable[..., Any], tmp_path: Path
 def test_xlsx_streams_in_batches(
     invoke: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chuanliu_cli.loading.xlsx as xlsx
+    import chuanliu_cli.ingest.formats.xlsx as xlsx
 
     monkeypatch.setattr(xlsx, "XLSX_BATCH_ROWS", 2)
     path = _orders_workbook(tmp_path / "orders.xlsx")
@@ -445,7 +445,7 @@ def test_legacy_xls_is_explained_not_read_as_text(invoke: Callable[..., Any], tm
 def test_xlsx_over_size_limit_is_refused_before_opening(
     invoke: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chuanliu_cli.loading.xlsx as xlsx
+    import chuanliu_cli.ingest.formats.xlsx as xlsx
 
     monkeypatch.setattr(xlsx, "MAX_UNCOMPRESSED_BYTES", 1000)
     path = _orders_workbook(tmp_path / "orders.xlsx")
@@ -456,7 +456,7 @@ def test_xlsx_over_size_limit_is_refused_before_opening(
 def test_xlsx_cell_text_rules() -> None:
     from datetime import time, timedelta
 
-    from chuanliu_cli.loading.xlsx import _cell_text
+    from chuanliu_cli.ingest.formats.xlsx import _cell_text
 
     assert [
         _cell_text(v)
@@ -569,9 +569,9 @@ def _contents(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 @pytest.fixture(scope="module")
 def english_sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[Any, ...]]]:
     """The tables loaded from the English UTF-8 CSV sample."""
-    from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
     from chuanliu_cli.sample import generate_sample
-    from chuanliu_cli.store import open_database
+    from chuanliu_cli.store.database import open_database
 
     out = tmp_path_factory.mktemp("sample-en")
     generate_sample(out / "data", merchants=12, months=1, end="2023-05", seed=7)

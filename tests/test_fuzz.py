@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from chuanliu_cli.errors import ChuanliuError, RulesetError
-from chuanliu_cli.loading.convert import install_macros
-from chuanliu_cli.loading.loader import LoadOptions, load_files
+from chuanliu_cli.ingest.canonical import install_macros
+from chuanliu_cli.ingest.loader import LoadOptions, load_files
 from chuanliu_cli.rules.expressions import Names, check_expression, parse_expression
 from chuanliu_cli.rules.model import Expr, Loc
 from chuanliu_cli.rules.parser import parse_ruleset
 from chuanliu_cli.rules.sqlsubset import AGGREGATES, SCALAR_FUNCTIONS
 from chuanliu_cli.schema import TABLES
-from chuanliu_cli.store import memory_database
+from chuanliu_cli.store.database import memory_database
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FUZZ = settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])

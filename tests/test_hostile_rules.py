@@ -14,8 +14,8 @@ import duckdb
 import pytest
 
 from chuanliu_cli.exit_codes import ExitCode
-from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
-from chuanliu_cli.store import disable_external_access, memory_database, open_database
+from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+from chuanliu_cli.store.database import disable_external_access, memory_database, open_database
 
 REPO = Path(__file__).resolve().parent.parent
 SENTINEL = "SENTINEL"  # replaced by a path in the test's directory that no attack may create
@@ -357,7 +357,7 @@ def test_disable_external_access_blocks_files_and_cannot_be_undone(tmp_path: Pat
 def test_scoring_connection_runs_without_external_access(
     command: list[str], scoring_db: Path, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chuanliu_cli.scoring as scoring
+    import chuanliu_cli.scoring.pipeline as scoring
 
     seen: list[tuple[Any, ...]] = []
     real = scoring.score_period

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from chuanliu_cli.errors import DataError
-from chuanliu_cli.loading.loader import LoadOptions, discover, load_files, table_for_file
-from chuanliu_cli.store import memory_database, open_database
+from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files, table_for_file
+from chuanliu_cli.store.database import memory_database, open_database
 
 ORDER_HEADER = (
     "order_id,shop_id,buyer_id,item_id,promoter_id,sale_mode,carrier,order_time,paid_amount,quantity,"
@@ -410,7 +410,7 @@ def test_memory_database_loads_without_files(write: Callable[..., Path]) -> None
 
 
 def test_json_lines_api_dump_with_fen_scale(tmp_path: Path, write: Callable[..., Path]) -> None:
-    from chuanliu_cli.loading.mapping import load_mapping
+    from chuanliu_cli.ingest.mapping import load_mapping
 
     path = write(
         "orders.jsonl",

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chuanliu_cli.loading import loader
-from chuanliu_cli.loading.loader import LoadOptions, load_files
-from chuanliu_cli.store import open_database
+from chuanliu_cli.ingest import loader
+from chuanliu_cli.ingest.loader import LoadOptions, load_files
+from chuanliu_cli.store.database import open_database
 
 T = pa.timestamp("us")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chuanliu_cli.output import atomic_write, safe_cell, write_csv
+from chuanliu_cli.present.writers import atomic_write, safe_cell, write_csv
 
 
 @pytest.mark.parametrize(

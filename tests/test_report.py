@@ -78,7 +78,7 @@ def screenshot(html: Path, png: Path, tmp_path: Path) -> None:
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from typer.testing import CliRunner
 
-    from chuanliu_cli.cli import app
+    from chuanliu_cli.cli.app import app
 
     out = tmp_path_factory.mktemp("report") / "report.html"
     args = ["report", "--month", "2023-05", "--data", str(REPO / "sample_data"), "-o", str(out)]

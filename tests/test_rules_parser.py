@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from chuanliu_cli.errors import RulesetError
+from chuanliu_cli.present.ruleset import EMPTY_AGGREGATE_NOTE, render_ruleset
 from chuanliu_cli.rules.model import AggregateMetric, ConversionMetric, FormulaMetric, Ruleset, Window
 from chuanliu_cli.rules.parser import MAX_FILE_BYTES, default_ruleset_path, load_ruleset, parse_ruleset
-from chuanliu_cli.rules.show import EMPTY_AGGREGATE_NOTE, render_ruleset
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,8 +14,8 @@ import pytest
 from chuanliu_cli.periods import month_period
 from chuanliu_cli.rules.model import Ruleset
 from chuanliu_cli.rules.parser import load_ruleset, parse_ruleset
-from chuanliu_cli.scoring import RunResult, ScorecardResult, score_period
-from chuanliu_cli.store import memory_database
+from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult, score_period
+from chuanliu_cli.store.database import memory_database
 
 REPO = Path(__file__).resolve().parent.parent
 MAY = month_period(2023, 5)

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from chuanliu_cli.rules.model import Loc, Normalizer, Requires, Score, Scorecard, ScorePart, Tier
-from chuanliu_cli.scoring import compute_scores, normalize_expr, tier_for
+from chuanliu_cli.scoring.pipeline import compute_scores, normalize_expr, tier_for
 
 L = Loc("t.yaml", 1, 1)
 

@@ -26,7 +26,7 @@ def _eligible(invoke: Callable[..., Any], *args: str) -> str:
 def loaded_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     from typer.testing import CliRunner
 
-    from chuanliu_cli.cli import app
+    from chuanliu_cli.cli.app import app
 
     db = str(tmp_path_factory.mktemp("golden") / "sample.duckdb")
     result = CliRunner().invoke(app, ["-q", "--db", db, "load", "--dir", str(REPO / "sample_data")])

@@ -19,7 +19,7 @@ from chuanliu_cli.rules.compiler import compile_scorecard
 from chuanliu_cli.rules.model import Ruleset
 from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset, parse_ruleset
 from chuanliu_cli.schema import TABLES
-from chuanliu_cli.scoring import DuckDBEngine, RunResult, compute_metrics, score_period
+from chuanliu_cli.scoring.pipeline import DuckDBEngine, RunResult, compute_metrics, score_period
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.spark
@@ -32,7 +32,7 @@ MONTHS = ["2023-04", "2023-05"]
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     """One local SparkSession for the module (starting the JVM takes seconds)."""
-    from chuanliu_cli.spark_engine import spark_session
+    from chuanliu_cli.engines.spark import spark_session
 
     session = spark_session("local[2]")
     yield session
@@ -50,8 +50,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _duckdb(data: Path) -> Any:
-    from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
-    from chuanliu_cli.store import memory_database
+    from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.store.database import memory_database
 
     db = memory_database()
     load_files(db, discover(data), LoadOptions())
@@ -59,7 +59,7 @@ def _duckdb(data: Path) -> Any:
 
 
 def _spark_engine(spark: Any, data: Path | str | None = None, **tables: str) -> Any:
-    from chuanliu_cli.spark_engine import SparkEngine, SparkSettings
+    from chuanliu_cli.engines.spark import SparkEngine, SparkSettings
 
     settings = SparkSettings(data=str(data) if data is not None else None, tables=tuple(tables.items()))
     return SparkEngine.open(settings, spark)
@@ -164,7 +164,7 @@ def test_cli_eligible_on_spark_matches_the_golden_reward_list(invoke: Callable[.
 
 
 def _assert_tables_equal(engine: Any, con: Any) -> None:
-    from chuanliu_cli.spark_engine import to_polars
+    from chuanliu_cli.engines.spark import to_polars
 
     for name, table in TABLES.items():
         ours = to_polars(engine.tables[name]).sort(table.key)
@@ -203,9 +203,9 @@ order_id,shop_id,buyer_id,item_id,item_name,promoter_id,sale_mode,carrier,order_
 
 def test_messy_csv_parses_like_the_loader(spark: Any, tmp_path: Path) -> None:
     """Amounts in ¥ and 万, Chinese values, five time layouts; rows the loader rejects are left out."""
-    from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
-    from chuanliu_cli.spark_engine import read_tables, to_polars
-    from chuanliu_cli.store import memory_database
+    from chuanliu_cli.engines.spark import read_tables, to_polars
+    from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.store.database import memory_database
 
     (tmp_path / "orders.csv").write_text(MESSY_ORDERS, encoding="utf-8")
     for name in ("reviews", "livestreams"):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from chuanliu_cli.errors import BusyError, DataError
-from chuanliu_cli.store import SCHEMA_VERSION, lock_path, open_database, schema_version
+from chuanliu_cli.store.database import SCHEMA_VERSION, lock_path, open_database, schema_version
 
 HOLD = """
 import sys, time
-from chuanliu_cli.store import open_database
+from chuanliu_cli.store.database import open_database
 with open_database(sys.argv[1], sys.argv[2], wait=10):
     print("held", flush=True)
     time.sleep(float(sys.argv[3]))
@@ -118,7 +118,7 @@ def test_lock_released_when_holder_is_killed(tmp_path: Path) -> None:
 
 
 def test_memory_limit_is_applied_and_spill_directory_removed(tmp_path: Path) -> None:
-    from chuanliu_cli.store import spill_directory
+    from chuanliu_cli.store.database import spill_directory
 
     db = tmp_path / "m.duckdb"
     with open_database(str(db), "write", memory_limit="300MB") as handle:

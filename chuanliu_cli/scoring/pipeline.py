@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chuanliu_cli.allocation import Allocation, Claim, allocate, round_micro
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.periods import Period
 from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard, ScorePart
+from chuanliu_cli.scoring.allocation import Allocation, Claim, allocate, round_micro
 from chuanliu_cli.sqltext import ident
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class DuckDBEngine:
 
     def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
         """min/max of each required table's time column."""
-        from chuanliu_cli.status import data_window
+        from chuanliu_cli.store.status import data_window
 
         return data_window(self.con)
 
@@ -150,7 +150,7 @@ def score_period(
     source: Engine | duckdb.DuckDBPyConnection, ruleset: Ruleset, period: Period, upto: str | None = None
 ) -> RunResult:
     """Score every scorecard in order (up to and including `upto`) for `period`."""
-    from chuanliu_cli.status import incomplete_tables
+    from chuanliu_cli.store.status import incomplete_tables
 
     engine = as_engine(source)
     if period.kind != ruleset.period:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chuanliu_cli.charts import bars, histogram
+from chuanliu_cli.present.charts import bars, histogram
 
 if TYPE_CHECKING:
-    from chuanliu_cli.compare import Comparison
-    from chuanliu_cli.scoring import RunResult
+    from chuanliu_cli.scoring.compare import Comparison
+    from chuanliu_cli.scoring.pipeline import RunResult
 
 #: Entities that get a full breakdown section (in rank order); the rest are listed only.
 MAX_BREAKDOWNS = 300
@@ -40,7 +40,7 @@ def gate_rates(run: RunResult, scorecard: str) -> list[GateRate]:
 
 
 def _thresholds(run: RunResult, scorecard: str, score: str) -> list[tuple[str, float]]:
-    from chuanliu_cli.explain import _comparisons
+    from chuanliu_cli.scoring.explain import _comparisons
 
     sc = run.scorecards[scorecard].scorecard
     out: list[tuple[str, float]] = []
@@ -57,8 +57,8 @@ def build_report(run: RunResult, scorecard: str, movers: Comparison | None, gene
     """The HTML text of the report for one scorecard of a scored period."""
     import jinja2
 
-    from chuanliu_cli.explain import explain_entity
-    from chuanliu_cli.output import entity_records
+    from chuanliu_cli.present.writers import entity_records
+    from chuanliu_cli.scoring.explain import explain_entity
 
     res = run.scorecards[scorecard]
     sc = res.scorecard

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from chuanliu_cli.allocation import round_micro
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.rules.model import (
     AggregateMetric,
@@ -19,7 +18,8 @@ from chuanliu_cli.rules.model import (
     Normalizer,
     Scorecard,
 )
-from chuanliu_cli.scoring import RunResult, compute_scores, part_column, tier_for
+from chuanliu_cli.scoring.allocation import round_micro
+from chuanliu_cli.scoring.pipeline import RunResult, compute_scores, part_column, tier_for
 
 if TYPE_CHECKING:
     import polars as pl
@@ -237,7 +237,7 @@ def _metric_line(metric: Metric, row: dict[str, Any], run: RunResult) -> MetricL
 
 
 def _describe(norm: Normalizer | None, kind: str) -> str:
-    from chuanliu_cli.rules.show import describe_normalizer
+    from chuanliu_cli.present.ruleset import describe_normalizer
 
     if norm is None and kind == "metric":
         return "value clipped to [0, 1]"

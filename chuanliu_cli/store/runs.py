@@ -10,12 +10,12 @@ from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident
-from chuanliu_cli.store import first_row
+from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
     import duckdb
 
-    from chuanliu_cli.scoring import RunResult
+    from chuanliu_cli.scoring.pipeline import RunResult
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from chuanliu_cli.compare import Comparison
-    from chuanliu_cli.explain import Explanation
-    from chuanliu_cli.loading.loader import FileResult
-    from chuanliu_cli.scoring import RunResult, ScorecardResult
-    from chuanliu_cli.status import StoreStatus
+    from chuanliu_cli.ingest.loader import FileResult
+    from chuanliu_cli.scoring.compare import Comparison
+    from chuanliu_cli.scoring.explain import Explanation
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+    from chuanliu_cli.store.status import StoreStatus
 
 
 def _fmt_time(t: datetime | None) -> str:

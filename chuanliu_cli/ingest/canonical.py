@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from chuanliu_cli.loading.mapping import TableMapping
+from chuanliu_cli.ingest.mapping import TableMapping
 from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column
 from chuanliu_cli.sqltext import ident, literal
 

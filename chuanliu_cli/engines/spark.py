@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from chuanliu_cli.errors import DataError, UsageError
-from chuanliu_cli.loading.convert import MAX_TIME, MIN_TIME
-from chuanliu_cli.loading.loader import table_for_file
+from chuanliu_cli.ingest.canonical import MAX_TIME, MIN_TIME
+from chuanliu_cli.ingest.loader import table_for_file
 from chuanliu_cli.schema import QUALITY_REFUND_REASONS, REQUIRED_TABLES, TABLES, Column, Table
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ class SparkEngine:
 
     def names(self, key: str) -> pl.DataFrame | None:
         """Shop names for shop keys, the latest item name for item keys (as on DuckDB)."""
-        from chuanliu_cli.scoring import NAME_QUERIES
+        from chuanliu_cli.scoring.pipeline import NAME_QUERIES
 
         sql = NAME_QUERIES.get(key)
         return None if sql is None else self.query(sql)

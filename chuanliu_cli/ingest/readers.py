@@ -5,15 +5,14 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from chuanliu_cli.errors import DataError
+from chuanliu_cli.ingest.formats.base import Batch, FileFormat, FileReader, text_batch
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
 BATCH_ROWS = 200_000
@@ -21,58 +20,6 @@ _SNIFF_BYTES = 1 << 20
 _CHUNK_BYTES = 1 << 20
 # A single CSV field larger than this is refused: no real export has one, and it bounds memory.
 MAX_FIELD_BYTES = 16 << 20
-
-FileFormat = Literal["csv", "parquet", "xlsx", "jsonl"]
-
-
-@dataclass
-class Batch:
-    """Rows of one file: the selected columns (by file column index), a line number per row, the raw rows."""
-
-    columns: dict[int, pa.Array]
-    lines: pa.Array  # int64 line (text files) or row (Parquet, sheets) numbers
-    rows: list[list[str]] | None = None  # text files: every cell of every row, for `rejected_rows`
-    shape_errors: dict[int, str] = field(default_factory=dict)  # row index -> reason
-
-    def raw(self, k: int) -> str:
-        """Row k as it was in the file (CSV-quoted), for `rejected_rows`."""
-        if self.rows is not None:
-            cells = self.rows[k]
-        else:
-            cells = ["" if (v := col[k].as_py()) is None else str(v) for col in self.columns.values()]
-        return ",".join(_csv_cell(c) for c in cells)
-
-
-def _csv_cell(text: str) -> str:
-    if any(ch in text for ch in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-@dataclass
-class FileReader:
-    """An open export file: its headers and an iterator over batches of rows."""
-
-    path: Path
-    format: FileFormat
-    headers: list[str]
-    line_label: str  # "line" for text files, "row" for Parquet and spreadsheets
-    encoding: str | None = None
-    delimiter: str | None = None
-    sheet: str | None = None
-    total_rows: int | None = None  # known up front for Parquet (for the progress bar)
-    arrow_schema: pa.Schema | None = None  # Parquet: the column types as the file declares them
-    _open: Callable[[list[int]], Iterator[Batch]] | None = field(default=None, repr=False)
-
-    @property
-    def name(self) -> str:
-        """The file (and sheet) as shown in messages."""
-        return f"{self.path}[{self.sheet}]" if self.sheet else str(self.path)
-
-    def batches(self, selected: list[int]) -> Iterator[Batch]:
-        """Batches of the rows with the file columns `selected` (indexes into `headers`), read once."""
-        assert self._open is not None
-        return self._open(selected)
 
 
 def file_sha256(path: Path) -> str:
@@ -117,7 +64,7 @@ def open_file(path: Path, encoding: str | None = None, sheet: str | None = None)
     if fmt == "parquet":
         return [_open_parquet(path)]
     if fmt == "xlsx":
-        from chuanliu_cli.loading.xlsx import open_xlsx
+        from chuanliu_cli.ingest.formats.xlsx import open_xlsx
 
         return open_xlsx(path, sheet)
     if fmt == "jsonl":
@@ -189,10 +136,10 @@ def _jsonl_batches(path: Path, enc: str, headers: list[str], selected: list[int]
         rows.append(["" if c is None else c for c in cells])
         lines.append(number)
         if len(rows) >= BATCH_ROWS:
-            yield _text_batch(rows, lines, selected, shape)
+            yield text_batch(rows, lines, selected, shape)
             rows, lines, shape = [], [], {}
     if rows:
-        yield _text_batch(rows, lines, selected, shape)
+        yield text_batch(rows, lines, selected, shape)
 
 
 # --- CSV -------------------------------------------------------------------------------------------------
@@ -391,26 +338,15 @@ def _csv_batches(
         rows.append(row)
         lines.append(start_line)
         if len(rows) >= BATCH_ROWS:
-            yield _text_batch(rows, lines, selected, shape)
+            yield text_batch(rows, lines, selected, shape)
             rows, lines, shape = [], [], {}
     if rows:
-        yield _text_batch(rows, lines, selected, shape)
+        yield text_batch(rows, lines, selected, shape)
 
 
 def _line_num(reader: Iterator[list[str]]) -> int:
     """The csv reader's count of physical lines read so far."""
     return int(getattr(reader, "line_num", 0))
-
-
-def _text_batch(rows: list[list[str]], lines: list[int], selected: list[int], shape: dict[int, str]) -> Batch:
-    """Columns of text cells (empty cells become NULL) from rows of strings."""
-    import pyarrow as pa
-
-    columns = {}
-    for i in selected:
-        cells = [row[i] if i < len(row) and row[i] != "" else None for row in rows]
-        columns[i] = pa.array(cells, type=pa.string())
-    return Batch(columns, pa.array(lines, type=pa.int64()), rows, shape)
 
 
 # --- Parquet ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from chuanliu_cli.periods import Period, month_period
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES
 from chuanliu_cli.sqltext import ident
-from chuanliu_cli.store import first_row
+from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
     import duckdb

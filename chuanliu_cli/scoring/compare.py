@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chuanliu_cli.scoring import RunResult, ScorecardResult
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
 
 #: The label of an entity that is not eligible, in the tier matrix.
 INELIGIBLE = "ineligible"

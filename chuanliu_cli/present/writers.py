@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from chuanliu_cli.scoring import RunResult, ScorecardResult
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
 
 Format = Literal["table", "csv", "json", "jsonl", "parquet"]
 

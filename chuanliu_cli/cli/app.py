@@ -160,7 +160,7 @@ WaitOption = Annotated[
 
 
 def _db_path(db: str | None) -> str:
-    from chuanliu_cli.store import resolve_db_path
+    from chuanliu_cli.store.database import resolve_db_path
 
     return resolve_db_path(db or _settings().db)
 
@@ -216,7 +216,7 @@ def load(
     is written and the exit code is 4. Loading the same file twice changes nothing.
     """
     from chuanliu_cli.errors import UsageError
-    from chuanliu_cli.loading.loader import discover
+    from chuanliu_cli.ingest.loader import discover
 
     items: list[tuple[str, Path]] = []
     if directory is not None:
@@ -236,8 +236,8 @@ def _load_options(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from chuanliu_cli.errors import UsageError
-    from chuanliu_cli.loading.loader import LoadOptions
-    from chuanliu_cli.loading.mapping import load_mapping
+    from chuanliu_cli.ingest.loader import LoadOptions
+    from chuanliu_cli.ingest.mapping import load_mapping
 
     try:
         ZoneInfo(timezone)
@@ -257,9 +257,9 @@ def _run_load(
     db_option: str | None,
     memory_limit: str | None,
 ) -> None:
-    from chuanliu_cli.loading.loader import load_files
-    from chuanliu_cli.render import render_load_summary
-    from chuanliu_cli.store import open_database
+    from chuanliu_cli.ingest.loader import load_files
+    from chuanliu_cli.present.tables import render_load_summary
+    from chuanliu_cli.store.database import open_database
 
     settings = _settings()
     options = _load_options(max_reject_rate, encoding, sheet, mapping, timezone)
@@ -307,9 +307,9 @@ def _progress_callback(err: Console, settings: Settings) -> Any:
 @command(app)
 def status(db: DbOption = None, wait: WaitOption = 60.0) -> None:
     """Show what is loaded: rows per table, months covered, last loads, rejects, complete months."""
-    from chuanliu_cli.render import render_status
-    from chuanliu_cli.status import store_status
-    from chuanliu_cli.store import open_database
+    from chuanliu_cli.present.tables import render_status
+    from chuanliu_cli.store.database import open_database
+    from chuanliu_cli.store.status import store_status
 
     path = _db_path(db)
     with open_database(path, "read", wait) as handle:
@@ -480,7 +480,7 @@ def _spark_settings(
         if conf or tables:
             raise UsageError("--spark-conf and --spark-table need --engine spark")
         return None
-    from chuanliu_cli.spark_engine import SparkSettings, parse_pairs, spark_tables
+    from chuanliu_cli.engines.spark import SparkSettings, parse_pairs, spark_tables
 
     named = spark_tables(parse_pairs(tables or [], "--spark-table"))
     if data is None and not named:
@@ -502,16 +502,16 @@ def _scoring_connection(
 ) -> Iterator[Any]:
     """A connection holding the data: the database read-only, an in-memory load of --data DIR, or
     (with `spark`, SparkSettings) a Spark engine over --data or --spark-table."""
-    from chuanliu_cli.store import disable_external_access, memory_database, open_database
+    from chuanliu_cli.store.database import disable_external_access, memory_database, open_database
 
     if spark is not None:
-        from chuanliu_cli.spark_engine import SparkEngine
+        from chuanliu_cli.engines.spark import SparkEngine
 
         with SparkEngine.open(spark) as engine:
             yield engine
         return
     if data is not None:
-        from chuanliu_cli.loading.loader import LoadOptions, discover, load_files
+        from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
 
         db = memory_database(memory_limit)
         try:
@@ -546,7 +546,7 @@ def _score(
 
     from chuanliu_cli.errors import IncompletePeriodError
     from chuanliu_cli.periods import parse_period
-    from chuanliu_cli.scoring import score_period
+    from chuanliu_cli.scoring.pipeline import score_period
 
     started = datetime.now()
     ruleset = _ruleset(rules, check=True)
@@ -557,7 +557,7 @@ def _score(
         run = score_period(con, ruleset, period, upto=name)
         inputs = None
         if record and data is None and spark is None:
-            from chuanliu_cli.runs import snapshot_inputs
+            from chuanliu_cli.store.runs import snapshot_inputs
 
             inputs = snapshot_inputs(con)
     if not run.complete:
@@ -574,8 +574,8 @@ def _score(
     if inputs is not None:
         import shlex
 
-        from chuanliu_cli.runs import record_run
-        from chuanliu_cli.store import open_database
+        from chuanliu_cli.store.database import open_database
+        from chuanliu_cli.store.runs import record_run
 
         command_line = "chuanliu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         with open_database(_db_path(db), "write", wait) as handle:
@@ -587,7 +587,7 @@ def _score(
 
 def _output_format(fmt: OutputFormat | None, output: Path | None, console: Console) -> OutputFormat:
     """--format, else what the -o file name says (list.json), else table on a terminal and csv otherwise."""
-    from chuanliu_cli.output import format_from_suffix
+    from chuanliu_cli.present.writers import format_from_suffix
 
     if fmt is not None:
         return fmt
@@ -600,7 +600,7 @@ def _output_format(fmt: OutputFormat | None, output: Path | None, console: Conso
 def _check_output(output: Path | None) -> None:
     """Refuse an unwritable -o before any work is done (and before a run is recorded)."""
     if output is not None:
-        from chuanliu_cli.output import check_writable
+        from chuanliu_cli.present.writers import check_writable
 
         check_writable(output)
 
@@ -613,7 +613,13 @@ def _emit(
     include_ineligible: bool,
     table_renderer: Callable[[Console], None],
 ) -> None:
-    from chuanliu_cli.output import atomic_write, columns_of, parquet_bytes, render_text, run_document
+    from chuanliu_cli.present.writers import (
+        atomic_write,
+        columns_of,
+        parquet_bytes,
+        render_text,
+        run_document,
+    )
 
     settings = _settings()
     console = settings.console()
@@ -690,7 +696,7 @@ def score(
         from dataclasses import replace
 
         run = replace(run, scorecards={**run.scorecards, name: replace(res, frame=frame)})
-    from chuanliu_cli.render import render_scores
+    from chuanliu_cli.present.tables import render_scores
 
     _emit(run, name, fmt, output, True, lambda c: render_scores(c, run, name, frame))
 
@@ -724,7 +730,7 @@ def eligible(
     )
 
     def table(console: Console) -> None:
-        from chuanliu_cli.render import render_eligible  # (rich tables only when a table is printed)
+        from chuanliu_cli.present.tables import render_eligible  # (rich tables only when a table is printed)
 
         render_eligible(console, run, name, show_all)
 
@@ -756,9 +762,9 @@ def explain(
     """Why one entity is or is not eligible: every metric, score part and gate, and what it is missing."""
     import json
 
-    from chuanliu_cli.explain import explain_entity
-    from chuanliu_cli.output import atomic_write
-    from chuanliu_cli.render import explanation_json, render_explanation
+    from chuanliu_cli.present.tables import explanation_json, render_explanation
+    from chuanliu_cli.present.writers import atomic_write
+    from chuanliu_cli.scoring.explain import explain_entity
 
     _check_output(output)
     spark = _spark_settings(engine, data, spark_master, spark_conf, spark_table)
@@ -792,9 +798,9 @@ def runs(
     """List the recorded runs of `eligible`/`score`, or one run's per-entity results."""
     import json
 
-    from chuanliu_cli.render import render_run, render_runs
-    from chuanliu_cli.runs import list_runs, run_results
-    from chuanliu_cli.store import open_database
+    from chuanliu_cli.present.tables import render_run, render_runs
+    from chuanliu_cli.store.database import open_database
+    from chuanliu_cli.store.runs import list_runs, run_results
 
     with open_database(_db_path(db), "read", wait) as handle:
         if run_id is None:
@@ -837,10 +843,10 @@ def compare(
     spark_table: SparkTableOption = None,
 ) -> None:
     """What-if: who enters, who leaves, tier moves and grant deltas between two rulesets (or months)."""
-    from chuanliu_cli.compare import Side, compare_results
     from chuanliu_cli.errors import RulesetError, UsageError
     from chuanliu_cli.periods import parse_period
-    from chuanliu_cli.scoring import score_period
+    from chuanliu_cli.scoring.compare import Side, compare_results
+    from chuanliu_cli.scoring.pipeline import score_period
 
     _check_output(output)
     if (against is None) == (against_month is None):
@@ -875,8 +881,8 @@ def _emit_comparison(
 ) -> None:
     import json
 
-    from chuanliu_cli.output import atomic_write, comparison_rows, parquet_table_bytes, write_csv
-    from chuanliu_cli.render import render_comparison
+    from chuanliu_cli.present.tables import render_comparison
+    from chuanliu_cli.present.writers import atomic_write, comparison_rows, parquet_table_bytes, write_csv
 
     settings = _settings()
     console = settings.console()
@@ -945,11 +951,11 @@ def report(
     wait: WaitOption = 60.0,
 ) -> None:
     """One self-contained HTML report: reward list, score distributions, gates, pool, movers, breakdowns."""
-    from chuanliu_cli.compare import Side, compare_results
-    from chuanliu_cli.output import atomic_write
     from chuanliu_cli.periods import parse_period
-    from chuanliu_cli.report import build_report
-    from chuanliu_cli.scoring import score_period
+    from chuanliu_cli.present.report import build_report
+    from chuanliu_cli.present.writers import atomic_write
+    from chuanliu_cli.scoring.compare import Side, compare_results
+    from chuanliu_cli.scoring.pipeline import score_period
 
     _check_output(output)
     ruleset = _ruleset(rules, check=True)
@@ -1028,7 +1034,7 @@ def rules_check(file: RulesFileArgument = None) -> None:
 @command(rules_app, "show")
 def rules_show(file: RulesFileArgument = None) -> None:
     """Render a ruleset as tables: metrics, scores and their parts, gates, tiers and reward."""
-    from chuanliu_cli.rules.show import render_ruleset
+    from chuanliu_cli.present.ruleset import render_ruleset
 
     ruleset = _ruleset(file)
     console = _settings().console()

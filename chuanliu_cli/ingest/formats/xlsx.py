@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.errors import DataError
-from chuanliu_cli.loading.readers import Batch, FileReader, _text_batch
+from chuanliu_cli.ingest.formats.base import Batch, FileReader, text_batch
 
 if TYPE_CHECKING:
     from openpyxl.workbook.workbook import Workbook
@@ -296,7 +296,7 @@ def _next_batch(
                 break
     if not texts:
         return None
-    return _text_batch(texts, lines, selected, shape)
+    return text_batch(texts, lines, selected, shape)
 
 
 def _trim(row: Iterable[Any]) -> list[Any]:

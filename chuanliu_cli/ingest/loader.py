@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING
 
 from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError, UsageError
-from chuanliu_cli.loading.convert import conversion_sql, install_macros
-from chuanliu_cli.loading.mapping import Mapping, TableMapping, default_mapping, normalize_header
-from chuanliu_cli.loading.readers import FileReader, file_sha256, open_file
+from chuanliu_cli.ingest.canonical import conversion_sql, install_macros
+from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, normalize_header
+from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident, literal
-from chuanliu_cli.store import first_row
+from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from chuanliu_cli.store import Database
+    from chuanliu_cli.store.database import Database
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 #: How many rejected rows a failed load lists.

@@ -1,0 +1,1 @@
+"""The `chuanliu` command line, a thin client of the library."""

@@ -1,0 +1,1 @@
+"""Where the compiled metric queries run: DuckDB, or Spark."""

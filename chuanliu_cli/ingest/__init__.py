@@ -1,0 +1,1 @@
+"""Files to canonical rows: format readers, file discovery, header mapping, canonicalization, loader."""

@@ -1,0 +1,1 @@
+"""The DuckDB store: database file and lock, recorded runs, what is loaded."""
