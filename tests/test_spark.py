@@ -13,13 +13,14 @@ from typing import Any
 import polars as pl
 import pytest
 
+from chuanliu_cli.engines.duckdb import DuckDBEngine
 from chuanliu_cli.errors import RulesetError
 from chuanliu_cli.periods import parse_period
 from chuanliu_cli.rules.compiler import compile_scorecard
 from chuanliu_cli.rules.model import Ruleset
 from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset, parse_ruleset
 from chuanliu_cli.schema import TABLES
-from chuanliu_cli.scoring.pipeline import DuckDBEngine, RunResult, compute_metrics, score_period
+from chuanliu_cli.scoring.pipeline import RunResult, compute_metrics, score_period
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.spark

@@ -273,7 +273,7 @@ class SparkEngine:
 
     def names(self, key: str) -> pl.DataFrame | None:
         """Shop names for shop keys, the latest item name for item keys (as on DuckDB)."""
-        from chuanliu_cli.scoring.pipeline import NAME_QUERIES
+        from chuanliu_cli.engines.base import NAME_QUERIES
 
         sql = NAME_QUERIES.get(key)
         return None if sql is None else self.query(sql)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from chuanliu_cli.engines.base import Engine
+from chuanliu_cli.engines.duckdb import as_engine
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.periods import Period
 from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard, ScorePart
@@ -72,78 +74,6 @@ class RunResult:
     complete: bool
     incomplete_tables: tuple[str, ...]
     data_window: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
-
-
-class Engine(Protocol):
-    """Where the metric queries run. Everything after the metric rows is the same Python code."""
-
-    dialect: str
-
-    def query(self, sql: str) -> pl.DataFrame:
-        """Run a compiled metric query and return its rows."""
-
-    def register(self, name: str, table: Any) -> None:
-        """Make an arrow table queryable as `name` (earlier scorecards' results)."""
-
-    def unregister(self, name: str) -> None:
-        """Forget a registered table."""
-
-    def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
-        """The first and last time in each required table."""
-
-    def names(self, key: str) -> pl.DataFrame | None:
-        """Display names (columns k, name) for entities keyed by `key`, or None."""
-
-
-class DuckDBEngine:
-    """Metric queries on a DuckDB connection (a database file or the in-memory load of --data)."""
-
-    dialect = "duckdb"
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-    def query(self, sql: str) -> pl.DataFrame:
-        """Run SQL; a DuckDB error becomes a DataError naming the first line."""
-        import duckdb
-
-        try:
-            return self.con.sql(sql).pl()
-        except duckdb.Error as exc:
-            raise DataError(f"the metric query failed: {str(exc).splitlines()[0]}") from None
-
-    def register(self, name: str, table: Any) -> None:
-        """Register an arrow table as a view."""
-        self.con.register(name, table)
-
-    def unregister(self, name: str) -> None:
-        """Drop a registered view."""
-        self.con.unregister(name)
-
-    def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
-        """min/max of each required table's time column."""
-        from chuanliu_cli.store.status import data_window
-
-        return data_window(self.con)
-
-    def names(self, key: str) -> pl.DataFrame | None:
-        """Shop names for shop keys, the latest item name for item keys."""
-        sql = NAME_QUERIES.get(key)
-        return None if sql is None else self.query(sql)
-
-
-#: How display names are found, per entity key (portable SQL: DuckDB and Spark both run it).
-NAME_QUERIES = {
-    "shop_id": "SELECT shop_id AS k, max(shop_name) AS name FROM shops GROUP BY shop_id",
-    "item_id": "SELECT item_id AS k, max_by(item_name, order_time) AS name FROM orders GROUP BY item_id",
-}
-
-
-def as_engine(source: Engine | duckdb.DuckDBPyConnection) -> Engine:
-    """An Engine for a DuckDB connection (engines pass through)."""
-    if hasattr(source, "query") and hasattr(source, "dialect"):
-        return source  # type: ignore[return-value]
-    return DuckDBEngine(source)  # type: ignore[arg-type]
 
 
 def score_period(

@@ -1,0 +1,37 @@
+"""The Engine protocol: what scoring needs of wherever the compiled metric queries run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+class Engine(Protocol):
+    """Where the metric queries run. Everything after the metric rows is the same Python code."""
+
+    dialect: str
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run a compiled metric query and return its rows."""
+
+    def register(self, name: str, table: Any) -> None:
+        """Make an arrow table queryable as `name` (earlier scorecards' results)."""
+
+    def unregister(self, name: str) -> None:
+        """Forget a registered table."""
+
+    def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """The first and last time in each required table."""
+
+    def names(self, key: str) -> pl.DataFrame | None:
+        """Display names (columns k, name) for entities keyed by `key`, or None."""
+
+
+#: How display names are found, per entity key (portable SQL: DuckDB and Spark both run it).
+NAME_QUERIES = {
+    "shop_id": "SELECT shop_id AS k, max(shop_name) AS name FROM shops GROUP BY shop_id",
+    "item_id": "SELECT item_id AS k, max_by(item_name, order_time) AS name FROM orders GROUP BY item_id",
+}

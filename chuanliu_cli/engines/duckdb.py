@@ -1,0 +1,57 @@
+"""The DuckDB engine: compiled metric queries on a connection (a database file, or --data in memory)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from chuanliu_cli.engines.base import NAME_QUERIES, Engine
+from chuanliu_cli.errors import DataError
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+
+class DuckDBEngine:
+    """Metric queries on a DuckDB connection (a database file or the in-memory load of --data)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """Run SQL; a DuckDB error becomes a DataError naming the first line."""
+        import duckdb
+
+        try:
+            return self.con.sql(sql).pl()
+        except duckdb.Error as exc:
+            raise DataError(f"the metric query failed: {str(exc).splitlines()[0]}") from None
+
+    def register(self, name: str, table: Any) -> None:
+        """Register an arrow table as a view."""
+        self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        """Drop a registered view."""
+        self.con.unregister(name)
+
+    def data_window(self) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """min/max of each required table's time column."""
+        from chuanliu_cli.store.status import data_window
+
+        return data_window(self.con)
+
+    def names(self, key: str) -> pl.DataFrame | None:
+        """Shop names for shop keys, the latest item name for item keys."""
+        sql = NAME_QUERIES.get(key)
+        return None if sql is None else self.query(sql)
+
+
+def as_engine(source: Engine | duckdb.DuckDBPyConnection) -> Engine:
+    """An Engine for a DuckDB connection (engines pass through)."""
+    if hasattr(source, "query") and hasattr(source, "dialect"):
+        return source  # type: ignore[return-value]
+    return DuckDBEngine(source)  # type: ignore[arg-type]
