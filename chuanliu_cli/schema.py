@@ -284,3 +284,14 @@ def table_ddl(table: Table, name: str | None = None) -> str:
     cols = ",\n    ".join(f'"{c.name}" {SQL_TYPES[c.type]}' for c in table.columns)
     target = name or table.name
     return f'CREATE TABLE IF NOT EXISTS "{target}" (\n    {cols}\n)'
+
+
+def vocabulary(table: str) -> dict[str, frozenset[str]]:
+    """The enumerated columns of `table` and the canonical values they hold after loading.
+
+    A `--mapping` value map only maps raw values onto these (the mapping loader refuses any other target),
+    so they are every value a rule can meaningfully compare such a column with.
+    """
+    return {
+        c.name: frozenset(c.values.values()) for c in TABLES[table].columns if c.type == "enum" and c.values
+    }

@@ -130,15 +130,15 @@ def test_default_ruleset_matches_spec() -> None:
     assert ruleset.assumptions and "assum" in ruleset.assumptions
 
 
-def test_scores_come_in_dependency_order_and_tiers_descend() -> None:
+def test_scores_come_in_dependency_order_and_tiers_keep_their_order() -> None:
     ruleset = parse(
         with_metrics(
             GMV,
             extra="""\
             tiers:
-              - {name: C, min_score: 20, multiplier: 1}
               - {name: A, min_score: 60, multiplier: 2}
               - {name: B, min_score: 40, multiplier: 1.5}
+              - {name: C, min_score: 20, multiplier: 1}
             reward: {pool: 4_000_000_000, cap: 100_000_000}
             """,
             scores="""\
@@ -386,6 +386,108 @@ def test_gates_tiers_and_reward() -> None:
         "r.yaml:23:20: pool must be a whole number, got '1.5e9'",
         "r.yaml:23:47: min_grant (20) is larger than cap (10)",
     ]
+
+
+def test_tiers_listed_out_of_order_are_an_error() -> None:
+    """A 85 listed under S 80 would silently make A the top tier with S's place and A's multiplier."""
+    extra = """\
+    tiers:
+      - {name: S, min_score: 80, multiplier: 3}
+      - {name: A, min_score: 85, multiplier: 2}
+      - {name: B, min_score: 50, multiplier: 1.5}
+    """
+    assert errors(with_metrics(GMV, extra=extra)) == [
+        "r.yaml:16:30: tier A (min_score 85) is listed after tier S (min_score 80): list tiers highest "
+        "first, with strictly decreasing min_score"
+    ]
+
+
+def test_a_tier_above_the_reachable_score_is_a_warning() -> None:
+    extra = """\
+    tiers:
+      - {name: S, min_score: 120, multiplier: 3}
+      - {name: A, min_score: 65, multiplier: 2}
+    """
+    ruleset = parse(with_metrics(GMV, extra=extra))
+    assert ruleset.warnings == (
+        "r.yaml:15:9: tier S of scorecard 'merchant' needs total >= 120, above the highest value total can "
+        "reach (100): no entity can be in it",
+    )
+    assert parse(with_metrics(GMV)).warnings == ()
+
+
+VOCABULARY_CASES = [
+    (
+        "sale_mode = 'distrbution'",
+        "'distrbution' is not a value of sale_mode (its values: distribution, self); did you mean 'distribution'?",
+    ),
+    (
+        "'distrbution' = sale_mode",
+        "'distrbution' is not a value of sale_mode (its values: distribution, self); did you mean 'distribution'?",
+    ),
+    (
+        "sale_mode != 'Self'",
+        "'Self' is not a value of sale_mode (its values: distribution, self); did you mean 'self'?",
+    ),
+    (
+        "carrier <> 'liev'",
+        "'liev' is not a value of carrier (its values: card, live, other, video); did you mean 'live'?",
+    ),
+    (
+        "status not in ('pending', 'closd')",
+        "'closd' is not a value of status (its values: closed, completed, paid, pending, received, refunded, shipped); did you mean 'closed'?",
+    ),
+    (
+        "status in ('paid', 'xyz')",
+        "'xyz' is not a value of status (its values: closed, completed, paid, pending, received, refunded, shipped)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("where", "message"), VOCABULARY_CASES)
+def test_a_quoted_value_compared_with_an_enumerated_column_must_be_one_of_its_values(
+    where: str, message: str
+) -> None:
+    text = with_metrics(f'gmv:\n  from: orders\n  where: "{where}"\n  value: sum(net_amount)\n')
+    (error,) = errors(text)
+    assert error.split(": ", 1)[1] == message
+    assert error.startswith("r.yaml:9:")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "sale_mode = 'distribution' and carrier in ('live', 'video')",
+        "status not in ('pending', 'closed')",
+        "item_name = 'anything at all'",  # a free-text column has no vocabulary
+        "lower(sale_mode) = 'self'",  # only a bare column is checked
+    ],
+)
+def test_canonical_values_and_free_text_pass(where: str) -> None:
+    parse(with_metrics(f'gmv:\n  from: orders\n  where: "{where}"\n  value: sum(net_amount)\n'))
+
+
+def test_host_type_vocabulary_and_a_filter_error_is_reported_once() -> None:
+    text = with_metrics(
+        GMV
+        + "a:\n  from: orders\n  where: valid_order\n  value: count(*)\n"
+        + "b:\n  from: orders\n  where: valid_order and carrier = 'live'\n  value: count(*)\n"
+        + "live:\n  from: livestreams\n  where: host_type = 'slef'\n  value: count(*)\n"
+    ).replace("scorecards:", "filters:\n  valid_order: status not in ('pending', 'closd')\nscorecards:")
+    found = errors(text)
+    assert [e.split(": ", 1)[1].split(" (")[0] for e in found] == [
+        "'closd' is not a value of status",
+        "'slef' is not a value of host_type",
+    ]
+
+
+def test_a_broken_quote_in_a_filter_is_reported_once() -> None:
+    text = with_metrics(
+        GMV + "a:\n  from: orders\n  where: valid_order\n  value: count(*)\n"
+        "b:\n  from: orders\n  where: valid_order\n  value: count(*)\n"
+    ).replace("scorecards:", "filters:\n  valid_order: status not in ('pending', 'closed)\nscorecards:")
+    found = errors(text)
+    assert len(found) == 1 and found[0].startswith("r.yaml:4:16: cannot read expression"), found
 
 
 def test_reward_pool_must_not_be_negative() -> None:

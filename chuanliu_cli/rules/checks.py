@@ -223,6 +223,7 @@ class _ScorecardChecker:
             filters=frozenset(self.context.filters),
             scorecards=scorecards,
             elsewhere=elsewhere,
+            vocabulary=schema.vocabulary(source),
         )
 
     def row_expression(self, expr: Expr | None, source: str, kind: str, owner: str) -> None:

@@ -79,6 +79,8 @@ class Names:
     filters: frozenset[str] = frozenset()
     scorecards: Mapping[str, str | None] = field(default_factory=dict)
     elsewhere: Mapping[str, str] = field(default_factory=dict)
+    # enumerated columns -> their canonical values: a quoted literal compared with one must be one of them
+    vocabulary: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,8 @@ def check_expression(expr: Expr, names: Names, locate: Locator | None = None) ->
             problems.append(
                 Problem(start, end, f"'{col.sql()}' must be inside an aggregate (count, sum, ...)")
             )
+    if names.vocabulary:
+        problems.extend(_vocabulary_problems(tree, text, names.vocabulary))
     problems.sort(key=lambda p: (p.start, p.end))
     return Checked(
         [format_problem(expr, p, locate) for p in problems],
@@ -236,6 +240,47 @@ def check_expression(expr: Expr, names: Names, locate: Locator | None = None) ->
         frozenset(filters),
         frozenset(fields),
     )
+
+
+def _compared_literals(node: exp.Expr) -> tuple[exp.Column, list[exp.Literal]] | None:
+    """(column, quoted literals) of `col = 'x'`, `'x' <> col`, `col in ('x', 'y')` (`not in` included)."""
+    if isinstance(node, exp.EQ | exp.NEQ):
+        left, right = node.this, node.expression
+        if isinstance(right, exp.Column) and isinstance(left, exp.Literal):
+            left, right = right, left
+        if isinstance(left, exp.Column) and isinstance(right, exp.Literal) and right.is_string:
+            return left, [right]
+        return None
+    if isinstance(node, exp.In) and isinstance(node.this, exp.Column):
+        literals = [e for e in node.expressions if isinstance(e, exp.Literal) and e.is_string]
+        return (node.this, literals) if literals else None
+    return None
+
+
+def _vocabulary_problems(
+    tree: exp.Expr, text: str, vocabulary: Mapping[str, frozenset[str]]
+) -> list[Problem]:
+    """A quoted value compared with an enumerated column that the column never holds: `sale_mode =
+    'distrbution'` matches no row, so the metric is silently 0; it is an error, with the closest value."""
+    problems = []
+    for node in tree.walk():
+        found = _compared_literals(node)
+        if found is None:
+            continue
+        col, literals = found
+        allowed = vocabulary.get(str(col.name)) if not col.table else None
+        if allowed is None:
+            continue
+        for lit in literals:
+            value = str(lit.this)
+            if value in allowed:
+                continue
+            start, end = node_span(lit, text)
+            hint = suggest(value, allowed) or suggest(value.lower(), allowed)
+            values = ", ".join(sorted(allowed))
+            message = f"'{value}' is not a value of {col.name} (its values: {values}){hint}"
+            problems.append(Problem(start, end, message))
+    return problems
 
 
 def _scorecard_field(names: Names, table: str, name: str, start: int, end: int) -> Problem | None:

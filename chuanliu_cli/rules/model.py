@@ -212,6 +212,8 @@ class Ruleset:
     path: str
     sha256: str
     text: str = field(default="", repr=False)
+    # what is valid but surely not meant (an unreachable tier): shown by `rules check` and every scoring run
+    warnings: tuple[str, ...] = ()
 
     def scorecard(self, name: str) -> Scorecard:
         """The scorecard called `name`; KeyError if none."""

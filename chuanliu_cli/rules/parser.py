@@ -115,6 +115,7 @@ class _Reader(NodeReader):
         # Names declared in each scorecard, even those whose definition has errors: a reference to
         # them is not reported again as unknown.
         self.declared: dict[str, dict[str, list[str]]] = {}
+        self.warnings: list[str] = []
 
     def read(self, sha256: str) -> Ruleset | None:
         root = self.compose()
@@ -176,6 +177,7 @@ class _Reader(NodeReader):
             path=self.path,
             sha256=sha256,
             text=self.text,
+            warnings=tuple(self.warnings),
         )
 
     def timezone(self, node: Node) -> str | None:
@@ -244,6 +246,7 @@ class _Reader(NodeReader):
             self.error(key, f"{what} is missing 'rank_by' (it has no score named total)")
         ordered, errors = checks.order_scores(scores)
         self.add_formatted(errors)
+        self.unreachable_tiers(what, tiers, scores, rank_by)
         if entity_key is None:
             return None
         return Scorecard(
@@ -596,8 +599,30 @@ class _Reader(NodeReader):
                     f"tiers {same.name} and {name} have the same min_score {min_score:g}",
                 )
                 continue
+            if tiers and min_score > tiers[-1].min_score:
+                # Listed order is the order people read (S, A, B, C): one listed out of order is a typo
+                # that would silently swap tiers and their multipliers.
+                above = tiers[-1]
+                self.error(
+                    found["min_score"][1],
+                    f"tier {name} (min_score {min_score:g}) is listed after tier {above.name} (min_score "
+                    f"{above.min_score:g}): list tiers highest first, with strictly decreasing min_score",
+                )
+                continue
             tiers.append(Tier(name, min_score, multiplier, self.loc(item)))
         return tiers
+
+    def unreachable_tiers(self, what: str, tiers: list[Tier], scores: list[Score], rank_by: str) -> None:
+        """Warn about a tier no entity can reach: above the scale of the score it ranks by."""
+        score = next((s for s in scores if s.name == rank_by), None)
+        if score is None:
+            return  # rank_by is a metric: it has no known upper bound
+        for tier in tiers:
+            if tier.min_score > score.scale:
+                self.warnings.append(
+                    f"{tier.loc}: tier {tier.name} of {what} needs {rank_by} >= {tier.min_score:g}, above "
+                    f"the highest value {rank_by} can reach ({score.scale:g}): no entity can be in it"
+                )
 
     def reward(self, node: Node, what: str) -> Reward | None:
         found = self.mapping(node, f"reward of {what}", REWARD_KEYS, ("pool",))

@@ -45,6 +45,10 @@ def describe(node: Node) -> str:
     return f"'{node.value}'"
 
 
+#: The note checks.py adds to an error found in a filter while checking one of its uses.
+_FILTER_USE = re.compile(r" \(filter '[^'\n]*' used on \w+ by [^\n]*\)(?=\n|$)")
+
+
 class NodeReader:
     """Reads YAML nodes of one file, collecting every error with its location."""
 
@@ -75,11 +79,14 @@ class NodeReader:
             self.errors.append((line, col, len(self.errors), text))
 
     def sorted_errors(self) -> list[str]:
+        """The errors in file order, each once: a filter's own error is found again at every use of the
+        filter (annotated with the use), and is reported at its first."""
         seen: set[str] = set()
         out: list[str] = []
         for *_, text in sorted(self.errors):
-            if text not in seen:
-                seen.add(text)
+            key = _FILTER_USE.sub("", text, count=1)
+            if key not in seen:
+                seen.add(key)
                 out.append(text)
         return out
 
