@@ -15,7 +15,7 @@ import pytest
 
 from chuanliu_cli import schema
 from chuanliu_cli.errors import RulesetError, UsageError
-from chuanliu_cli.periods import Period, month_period, week_period
+from chuanliu_cli.periods import Period, month_period, parse_period, week_period
 from chuanliu_cli.rules.compiler import (
     compile_metrics,
     compile_ruleset,
@@ -495,3 +495,44 @@ def test_compile_metrics_takes_formula_dependencies() -> None:
     )
     query = compile_metrics(rules, "merchant", ["f"], MAY)
     assert query.columns == ("shop_id", "n", "f") and "reviews" not in query.sql
+
+
+def test_history_needed_is_the_start_of_the_earliest_window_per_table() -> None:
+    """SPEC §6: May of the default ruleset reads orders and reviews from 90 days back, livestreams from May."""
+    from chuanliu_cli.rules.compiler import history_needed
+
+    ruleset = load_ruleset(default_ruleset_path())
+    needs = history_needed(ruleset, parse_period("2023-05"))
+    assert {t: (n.needed_from.isoformat(), n.because) for t, n in needs.items()} == {
+        "livestreams": ("2023-05-01", "the period"),
+        "orders": ("2023-03-03", "90-day windows"),
+        "reviews": ("2023-03-03", "90-day windows"),
+    }
+
+
+def test_history_needed_names_previous_and_period_windows() -> None:
+    from chuanliu_cli.rules.compiler import history_needed
+
+    text = textwrap.dedent(
+        """\
+        version: 1
+        name: t
+        scorecards:
+          merchant:
+            key: shop_id
+            metrics:
+              gmv: {from: orders, value: sum(net_amount)}
+              gmv_prev: {from: orders, window: previous, value: sum(net_amount)}
+              gmv_3m: {from: orders, window: 3m, value: sum(net_amount)}
+              n: {from: reviews, window: previous, value: count(*)}
+            scores:
+              total:
+                parts:
+                  - {metric: gmv, weight: 1, normalize: {linear: [0, 100]}}
+        """
+    )
+    needs = history_needed(parse_ruleset(text, "r.yaml"), parse_period("2023-05"))
+    assert {t: (n.needed_from.isoformat(), n.because) for t, n in needs.items()} == {
+        "orders": ("2023-03-01", "3-month windows"),
+        "reviews": ("2023-04-01", "the previous period"),
+    }

@@ -137,3 +137,34 @@ def test_bad_memory_limit_is_usage_error(tmp_path: Path) -> None:
         open_database(str(tmp_path / "m.duckdb"), "write", memory_limit="lots"),
     ):
         pass
+
+
+def test_completeness_needs_history_from_the_earliest_window_and_data_to_the_last_day() -> None:
+    """SPEC §6: with only May loaded, May is incomplete for the default ruleset (90-day windows)."""
+    from datetime import datetime
+
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.rules.compiler import history_needed
+    from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
+    from chuanliu_cli.store.status import completeness
+
+    may = parse_period("2023-05")
+    needs = history_needed(load_ruleset(default_ruleset_path()), may)
+    only_may = {t: (datetime(2023, 5, 1, 0, 5), datetime(2023, 5, 31, 23, 0)) for t in needs}
+    state = completeness(may, needs, only_may)
+    assert not state.complete
+    assert state.describe() == (
+        "needs orders from 2023-03-03 (90-day windows); data from 2023-05-01; "
+        "needs reviews from 2023-03-03 (90-day windows); data from 2023-05-01"
+    )
+    history = {**only_may, "orders": (datetime(2023, 3, 3), only_may["orders"][1])}
+    history["reviews"] = (datetime(2023, 2, 1), only_may["reviews"][1])
+    assert completeness(may, needs, history).complete
+    short = {**history, "livestreams": (datetime(2023, 5, 1), datetime(2023, 5, 30, 23, 59))}
+    state = completeness(may, needs, short)
+    assert not state.complete and state.short_tables == ("livestreams",)
+    assert state.describe() == "livestreams ends before 2023-05-31"
+    empty = {**history, "reviews": (None, None)}
+    assert completeness(may, needs, empty).describe() == (
+        "needs reviews from 2023-03-03 (90-day windows); no data; reviews ends before 2023-05-31"
+    )

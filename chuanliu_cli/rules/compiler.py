@@ -666,3 +666,50 @@ def compile_row_probe(
             copy=False,
         )
     return select.limit(0, copy=False).sql(dialect=dialect)
+
+
+@dataclass(frozen=True)
+class HistoryNeed:
+    """The first day of data a table must have for a period to be scored right, and which windows ask it."""
+
+    table: str
+    needed_from: date
+    because: str  # e.g. "90-day windows", "the previous period"
+
+
+def _window_words(window: Window, period_kind: str) -> str:
+    if window.kind == "previous":
+        return "the previous period"
+    if window.kind == "days":
+        return f"{window.n}-day windows"
+    if window.kind == "periods":
+        return f"{window.n}-{period_kind} windows"
+    return "the period"
+
+
+def history_needed(ruleset: Ruleset, period: Period, upto: str | None = None) -> dict[str, HistoryNeed]:
+    """Per table read by the scorecards (up to and including `upto`), the start of the earliest window
+    that reads it (SPEC §6 partial periods): with less history, a `previous` or 90-day metric silently sees
+    only part of its window."""
+    earliest: dict[str, tuple[date, list[str]]] = {}
+    for sc in ruleset.scorecards:
+        for metric in sc.metrics:
+            if isinstance(metric, AggregateMetric):
+                reads = [(metric.source, metric.window)]
+            elif isinstance(metric, ConversionMetric):
+                reads = [(metric.first.source, metric.first.window), (metric.then.source, metric.then.window)]
+            else:
+                continue
+            for source, window in reads:
+                if schema.TABLES[source].time_column is None:
+                    continue  # shops: no time, nothing to cover
+                start, _end = window_bounds(window, period)
+                words = _window_words(window, ruleset.period)
+                have = earliest.get(source)
+                if have is None or start < have[0]:
+                    earliest[source] = (start, [words])
+                elif start == have[0] and words not in have[1]:
+                    have[1].append(words)
+        if sc.name == upto:
+            break
+    return {t: HistoryNeed(t, start, ", ".join(words)) for t, (start, words) in sorted(earliest.items())}

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from chuanliu_cli.periods import Period, month_period
+from chuanliu_cli.periods import Period, month_period, week_period
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES
 from chuanliu_cli.sqltext import ident
 from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
     import duckdb
+
+    from chuanliu_cli.rules.compiler import HistoryNeed
+    from chuanliu_cli.rules.model import Ruleset
 
 
 @dataclass
@@ -36,6 +40,64 @@ class StoreStatus:
     complete_months: list[str]
     incomplete_months: list[str]
     timezone: str | None
+    # incomplete month -> what it lacks, e.g. "needs orders from 2023-03-03 (90-day windows)"
+    month_notes: dict[str, str] = field(default_factory=dict)
+    ruleset: str | None = None  # the ruleset whose windows decided completeness
+
+
+@dataclass(frozen=True)
+class MissingHistory:
+    """A table whose data starts after the first day a period's windows read (SPEC §6)."""
+
+    table: str
+    needed_from: date
+    data_from: date | None  # None: the table is empty
+    because: str  # which windows need it, e.g. "90-day windows"
+
+    def describe(self) -> str:
+        """`needs orders from 2023-03-03 (90-day windows); data from 2023-05-01`."""
+        have = f"data from {self.data_from}" if self.data_from else "no data"
+        return f"needs {self.table} from {self.needed_from} ({self.because}); {have}"
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """Whether a period's data covers every window of a ruleset: history before, last day at the end."""
+
+    missing_history: tuple[MissingHistory, ...]
+    short_tables: tuple[str, ...]  # tables whose data ends before the period's last day
+    last_day: date
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing is missing."""
+        return not self.missing_history and not self.short_tables
+
+    def describe(self) -> str:
+        """One line naming everything missing (empty when complete)."""
+        parts = [m.describe() for m in self.missing_history]
+        parts += [f"{t} ends before {self.last_day}" for t in self.short_tables]
+        return "; ".join(parts)
+
+
+def completeness(
+    period: Period,
+    needs: Mapping[str, HistoryNeed],
+    window: Mapping[str, tuple[datetime | None, datetime | None]],
+) -> Completeness:
+    """Compare what the ruleset's windows read (`needs`, from rules.compiler.history_needed) with the data
+    each table holds (`window`: first and last time per table)."""
+    missing: list[MissingHistory] = []
+    short: list[str] = []
+    for table, need in needs.items():
+        first, last = window.get(table, (None, None))
+        if first is None or first.date() > need.needed_from:
+            missing.append(
+                MissingHistory(table, need.needed_from, first.date() if first else None, need.because)
+            )
+        if last is None or last.date() < period.last_day:
+            short.append(table)
+    return Completeness(tuple(missing), tuple(short), period.last_day)
 
 
 def data_window(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime | None, datetime | None]]:
@@ -59,8 +121,17 @@ def incomplete_tables(period: Period, ends: dict[str, datetime | None]) -> list[
     return [n for n, end in ends.items() if end is None or end.date() < period.last_day]
 
 
-def store_status(con: duckdb.DuckDBPyConnection, last_loads: int = 10) -> StoreStatus:
-    """Collect the status of an open database."""
+def store_status(
+    con: duckdb.DuckDBPyConnection, last_loads: int = 10, ruleset: Ruleset | None = None
+) -> StoreStatus:
+    """Collect the status of an open database; months are complete for `ruleset` (default: the bundled
+    one) when the data covers every window its scorecards read."""
+    from chuanliu_cli.rules.compiler import history_needed
+
+    if ruleset is None:
+        from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
+
+        ruleset = load_ruleset(default_ruleset_path())
     tables = []
     all_months: set[str] = set()
     for name, table in TABLES.items():
@@ -83,11 +154,22 @@ def store_status(con: duckdb.DuckDBPyConnection, last_loads: int = 10) -> StoreS
         [last_loads],
     ).fetchall()
     rej = first_row(con.execute("SELECT count(*) FROM rejected_rows"))
-    ends = {t: hi for t, (_, hi) in data_window(con).items()}
+    window = data_window(con)
     complete: list[str] = []
     incomplete: list[str] = []
+    notes: dict[str, str] = {}
     for m in sorted(all_months):
         period = month_period(int(m[:4]), int(m[5:7]))
-        (complete if is_complete(period, ends) else incomplete).append(m)
+        if ruleset.period == "week":
+            # a weekly ruleset's windows are in weeks; a month is complete when its last week is
+            period = week_period(period.last_day)
+        state = completeness(period, history_needed(ruleset, period), window)
+        if state.complete:
+            complete.append(m)
+        else:
+            incomplete.append(m)
+            notes[m] = state.describe()
     tz = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
-    return StoreStatus(tables, loads, int(rej[0]) if rej else 0, complete, incomplete, tz[0] if tz else None)
+    rejected = int(rej[0]) if rej else 0
+    timezone = tz[0] if tz else None
+    return StoreStatus(tables, loads, rejected, complete, incomplete, timezone, notes, ruleset.name)
