@@ -557,7 +557,7 @@ def _merchant_rows(plan: _Plan, m: _Merchant) -> _Rows:
     reviews = _reviews(plan, m, orders, end, rng)
     if m.index == 0:
         orders = _concat([orders, _anchor_orders(m, months)])
-        reviews = _concat([reviews, _anchor_review(orders, months[-1])])
+        reviews = _concat([reviews, _anchor_review(orders, months[-1]), _first_review(orders)])
     all_sessions = _concat(sessions)
     _session_gmv(all_sessions, orders)
     all_sessions.pop("_key", None)
@@ -960,6 +960,26 @@ def _anchor_review(o: dict[str, Array], last: _Month) -> dict[str, Array]:
         "time": np.array([last.end - 86400 + 20 * 3600 + 15 * 60]),
         "quality": np.array([5]),
         "logistics": np.array([5]),
+        "service": np.array([5]),
+        "complaint": np.array([0]),
+    }
+
+
+def _first_review(o: dict[str, Array]) -> dict[str, Array]:
+    """A review three hours after the flagship's first delivered order, so that the reviews start with the
+    data: SPEC §6 calls the end month complete only when reviews cover its 90-day windows from their first
+    day (without it the first review came on day 4, after the first day May's 90-day windows read)."""
+    import numpy as np
+
+    delivered = np.flatnonzero(
+        np.isin(o["status"], [STATUSES.index("completed"), STATUSES.index("received")])
+    )
+    row = int(delivered[np.argmin(o["time"][delivered])])
+    return {
+        "order": np.array([row]),
+        "time": np.array([o["time"][row] + 3 * 3600]),
+        "quality": np.array([5]),
+        "logistics": np.array([4]),
         "service": np.array([5]),
         "complaint": np.array([0]),
     }
