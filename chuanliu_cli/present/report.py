@@ -57,7 +57,7 @@ def build_report(run: RunResult, scorecard: str, movers: Comparison | None, gene
     """The HTML text of the report for one scorecard of a scored period."""
     import jinja2
 
-    from chuanliu_cli.present.writers import entity_records
+    from chuanliu_cli.present.documents import entity_records
     from chuanliu_cli.scoring.explain import explain_entity
 
     res = run.scorecards[scorecard]

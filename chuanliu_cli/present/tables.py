@@ -1,4 +1,4 @@
-"""Rich tables for the terminal, and the csv/json/jsonl/parquet writers; everything takes a Console."""
+"""Rich tables for the terminal (and for `-o FILE.txt`); everything takes a Console."""
 
 from __future__ import annotations
 
@@ -327,27 +327,6 @@ def render_explanation(console: Console, ex: Explanation) -> None:
             )
         if ex.no_suggestion_reason:
             console.print(Text(f"    – {ex.no_suggestion_reason}"))
-
-
-def explanation_json(ex: Explanation) -> dict[str, Any]:
-    """The explanation as plain JSON-able data (NaN → null)."""
-    import dataclasses
-    import math
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        if hasattr(v, "isoformat"):
-            return v.isoformat()
-        return v
-
-    data = clean(dataclasses.asdict(ex))
-    data["share"] = ex.share
-    return dict(data)
 
 
 def render_runs(console: Console, runs: list[dict[str, Any]]) -> None:

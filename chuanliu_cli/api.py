@@ -1,0 +1,683 @@
+"""The public library (SPEC §8): a `Session` over a database, a directory of exports or Spark.
+
+    >>> from chuanliu_cli.api import Session
+    >>> with Session(data="sample_data") as session:          # doctest: +SKIP
+    ...     reward = session.eligible("2023-05")
+    >>> reward.frame.select("shop_id", "tier", "grant")       # doctest: +SKIP
+
+Every method returns a frozen dataclass (polars frames, the pipeline's RunResult/ScorecardResult) whose
+`warnings` say what a person should know (an incomplete period, rejected rows of `data=`); the library never
+prints. Failures raise the typed errors of `chuanliu_cli.errors`. The command line is one client of this
+module: it parses options, makes one call and writes the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from chuanliu_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from chuanliu_cli.engines.spark import SparkSettings
+    from chuanliu_cli.ingest.loader import FileResult
+    from chuanliu_cli.periods import Period
+    from chuanliu_cli.rules.model import Ruleset
+    from chuanliu_cli.rules.validate import RulesetSummary
+    from chuanliu_cli.scoring.compare import Comparison
+    from chuanliu_cli.scoring.explain import Explanation
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+    from chuanliu_cli.store.database import Database
+    from chuanliu_cli.store.status import StoreStatus
+
+__all__ = [
+    "CompareResult",
+    "ExplainResult",
+    "LoadResult",
+    "ReportResult",
+    "RunsResult",
+    "ScoreResult",
+    "Session",
+    "StatusResult",
+    "check_rules",
+    "compile_rules",
+    "load_rules",
+    "write_sample",
+]
+
+EngineName = Literal["duckdb", "spark"]
+PathLike = str | Path
+
+
+# --- results -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What `Session.load` did, file by file (rows read, inserted, updated, unchanged, rejected)."""
+
+    files: tuple[FileResult, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """A scored period: the whole run, the scorecard asked for, and the entities selected.
+
+    `frame` holds the selected entities in rank order (for `eligible`, only the eligible ones unless
+    `include_ineligible`); `result` is the scorecard's full result; `run_id` is the recorded run, if any.
+    """
+
+    run: RunResult
+    scorecard: str
+    include_ineligible: bool = True
+    warnings: tuple[str, ...] = ()
+    run_id: int | None = None
+
+    @property
+    def result(self) -> ScorecardResult:
+        """The scorecard's result (frame, allocation, totals)."""
+        return self.run.scorecards[self.scorecard]
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """Each selected entity: key, name, metrics, scores, eligible, failed_gates, tier, rank, grant."""
+        frame = self.result.frame
+        return frame if self.include_ineligible else frame.filter(frame["eligible"])
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        """Pool, allocated, unallocated, entity and eligible counts, eligible entities per tier."""
+        return self.result.totals()
+
+    @property
+    def complete(self) -> bool:
+        """True when the data covers every window the ruleset reads."""
+        return self.run.complete
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON shape of SPEC §6 (what `--format json` writes)."""
+        from chuanliu_cli.present.documents import run_document
+
+        return run_document(self.run, self.scorecard, self.include_ineligible)
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    """One entity in full: metrics, score parts, gates, tier, grant and what it is missing."""
+
+    explanation: Explanation
+    run: RunResult
+    scorecard: str
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The explanation as JSON-able data (what `explain --format json` writes)."""
+        from chuanliu_cli.present.documents import explanation_json
+
+        return explanation_json(self.explanation)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """Side A against side B (two rulesets, or one ruleset in two periods), entity by entity."""
+
+    comparison: Comparison
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """One row per entity in either population: change, tiers, totals, grants and their delta."""
+        import polars as pl
+
+        from chuanliu_cli.present.documents import comparison_rows
+
+        return pl.DataFrame(comparison_rows(self.comparison.rows), infer_schema_length=None)
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The HTML report (self-contained), and the file it was written to, if any."""
+
+    html: str
+    run: RunResult
+    scorecard: str
+    movers: Comparison | None
+    path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunsResult:
+    """Recorded runs (newest first), or with `run_id` one run and its per-entity results."""
+
+    runs: tuple[dict[str, Any], ...] = ()
+    run: dict[str, Any] | None = None
+    results: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The runs, or the one run's results, as a frame."""
+        import polars as pl
+
+        return pl.DataFrame(
+            list(self.results if self.run is not None else self.runs), infer_schema_length=None
+        )
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """What a database holds: rows per table, months covered, last loads, rejects."""
+
+    status: StoreStatus
+    path: str
+
+
+# --- rulesets, without a session ---------------------------------------------------------------------------
+
+
+def load_rules(rules: str | Path | Ruleset | None = None, check: bool = False) -> Ruleset:
+    """The ruleset of a file (default: the bundled one); `check` also binds it to the table schemas, so a
+    ruleset that could not run raises RulesetError before any data is read."""
+    from chuanliu_cli.rules.model import Ruleset
+    from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
+
+    if isinstance(rules, Ruleset):
+        ruleset = rules
+    else:
+        ruleset = load_ruleset(Path(rules) if rules is not None else default_ruleset_path())
+    if check:
+        from chuanliu_cli.rules.validate import check_ruleset_against_schema
+
+        check_ruleset_against_schema(ruleset)
+    return ruleset
+
+
+def check_rules(rules: str | Path | Ruleset | None = None) -> tuple[Ruleset, RulesetSummary]:
+    """Validate a ruleset (parse, names and types, compile against the table schemas): RulesetError or the
+    ruleset and its summary (metrics, scores, gates, tiers and pool per scorecard)."""
+    from chuanliu_cli.rules.validate import check_ruleset_against_schema
+
+    ruleset = load_rules(rules)
+    return ruleset, check_ruleset_against_schema(ruleset)
+
+
+def compile_rules(
+    period: str,
+    scorecard: str | None = None,
+    rules: str | Path | Ruleset | None = None,
+    dialect: EngineName = "duckdb",
+) -> tuple[Ruleset, Period, list[tuple[str, str]]]:
+    """The SQL compiled from a ruleset for a period: (scorecard, sql) for every scorecard, or one."""
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.rules.compiler import compile_scorecard
+
+    ruleset = load_rules(rules)
+    p = parse_period(period, ruleset.period)
+    names = [sc.name for sc in ruleset.scorecards]
+    chosen = [scorecard_name(ruleset, scorecard)] if scorecard else names
+    return ruleset, p, [(n, compile_scorecard(ruleset, n, p, dialect=dialect).sql) for n in chosen]
+
+
+def scorecard_name(ruleset: Ruleset, name: str | None) -> str:
+    """`name`, checked against the ruleset's scorecards; the first scorecard when None."""
+    names = [sc.name for sc in ruleset.scorecards]
+    if name is None:
+        return names[0]
+    if name in names:
+        return name
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1)
+    raise UsageError(
+        f"unknown scorecard {name!r}",
+        hint=(f"did you mean {close[0]!r}? " if close else "") + f"scorecards: {', '.join(names)}",
+    )
+
+
+def write_sample(
+    outdir: PathLike,
+    merchants: int = 60,
+    months: int = 3,
+    end: str = "2023-05",
+    seed: int = 42,
+    headers: Literal["en", "zh"] = "en",
+    encoding: Literal["utf-8", "gb18030"] = "utf-8",
+    fmt: Literal["csv", "parquet", "xlsx"] = "csv",
+    orders: int | None = None,
+) -> dict[str, Path]:
+    """Write the deterministic synthetic dataset (the same arguments give byte-identical files)."""
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.sample import generate_sample
+
+    parse_period(end)  # a clear error for a bad month before anything is written
+    return generate_sample(
+        Path(outdir),
+        merchants=merchants,
+        months=months,
+        end=end,
+        seed=seed,
+        headers=headers,
+        encoding=encoding,
+        fmt=fmt,
+        orders=orders,
+    )
+
+
+# --- the session -------------------------------------------------------------------------------------------
+
+
+class Session:
+    """Where the data is: a database file (`db=`, default CHUANLIU_DB or ./chuanliu.duckdb), a directory of
+    exports loaded into memory (`data=`), or Spark (`engine="spark"` over `data=` or `spark=` settings).
+
+    Use it as a context manager. It opens lazily: a directory is loaded (and validated like `load`) on the
+    first call that reads it and kept until the session closes; Spark likewise. A database file is opened
+    for each call only, under its lock (read-only to score, for writing to load or record a run), so other
+    processes can use it between calls.
+    """
+
+    def __init__(
+        self,
+        db: PathLike | None = None,
+        data: PathLike | None = None,
+        engine: EngineName = "duckdb",
+        spark: SparkSettings | None = None,
+        memory_limit: str | None = None,
+        wait: float = 60.0,
+    ) -> None:
+        if db is not None and data is not None:
+            raise UsageError("a session reads a database (db=) or a directory of exports (data=), not both")
+        if engine not in ("duckdb", "spark"):
+            raise UsageError(f"unknown engine {engine!r}", hint="use duckdb or spark")
+        if spark is not None and engine != "spark":
+            raise UsageError("Spark settings (spark=) need engine='spark'")
+        if engine == "spark":
+            if db is not None:
+                raise UsageError(
+                    "the Spark engine reads a directory of exports or catalog tables, not a database"
+                )
+            from chuanliu_cli.engines.spark import SparkSettings
+
+            spark = spark or SparkSettings()
+            if data is not None:
+                spark = replace(spark, data=str(data))
+            if spark.data is None and not spark.tables:
+                raise UsageError(
+                    "the Spark engine needs a directory of exports (data=) or catalog tables "
+                    "(SparkSettings.tables)"
+                )
+        self.db = str(db) if db is not None else None
+        self.data = Path(data) if data is not None else None
+        self.engine: EngineName = engine
+        self.spark = spark
+        self.memory_limit = memory_limit
+        self.wait = wait
+        self._memory: Database | None = None
+        self._spark_engine: Any = None
+        self._data_warnings: tuple[str, ...] = ()
+
+    # -- lifecycle --
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the session opened (the in-memory data, the Spark tables)."""
+        if self._memory is not None:
+            self._memory.con.close()
+            self._memory = None
+        if self._spark_engine is not None:
+            self._spark_engine.close()
+            self._spark_engine = None
+
+    @property
+    def db_path(self) -> str:
+        """The database file this session reads and writes."""
+        from chuanliu_cli.store.database import resolve_db_path
+
+        return resolve_db_path(self.db)
+
+    @property
+    def reads_database(self) -> bool:
+        """True when the data is a database file (not `data=` in memory, not Spark)."""
+        return self.data is None and self.engine == "duckdb"
+
+    def _require_database(self, what: str) -> str:
+        if not self.reads_database:
+            raise UsageError(f"{what} needs a database (db=); this session reads a directory or Spark")
+        return self.db_path
+
+    @contextlib.contextmanager
+    def _source(self) -> Iterator[Any]:
+        """What the metric queries run on: the database read-only, the in-memory data, or Spark."""
+        from chuanliu_cli.store.database import disable_external_access, open_database
+
+        if self.spark is not None:
+            if self._spark_engine is None:
+                from chuanliu_cli.engines.spark import SparkEngine
+
+                self._spark_engine = SparkEngine.open(self.spark)
+            yield self._spark_engine
+            return
+        if self.data is not None:
+            if self._memory is None:
+                self._memory = self._load_data(self.data)
+            yield self._memory.con
+            return
+        with open_database(self.db_path, "read", self.wait, self.memory_limit) as db:
+            disable_external_access(db.con)
+            yield db.con
+
+    def _load_data(self, directory: Path) -> Database:
+        """The exports of `directory` in a fresh in-memory database, validated like `load`; then no file
+        or network access for the rest of the connection (rulesets cannot read files)."""
+        from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+        from chuanliu_cli.store.database import disable_external_access, memory_database
+
+        db = memory_database(self.memory_limit)
+        try:
+            results = load_files(db, discover(directory), LoadOptions())
+            self._data_warnings = tuple(
+                f"{r.file}: {r.rejected} row(s) rejected; first: {r.rejects[0]}"
+                for r in results
+                if r.rejected
+            )
+            disable_external_access(db.con)
+        except BaseException:
+            db.con.close()
+            raise
+        return db
+
+    # -- loading --
+
+    def load(
+        self,
+        table: str | None = None,
+        files: Sequence[PathLike] = (),
+        *,
+        directory: PathLike | None = None,
+        max_reject_rate: float = 0.01,
+        encoding: str | None = None,
+        sheet: str | None = None,
+        mapping: PathLike | None = None,
+        timezone: str = "Asia/Shanghai",
+        progress: Callable[[str, int, int | None], None] | None = None,
+    ) -> LoadResult:
+        """Validate export files and upsert them into the database, all or nothing: `table` and its `files`,
+        or every export of `directory` recognised by name (orders*, reviews*, livestreams*, shops*, 订单*…).
+
+        A file whose share of bad rows exceeds `max_reject_rate` raises DataError and nothing is written.
+        """
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+        from chuanliu_cli.ingest.mapping import load_mapping
+        from chuanliu_cli.schema import TABLES
+        from chuanliu_cli.store.database import open_database
+
+        path = self._require_database("loading")
+        if directory is not None:
+            if table is not None or files:
+                raise UsageError("give a table and its files, or a directory, not both")
+            items = discover(Path(directory))
+        else:
+            if table is None or not files:
+                raise UsageError("give a table and its files, or a directory of exports")
+            if table not in TABLES:
+                raise UsageError(f"unknown table {table!r}", hint=f"use one of {', '.join(TABLES)}")
+            items = [(table, Path(f)) for f in files]
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"unknown timezone {timezone!r}", hint="e.g. Asia/Shanghai") from None
+        options = LoadOptions(
+            load_mapping(Path(mapping) if mapping is not None else None),
+            encoding,
+            sheet,
+            max_reject_rate,
+            timezone,
+        )
+        with open_database(path, "write", self.wait, self.memory_limit) as db:
+            results = load_files(db, items, options, progress=progress)
+        warnings: list[str] = []
+        for r in results:
+            warnings.extend(r.warnings)
+            if r.rejected:
+                first = "".join(f"\n  {x}" for x in r.rejects[:3])
+                warnings.append(
+                    f"{r.file}: {r.rejected} row(s) rejected and kept in table rejected_rows; first:{first}"
+                )
+        return LoadResult(tuple(results), tuple(warnings))
+
+    def status(self) -> StatusResult:
+        """What the database holds: rows per table, months covered, last loads, rejects, complete months."""
+        from chuanliu_cli.store.database import open_database
+        from chuanliu_cli.store.status import store_status
+
+        path = self._require_database("status")
+        with open_database(path, "read", self.wait) as handle:
+            return StatusResult(store_status(handle.con), path)
+
+    # -- scoring --
+
+    def score(
+        self,
+        period: str,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+        ids: Sequence[str] | None = None,
+        top: int | None = None,
+        record: bool = True,
+        require_complete: bool = False,
+        command: str | None = None,
+    ) -> ScoreResult:
+        """Every entity of a scorecard ranked (only `ids`, or the first `top`, when given), with each score,
+        eligibility and tier. With a database and `record`, the run is recorded in `runs`."""
+        import polars as pl
+
+        scored = self._score(
+            period, scorecard, rules, record, require_complete, command or f"score({period!r})"
+        )
+        res = scored.result
+        frame = res.frame
+        if ids:
+            frame = frame.filter(pl.col(res.key).is_in(list(ids)))
+        if top is not None:
+            frame = frame.head(top)
+        if frame.height != res.frame.height:
+            run = replace(
+                scored.run, scorecards={**scored.run.scorecards, scored.scorecard: replace(res, frame=frame)}
+            )
+            scored = replace(scored, run=run)
+        return scored
+
+    def eligible(
+        self,
+        period: str,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+        record: bool = True,
+        require_complete: bool = False,
+        include_ineligible: bool = False,
+        command: str | None = None,
+    ) -> ScoreResult:
+        """The reward list: eligible entities with rank, tier, total and grant (and, with
+        `include_ineligible`, the others with their failed gates). `require_complete` raises
+        IncompletePeriodError when the data does not cover the period; with a database and `record` the
+        run is recorded in `runs`."""
+        scored = self._score(
+            period, scorecard, rules, record, require_complete, command or f"eligible({period!r})"
+        )
+        return replace(scored, include_ineligible=include_ineligible)
+
+    def explain(
+        self,
+        key: str,
+        period: str,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+    ) -> ExplainResult:
+        """Why one entity is or is not eligible; an unknown key raises DataError naming the nearest ones."""
+        from chuanliu_cli.scoring.explain import explain_entity
+
+        scored = self._score(period, scorecard, rules, False, False, None)
+        ex = explain_entity(scored.run, scored.scorecard, key)
+        return ExplainResult(ex, scored.run, scored.scorecard, scored.warnings)
+
+    def compare(
+        self,
+        period: str,
+        against: str | Path | Ruleset | None = None,
+        against_period: str | None = None,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+    ) -> CompareResult:
+        """What-if: `rules` (A) against the ruleset `against` (B) in `period`, or the ruleset in `period`
+        (A) against `against_period` (B): entrants, leavers, tier moves and grant deltas."""
+        from chuanliu_cli.errors import RulesetError
+        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.scoring.compare import Side, compare_results
+        from chuanliu_cli.scoring.pipeline import score_period
+
+        if (against is None) == (against_period is None):
+            raise UsageError("compare against another ruleset or another period (one of them)")
+        ruleset_a = load_rules(rules, check=True)
+        try:
+            ruleset_b = load_rules(against, check=True) if against is not None else ruleset_a
+        except RulesetError as exc:
+            exc.hint = f"the error is in ruleset B ({against})"
+            raise
+        period_a = parse_period(period, ruleset_a.period)
+        period_b = parse_period(against_period, ruleset_b.period) if against_period else period_a
+        if period_a.kind != period_b.kind:
+            raise UsageError("the two rulesets score different period kinds (month vs week)")
+        name = scorecard_name(ruleset_a, scorecard)
+        scorecard_name(ruleset_b, name)
+        with self._source() as source:
+            run_a = score_period(source, ruleset_a, period_a, upto=name)
+            run_b = score_period(source, ruleset_b, period_b, upto=name)
+        label_a = f"{ruleset_a.name} ({Path(str(ruleset_a.path)).name})" if against else period_a.label
+        label_b = f"{ruleset_b.name} ({Path(str(ruleset_b.path)).name})" if against else period_b.label
+        comparison = compare_results(
+            Side(label_a, run_a, run_a.scorecards[name]), Side(label_b, run_b, run_b.scorecards[name])
+        )
+        return CompareResult(comparison, self._data_warnings)
+
+    def report(
+        self,
+        period: str,
+        scorecard: str | None = None,
+        against_period: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+        output: PathLike | None = None,
+        generated_by: str | None = None,
+    ) -> ReportResult:
+        """One self-contained HTML report (reward list, distributions, gates, pool, movers against
+        `against_period`, default the previous period); written atomically to `output` when given."""
+        from chuanliu_cli import __version__
+        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.present.report import build_report
+        from chuanliu_cli.present.writers import atomic_write, check_writable
+        from chuanliu_cli.scoring.compare import Side, compare_results
+        from chuanliu_cli.scoring.pipeline import score_period
+
+        path = Path(output) if output is not None else None
+        if path is not None:
+            check_writable(path)
+        ruleset = load_rules(rules, check=True)
+        p = parse_period(period, ruleset.period)
+        previous = parse_period(against_period, ruleset.period) if against_period else p.previous()
+        name = scorecard_name(ruleset, scorecard)
+        with self._source() as source:
+            run = score_period(source, ruleset, p, upto=name)
+            before = score_period(source, ruleset, previous, upto=name)
+        movers = None
+        if before.scorecards[name].frame.height:
+            movers = compare_results(
+                Side(previous.label, before, before.scorecards[name]),
+                Side(p.label, run, run.scorecards[name]),
+            )
+        warnings = list(self._data_warnings)
+        if not run.complete:
+            warnings.append(incomplete_message(run))
+        html = build_report(run, name, movers, generated_by or f"chuanliu {__version__}")
+        if path is not None:
+            with atomic_write(path) as f:
+                f.write(html)
+        return ReportResult(html, run, name, movers, path, tuple(warnings))
+
+    def runs(self, run_id: int | None = None, limit: int = 20) -> RunsResult:
+        """The recorded runs of `eligible`/`score`, newest first, or one run's per-entity results."""
+        from chuanliu_cli.store.database import open_database
+        from chuanliu_cli.store.runs import list_runs, run_results
+
+        path = self._require_database("the recorded runs")
+        with open_database(path, "read", self.wait) as handle:
+            if run_id is None:
+                return RunsResult(runs=tuple(list_runs(handle.con, limit)))
+            run, results = run_results(handle.con, run_id)
+        return RunsResult(run=run, results=tuple(results))
+
+    def _score(
+        self,
+        period: str,
+        scorecard: str | None,
+        rules: str | Path | Ruleset | None,
+        record: bool,
+        require_complete: bool,
+        command: str | None,
+    ) -> ScoreResult:
+        """Check the ruleset, score the period, check completeness, record the run (database only)."""
+        from chuanliu_cli.errors import IncompletePeriodError
+        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.scoring.pipeline import score_period
+
+        started = datetime.now()
+        ruleset = load_rules(rules, check=True)  # an invalid ruleset never scores anything
+        p = parse_period(period, ruleset.period)
+        name = scorecard_name(ruleset, scorecard)
+        record = record and self.reads_database
+        with self._source() as source:
+            run = score_period(source, ruleset, p, upto=name)
+            inputs = None
+            if record:
+                from chuanliu_cli.store.runs import snapshot_inputs
+
+                inputs = snapshot_inputs(source)
+        warnings = list(self._data_warnings)
+        if not run.complete:
+            message = incomplete_message(run)
+            if require_complete:
+                raise IncompletePeriodError(
+                    message, hint="load the rest of the period, or do not require it complete"
+                )
+            warnings.append(message)
+        run_id = None
+        if inputs is not None:
+            from chuanliu_cli.store.database import open_database
+            from chuanliu_cli.store.runs import record_run
+
+            with open_database(self.db_path, "write", self.wait) as handle:
+                run_id = record_run(
+                    handle.con, run, name, command or f"chuanliu_cli.api {period}", inputs, started
+                )
+        return ScoreResult(run, name, True, tuple(warnings), run_id)
+
+
+def incomplete_message(run: RunResult) -> str:
+    """What an incomplete period lacks, in one line."""
+    tables = run.incomplete_tables
+    return (
+        f"period {run.period.label} is incomplete: {', '.join(tables)} "
+        f"{'has' if len(tables) == 1 else 'have'} no data on or after {run.period.last_day}"
+    )

@@ -1,0 +1,41 @@
+"""`chuanliu report`: one self-contained HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chuanliu_cli.cli.emit import info, warn
+from chuanliu_cli.cli.options import (
+    DataOption,
+    DbOption,
+    MemoryLimitOption,
+    MonthOption,
+    RulesOption,
+    ScorecardOption,
+    WaitOption,
+    session,
+)
+
+
+def report(
+    month: MonthOption,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write (atomically).")],
+    scorecard: ScorecardOption = None,
+    against_month: Annotated[
+        str | None,
+        typer.Option("--against-month", help="Month for the movers section [default: the previous one]."),
+    ] = None,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
+    wait: WaitOption = 60.0,
+) -> None:
+    """One self-contained HTML report: reward list, score distributions, gates, pool, movers, breakdowns."""
+    with session(db, data, memory_limit, wait) as s:
+        result = s.report(month, scorecard, against_month, rules, output=output)
+    warn(result.warnings)
+    info(f"Wrote {output} ({len(result.html.encode()) / 1024:,.0f} KiB)")

@@ -1,0 +1,46 @@
+"""`chuanliu runs`: the recorded runs, or one run's per-entity results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from chuanliu_cli.cli.emit import emit, target
+from chuanliu_cli.cli.options import DbOption, OutOption, TableFormatOption, WaitOption, session
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from chuanliu_cli.present.documents import Document
+
+
+def runs(
+    run_id: Annotated[int | None, typer.Option("--id", help="Show this run's results.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent runs to list.")] = 20,
+    fmt: TableFormatOption = None,
+    output: OutOption = None,
+    db: DbOption = None,
+    wait: WaitOption = 60.0,
+) -> None:
+    """List the recorded runs of `eligible`/`score`, or one run's per-entity results."""
+    to = target(fmt, output, piped="table")
+    with session(db, wait=wait) as s:
+        result = s.runs(run_id, limit)
+
+    def document() -> Document:
+        from chuanliu_cli.present.documents import run_detail_document, runs_document
+
+        if result.run is None:
+            return runs_document(list(result.runs))
+        return run_detail_document(result.run, list(result.results))
+
+    def table(console: Console) -> None:
+        from chuanliu_cli.present.tables import render_run, render_runs
+
+        if result.run is None:
+            render_runs(console, list(result.runs))
+        else:
+            render_run(console, result.run, list(result.results))
+
+    emit(to, document, table)

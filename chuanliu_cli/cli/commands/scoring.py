@@ -1,0 +1,157 @@
+"""`chuanliu score` and `chuanliu eligible`: a scored period, as a table or data."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from chuanliu_cli.cli.emit import emit, info, target, warn
+from chuanliu_cli.cli.options import (
+    DataOption,
+    DbOption,
+    EngineName,
+    EngineOption,
+    FormatOption,
+    IdsOption,
+    MemoryLimitOption,
+    MonthOption,
+    NoRecordOption,
+    OutOption,
+    RequireCompleteOption,
+    RulesOption,
+    ScorecardOption,
+    SparkConfOption,
+    SparkMasterOption,
+    SparkTableOption,
+    WaitOption,
+    session,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from rich.console import Console
+
+    from chuanliu_cli.api import ScoreResult
+
+
+def command_line() -> str:
+    """This invocation as a shell line, recorded with the run."""
+    return "chuanliu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@contextlib.contextmanager
+def flag_hints() -> Iterator[None]:
+    """The library's errors, with the hint in terms of this command's flags where one applies."""
+    from chuanliu_cli.errors import IncompletePeriodError
+
+    try:
+        yield
+    except IncompletePeriodError as exc:
+        exc.hint = "load the rest of the period, or drop --require-complete"
+        raise
+
+
+def report_run(result: ScoreResult) -> None:
+    """The library's warnings, then where the run was recorded."""
+    warn(result.warnings)
+    if result.run_id is not None:
+        info(f"Recorded as run {result.run_id} (chuanliu runs --id {result.run_id})")
+
+
+def score(
+    month: MonthOption,
+    scorecard: ScorecardOption = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Only the first N entities.")] = None,
+    ids: IdsOption = None,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    fmt: FormatOption = None,
+    output: OutOption = None,
+    no_record: NoRecordOption = False,
+    require_complete: RequireCompleteOption = False,
+    db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
+    wait: WaitOption = 60.0,
+    engine: EngineOption = EngineName.duckdb,
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
+    spark_table: SparkTableOption = None,
+) -> None:
+    """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
+    from chuanliu_cli.present.documents import scores_document
+
+    to = target(fmt, output)
+    with (
+        flag_hints(),
+        session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s,
+    ):
+        result = s.score(
+            month,
+            scorecard,
+            rules,
+            ids=ids,
+            top=top,
+            record=not no_record,
+            require_complete=require_complete,
+            command=command_line(),
+        )
+    report_run(result)
+
+    def table(console: Console) -> None:
+        from chuanliu_cli.present.tables import render_scores
+
+        render_scores(console, result.run, result.scorecard, result.frame)
+
+    emit(to, lambda: scores_document(result.run, result.scorecard), table)
+
+
+def eligible(
+    month: MonthOption,
+    scorecard: ScorecardOption = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list ineligible entities with their reasons.")
+    ] = False,
+    rules: RulesOption = None,
+    data: DataOption = None,
+    fmt: FormatOption = None,
+    output: OutOption = None,
+    no_record: NoRecordOption = False,
+    require_complete: RequireCompleteOption = False,
+    db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
+    wait: WaitOption = 60.0,
+    engine: EngineOption = EngineName.duckdb,
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
+    spark_table: SparkTableOption = None,
+) -> None:
+    """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
+    from chuanliu_cli.present.documents import scores_document
+
+    to = target(fmt, output)
+    with (
+        flag_hints(),
+        session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s,
+    ):
+        result = s.eligible(
+            month,
+            scorecard,
+            rules,
+            record=not no_record,
+            require_complete=require_complete,
+            include_ineligible=show_all,
+            command=command_line(),
+        )
+    report_run(result)
+
+    def table(console: Console) -> None:
+        from chuanliu_cli.present.tables import render_eligible  # (rich tables only when a table is printed)
+
+        render_eligible(console, result.run, result.scorecard, show_all)
+
+    emit(to, lambda: scores_document(result.run, result.scorecard, show_all), table)

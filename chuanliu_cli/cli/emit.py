@@ -1,0 +1,142 @@
+"""Everything the command line writes: data through ONE emit (every format, the same rules), and the
+messages on stderr (errors, warnings, information) honouring -q and --no-color."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from chuanliu_cli.cli.options import OutputFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from chuanliu_cli.present.documents import Document
+
+
+@dataclass
+class Settings:
+    """Global options, set by the app's callback and read by every command."""
+
+    quiet: bool = False
+    verbose: bool = False
+    no_color: bool = False
+    db: str | None = None
+
+    def console(self, stderr: bool = False) -> Console:
+        """A console for data (stdout) or messages (stderr), honouring --no-color and NO_COLOR."""
+        from rich.console import Console
+
+        no_color = self.no_color or bool(os.environ.get("NO_COLOR"))
+        console = Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=False)
+        if not console.is_terminal and not os.environ.get("COLUMNS"):
+            # Piped or redirected output is read later, in a file or a mail: do not squeeze it to 80.
+            console.width = 160
+        return console
+
+
+_SETTINGS = Settings()
+
+
+def settings() -> Settings:
+    """The global options of this invocation."""
+    return _SETTINGS
+
+
+def configure(new: Settings) -> None:
+    """Set the global options (the app's callback)."""
+    global _SETTINGS
+    _SETTINGS = new
+
+
+# --- messages on stderr ------------------------------------------------------------------------------------
+
+
+def error(message: str) -> None:
+    """Print one message on stderr (no markup interpretation of user data); errors in bold red."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+    console.print(Text(message, style="bold red" if message.startswith("Error") else ""))
+
+
+def warn(warnings: Iterable[str]) -> None:
+    """The library's warnings, one `Warning: …` each (hidden by -q)."""
+    if not _SETTINGS.quiet:
+        for warning in warnings:
+            error(f"Warning: {warning}")
+
+
+def info(message: str) -> None:
+    """Progress or information on stderr (hidden by -q)."""
+    if not _SETTINGS.quiet:
+        error(message)
+
+
+# --- data on stdout or in -o FILE --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a command's data goes: the resolved format and the -o file (None: stdout)."""
+
+    format: OutputFormat
+    output: Path | None
+
+
+def target(fmt: OutputFormat | None, output: Path | None, piped: Literal["table", "csv"] = "csv") -> Target:
+    """Resolve the format before any work is done: --format, else the -o file's suffix (list.json), else
+    table on a terminal and `piped` otherwise. An unwritable -o, or a binary format bound for a terminal,
+    is a usage error now, not after scoring (and before a run is recorded)."""
+    from chuanliu_cli.errors import UsageError
+    from chuanliu_cli.present.writers import BINARY_FORMATS, check_writable, format_from_suffix
+
+    if output is not None:
+        check_writable(output)
+    terminal = _SETTINGS.console().is_terminal
+    if fmt is None:
+        implied = format_from_suffix(output)
+        if implied is not None:
+            fmt = OutputFormat(implied)
+        elif output is None and terminal:
+            fmt = OutputFormat.table
+        else:
+            fmt = OutputFormat(piped)
+    if fmt.value in BINARY_FORMATS and output is None and terminal:
+        raise UsageError(f"{fmt.value} is binary: write it to a file with -o FILE")
+    return Target(fmt, output)
+
+
+def emit(to: Target, document: Callable[[], Document], table: Callable[[Console], None]) -> None:
+    """Write a command's result: a Rich table, or the document as csv/json/jsonl/parquet; to stdout or
+    atomically to the -o file. `document` is built only when a data format is asked for."""
+    from chuanliu_cli.present.writers import atomic_write, render
+
+    if to.format is OutputFormat.table:
+        if to.output is None:
+            table(_SETTINGS.console())
+            return
+        from rich.console import Console
+
+        with atomic_write(to.output) as f:
+            table(Console(file=f, width=160, no_color=True, highlight=False))
+        return
+    data = render(to.format.value, document())  # type: ignore[arg-type]
+    if to.output is not None:
+        if isinstance(data, bytes):
+            with atomic_write(to.output, "wb") as fb:
+                fb.write(data)
+        else:
+            with atomic_write(to.output) as f:
+                f.write(data)
+        return
+    if isinstance(data, bytes):
+        sys.stdout.buffer.write(data)
+    else:
+        sys.stdout.write(data)
+    sys.stdout.flush()

@@ -1,0 +1,136 @@
+"""The shared options, defined once (Annotated bundles), and the one place they become a library Session."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from chuanliu_cli.api import Session
+
+
+class OutputFormat(StrEnum):
+    """Every command that writes data writes these (present/writers.py)."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+class EngineName(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", envvar="CHUANLIU_DB", help="The database file [default: ./chuanliu.duckdb]."),
+]
+MemoryLimitOption = Annotated[
+    str | None,
+    typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 4GB; past it DuckDB spills to disk."),
+]
+WaitOption = Annotated[
+    float, typer.Option("--wait", min=0, help="Seconds to wait for another process holding the database.")
+]
+MonthOption = Annotated[str, typer.Option("--month", help="The period to score: 2023-05 (or 2023-W18).")]
+ScorecardOption = Annotated[
+    str | None, typer.Option("--scorecard", help="Which scorecard [default: the first, merchant].")
+]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules", envvar="CHUANLIU_RULES", help="Ruleset YAML [default: the bundled chuanliu-2023]."
+    ),
+]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", help="Score the exports in DIR in memory (validated like `load`), instead of --db."
+    ),
+]
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        help="Output format [default: from the -o file's suffix, else table on a terminal, csv otherwise].",
+    ),
+]
+TableFormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="Output format [default: from the -o file's suffix, else table]."),
+]
+OutOption = Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE (atomically).")]
+NoRecordOption = Annotated[
+    bool, typer.Option("--no-record", help="Do not record this run in the database's `runs` table.")
+]
+RequireCompleteOption = Annotated[
+    bool, typer.Option("--require-complete", help="Exit 6 if the period's data is incomplete.")
+]
+IdsOption = Annotated[list[str] | None, typer.Option("--id", help="Only these entities (repeatable).")]
+EngineOption = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        help="Where the metric queries run: duckdb, or spark (pip install 'chuanliu[spark]'; reads --data "
+        "or --spark-table).",
+    ),
+]
+SparkMasterOption = Annotated[
+    str, typer.Option("--spark-master", help="Spark master URL for --engine spark, e.g. yarn.")
+]
+SparkConfOption = Annotated[
+    list[str] | None,
+    typer.Option("--spark-conf", help="A Spark setting KEY=VALUE for --engine spark (repeatable)."),
+]
+SparkTableOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--spark-table",
+        help="TABLE=NAME: read a table from Spark's catalog, e.g. orders=db.orders (repeatable).",
+    ),
+]
+
+
+def session(
+    db: str | None = None,
+    data: Path | None = None,
+    memory_limit: str | None = None,
+    wait: float = 60.0,
+    engine: EngineName = EngineName.duckdb,
+    spark_master: str = "local[*]",
+    spark_conf: list[str] | None = None,
+    spark_table: list[str] | None = None,
+) -> Session:
+    """The library Session the data options describe: --data in memory, else --db (or the global --db,
+    CHUANLIU_DB, ./chuanliu.duckdb), or Spark over --data or --spark-table."""
+    from chuanliu_cli.api import Session
+    from chuanliu_cli.cli.emit import settings
+    from chuanliu_cli.errors import UsageError
+
+    if engine is EngineName.duckdb:
+        if spark_conf or spark_table:
+            raise UsageError("--spark-conf and --spark-table need --engine spark")
+        if data is not None:
+            return Session(data=data, memory_limit=memory_limit, wait=wait)
+        return Session(db=db or settings().db, memory_limit=memory_limit, wait=wait)
+    from chuanliu_cli.engines.spark import SparkSettings, parse_pairs, spark_tables
+
+    named = spark_tables(parse_pairs(spark_table or [], "--spark-table"))
+    if data is None and not named:
+        raise UsageError(
+            "--engine spark reads --data DIR or --spark-table TABLE=NAME, not the database",
+            hint="e.g. --engine spark --data exports/ or --spark-table orders=db.orders ...",
+        )
+    spark = SparkSettings(
+        master=spark_master,
+        conf=parse_pairs(spark_conf or [], "--spark-conf"),
+        data=str(data) if data is not None else None,
+        tables=named,
+    )
+    return Session(engine="spark", spark=spark, memory_limit=memory_limit, wait=wait)

@@ -1,0 +1,234 @@
+"""The machine-readable shapes of every result, built once: the JSON document, JSON-lines records, flat rows.
+
+Each builder returns a `Document`; present/writers.py turns one into csv, json, jsonl or parquet, so every
+command that writes data follows the same rules (SPEC §6).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from chuanliu_cli.scoring.compare import Comparison
+    from chuanliu_cli.scoring.explain import Explanation
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+
+ColumnType = Literal["float", "int", "bool", "str"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One result in every shape: `document` for json, `records` for jsonl, `rows`/`columns` for csv and
+    parquet; `types` fixes parquet column types (a column not named is inferred by pyarrow)."""
+
+    document: Any
+    records: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    types: dict[str, ColumnType] = field(default_factory=dict)
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe scalars: NaN/inf become null."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+# --- score / eligible --------------------------------------------------------------------------------------
+
+
+def entity_records(res: ScorecardResult, include_ineligible: bool = True) -> list[dict[str, Any]]:
+    """One dict per entity in the §6 JSON shape, in rank order (ineligible entities last)."""
+    sc = res.scorecard
+    metric_names = [m.name for m in sc.metrics]
+    score_names = [s.name for s in sc.scores]
+    reasons = {g.id: g.reason for g in sc.gates}
+    records = []
+    for row in res.frame.iter_rows(named=True):
+        if not include_ineligible and not row["eligible"]:
+            continue
+        records.append(
+            {
+                sc.key: row[sc.key],
+                "name": row["name"],
+                "rank": row["rank"],
+                "eligible": bool(row["eligible"]),
+                "failed_gates": list(row["failed_gates"] or []),
+                "reasons": [reasons[g] for g in row["failed_gates"] or []],
+                "tier": row["tier"],
+                "grant": row["grant"],
+                "grant_note": row["grant_note"],
+                "scores": {n: clean(row[n]) for n in score_names},
+                "metrics": {n: clean(row[n]) for n in metric_names},
+            }
+        )
+    return records
+
+
+def run_document(run: RunResult, scorecard: str, include_ineligible: bool = True) -> dict[str, Any]:
+    """The whole JSON document of `score`/`eligible` (SPEC §6), stable key order."""
+    res = run.scorecards[scorecard]
+    rs = run.ruleset
+    return {
+        "ruleset": {"name": rs.name, "sha256": rs.sha256},
+        "scorecard": scorecard,
+        "period": {
+            "start": run.period.start.isoformat(),
+            "end": run.period.end.isoformat(),
+            "label": run.period.label,
+            "complete": run.complete,
+            "incomplete_tables": list(run.incomplete_tables),
+        },
+        "data_window": {
+            t: {"min": _iso(lo), "max": _iso(hi)} for t, (lo, hi) in sorted(run.data_window.items())
+        },
+        "assumptions": rs.assumptions,
+        "entities": entity_records(res, include_ineligible),
+        "totals": res.totals(),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(sep=" ") if value is not None else None
+
+
+def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entities with `scores.*` and `metrics.*` flattened into columns named after them."""
+    rows = []
+    for rec in records:
+        row = {k: v for k, v in rec.items() if k not in ("scores", "metrics", "failed_gates", "reasons")}
+        row["failed_gates"] = ";".join(rec["failed_gates"])
+        row["reasons"] = "; ".join(rec["reasons"])
+        row.update(rec["scores"])
+        row.update(rec["metrics"])
+        rows.append(row)
+    return rows
+
+
+def columns_of(res: ScorecardResult) -> list[str]:
+    """Flat column order: key, name, rank, eligible, failed_gates, reasons, tier, grant, scores, metrics."""
+    sc = res.scorecard
+    return [
+        sc.key,
+        "name",
+        "rank",
+        "eligible",
+        "failed_gates",
+        "reasons",
+        "tier",
+        "grant",
+        "grant_note",
+        *(s.name for s in sc.scores),
+        *(m.name for m in sc.metrics),
+    ]
+
+
+def scores_document(run: RunResult, scorecard: str, include_ineligible: bool = True) -> Document:
+    """`score` and `eligible`: the §6 document; parquet columns typed from the scorecard (stable files)."""
+    doc = run_document(run, scorecard, include_ineligible)
+    res = run.scorecards[scorecard]
+    sc = res.scorecard
+    columns = columns_of(res)
+    types: dict[str, ColumnType] = {c: "str" for c in columns}
+    types.update({s.name: "float" for s in sc.scores})
+    types.update({m.name: "float" for m in sc.metrics})
+    types.update({"rank": "int", "grant": "int", "eligible": "bool"})
+    return Document(doc, doc["entities"], flat_rows(doc["entities"]), columns, types)
+
+
+# --- explain -----------------------------------------------------------------------------------------------
+
+
+def explanation_json(ex: Explanation) -> dict[str, Any]:
+    """The explanation as plain JSON-able data (NaN → null)."""
+    import dataclasses
+
+    def tidy(v: Any) -> Any:
+        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+            return None
+        if isinstance(v, dict):
+            return {k: tidy(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [tidy(x) for x in v]
+        if hasattr(v, "isoformat"):
+            return v.isoformat()
+        return v
+
+    data = tidy(dataclasses.asdict(ex))
+    data["share"] = ex.share
+    return dict(data)
+
+
+#: Flat columns of an explanation: one row per metric, score, score part, gate and suggestion.
+EXPLANATION_COLUMNS = ["key", "section", "name", "value", "passed", "detail"]
+
+
+def explanation_document(ex: Explanation) -> Document:
+    """`explain`: the JSON of `explanation_json`; flat rows list the metrics, scores, parts, gates and
+    suggestions (section, name, value, passed, detail), after one `result` row."""
+    data = explanation_json(ex)
+    rows: list[dict[str, Any]] = []
+
+    def add(
+        section: str, name: str, value: Any, passed: bool | None = None, detail: str | None = None
+    ) -> None:
+        row = {"key": ex.key, "section": section, "name": name, "value": clean(value), "passed": passed}
+        rows.append({**row, "detail": detail})
+
+    outcome = f"tier {ex.tier or '-'}, rank {ex.rank if ex.rank is not None else '-'}, grant {ex.grant or 0}"
+    add("result", ex.rank_by, ex.rank_by_value, ex.eligible, outcome)
+    for m in ex.metrics:
+        add("metric", m.name, m.value, None, m.window)
+    for s in ex.scores:
+        add("score", s.name, s.value, None, s.null_reason)
+        for p in s.parts:
+            add("part", f"{s.name}.{p.ref}", p.points, None, f"{p.normalizer} × {p.weight:g}")
+    for g in ex.gates:
+        add("gate", g.id, None, g.passed, "; ".join(g.needs) or g.reason)
+    for sug in ex.suggestions:
+        add("suggestion", sug.metric, sug.target, None, f"{ex.rank_by} reaches {sug.reaches:g}")
+    types: dict[str, ColumnType] = {"value": "float", "passed": "bool"}
+    return Document(data, [data], rows, list(EXPLANATION_COLUMNS), types)
+
+
+# --- compare -----------------------------------------------------------------------------------------------
+
+
+def comparison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Comparison rows with list cells joined, for csv and parquet."""
+    flat = []
+    for r in rows:
+        row = dict(r)
+        row["now_failing"] = ";".join(r["now_failing"])
+        row["now_failing_reasons"] = "; ".join(r["now_failing_reasons"])
+        flat.append(row)
+    return flat
+
+
+def comparison_document(cmp: Comparison, ids: list[str] | None = None) -> Document:
+    """`compare`: the summary and one row per entity (only `ids` when given)."""
+    rows = [r for r in cmp.rows if r["key"] in ids] if ids else cmp.rows
+    flat = comparison_rows(rows)
+    doc = {"scorecard": cmp.scorecard, "summary": cmp.summary(), "entities": rows}
+    return Document(doc, rows, flat, list(flat[0]) if flat else ["key"])
+
+
+# --- runs --------------------------------------------------------------------------------------------------
+
+
+def runs_document(runs: list[dict[str, Any]]) -> Document:
+    """`runs`: the recorded runs, newest first."""
+    from chuanliu_cli.store.runs import RUN_COLUMNS
+
+    return Document(runs, runs, runs, list(RUN_COLUMNS))
+
+
+RUN_RESULT_COLUMNS = ["entity", "name", "rank", "eligible", "failed_gates", "tier", "score", "grant"]
+
+
+def run_detail_document(run: dict[str, Any], results: list[dict[str, Any]]) -> Document:
+    """`runs --id N`: the run and its per-entity results (the rows of csv, jsonl and parquet)."""
+    return Document({"run": run, "results": results}, results, results, list(RUN_RESULT_COLUMNS))
