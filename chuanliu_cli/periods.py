@@ -69,6 +69,12 @@ def parse_period(text: str, kind: PeriodKind = "month") -> Period:
             m = _MONTH.match(text)
             if m:
                 return month_period(int(m.group(1)), int(m.group(2)))
+            if _WEEK.match(text) or "W" in text.upper():
+                # Python reads 2023-W18 as that week's Monday: scoring its month would be a silent guess.
+                raise UsageError(
+                    f"{text!r} is a week, but the ruleset scores months",
+                    hint="give a month such as 2023-05, or use a ruleset with `period: week`",
+                )
             d = date.fromisoformat(text)
             return month_period(d.year, d.month)
         m = _WEEK.match(text)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,51 @@ def test_completeness_needs_history_from_the_earliest_window_and_data_to_the_las
     assert completeness(may, needs, empty).describe() == (
         "needs reviews from 2023-03-03 (90-day windows); no data; reviews ends before 2023-05-31"
     )
+
+
+def test_a_refused_first_load_leaves_no_database_behind(tmp_path: Path, cli: Any) -> None:
+    """Every row bad: the load is refused (exit 4) and the next command says the database does not exist."""
+    bad = tmp_path / "orders.csv"
+    bad.write_text("order_id,shop_id,buyer_id,order_time,paid_amount,status\n1,s,b,never,1,paid\n")
+    db = tmp_path / "new.duckdb"
+    result = cli("--db", str(db), "load", "orders", str(bad))
+    assert result.exit_code == 4, result.output
+    assert not db.exists() and not Path(str(db) + ".wal").exists()
+    status = cli("--db", str(db), "status")
+    assert status.exit_code == 4 and "does not exist" in status.output
+
+
+def test_a_refused_load_into_an_existing_database_keeps_it(tmp_path: Path, cli: Any) -> None:
+    good = tmp_path / "orders.csv"
+    good.write_text(
+        "order_id,shop_id,buyer_id,order_time,paid_amount,status\n1,s,b,2023-05-01 10:00,1,paid\n"
+    )
+    bad = tmp_path / "more_orders.csv"
+    bad.write_text("order_id,shop_id,buyer_id,order_time,paid_amount,status\n2,s,b,never,1,paid\n")
+    db = tmp_path / "kept.duckdb"
+    assert cli("--db", str(db), "load", "orders", str(good)).exit_code == 0
+    assert cli("--db", str(db), "load", "orders", str(bad)).exit_code == 4
+    assert db.exists()
+    with open_database(str(db), "read") as handle:
+        assert handle.con.execute("SELECT count(*) FROM orders").fetchall() == [(1,)]
+
+
+def test_a_run_with_no_entities_is_recorded_with_no_result_rows(tmp_path: Path) -> None:
+    """A month before any data (or a shops-only database) scores nobody: recording it is not an error."""
+    from datetime import datetime
+
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
+    from chuanliu_cli.scoring.pipeline import score_period
+    from chuanliu_cli.store.runs import list_runs, record_run, run_results, snapshot_inputs
+
+    db = str(tmp_path / "empty.duckdb")
+    with open_database(db, "write") as handle:
+        run = score_period(handle.con, load_ruleset(default_ruleset_path()), parse_period("2022-05"))
+        assert run.scorecards["merchant"].frame.height == 0
+        run_id = record_run(
+            handle.con, run, "merchant", "eligible", snapshot_inputs(handle.con), datetime.now()
+        )
+        listed = list_runs(handle.con)
+        assert [(r["run_id"], r["entities"], r["eligible"]) for r in listed] == [(run_id, 0, 0)]
+        assert run_results(handle.con, run_id)[1] == []

@@ -258,6 +258,8 @@ def open_database(
             hint="load data first with `chuanliu load`, or pass --db / --data",
         )
     with database_lock(db_path, mode, wait):
+        # checked under the lock: another writer may have created it meanwhile
+        created = mode == "write" and not Path(db_path).exists()
         con = _connect(db_path, read_only=mode == "read", memory_limit=memory_limit)
         try:
             if mode == "write":
@@ -270,6 +272,14 @@ def open_database(
                         hint="run any `chuanliu load` to migrate it",
                     )
             yield Database(db_path, con, read_only=mode == "read")
+        except BaseException:
+            if created:
+                # A refused first load leaves no empty database behind (the next command would find a
+                # database with no data instead of "does not exist").
+                con.close()
+                for leftover in (Path(db_path), Path(db_path + ".wal")):
+                    leftover.unlink(missing_ok=True)
+            raise
         finally:
             con.close()
             shutil.rmtree(spill_directory(), ignore_errors=True)

@@ -83,13 +83,12 @@ def record_run(
         frame = res.frame.select(
             sc.key, "name", "rank", "eligible", "failed_gates", "tier", sc.rank_by, "grant"
         )
-        con.executemany(
-            "INSERT INTO run_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (run_id, scorecard, key, name, rank, eligible, ";".join(failed or []), tier, score, grant)
-                for key, name, rank, eligible, failed, tier, score, grant in frame.iter_rows()
-            ],
-        )
+        rows = [
+            (run_id, scorecard, key, name, rank, eligible, ";".join(failed or []), tier, score, grant)
+            for key, name, rank, eligible, failed, tier, score, grant in frame.iter_rows()
+        ]
+        if rows:  # an empty period is a run too (recorded with no result rows); executemany refuses []
+            con.executemany("INSERT INTO run_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
