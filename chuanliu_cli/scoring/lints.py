@@ -1,0 +1,77 @@
+"""Data lints: what a scored period looks like when the rules or the data are not what was meant.
+
+Each is a warning, never an error: a month before any data, a scorecard with nobody in it, a gate nobody
+passes, a reward list with nobody on it, and a filtered metric that is zero or empty for every entity (its
+`where` most likely matches no row: a value the data never holds, a column the exports leave empty). With
+`--strict` any of them stops the run before it writes anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from chuanliu_cli.rules.model import AggregateMetric, ConversionMetric
+
+if TYPE_CHECKING:
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+
+
+def data_lints(run: RunResult, scorecard: str) -> list[str]:
+    """The warnings of `scorecard` in `run` (the scorecard the user asked for; earlier ones feed it)."""
+    period = run.period.label
+    starts = [lo for lo, _hi in run.data_window.values() if lo is not None]
+    ends = [hi for _lo, hi in run.data_window.values() if hi is not None]
+    if not starts:
+        return [f"there is no data at all: {period} was scored on empty tables"]
+    first, last = min(starts), max(ends)
+    out: list[str] = []
+    if datetime.combine(run.period.end, datetime.min.time()) <= first:
+        out.append(f"{period} is before any data (the data starts {first:%Y-%m-%d})")
+    elif datetime.combine(run.period.start, datetime.min.time()) > last:
+        out.append(f"{period} is after all data (the data ends {last:%Y-%m-%d})")
+    res = run.scorecards[scorecard]
+    if res.frame.height == 0:
+        out.append(f"scorecard {scorecard} has no entities in {period}: nothing to rank or reward")
+        return out
+    out.extend(_metric_lints(res))
+    out.extend(_gate_lints(res))
+    if res.scorecard.gates and not res.frame["eligible"].any():
+        out.append(
+            f"no entity of scorecard {scorecard} is eligible in {period} "
+            f"({res.frame.height} scored): the reward list is empty"
+        )
+    return out
+
+
+def _metric_lints(res: ScorecardResult) -> list[str]:
+    """Filtered metrics that are 0 or NULL for every entity of the population."""
+    out = []
+    frame = res.frame
+    for metric in res.scorecard.metrics:
+        if isinstance(metric, AggregateMetric):
+            wheres = [metric.where] if metric.where is not None else []
+        elif isinstance(metric, ConversionMetric):
+            wheres = [s.where for s in (metric.first, metric.then) if s.where is not None]
+        else:
+            continue
+        if not wheres or metric.name not in frame.columns:
+            continue
+        values = frame[metric.name]
+        if values.fill_null(0).abs().max() in (0, None):
+            filters = " / ".join(f"`{w.text}`" for w in wheres)
+            out.append(
+                f"metric {metric.name} is 0 or empty for every one of {frame.height} entities: "
+                f"{filters} may match no row in its window"
+            )
+    return out
+
+
+def _gate_lints(res: ScorecardResult) -> list[str]:
+    """Gates that every entity fails."""
+    out = []
+    failed = res.frame["failed_gates"].to_list()
+    for gate in res.scorecard.gates:
+        if all(gate.id in (f or []) for f in failed):
+            out.append(f"gate {gate.id} is passed by no entity ({len(failed)} scored): `{gate.when.text}`")
+    return out
