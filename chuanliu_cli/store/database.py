@@ -161,7 +161,7 @@ def database_lock(db_path: str, mode: Literal["read", "write"], wait: float) -> 
                     who = ", ".join(f"pid {p}" for p in holders) or "another process"
                     raise BusyError(
                         f"database {db_path} is busy: locked by {who}",
-                        hint=f"waited {wait:g} s; retry later or raise --wait",
+                        hint=f"waited {wait:g} s; retry later, or wait longer",
                     ) from None
                 time.sleep(0.05)
         if mode == "write":
@@ -255,7 +255,7 @@ def open_database(
     if mode == "read" and not Path(db_path).exists():
         raise DataError(
             f"database {db_path} does not exist",
-            hint="load data first with `chuanliu load`, or pass --db / --data",
+            hint="load data into it first, or use another database or a directory of exports",
         )
     with database_lock(db_path, mode, wait):
         # checked under the lock: another writer may have created it meanwhile
