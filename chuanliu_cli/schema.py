@@ -211,6 +211,8 @@ ORDERS = Table(
         # Derived at load time so that rulesets and reports agree on one definition (SPEC §2).
         Column("net_amount", "amount", derived=True),
         Column("quality_return", "boolean", derived=True),
+        # the promoter scorecard's display name (added in schema version 2, hence after the derived columns)
+        Column("promoter_name", "text", False, ("达人昵称", "达人名称", "分销商名称", "distributorName")),
     ),
 )
 

@@ -217,3 +217,18 @@ def test_a_run_with_no_entities_is_recorded_with_no_result_rows(tmp_path: Path) 
         listed = list_runs(handle.con)
         assert [(r["run_id"], r["entities"], r["eligible"]) for r in listed] == [(run_id, 0, 0)]
         assert run_results(handle.con, run_id)[1] == []
+
+
+def test_a_version_1_database_gains_promoter_name(tmp_path: Path) -> None:
+    """Schema version 2 adds orders.promoter_name; a database written by version 1 is migrated by a writer."""
+    db = str(tmp_path / "old.duckdb")
+    with open_database(db, "write") as handle:
+        handle.con.execute("ALTER TABLE orders DROP COLUMN promoter_name")
+        handle.con.execute("UPDATE chuanliu_meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(DataError, match="schema version 1, expected 2"):
+        with open_database(db, "read"):
+            pass
+    with open_database(db, "write") as handle:
+        assert schema_version(handle.con) == SCHEMA_VERSION == 2
+        columns = [r[0] for r in handle.con.execute("DESCRIBE orders").fetchall()]
+        assert columns[-3:] == ["net_amount", "quality_return", "promoter_name"]

@@ -34,4 +34,6 @@ class Engine(Protocol):
 NAME_QUERIES = {
     "shop_id": "SELECT shop_id AS k, max(shop_name) AS name FROM shops GROUP BY shop_id",
     "item_id": "SELECT item_id AS k, max_by(item_name, order_time) AS name FROM orders GROUP BY item_id",
+    "promoter_id": "SELECT promoter_id AS k, max_by(promoter_name, order_time) AS name FROM orders "
+    "WHERE promoter_id IS NOT NULL AND promoter_name IS NOT NULL GROUP BY promoter_id",
 }

@@ -20,7 +20,7 @@ from chuanliu_cli.schema import TABLES, table_ddl
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "chuanliu.duckdb"
 MEMORY = ":memory:"
 
@@ -94,6 +94,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (run_id, scorecard, entity)
         )""",
     ),
+    # the promoter's display name from the orders export (达人昵称 / distributorName)
+    2: ('ALTER TABLE orders ADD COLUMN IF NOT EXISTS "promoter_name" VARCHAR',),
 }
 
 
