@@ -225,9 +225,8 @@ def test_a_version_1_database_gains_promoter_name(tmp_path: Path) -> None:
     with open_database(db, "write") as handle:
         handle.con.execute("ALTER TABLE orders DROP COLUMN promoter_name")
         handle.con.execute("UPDATE chuanliu_meta SET value = '1' WHERE key = 'schema_version'")
-    with pytest.raises(DataError, match="schema version 1, expected 2"):
-        with open_database(db, "read"):
-            pass
+    with pytest.raises(DataError, match="schema version 1, expected 2"), open_database(db, "read"):
+        pass
     with open_database(db, "write") as handle:
         assert schema_version(handle.con) == SCHEMA_VERSION == 2
         columns = [r[0] for r in handle.con.execute("DESCRIBE orders").fetchall()]
