@@ -482,11 +482,12 @@ class Session:
         command: str | None = None,
     ) -> ScoreResult:
         """Every entity of a scorecard ranked (only `ids`, or the first `top`, when given), with each score,
-        eligibility and tier. With a database and `record`, the run is recorded in `runs`."""
+        eligibility and tier. With a database and `record`, the run is recorded in `runs`, under `command`
+        (default: this call)."""
         import polars as pl
 
         scored = self._score(
-            period, scorecard, rules, record, require_complete, command or f"score({period!r})"
+            period, scorecard, rules, record, require_complete, command or f"Session.score({period!r})"
         )
         res = scored.result
         frame = res.frame
@@ -514,9 +515,9 @@ class Session:
         """The reward list: eligible entities with rank, tier, total and grant (and, with
         `include_ineligible`, the others with their failed gates). `require_complete` raises
         IncompletePeriodError when the data does not cover the period; with a database and `record` the
-        run is recorded in `runs`."""
+        run is recorded in `runs`, under `command` (default: this call)."""
         scored = self._score(
-            period, scorecard, rules, record, require_complete, command or f"eligible({period!r})"
+            period, scorecard, rules, record, require_complete, command or f"Session.eligible({period!r})"
         )
         return replace(scored, include_ineligible=include_ineligible)
 
