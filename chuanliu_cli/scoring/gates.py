@@ -1,0 +1,115 @@
+"""Gates (SPEC §4 "Gates, tiers, reward"): each gate evaluated once per entity, on values rounded to 6 places.
+
+apply_gates evaluates every gate's `when` over the scored rows and keeps each gate's own outcome
+(True/False/NULL) beside `eligible` and `failed_gates`, so explain reads it rather than evaluating again.
+For explain's "amount needed", a gate of the shape `metric op constant [and ...]` is decomposed by
+`comparisons`, and `holds` is the comparison on rounded values.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chuanliu_cli.rules.model import Gate, Scorecard
+from chuanliu_cli.scoring.allocation import round_micro
+from chuanliu_cli.sqltext import ident
+
+if TYPE_CHECKING:
+    import polars as pl
+
+#: A comparison operator of a `metric op constant` gate, as SQL writes it.
+_OPS = {"GTE": ">=", "GT": ">", "LTE": "<=", "LT": "<", "EQ": "=", "NEQ": "<>"}
+_FLIPPED = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "=", "<>": "<>"}
+
+
+def gate_column(gate: Gate) -> str:
+    """The name of the helper column holding a gate's own outcome (dropped before results are shown)."""
+    return f"__gate__{gate.id}"
+
+
+def round6_expr(x: pl.Expr) -> pl.Expr:
+    """Round to 6 decimals, half away from zero (for threshold comparisons)."""
+    return (x.abs() * 1_000_000 + 0.5).floor() * x.sign() / 1_000_000
+
+
+def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
+    """Evaluate each gate on values rounded to 6 decimals; add `eligible`, `failed_gates` and each outcome.
+
+    Each gate's outcome (True/False/NULL, before `missing` decides a NULL) is the column gate_column(gate).
+    Gates run on a private in-memory DuckDB over the scored rows, whatever engine computed the metrics.
+    """
+    import duckdb
+    import polars as pl
+
+    from chuanliu_cli.rules.expressions import compile_result_expression
+
+    if not sc.gates:
+        return frame.with_columns(
+            pl.lit(True).alias("eligible"), pl.lit([], dtype=pl.List(pl.Utf8)).alias("failed_gates")
+        )
+    names = [m.name for m in sc.metrics] + [s.name for s in sc.scores]
+    rounded = frame.select(pl.col(sc.key), *(round6_expr(pl.col(n)).alias(n) for n in names))
+    selects = []
+    for gate in sc.gates:
+        tree = compile_result_expression(gate.when)
+        selects.append(f"({tree.sql(dialect='duckdb')}) AS {ident(gate_column(gate))}")
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_external_access = false")
+        con.register("gate_input", rounded.to_arrow())
+        outcome = con.sql(f"SELECT {', '.join(selects)} FROM gate_input").pl()
+    finally:
+        con.close()
+    failed_exprs = []
+    for gate in sc.gates:
+        passed = pl.col(gate_column(gate)).fill_null(gate.missing == "pass")
+        failed_exprs.append(pl.when(passed).then(None).otherwise(pl.lit(gate.id)))
+    failed = outcome.select(pl.concat_list(failed_exprs).list.drop_nulls().alias("failed_gates"))
+    return frame.with_columns(
+        *outcome.get_columns(),
+        failed["failed_gates"],
+        (failed["failed_gates"].list.len() == 0).alias("eligible"),
+    )
+
+
+def comparisons(gate: Gate) -> list[tuple[str, str, float]] | None:
+    """The gate as `metric op constant` conjuncts, or None when it has another shape."""
+    from sqlglot import exp
+
+    from chuanliu_cli.rules.expressions import parse_expression
+
+    tree = parse_expression(gate.when)
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    conjuncts = list(tree.flatten()) if isinstance(tree, exp.And) else [tree]
+    out = []
+    for c in conjuncts:
+        while isinstance(c, exp.Paren):
+            c = c.this
+        op = _OPS.get(type(c).__name__.upper())
+        if op is None:
+            return None
+        left, right = c.this, c.expression
+        if isinstance(left, exp.Column) and (number := _number(right)) is not None:
+            out.append((str(left.name), op, number))
+        elif isinstance(right, exp.Column) and (number := _number(left)) is not None:
+            out.append((str(right.name), _FLIPPED[op], number))
+        else:
+            return None
+    return out
+
+
+def _number(node: Any) -> float | None:
+    from sqlglot import exp
+
+    if isinstance(node, exp.Neg) and (inner := _number(node.this)) is not None:
+        return -inner
+    if isinstance(node, exp.Literal) and not node.is_string:
+        return float(node.this)
+    return None
+
+
+def holds(value: float, op: str, constant: float) -> bool:
+    """`value op constant`, both rounded to 6 decimals (half away from zero)."""
+    v, c = round_micro(value), round_micro(constant)
+    return {">=": v >= c, ">": v > c, "<=": v <= c, "<": v < c, "=": v == c, "<>": v != c}[op]
