@@ -16,7 +16,7 @@ from chuanliu_cli.periods import month_period
 from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
 from chuanliu_cli.scoring.allocation import round_micro
 from chuanliu_cli.scoring.explain import Explanation, explain_entity
-from chuanliu_cli.scoring.pipeline import RunResult, compute_scores, score_period, tier_for
+from chuanliu_cli.scoring.pipeline import RunResult, compute_scores, finish_scorecard, score_period, tier_for
 from chuanliu_cli.store.database import memory_database
 from tests.conftest import REPO
 
@@ -42,6 +42,7 @@ def _check_suggestions_reach_target(run: RunResult, ex: Explanation) -> None:
         )
         total = compute_scores(sc, changed).filter(pl.col(sc.key) == ex.key)[sc.rank_by][0]
         assert round_micro(total) >= round_micro(ex.target_score), (s, total)
+        assert s.reaches == total  # what scoring the whole population gives, to the last bit
         assert tier_for(sc, total) == ex.target_tier or ex.tier is None
 
 
@@ -95,15 +96,37 @@ def test_just_below_a_tier_suggests_verified_values(run: RunResult) -> None:
     _check_suggestions_reach_target(run, ex)
 
 
-def test_every_suggestion_of_every_merchant_reaches_its_target(run: RunResult) -> None:
+def test_every_suggestion_of_every_merchant_reaches_its_target_and_gates_agree(run: RunResult) -> None:
     keys = run.scorecards["merchant"].frame["shop_id"].to_list()
     suggested = 0
     for key in keys:
         ex = explain_entity(run, "merchant", key)
+        for gate in ex.gates:  # each gate's own outcome, as scored; `missing` decides a NULL one
+            assert gate.passed is (gate.result if gate.result is not None else gate.missing == "pass")
         if ex.target_score is not None:
             _check_suggestions_reach_target(run, ex)
             suggested += len(ex.suggestions)
     assert suggested > 20
+
+
+def test_explain_reads_a_gate_of_any_shape_from_the_scored_row(run: RunResult) -> None:
+    from dataclasses import replace
+
+    res = run.scorecards["merchant"]
+    sc = res.scorecard
+    # `live_days + live_weeks > 12` is no `metric op constant`: no amount needed, but its result is known
+    gate = replace(
+        sc.gates[1], id="sum_of_two", when=replace(sc.gates[1].when, text="live_days + live_weeks > 12")
+    )
+    metrics = res.frame.select([sc.key, *(m.name for m in sc.metrics)])
+    rescored = finish_scorecard(replace(sc, gates=(*sc.gates, gate)), run.period, metrics)
+    run2 = replace(run, scorecards={**run.scorecards, "merchant": rescored})
+    for key in ("ks700003", "ks700008"):
+        row = rescored.frame.filter(pl.col(sc.key) == key).row(0, named=True)
+        line = next(g for g in explain_entity(run2, "merchant", key).gates if g.id == "sum_of_two")
+        assert line.result is (row["live_days"] + row["live_weeks"] > 12)
+        assert line.passed is line.result
+        assert line.needs == (() if line.passed else ("make `live_days + live_weeks > 12` true",))
 
 
 def test_null_store_experience_is_explained(run: RunResult) -> None:

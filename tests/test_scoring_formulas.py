@@ -6,9 +6,12 @@ import math
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chuanliu_cli.rules.model import Loc, Normalizer, Requires, Score, Scorecard, ScorePart, Tier
-from chuanliu_cli.scoring.pipeline import compute_scores, normalize_expr, tier_for
+from chuanliu_cli.scoring.normalize import normalize_expr
+from chuanliu_cli.scoring.pipeline import compute_scores, score_entity, tier_for
 
 L = Loc("t.yaml", 1, 1)
 
@@ -189,3 +192,122 @@ TIERS = (Tier("S", 80, 3, L), Tier("A", 65, 2, L), Tier("C", 35, 1, L))
 def test_tier_boundaries_at_six_decimals(value: float | None, tier: str | None) -> None:
     card = _card((Score("total", None, 100, (ScorePart(1, L, metric="a"),), None, L),), tiers=TIERS)
     assert tier_for(card, value) == tier
+
+
+# --- one score arithmetic: a single entity scored with floats equals its row of the vectorized scoring ------
+
+_METRICS = ("m0", "m1", "m2")
+_metric_values = st.one_of(st.none(), st.floats(-1e4, 1e4), st.integers(-5, 50).map(float))
+
+
+@st.composite
+def _normalizers(draw: st.DrawFn) -> Normalizer | None:
+    kind = draw(st.sampled_from(["none", "linear", "log", "bands", "rank"]))
+    if kind == "none":
+        return None
+    if kind in ("linear", "log"):
+        low = 0.0 if kind == "log" else -100.0
+        a, b = draw(st.lists(st.floats(low, 1e4), min_size=2, max_size=2, unique=True))
+        return _norm(kind, (a, b) if kind == "linear" else (min(a, b), max(a, b)))
+    if kind == "bands":
+        ts = sorted(draw(st.lists(st.floats(-100, 1e4), min_size=1, max_size=4, unique=True)))
+        return _norm("bands", tuple((t, draw(st.floats(0, 1))) for t in ts))
+    return _norm("rank")
+
+
+_missing = st.one_of(st.just(0.0), st.floats(0, 1), st.just("skip"))
+_weights = st.integers(1, 60).map(float)
+
+
+@st.composite
+def _scorecards(draw: st.DrawFn) -> Scorecard:
+    """Two to three scores over three metrics: metric parts, score parts (plain or normalized), requires."""
+    scores: list[Score] = []
+    for i in range(draw(st.integers(2, 3))):
+        parts = []
+        for _ in range(draw(st.integers(1, 3))):
+            if scores and draw(st.booleans()):
+                ref = draw(st.sampled_from([s.name for s in scores]))
+                norm = draw(st.one_of(st.none(), _normalizers()))
+                parts.append(ScorePart(draw(_weights), L, score=ref, normalize=norm, missing=draw(_missing)))
+            else:
+                ref = draw(st.sampled_from(_METRICS))
+                norm = draw(_normalizers())
+                parts.append(ScorePart(draw(_weights), L, metric=ref, normalize=norm, missing=draw(_missing)))
+        requires = None
+        if draw(st.booleans()):
+            requires = Requires(draw(st.sampled_from(_METRICS)), draw(st.floats(-10, 30)), L)
+        scale = draw(st.sampled_from([100.0, 5.0, 1.0, 7.5]))
+        scores.append(Score(f"s{i}", None, scale, tuple(parts), requires, L))
+    return _card(tuple(scores))
+
+
+@settings(max_examples=300, deadline=None)
+@given(sc=_scorecards(), rows=st.lists(st.tuples(*[_metric_values] * 3), min_size=1, max_size=6))
+def test_one_entity_with_floats_equals_its_row_of_the_frame(
+    sc: Scorecard, rows: list[tuple[float | None, ...]]
+) -> None:
+    data: dict[str, list[object]] = {"shop_id": [f"e{i}" for i in range(len(rows))]}
+    data.update({m: [r[j] for r in rows] for j, m in enumerate(_METRICS)})
+    frame = pl.DataFrame(data, schema={"shop_id": pl.Utf8, **{m: pl.Float64 for m in _METRICS}})
+    scored = compute_scores(sc, frame).to_dicts()
+    ranked = {
+        p.ref for s in sc.scores for p in s.parts if p.normalize is not None and p.normalize.kind == "rank"
+    }
+    for i, row in enumerate(scored):
+        others = {
+            name: [r[name] for j, r in enumerate(scored) if j != i and r[name] is not None] for name in ranked
+        }
+        alone = score_entity(sc, {m: row[m] for m in _METRICS}, others)
+        # the same float steps in both forms, so equal, not merely close
+        assert {s.name: alone[s.name] for s in sc.scores} == {s.name: row[s.name] for s in sc.scores}
+
+
+def test_a_null_log_part_counts_as_missing_or_is_skipped() -> None:
+    # the log normalizer keeps NULL as NULL, so `missing` applies to a log part like to any other
+    log = _norm("log", (0, 200))
+    parts = (ScorePart(50, L, metric="a", normalize=_norm("linear", (0, 10))),)
+    half = Score(
+        "half", None, 100, (*parts, ScorePart(50, L, metric="b", normalize=log, missing=0.5)), None, L
+    )
+    skip = Score(
+        "skip", None, 100, (*parts, ScorePart(50, L, metric="b", normalize=log, missing="skip")), None, L
+    )
+    frame = pl.DataFrame(
+        {"shop_id": ["x"], "a": [8.0], "b": [None]},
+        schema={"shop_id": pl.Utf8, "a": pl.Float64, "b": pl.Float64},
+    )
+    row = compute_scores(_card((half, skip)), frame).row(0, named=True)
+    assert row["half"] == pytest.approx(65.0)  # (50×0.8 + 50×0.5) / 100
+    assert row["skip"] == pytest.approx(80.0)
+
+
+def test_scored_frame_shows_no_helper_column_and_keeps_gate_outcomes() -> None:
+    from chuanliu_cli.periods import month_period
+    from chuanliu_cli.rules.model import Expr, FormulaMetric, Gate
+    from chuanliu_cli.scoring.gates import gate_column
+    from chuanliu_cli.scoring.pipeline import finish_scorecard
+
+    score = Score(
+        "total", None, 100, (ScorePart(1, L, metric="a", normalize=_norm("linear", (0, 10))),), None, L
+    )
+    gate = Gate("enough", Expr("a >= 5", L), "too little", "fail", L)
+    metric = FormulaMetric("a", None, Expr("1", L), L)
+    card = Scorecard("m", None, "shop_id", (metric,), (score,), "total", (gate,), TIERS, None, L)
+    frame = pl.DataFrame({"shop_id": ["x", "y", "z"], "a": [8.0, 2.0, None]})
+    res = finish_scorecard(card, month_period(2023, 5), frame)
+    assert res.frame.columns == [
+        "shop_id",
+        "name",
+        "a",
+        "total",
+        "eligible",
+        "failed_gates",
+        "tier",
+        "rank",
+        "grant",
+        "grant_note",
+    ]
+    assert res.gate_outcomes is not None
+    assert res.gate_outcomes.columns == ["shop_id", gate_column(gate)]
+    assert dict(res.gate_outcomes.iter_rows()) == {"x": True, "y": False, "z": None}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
@@ -16,12 +14,13 @@ from chuanliu_cli.rules.model import (
     ConversionStep,
     FormulaMetric,
     Metric,
-    Normalizer,
     Ruleset,
     Score,
     Scorecard,
     ScorePart,
 )
+from chuanliu_cli.scoring.normalize import describe_normalizer
+from chuanliu_cli.scoring.normalize import number_text as _num
 
 #: The rule for aggregates over no rows, shown under every metrics table (SPEC §4).
 EMPTY_AGGREGATE_NOTE = (
@@ -29,25 +28,6 @@ EMPTY_AGGREGATE_NOTE = (
     "too), and the value is computed from those, so sum(duration_minutes) / 60 is 0 and "
     "sum(a) / count(*) is NULL. A conversion with no rows is 0. Division by zero gives NULL."
 )
-
-
-def _num(value: float) -> str:
-    """A number as written in YAML: 35, 0.05, 1.5 (no trailing .0)."""
-    return f"{value:,.10g}" if abs(value) >= 10_000 else f"{value:.10g}"
-
-
-def describe_normalizer(normalizer: Normalizer | None) -> str:
-    """`linear [1, 5]`, `log [0, 200]`, `bands 1→0.5, 5→1`, `rank`, or `value / scale`."""
-    if normalizer is None:
-        return "value / scale"
-    if normalizer.kind == "bands":
-        pairs = cast(tuple[tuple[float, float], ...], normalizer.params)
-        return "bands " + ", ".join(f"{_num(t)}→{_num(v)}" for t, v in pairs)
-    if normalizer.kind == "rank":
-        return "rank (percent rank)"
-    a, b = cast(tuple[float, float], normalizer.params)
-    suffix = " (lower is better)" if normalizer.kind == "linear" and a > b else ""
-    return f"{normalizer.kind} [{_num(a)}, {_num(b)}]{suffix}"
 
 
 def _step(step: ConversionStep) -> str:

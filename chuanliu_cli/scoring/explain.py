@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,9 @@ from chuanliu_cli.rules.model import (
     Scorecard,
 )
 from chuanliu_cli.scoring.allocation import round_micro
-from chuanliu_cli.scoring.pipeline import RunResult, compute_scores, part_column, tier_for
+from chuanliu_cli.scoring.gates import comparisons, gate_column, holds
+from chuanliu_cli.scoring.normalize import describe_normalizer
+from chuanliu_cli.scoring.pipeline import RunResult, compute_scores, part_column, score_entity, tier_for
 
 if TYPE_CHECKING:
     import polars as pl
@@ -149,6 +152,9 @@ def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
             f"unknown {sc.key} {key!r}: not in the {scorecard} scorecard for {run.period.label}", hint=hint
         )
     row = matches.row(0, named=True)
+    outcomes: dict[str, Any] = {}
+    if res.gate_outcomes is not None:
+        outcomes = res.gate_outcomes.filter(pl.col(sc.key) == key).row(0, named=True)
     metrics_frame = frame.select([sc.key, *(m.name for m in sc.metrics)])
     parts = (
         compute_scores(sc, metrics_frame, keep_parts=True).filter(pl.col(sc.key) == key).row(0, named=True)
@@ -162,7 +168,7 @@ def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
     suggestions: tuple[Suggestion, ...] = ()
     no_reason = None
     if target_score is not None:
-        suggestions, no_reason = _suggest(sc, metrics_frame, key, target_score, row, parts)
+        suggestions, no_reason = _suggest(sc, frame, key, target_score, row)
     return Explanation(
         scorecard=scorecard,
         key_name=sc.key,
@@ -185,7 +191,7 @@ def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
         rank_by_value=value,
         metrics=tuple(_metric_line(m, row, run) for m in sc.metrics),
         scores=tuple(_score_lines(sc, row, parts)),
-        gates=tuple(_gate_line(g, row, sc) for g in sc.gates),
+        gates=tuple(_gate_line(g, row, outcomes) for g in sc.gates),
         target_tier=target_tier,
         target_score=target_score,
         points_needed=points_needed,
@@ -237,8 +243,6 @@ def _metric_line(metric: Metric, row: dict[str, Any], run: RunResult) -> MetricL
 
 
 def _describe(norm: Normalizer | None, kind: str) -> str:
-    from chuanliu_cli.present.ruleset import describe_normalizer
-
     if norm is None and kind == "metric":
         return "value clipped to [0, 1]"
     return describe_normalizer(norm)
@@ -281,80 +285,25 @@ def _score_lines(sc: Scorecard, row: dict[str, Any], parts: dict[str, Any]) -> l
     return lines
 
 
-_OPS = {"GTE": ">=", "GT": ">", "LTE": "<=", "LT": "<", "EQ": "=", "NEQ": "<>"}
-
-
-def _gate_line(gate: Gate, row: dict[str, Any], sc: Scorecard) -> GateLine:
+def _gate_line(gate: Gate, row: dict[str, Any], outcomes: dict[str, Any]) -> GateLine:
     from chuanliu_cli.rules.expressions import bare_names
 
     names = sorted(bare_names(gate.when))
     values = {n: row.get(n) for n in names}
     failed = gate.id in (row["failed_gates"] or [])
-    result = _evaluate(gate, values)
+    result = outcomes.get(gate_column(gate))  # the gate's own outcome, as scoring evaluated it
     needs: tuple[str, ...] = ()
     if failed:
         needs = tuple(_gate_needs(gate, values))
     return GateLine(gate.id, gate.reason, gate.when.text, not failed, result, gate.missing, values, needs)
 
 
-def _comparisons(gate: Gate) -> list[tuple[str, str, float]] | None:
-    """The gate as `metric op constant` conjuncts, or None when it has another shape."""
-    from sqlglot import exp
-
-    from chuanliu_cli.rules.expressions import parse_expression
-
-    tree = parse_expression(gate.when)
-    while isinstance(tree, exp.Paren):
-        tree = tree.this
-    conjuncts = list(tree.flatten()) if isinstance(tree, exp.And) else [tree]
-    out = []
-    for c in conjuncts:
-        while isinstance(c, exp.Paren):
-            c = c.this
-        op = _OPS.get(type(c).__name__.upper())
-        if op is None:
-            return None
-        left, right = c.this, c.expression
-        if isinstance(left, exp.Column) and _number(right) is not None:
-            out.append((str(left.name), op, float(_number(right))))  # type: ignore[arg-type]
-        elif isinstance(right, exp.Column) and _number(left) is not None:
-            flipped = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "=": "=", "<>": "<>"}[op]
-            out.append((str(right.name), flipped, float(_number(left))))  # type: ignore[arg-type]
-        else:
-            return None
-    return out
-
-
-def _number(node: Any) -> float | None:
-    from sqlglot import exp
-
-    if isinstance(node, exp.Neg) and _number(node.this) is not None:
-        return -float(_number(node.this))  # type: ignore[arg-type]
-    if isinstance(node, exp.Literal) and not node.is_string:
-        return float(node.this)
-    return None
-
-
-def _holds(value: float, op: str, constant: float) -> bool:
-    v, c = round_micro(value), round_micro(constant)
-    return {">=": v >= c, ">": v > c, "<=": v <= c, "<": v < c, "=": v == c, "<>": v != c}[op]
-
-
-def _evaluate(gate: Gate, values: dict[str, float | None]) -> bool | None:
-    comps = _comparisons(gate)
-    if comps is None:
-        return None
-    results = []
-    for name, op, constant in comps:
-        v = values.get(name)
-        results.append(None if v is None else _holds(v, op, constant))
-    if any(r is False for r in results):
-        return False
-    return None if any(r is None for r in results) else True
+#: Kept for present/report.py, which still imports the decomposition from here (scoring.gates has it).
+_comparisons = comparisons
 
 
 def _gate_needs(gate: Gate, values: dict[str, float | None]) -> list[str]:
-    comps = _comparisons(gate)
+    comps = comparisons(gate)
     if comps is None:
         return [f"make `{gate.when.text}` true"]
     needs = []
@@ -362,7 +311,7 @@ def _gate_needs(gate: Gate, values: dict[str, float | None]) -> list[str]:
         v = values.get(name)
         if v is None:
             needs.append(f"{name} has no value; needs {op} {constant:g}")
-        elif not _holds(v, op, constant):
+        elif not holds(v, op, constant):
             gap = constant - v
             if op in (">=", ">"):
                 more = "more than " if op == ">" else ""
@@ -420,19 +369,31 @@ def _integral(sc: Scorecard, metric: str) -> bool:
 
 
 def _rescore(sc: Scorecard, metrics: pl.DataFrame, key: str, metric: str, value: float) -> float | None:
-    """rank_by for entity `key` after setting one metric, re-scoring through the whole score hierarchy."""
+    """rank_by for entity `key` after setting one metric, re-scoring the whole population vectorized."""
     import polars as pl
 
-    uses_rank = any(
-        p.normalize is not None and p.normalize.kind == "rank" for s in sc.scores for p in s.parts
-    )
-    frame = metrics if uses_rank else metrics.filter(pl.col(sc.key) == key)
+    frame = metrics if _rank_refs(sc) else metrics.filter(pl.col(sc.key) == key)
     changed = frame.with_columns(
         pl.when(pl.col(sc.key) == key).then(pl.lit(float(value))).otherwise(pl.col(metric)).alias(metric)
     )
     scored = compute_scores(sc, changed).filter(pl.col(sc.key) == key)
     out = scored[sc.rank_by][0]
     return None if out is None else float(out)
+
+
+def _rank_refs(sc: Scorecard) -> set[str]:
+    """The metrics and scores that a `rank` part reads."""
+    return {
+        p.ref for s in sc.scores for p in s.parts if p.normalize is not None and p.normalize.kind == "rank"
+    }
+
+
+def _others(sc: Scorecard, frame: pl.DataFrame, key: str) -> dict[str, Sequence[float]]:
+    """For each name a `rank` part reads, the other entities' non-NULL values as scored."""
+    import polars as pl
+
+    rest = frame.filter(pl.col(sc.key) != key)
+    return {name: rest[name].drop_nulls().to_list() for name in _rank_refs(sc)}
 
 
 def _saturation(norm: Normalizer) -> float:
@@ -443,64 +404,19 @@ def _saturation(norm: Normalizer) -> float:
     return float(norm.params[1])  # type: ignore[arg-type]
 
 
-def _normalize_one(x: float | None, norm: Normalizer | None) -> float | None:
-    """The scalar twin of scoring.normalize_expr, for the search; results are re-verified vectorized."""
-    if x is None:
-        return None
-    if norm is None:
-        return min(max(x, 0.0), 1.0)
-    if norm.kind == "linear":
-        a, b = (float(v) for v in norm.params)  # type: ignore[arg-type]
-        return min(max((x - a) / (b - a), 0.0), 1.0)
-    if norm.kind == "log":
-        a, b = (float(v) for v in norm.params)  # type: ignore[arg-type]
-        return min(max(math.log(1 + max(x - a, 0.0)) / math.log(1 + b - a), 0.0), 1.0)
-    if norm.kind == "bands":
-        out = 0.0
-        for t, v in norm.params:  # type: ignore[misc]
-            if x >= float(t):
-                out = float(v)
-        return out
-    raise AssertionError(norm.kind)  # rank parts are taken from the scored frame
-
-
-def _fast_rank_by(sc: Scorecard, values: dict[str, Any], parts: dict[str, Any]) -> float | None:
-    """rank_by for one entity from its metric values (rank-normalized parts kept as scored)."""
-    vals = dict(values)
-    scales = {s.name: s.scale for s in sc.scores}
-    for score in sc.scores:
-        numer = denom = 0.0
-        for i, part in enumerate(score.parts):
-            if part.normalize is not None and part.normalize.kind == "rank":
-                n = parts[part_column(score, i)]
-            elif part.metric is not None or part.normalize is not None:
-                n = _normalize_one(vals.get(part.ref), part.normalize)
-            else:
-                raw = vals.get(part.ref)
-                n = None if raw is None else raw / scales[part.ref]
-            if n is None:
-                if part.missing == "skip":
-                    continue
-                n = float(part.missing)
-            numer += part.weight * n
-            denom += part.weight
-        value = score.scale * numer / denom if denom > 0 else None
-        req = score.requires
-        if req is not None and (vals.get(req.metric) is None or vals[req.metric] < req.at_least):
-            value = None
-        vals[score.name] = value
-    out = vals.get(sc.rank_by)
-    return None if out is None else float(out)
-
-
 def _suggest(
-    sc: Scorecard, metrics: pl.DataFrame, key: str, target: float, row: dict[str, Any], parts: dict[str, Any]
+    sc: Scorecard, frame: pl.DataFrame, key: str, target: float, row: dict[str, Any]
 ) -> tuple[tuple[Suggestion, ...], str | None]:
+    metrics = frame.select([sc.key, *(m.name for m in sc.metrics)])
     goal = round_micro(target)
     base = {m.name: row[m.name] for m in sc.metrics}
+    # the search scores one entity with floats (the other entities' ranks as scored); each result it keeps
+    # is verified by re-scoring the whole population vectorized (_rescore)
+    others = _others(sc, frame, key)
 
     def fast(metric: str, x: float) -> float | None:
-        return _fast_rank_by(sc, {**base, metric: x}, parts)
+        out = score_entity(sc, {**base, metric: x}, others)[sc.rank_by]
+        return None if out is None else float(out)
 
     found = []
     for metric, norm in _candidate_parts(sc).items():

@@ -8,17 +8,19 @@ results through a registered, in-memory view, never a table).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from chuanliu_cli.engines.base import Engine
 from chuanliu_cli.engines.duckdb import as_engine
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.periods import Period
-from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard, ScorePart
+from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard
 from chuanliu_cli.scoring.allocation import Allocation, Claim, allocate, round_micro
-from chuanliu_cli.sqltext import ident
+from chuanliu_cli.scoring.gates import apply_gates, gate_column
+from chuanliu_cli.scoring.normalize import normalize_expr, normalize_value, reciprocal
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 #: Significant digits kept of every metric value (see compute_metrics).
 METRIC_DIGITS = 12
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class ScorecardResult:
         pl.DataFrame
     )  # key, name, metrics..., scores..., eligible, failed_gates, tier, rank, grant, grant_note
     allocation: Allocation | None
+    # the key and each gate's own outcome (True/False/NULL, before `missing`), in gate_column(gate): kept
+    # apart from `frame` so that no output or run record sees them; None when nothing was gated
+    gate_outcomes: pl.DataFrame | None = None
 
     @property
     def key(self) -> str:
@@ -154,63 +161,173 @@ def finish_scorecard(
     frame = frame.with_columns(_names(sc, frame, names).alias("name"))
     order = [sc.key, "name", *(m.name for m in sc.metrics), *(s.name for s in sc.scores)]
     order += ["eligible", "failed_gates", "tier", "rank", "grant", "grant_note"]
-    frame = frame.select(order).sort(
+    frame = frame.sort(
         [pl.col("rank").is_null(), "rank", pl.col(sc.rank_by).is_null(), sc.rank_by, sc.key],
         descending=[False, False, False, True, False],
     )
-    return ScorecardResult(sc, period, frame, allocation)
+    outcomes = frame.select(sc.key, *(gate_column(g) for g in sc.gates)) if sc.gates else None
+    return ScorecardResult(sc, period, frame.select(order), allocation, outcomes)
 
 
 # --- scores ------------------------------------------------------------------------------------------------
+#
+# The score arithmetic of SPEC §4 is written once, in score_value, over a few operations: polars expressions
+# for every entity at once (compute_scores), or floats for one entity (score_entity, which explain's search
+# calls hundreds of times per entity: scoring a one-row frame costs milliseconds, a float pass microseconds).
 
 
-def normalize_expr(x: pl.Expr, norm: Normalizer | None) -> pl.Expr:
-    """The normalized value in [0, 1] of `x` (NULL stays NULL), exactly as SPEC §4 defines each normalizer."""
-    import polars as pl
+class Arithmetic(Protocol[V]):
+    """The operations score_value needs, on values of type V (a polars expression, or a float/None)."""
 
-    if norm is None:
-        return x.clip(0.0, 1.0)
-    if norm.kind == "linear":
-        a, b = (float(v) for v in norm.params)  # type: ignore[arg-type]
-        return ((x - a) / (b - a)).clip(0.0, 1.0)
-    if norm.kind == "log":
-        a, b = (float(v) for v in norm.params)  # type: ignore[arg-type]
+    def constant(self, value: float) -> V:
+        """A constant."""
+        ...
+
+    def value(self, name: str) -> V:
+        """A metric's or an already computed score's value (NULL possible)."""
+        ...
+
+    def normalize(self, name: str, x: V, norm: Normalizer | None) -> V:
+        """`x` (the value of `name`) normalized to [0, 1]; NULL stays NULL."""
+        ...
+
+    def divide(self, x: V, by: float) -> V:
+        """x / by (as x × (1 / by), see normalize.reciprocal); NULL stays NULL."""
+        ...
+
+    def fill_null(self, x: V, value: float) -> V:
+        """`value` where x is NULL."""
+        ...
+
+    def accumulate(self, numer: V, denom: V, x: V, weight: float, skip: bool) -> tuple[V, V]:
+        """(numer + x × weight, denom + weight); with `skip`, only where x is not NULL (else x never is)."""
+        ...
+
+    def scaled_ratio(self, numer: V, denom: V, scale: float) -> V:
+        """numer / denom × scale (as numer × (1 / denom) × scale) where denom > 0, else NULL."""
+        ...
+
+    def if_at_least(self, x: V, metric: V, bound: float) -> V:
+        """x where metric ≥ bound (a NULL metric is below every bound), else NULL."""
+        ...
+
+
+def score_value(ops: Arithmetic[V], score: Score, scales: dict[str, float]) -> tuple[V, list[V]]:
+    """A score and each part's counted normalized value (NULL for a skipped part), in `ops` terms.
+
+    score = scale × Σ(weight × normalized) / Σ weight over the parts used; a NULL normalized value counts
+    as the part's `missing`, or drops the part and its weight with `missing: skip`; a score part is
+    value/scale unless it normalizes; `requires` makes the score NULL below its bound.
+    """
+    numer, denom = ops.constant(0.0), ops.constant(0.0)
+    counted = []
+    for part in score.parts:
+        raw = ops.value(part.ref)
+        if part.score is not None and part.normalize is None:
+            normalized = ops.divide(raw, scales[part.score])
+        else:
+            normalized = ops.normalize(part.ref, raw, part.normalize)
+        skip = part.missing == "skip"
+        n = normalized if skip else ops.fill_null(normalized, float(part.missing))
+        counted.append(n)
+        numer, denom = ops.accumulate(numer, denom, n, part.weight, skip)
+    value = ops.scaled_ratio(numer, denom, score.scale)
+    if score.requires is not None:
+        value = ops.if_at_least(value, ops.value(score.requires.metric), score.requires.at_least)
+    return value, counted
+
+
+class _Vector:
+    """Arithmetic as polars expressions over the columns of a frame (every entity at once)."""
+
+    def constant(self, value: float) -> pl.Expr:
+        import polars as pl
+
+        return pl.lit(value)
+
+    def value(self, name: str) -> pl.Expr:
+        import polars as pl
+
+        return pl.col(name)
+
+    def normalize(self, name: str, x: pl.Expr, norm: Normalizer | None) -> pl.Expr:
+        return normalize_expr(x, norm)
+
+    def divide(self, x: pl.Expr, by: float) -> pl.Expr:
+        return x * reciprocal(by)
+
+    def fill_null(self, x: pl.Expr, value: float) -> pl.Expr:
+        return x.fill_null(value)
+
+    def accumulate(
+        self, numer: pl.Expr, denom: pl.Expr, x: pl.Expr, weight: float, skip: bool
+    ) -> tuple[pl.Expr, pl.Expr]:
+        import polars as pl
+
+        if not skip:  # x was filled: no NULL test, which would repeat x's expression in the plan
+            return numer + x * weight, denom + float(weight)
+        used = x.is_not_null()
         return (
-            ((pl.max_horizontal(x - a, pl.lit(0.0)) + 1).log() / math.log(1 + b - a))
-            .clip(0.0, 1.0)
-            .fill_nan(None)
+            numer + pl.when(used).then(x * weight).otherwise(0.0),
+            denom + pl.when(used).then(pl.lit(float(weight))).otherwise(0.0),
         )
-    if norm.kind == "bands":
-        expr = pl.when(x.is_null()).then(None).otherwise(0.0)
-        for t, v in norm.params:  # type: ignore[misc]
-            # later (higher) thresholds override earlier ones
-            expr = pl.when(x >= float(t)).then(float(v)).otherwise(expr)
-        return expr
-    if norm.kind == "rank":
-        n = x.is_not_null().sum()
-        # average rank = L + (E + 1) / 2, so (avg − 1) / (n − 1) = (L + (E − 1)/2) / (n − 1)
-        return (
-            pl.when(n <= 1)
-            .then(pl.when(x.is_null()).then(None).otherwise(1.0))
-            .otherwise((x.rank("average") - 1) / (n - 1))
-        )
-    raise AssertionError(norm.kind)  # pragma: no cover - the parser admits no other kind
+
+    def scaled_ratio(self, numer: pl.Expr, denom: pl.Expr, scale: float) -> pl.Expr:
+        import polars as pl
+
+        # polars divides by a denominator that is one value for every row (always so without `missing:
+        # skip`, and sometimes with it) as a multiplication by its reciprocal, and by a column exactly:
+        # the reciprocal written out gives the same last bit whatever the data (see normalize.reciprocal)
+        return pl.when(denom > 0).then(numer * (1 / denom) * scale).otherwise(None)
+
+    def if_at_least(self, x: pl.Expr, metric: pl.Expr, bound: float) -> pl.Expr:
+        import polars as pl
+
+        return pl.when(metric.fill_null(-math.inf) >= bound).then(x).otherwise(None)
+
+
+class _Scalar:
+    """Arithmetic on one entity's floats (None is NULL); `rank` also reads the other entities' values."""
+
+    def __init__(self, values: dict[str, float | None], others: Mapping[str, Sequence[float]]) -> None:
+        self.values = values
+        self.others = others
+
+    def constant(self, value: float) -> float | None:
+        return value
+
+    def value(self, name: str) -> float | None:
+        return self.values.get(name)
+
+    def normalize(self, name: str, x: float | None, norm: Normalizer | None) -> float | None:
+        population: Sequence[float] = ()
+        if norm is not None and norm.kind == "rank" and x is not None:
+            population = sorted([*self.others.get(name, ()), x])
+        return normalize_value(x, norm, population)
+
+    def divide(self, x: float | None, by: float) -> float | None:
+        return None if x is None else x * reciprocal(by)
+
+    def fill_null(self, x: float | None, value: float) -> float | None:
+        return value if x is None else x
+
+    def accumulate(
+        self, numer: float | None, denom: float | None, x: float | None, weight: float, skip: bool
+    ) -> tuple[float | None, float | None]:
+        assert numer is not None and denom is not None  # sums start at 0.0 and only ever add
+        return (numer, denom) if x is None else (numer + x * weight, denom + float(weight))
+
+    def scaled_ratio(self, numer: float | None, denom: float | None, scale: float) -> float | None:
+        assert numer is not None and denom is not None
+        return numer * reciprocal(denom) * scale if denom > 0 else None
+
+    def if_at_least(self, x: float | None, metric: float | None, bound: float) -> float | None:
+        return x if (-math.inf if metric is None else metric) >= bound else None
 
 
 def part_column(score: Score, index: int) -> str:
-    """The name of the helper column holding a score part's normalized value."""
+    """The name of the helper column holding a score part's normalized value (NULL when skipped)."""
     return f"__part__{score.name}__{index}"
-
-
-def _part_input(part: ScorePart, scales: dict[str, float]) -> tuple[pl.Expr, Normalizer | None]:
-    import polars as pl
-
-    if part.metric is not None:
-        return pl.col(part.metric), part.normalize
-    assert part.score is not None
-    if part.normalize is not None:
-        return pl.col(part.score), part.normalize
-    return pl.col(part.score) / scales[part.score], None
 
 
 def compute_scores(sc: Scorecard, metrics: pl.DataFrame, keep_parts: bool = False) -> pl.DataFrame:
@@ -219,82 +336,28 @@ def compute_scores(sc: Scorecard, metrics: pl.DataFrame, keep_parts: bool = Fals
 
     frame = metrics
     scales = {s.name: s.scale for s in sc.scores}
+    ops = _Vector()
     for score in sc.scores:
-        part_cols = []
-        numer: pl.Expr = pl.lit(0.0)
-        denom: pl.Expr = pl.lit(0.0)
-        for i, part in enumerate(score.parts):
-            value, norm = _part_input(part, scales)
-            normalized = normalize_expr(value, norm)
-            if part.missing == "skip":
-                used = normalized.is_not_null()
-                n = normalized.fill_null(0.0)
-            else:
-                used = pl.lit(True)
-                n = normalized.fill_null(float(part.missing))
-            col = part_column(score, i)
-            part_cols.append(pl.when(used).then(n).otherwise(None).alias(col))
-            numer = numer + pl.when(used).then(n * part.weight).otherwise(0.0)
-            denom = denom + pl.when(used).then(pl.lit(float(part.weight))).otherwise(0.0)
-        value_expr = pl.when(denom > 0).then(numer / denom * score.scale).otherwise(None)
-        if score.requires is not None:
-            req = score.requires
-            value_expr = (
-                pl.when(pl.col(req.metric).fill_null(-math.inf) >= req.at_least)
-                .then(value_expr)
-                .otherwise(None)
-            )
-        frame = frame.with_columns(part_cols).with_columns(value_expr.cast(pl.Float64).alias(score.name))
-    if not keep_parts:
-        frame = frame.select([c for c in frame.columns if not c.startswith("__part__")])
+        value, counted = score_value(ops, score, scales)
+        parts = [n.alias(part_column(score, i)) for i, n in enumerate(counted)] if keep_parts else []
+        frame = frame.with_columns(parts).with_columns(value.cast(pl.Float64).alias(score.name))
     return frame
 
 
-# --- gates -------------------------------------------------------------------------------------------------
+def score_entity(
+    sc: Scorecard, metrics: Mapping[str, float | None], others: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, float | None]:
+    """One entity's metric values and every score computed from them: compute_scores for a single row.
 
-
-def round6_expr(x: pl.Expr) -> pl.Expr:
-    """Round to 6 decimals, half away from zero (for threshold comparisons)."""
-    return (x.abs() * 1_000_000 + 0.5).floor() * x.sign() / 1_000_000
-
-
-def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
-    """Evaluate each gate on values rounded to 6 decimals; add `eligible` and `failed_gates`.
-
-    Gates run on a private in-memory DuckDB over the scored rows, whatever engine computed the metrics.
+    `others` holds, for each name a `rank` part reads, the non-NULL values of the other entities of the
+    population: the entity's percent rank is taken among them and its own value.
     """
-    import duckdb
-    import polars as pl
-
-    from chuanliu_cli.rules.expressions import compile_result_expression
-
-    if not sc.gates:
-        return frame.with_columns(
-            pl.lit(True).alias("eligible"), pl.lit([], dtype=pl.List(pl.Utf8)).alias("failed_gates")
-        )
-    names = [m.name for m in sc.metrics] + [s.name for s in sc.scores]
-    rounded = frame.select(pl.col(sc.key), *(round6_expr(pl.col(n)).alias(n) for n in names))
-    selects = []
-    for gate in sc.gates:
-        tree = compile_result_expression(gate.when)
-        selects.append(f"({tree.sql(dialect='duckdb')}) AS {ident('gate$' + gate.id)}")
-    con = duckdb.connect()
-    try:
-        con.execute("SET enable_external_access = false")
-        con.register("gate_input", rounded.to_arrow())
-        outcome = con.sql(f"SELECT {', '.join(selects)} FROM gate_input").pl()
-    finally:
-        con.close()
-    failed_exprs = []
-    for gate in sc.gates:
-        col = pl.col("gate$" + gate.id)
-        passed = col.fill_null(gate.missing == "pass")
-        failed_exprs.append(pl.when(passed).then(None).otherwise(pl.lit(gate.id)))
-    failed = outcome.select(pl.concat_list(failed_exprs).list.drop_nulls().alias("failed_gates"))
-    return frame.with_columns(
-        failed["failed_gates"],
-        (failed["failed_gates"].list.len() == 0).alias("eligible"),
-    )
+    values: dict[str, float | None] = dict(metrics)
+    scales = {s.name: s.scale for s in sc.scores}
+    ops = _Scalar(values, others or {})
+    for score in sc.scores:
+        values[score.name], _counted = score_value(ops, score, scales)
+    return values
 
 
 # --- tiers, ranks, grants ----------------------------------------------------------------------------------
