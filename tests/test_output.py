@@ -77,6 +77,7 @@ DATA_COMMANDS = {
     "explain": ["explain", "ks700001", "--month", "2023-05"],
     "compare": ["compare", "--month", "2023-05", "--against-month", "2023-04", "--all"],
     "runs": ["runs", "--id", "1"],
+    "status": ["status"],
 }
 
 
@@ -192,5 +193,6 @@ def test_jsonl_and_json_hold_the_same_records(
         "explain": lambda d: [d],
         "compare": lambda d: d["entities"],
         "runs": lambda d: d["results"],
+        "status": lambda d: d["tables"],
     }[command](as_json)
     assert lines == expected

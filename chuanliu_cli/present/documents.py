@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from chuanliu_cli.scoring.compare import Comparison
     from chuanliu_cli.scoring.explain import Explanation
     from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+    from chuanliu_cli.store.status import StoreStatus
 
 ColumnType = Literal["float", "int", "bool", "str"]
 
@@ -232,3 +233,35 @@ RUN_RESULT_COLUMNS = ["entity", "name", "rank", "eligible", "failed_gates", "tie
 def run_detail_document(run: dict[str, Any], results: list[dict[str, Any]]) -> Document:
     """`runs --id N`: the run and its per-entity results (the rows of csv, jsonl and parquet)."""
     return Document({"run": run, "results": results}, results, results, list(RUN_RESULT_COLUMNS))
+
+
+# --- status ------------------------------------------------------------------------------------------------
+
+STATUS_COLUMNS = ["table", "rows", "time_min", "time_max"]
+
+
+def status_document(status: StoreStatus, db_path: str) -> Document:
+    """`status`: the database's tables (rows, time span, rows per month), rejects and complete months; the
+    flat rows are one per table."""
+    tables = [
+        {
+            "table": t.name,
+            "rows": t.rows,
+            "time_min": _iso(t.time_min),
+            "time_max": _iso(t.time_max),
+            "months": dict(t.months),
+        }
+        for t in status.tables
+    ]
+    doc = {
+        "database": db_path,
+        "tables": tables,
+        "rejected_rows": status.rejects,
+        "complete_months": list(status.complete_months),
+        "incomplete_months": list(status.incomplete_months),
+        "month_notes": dict(status.month_notes),
+        "ruleset": status.ruleset,
+        "timezone": status.timezone,
+    }
+    rows = [{c: t[c] for c in STATUS_COLUMNS} for t in tables]
+    return Document(doc, tables, rows, list(STATUS_COLUMNS), {"rows": "int"})

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from chuanliu_cli.cli.emit import settings
-from chuanliu_cli.cli.options import DbOption, WaitOption, session
+from typing import TYPE_CHECKING
+
+from chuanliu_cli.cli.emit import emit, target
+from chuanliu_cli.cli.options import DbOption, OutOption, TableFormatOption, WaitOption, session
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
-def status(db: DbOption = None, wait: WaitOption = 60.0) -> None:
+def status(
+    fmt: TableFormatOption = None, output: OutOption = None, db: DbOption = None, wait: WaitOption = 60.0
+) -> None:
     """Show what is loaded: rows per table, months covered, last loads, rejects, complete months."""
-    from chuanliu_cli.present.tables import render_status
+    from chuanliu_cli.present.documents import status_document
 
+    to = target(fmt, output, piped="table")
     with session(db, wait=wait) as s:
         result = s.status()
-    render_status(settings().console(), result.status, result.path)
+
+    def table(console: Console) -> None:
+        from chuanliu_cli.present.tables import render_status
+
+        render_status(console, result.status, result.path)
+
+    emit(to, lambda: status_document(result.status, result.path), table)
