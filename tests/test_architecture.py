@@ -140,22 +140,12 @@ def test_the_cli_builds_no_sql() -> None:
         assert "import duckdb" not in text and ".execute(" not in text, path
 
 
-#: Known exceptions, each with the change that removes it.
-PRIVATE_IMPORTS_PENDING = {
-    # scoring/gates.py (being written) makes it public as `comparisons`; report.py then imports that
-    ("chuanliu_cli.present.report", "_comparisons"),
-}
-
-
 def test_no_module_imports_private_names_of_another() -> None:
     bad = [
         f"{_where(i)} ({name})"
         for i in IMPORTS
         for name in i.names
-        if name.startswith("_")
-        and not name.startswith("__")
-        and i.target != i.module
-        and (i.module, name) not in PRIVATE_IMPORTS_PENDING
+        if name.startswith("_") and not name.startswith("__") and i.target != i.module
     ]
     assert bad == []
 

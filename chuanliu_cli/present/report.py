@@ -40,14 +40,14 @@ def gate_rates(run: RunResult, scorecard: str) -> list[GateRate]:
 
 
 def _thresholds(run: RunResult, scorecard: str, score: str) -> list[tuple[str, float]]:
-    from chuanliu_cli.scoring.explain import _comparisons
+    from chuanliu_cli.scoring.gates import comparisons
 
     sc = run.scorecards[scorecard].scorecard
     out: list[tuple[str, float]] = []
     if score == sc.rank_by:
         out += [(f"tier {t.name}", t.min_score) for t in sc.tiers]
     for g in sc.gates:
-        for name, _op, constant in _comparisons(g) or []:
+        for name, _op, constant in comparisons(g) or []:
             if name == score:
                 out.append((f"gate {g.id}", constant))
     return out
