@@ -298,10 +298,6 @@ def _gate_line(gate: Gate, row: dict[str, Any], outcomes: dict[str, Any]) -> Gat
     return GateLine(gate.id, gate.reason, gate.when.text, not failed, result, gate.missing, values, needs)
 
 
-#: Kept for present/report.py, which still imports the decomposition from here (scoring.gates has it).
-_comparisons = comparisons
-
-
 def _gate_needs(gate: Gate, values: dict[str, float | None]) -> list[str]:
     comps = comparisons(gate)
     if comps is None:
