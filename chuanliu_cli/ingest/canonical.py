@@ -1,23 +1,36 @@
-"""Typed, validated rows from text cells: one SQL query per batch turns raw cells into canonical columns
-plus a reason for every row that must be rejected (SPEC §2 parsing rules)."""
+"""Typed, validated rows from raw cells (SPEC §2 parsing rules), once for DuckDB and Spark alike.
+
+One query turns a relation of raw cells into the table's canonical columns plus `__reason`, the reason a
+row must be rejected (NULL for a valid row). The query is built as sqlglot trees: per column the parse
+expression, the checks with their reason text, defaults and derived columns, then the row checks. The
+few operations whose SQL differs between engines (timestamp layouts, regular expressions, epoch
+milliseconds and Excel serial dates, time zones, text to decimal, value lookups) are the methods of
+`Primitives`, each with its DuckDB and its Spark rendering side by side. The DuckDB loader and the Spark
+engine both take their SQL from `conversion_sql`.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from sqlglot import exp
 
 from chuanliu_cli.ingest.mapping import TableMapping
-from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column
-from chuanliu_cli.sqltext import ident, literal
+from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column, ColumnType
 
 if TYPE_CHECKING:
     import duckdb
+
+Dialect = Literal["duckdb", "spark"]
 
 # Timestamps before this or from this on are refused: they are typing errors, not Kuaishou orders.
 MIN_TIME = "2000-01-01"
 MAX_TIME = "2100-01-01"
 
-_NAIVE_FORMATS = (
+#: Naive timestamp layouts (strftime; Spark gets the same layouts as its datetime patterns).
+NAIVE_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M:%S.%f",
     "%Y-%m-%d %H:%M",
@@ -34,108 +47,375 @@ _NAIVE_FORMATS = (
     "%Y年%m月%d日 %H:%M",
     "%Y年%m月%d日",
 )
-_AWARE_FORMATS = (
+#: Layouts with a UTC offset (a trailing Z is read as +00:00 first).
+AWARE_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%z",
     "%Y-%m-%dT%H:%M:%S.%f%z",
     "%Y-%m-%d %H:%M:%S%z",
     "%Y-%m-%d %H:%M:%S.%f%z",
     "%Y-%m-%dT%H:%M%z",
 )
+# Patterns of the time parser (regular expressions, matched against the trimmed cell).
+_EPOCH_MS = "[0-9]{12,13}"
+_EXCEL_SERIAL = r"[0-9]{5}(\.[0-9]+)?"
+_OFFSET = "([+-](0[0-9]|1[0-8]):?[0-5][0-9]|Z)"
+# Amounts: ¥/￥, thousands separators, white space (RE2's \s, spelled out so Java reads it alike) and 元.
+_AMOUNT_NOISE = "[,¥￥\t\n\f\r 元]"
+#: 1899-12-30, day 0 of Excel's serial dates, in microseconds from the Unix epoch.
+_EXCEL_EPOCH_MICROS = -2209161600 * 1_000_000
 
 
-def _list(items: tuple[str, ...]) -> str:
-    return "[" + ", ".join(literal(i) for i in items) + "]"
+# --- small tree builders ------------------------------------------------------------------------------------
+# sqlglot does not parenthesize constructed trees by precedence: every operand that is not atomic is wrapped.
 
 
-def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
-    """Parsing helpers as temporary macros of this connection (`timezone` is a validated zone name)."""
-    tz = literal(timezone)
-    statements = [
-        # Amounts: ¥/￥, thousands separators, spaces and 元 are dropped; a trailing 万 multiplies by 10,000.
-        r"CREATE OR REPLACE TEMP MACRO chl_clean(x) AS regexp_replace(trim(x), '[,¥￥\s元]', '', 'g')",
-        "CREATE OR REPLACE TEMP MACRO chl_blank(x) AS (x IS NULL OR chl_clean(x) IN ('', '-', '--'))",
-        """CREATE OR REPLACE TEMP MACRO chl_decimal(x) AS CASE
-            WHEN chl_blank(x) THEN NULL
-            WHEN ends_with(chl_clean(x), '万')
-                THEN try_cast(try_cast(left(chl_clean(x), -1) AS DECIMAL(28,6)) * 10000 AS DECIMAL(38,6))
-            ELSE try_cast(chl_clean(x) AS DECIMAL(38,6)) END""",
-        f"""CREATE OR REPLACE TEMP MACRO chl_time(x) AS CASE
-            WHEN x IS NULL OR trim(x) = '' THEN NULL
-            WHEN regexp_full_match(trim(x), '[0-9]{{12,13}}')
-                THEN timezone({tz}, to_timestamp(cast(trim(x) AS BIGINT) / 1000.0))
-            WHEN regexp_full_match(trim(x), '[0-9]{{5}}(\\.[0-9]+)?')
-                THEN TIMESTAMP '1899-12-30'
-                     + to_microseconds(cast(round(cast(trim(x) AS DOUBLE) * 86400000000) AS BIGINT))
-            WHEN regexp_matches(trim(x), '([+-](0[0-9]|1[0-8]):?[0-5][0-9]|Z)$')
-                THEN timezone({tz}, try_strptime(regexp_replace(trim(x), 'Z$', '+00:00'),
-                                                 {_list(_AWARE_FORMATS)}))
-            ELSE try_strptime(trim(x), {_list(_NAIVE_FORMATS)}) END""",
-    ]
-    for s in statements:
-        con.execute(s)
+def _s(value: str) -> exp.Expr:
+    return exp.Literal.string(value)
 
 
-def _show(raw: str) -> str:
-    """SQL text that renders a raw cell for a message: quoted and cut to 60 characters."""
+def _n(value: float | int | str) -> exp.Expr:
+    return exp.Literal.number(value)
+
+
+def _col(name: str) -> exp.Expr:
+    return exp.Column(this=exp.Identifier(this=name, quoted=True))
+
+
+def _null() -> exp.Expr:
+    return exp.Null()
+
+
+def _p(node: exp.Expr) -> exp.Expr:
+    atomic = exp.Column | exp.Literal | exp.Paren | exp.Func | exp.Null | exp.Boolean | exp.Cast | exp.Case
+    return node if isinstance(node, atomic) else exp.Paren(this=node)
+
+
+def _fn(name: str, *args: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this=name, expressions=[a.copy() for a in args])
+
+
+def _case(*whens: tuple[exp.Expr, exp.Expr], default: exp.Expr | None = None) -> exp.Expr:
+    return exp.Case(
+        ifs=[exp.If(this=c.copy(), true=v.copy()) for c, v in whens],
+        default=default.copy() if default is not None else None,
+    )
+
+
+def _bin(cls: type[exp.Binary], a: exp.Expr, b: exp.Expr) -> exp.Expr:
+    return cls(this=_p(a.copy()), expression=_p(b.copy()))
+
+
+def _and(*conds: exp.Expr) -> exp.Expr:
+    return exp.and_(*(_p(c.copy()) for c in conds), copy=False)
+
+
+def _or(*conds: exp.Expr) -> exp.Expr:
+    return exp.Paren(this=exp.or_(*(_p(c.copy()) for c in conds), copy=False))
+
+
+def _not(cond: exp.Expr) -> exp.Expr:
+    return exp.Not(this=exp.Paren(this=cond.copy()))
+
+
+def _is_null(x: exp.Expr) -> exp.Expr:
+    return exp.Is(this=_p(x.copy()), expression=exp.Null())
+
+
+def _not_null(x: exp.Expr) -> exp.Expr:
+    return exp.Not(this=_is_null(x))
+
+
+def _in(x: exp.Expr, values: list[str] | tuple[str, ...]) -> exp.Expr:
+    return exp.In(this=_p(x.copy()), expressions=[_s(v) for v in values])
+
+
+def _concat(*parts: exp.Expr) -> exp.Expr:
+    out = _p(parts[0].copy())
+    for part in parts[1:]:
+        out = exp.DPipe(this=out, expression=_p(part.copy()))
+    return out
+
+
+def _coalesce(*args: exp.Expr) -> exp.Expr:
+    return exp.Coalesce(this=args[0].copy(), expressions=[a.copy() for a in args[1:]])
+
+
+def _trim(x: exp.Expr) -> exp.Expr:
+    return exp.Trim(this=x.copy())
+
+
+def _spark_pattern(fmt: str) -> str:
+    """A strftime layout as a Spark datetime pattern (one letter reads one or two digits, as DuckDB does)."""
+    fmt = fmt.replace("%Y%m%d", "yyyyMMdd")  # adjacent numbers need fixed widths
+    out = []
+    parts = {"%Y": "yyyy", "%m": "M", "%d": "d", "%H": "H", "%M": "m", "%S": "s", "%f": "SSSSSS"}
+    i = 0
+    while i < len(fmt):
+        two = fmt[i : i + 2]
+        if two in parts:
+            out.append(parts[two])
+            i += 2
+        elif fmt[i] == "T":
+            out.append("'T'")
+            i += 1
+        else:
+            out.append(fmt[i])
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Primitives:
+    """The operations whose SQL differs per engine: each method renders DuckDB's and Spark's form."""
+
+    dialect: Dialect
+
+    @property
+    def duck(self) -> bool:
+        return self.dialect == "duckdb"
+
+    def type(self, name: str) -> exp.DataType:
+        """A column type (DuckDB's names); Spark's timestamps are naive (TIMESTAMP_NTZ), like DuckDB's."""
+        if name == "TIMESTAMP":
+            return exp.DataType.build("TIMESTAMP" if self.duck else "TIMESTAMPNTZ")
+        return exp.DataType.build(name, dialect="duckdb")
+
+    def cast(self, x: exp.Expr, to: str) -> exp.Expr:
+        return exp.Cast(this=x.copy(), to=self.type(to))
+
+    def try_cast(self, x: exp.Expr, to: str) -> exp.Expr:
+        # (safe: sqlglot writes a Spark TRY_CAST only when told the cast may fail)
+        return exp.TryCast(this=x.copy(), to=self.type(to), safe=True)
+
+    def text(self, x: exp.Expr) -> exp.Expr:
+        return self.cast(x, "VARCHAR")
+
+    def full_match(self, x: exp.Expr, pattern: str) -> exp.Expr:
+        """The whole text matches `pattern`."""
+        if self.duck:
+            return _fn("regexp_full_match", x, _s(pattern))
+        # Java's $ also matches before a final line break; \z does not
+        return exp.RegexpLike(this=_p(x.copy()), expression=_s(f"^(?:{pattern})\\z"))
+
+    def ends_matching(self, x: exp.Expr, pattern: str) -> exp.Expr:
+        """The text ends with a match of `pattern`."""
+        if self.duck:
+            return _fn("regexp_matches", x, _s(f"{pattern}$"))
+        return exp.RegexpLike(this=_p(x.copy()), expression=_s(f"{pattern}\\z"))
+
+    def replace_all(self, x: exp.Expr, pattern: str, replacement: str) -> exp.Expr:
+        """Every match of `pattern` replaced."""
+        if self.duck:
+            return _fn("regexp_replace", x, _s(pattern), _s(replacement), _s("g"))
+        return _fn("regexp_replace", x, _s(pattern.replace("$", "\\z")), _s(replacement))
+
+    def decimal(self, text: exp.Expr, to: str = "DECIMAL(38,6)") -> exp.Expr:
+        """Text as a decimal, NULL when it is not a number (1e5, +5, .5 and 1_000 are numbers)."""
+        if self.duck:
+            return self.try_cast(text, to)
+        # DuckDB reads an underscore between two digits as a digit separator; Java's BigDecimal does not
+        return self.try_cast(self.replace_all(text, "(?<=[0-9])_(?=[0-9])", ""), to)
+
+    def naive_time(self, text: exp.Expr) -> exp.Expr:
+        """Text in one of NAIVE_FORMATS as a naive timestamp, else NULL."""
+        if self.duck:
+            return _fn("try_strptime", text, exp.Array(expressions=[_s(f) for f in NAIVE_FORMATS]))
+        tries = [_fn("try_to_timestamp", text, _s(_spark_pattern(f))) for f in NAIVE_FORMATS]
+        return self.cast(_coalesce(*tries), "TIMESTAMP")
+
+    def aware_time(self, text: exp.Expr, timezone: str) -> exp.Expr:
+        """Text in one of AWARE_FORMATS (offset +08:00 or +0800) as naive local time in `timezone`."""
+        if self.duck:
+            instant = _fn("try_strptime", text, exp.Array(expressions=[_s(f) for f in AWARE_FORMATS]))
+            return self.to_local(instant, timezone)
+        # to_timestamp_ltz fails (ANSI mode) where a layout does not match: each is tried first
+        patterns = [_spark_pattern(f).replace("%z", z) for f in AWARE_FORMATS for z in ("XXX", "XX")]
+        instant = _case(
+            *(
+                (_not_null(_fn("try_to_timestamp", text, _s(p))), _fn("to_timestamp_ltz", text, _s(p)))
+                for p in patterns
+            )
+        )
+        return self.to_local(instant, timezone)
+
+    def to_local(self, instant: exp.Expr, timezone: str) -> exp.Expr:
+        """An instant as naive local time in `timezone` (Spark's session computes in UTC)."""
+        if self.duck:
+            return _fn("timezone", _s(timezone), instant)
+        local = _fn("from_utc_timestamp", self.cast(instant, "TIMESTAMP_LTZ"), _s(timezone))
+        return self.cast(local, "TIMESTAMP")
+
+    def epoch_ms(self, digits: exp.Expr, timezone: str) -> exp.Expr:
+        """Text of 12-13 digits, milliseconds since 1970 UTC, as naive local time."""
+        if self.duck:
+            seconds = _bin(exp.Div, self.cast(digits, "BIGINT"), _n("1000.0"))
+            return self.to_local(_fn("to_timestamp", seconds), timezone)
+        return self.to_local(_fn("timestamp_millis", self.cast(digits, "BIGINT")), timezone)
+
+    def excel_serial(self, number: exp.Expr) -> exp.Expr:
+        """Text of an Excel serial date (days since 1899-12-30, a fraction of a day) as a naive timestamp."""
+        micros = self.cast(
+            _fn("round", _bin(exp.Mul, self.cast(number, "DOUBLE"), _n(86400000000))), "BIGINT"
+        )
+        if self.duck:
+            return exp.Add(
+                this=self.cast(_s("1899-12-30"), "TIMESTAMP"), expression=_fn("to_microseconds", micros)
+            )
+        since_1970 = _bin(exp.Add, micros, _n(_EXCEL_EPOCH_MICROS))
+        return self.cast(_fn("timestamp_micros", since_1970), "TIMESTAMP")
+
+    def lookup(self, key: exp.Expr, values: dict[str, str]) -> exp.Expr:
+        """The canonical value of `key` in a value map, NULL for anything else."""
+        pairs = sorted(values.items())
+        if self.duck:
+            return exp.Case(
+                this=key.copy(), ifs=[exp.If(this=_s(k), true=_s(v)) for k, v in pairs], default=_null()
+            )
+        # one hash lookup per cell (a CASE computes the key once per value it lists)
+        if not pairs:
+            return self.cast(_null(), "VARCHAR")
+        return _fn("try_element_at", _fn("map", *(_s(part) for item in pairs for part in item)), key)
+
+    def whole_float_text(self, x: exp.Expr) -> exp.Expr:
+        """A floating-point cell as text; whole numbers (spreadsheet ids) without a trailing .0."""
+        if self.duck:
+            whole = _and(
+                _fn("isfinite", x),
+                _bin(exp.EQ, x, exp.Floor(this=x.copy())),
+                _bin(exp.LT, exp.Abs(this=x.copy()), _n("1e38")),
+            )
+            return _case((whole, self.text(self.try_cast(x, "HUGEINT"))), default=self.text(x))
+        whole = _and(
+            _not(_fn("isnan", x)),
+            _bin(exp.LT, exp.Abs(this=x.copy()), _n("1e18")),
+            _bin(exp.EQ, x, exp.Floor(this=x.copy())),
+        )
+        return _case((whole, self.text(self.cast(x, "BIGINT"))), default=self.text(x))
+
+    def seconds_between(self, start: exp.Expr, end: exp.Expr) -> exp.Expr:
+        """Whole seconds from `start` to `end` (second boundaries crossed, as DuckDB's date_diff counts)."""
+        if self.duck:
+            return _fn("date_diff", _s("second"), start, end)
+        # the session is in UTC: a naive time read as UTC gives its wall-clock seconds
+        return _bin(
+            exp.Sub,
+            _fn("unix_seconds", self.cast(end, "TIMESTAMP_LTZ")),
+            _fn("unix_seconds", self.cast(start, "TIMESTAMP_LTZ")),
+        )
+
+    def concat_ws(self, separator: str, parts: list[exp.Expr]) -> exp.Expr:
+        # (sqlglot writes exp.ConcatWs for DuckDB as NULL when any part is NULL: both engines skip NULLs)
+        return _fn("concat_ws", _s(separator), *parts)
+
+
+# --- the shared definition ----------------------------------------------------------------------------------
+
+
+def _clean(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    """An amount's text without ¥, thousands separators, spaces and 元."""
+    return sql.replace_all(_trim(x), _AMOUNT_NOISE, "")
+
+
+def _blank(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    return _or(_is_null(x), _in(_clean(x, sql), ("", "-", "--")))
+
+
+def decimal_from_text(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    """An amount or number written as text: 1,234.50, ¥88, 1.2万 (= 12000), as DECIMAL(38,6); NULL if not."""
+    cleaned = _clean(x, sql)
+    length = _bin(exp.Sub, exp.Length(this=cleaned.copy()), _n(1))
+    before_wan = exp.Substring(this=cleaned.copy(), start=_n(1), length=length)
+    wan = sql.try_cast(_bin(exp.Mul, sql.decimal(before_wan, "DECIMAL(28,6)"), _n(10000)), "DECIMAL(38,6)")
+    return _case(
+        (_blank(x, sql), _null()),
+        (exp.EndsWith(this=cleaned.copy(), expression=_s("万")), wan),
+        default=sql.decimal(cleaned),
+    )
+
+
+def time_from_text(x: exp.Expr, sql: Primitives, timezone: str) -> exp.Expr:
+    """A timestamp written as text: the layouts of NAIVE_FORMATS, offsets, epoch ms, Excel serial dates."""
+    t = _trim(x)
+    return _case(
+        (_or(_is_null(x), _bin(exp.EQ, t, _s(""))), _null()),
+        (sql.full_match(t, _EPOCH_MS), sql.epoch_ms(t, timezone)),
+        (sql.full_match(t, _EXCEL_SERIAL), sql.excel_serial(t)),
+        (sql.ends_matching(t, _OFFSET), sql.aware_time(sql.replace_all(t, "Z$", "+00:00"), timezone)),
+        default=sql.naive_time(t),
+    )
+
+
+def _show(raw: exp.Expr, sql: Primitives) -> exp.Expr:
+    """A raw cell for a message: quoted and cut to 60 characters."""
     # control characters (line breaks, ESC) would break the one-line message or reach the terminal
-    cut = f"left(cast({raw} AS VARCHAR), 60)"
-    return f"'''' || regexp_replace({cut}, '[\\x00-\\x1f\\x7f]', '?', 'g') || ''''"
+    cut = exp.Left(this=sql.text(raw), expression=_n(60))
+    return _concat(_s("'"), sql.replace_all(cut, "[\\x00-\\x1f\\x7f]", "?"), _s("'"))
 
 
-def _parse(col: Column, raw: str, source_type: str, tm: TableMapping, timezone: str) -> str:
-    """SQL parsing the raw cell `raw` (of DuckDB type `source_type`) into the column's canonical type."""
+_IS_NUMBER = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL")
+
+
+def _parse(
+    col: Column, raw: exp.Expr, source_type: str, tm: TableMapping, timezone: str, sql: Primitives
+) -> exp.Expr:
+    """The raw cell `raw` (of DuckDB type `source_type`) parsed into the column's canonical type."""
     st = source_type.upper()
     is_text = st == "VARCHAR"
-    is_number = any(k in st for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL"))
+    is_number = any(k in st for k in _IS_NUMBER)
     scale = tm.scale.get(col.name)
     if col.type == "text":
         if is_text:
             # trim only cells that need it: most ids have no surrounding spaces, and trim copies
-            return (
-                f"CASE WHEN {raw} = '' THEN NULL WHEN starts_with({raw}, ' ') OR ends_with({raw}, ' ') "
-                f"OR starts_with({raw}, '\t') OR ends_with({raw}, '\t') THEN nullif(trim({raw}), '') "
-                f"ELSE {raw} END"
+            padded = _or(
+                *(
+                    cls(this=raw.copy(), expression=_s(c))
+                    for c in (" ", "\t")
+                    for cls in (exp.StartsWith, exp.EndsWith)
+                )
+            )
+            return _case(
+                (_bin(exp.EQ, raw, _s("")), _null()),
+                (padded, exp.Nullif(this=_trim(raw), expression=_s(""))),
+                default=raw,
             )
         if st in ("DOUBLE", "FLOAT", "REAL"):
-            # Whole numbers stored as floats (spreadsheets) print without a trailing .0.
-            return (
-                f"CASE WHEN isfinite({raw}) AND {raw} = floor({raw}) AND abs({raw}) < 1e38 "
-                f"THEN cast(try_cast({raw} AS HUGEINT) AS VARCHAR) ELSE cast({raw} AS VARCHAR) END"
-            )
-        return f"cast({raw} AS VARCHAR)"
+            return sql.whole_float_text(raw)
+        return sql.text(raw)
     if col.type in ("enum", "boolean"):
         if col.type == "boolean" and st == "BOOLEAN":
-            return f"cast({raw} AS VARCHAR)"
+            return sql.text(raw)
         values = tm.values.get(col.name, {})
-        key = f"lower(trim(cast({raw} AS VARCHAR)))"
+        key = exp.Lower(this=_trim(sql.text(raw)))
         if is_number:
             # 1.0 from a spreadsheet is the code 1
-            key = f"lower(trim(regexp_replace(cast({raw} AS VARCHAR), '\\.0+$', '')))"
-        whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in sorted(values.items()))
-        lookup = f"CASE {key} {whens} ELSE NULL END"
+            key = exp.Lower(this=_trim(sql.replace_all(sql.text(raw), "\\.0+$", "")))
+        lookup = sql.lookup(key, values)
         if not is_text:
             return lookup
         # most exports already hold canonical values: a cheap IN test before the lookup
-        canonical = ", ".join(literal(v) for v in sorted(set(values.values())))
-        return f"CASE WHEN {raw} IN ({canonical}) THEN {raw} ELSE {lookup} END"
+        return _case((_in(raw, sorted(set(values.values()))), raw), default=lookup)
     if col.type == "timestamp":
         if st == "TIMESTAMP" or st.startswith("TIMESTAMP_") or st == "DATE":
-            return f"cast({raw} AS TIMESTAMP)"
+            return sql.cast(raw, "TIMESTAMP")
         if st == "TIMESTAMP WITH TIME ZONE":
-            return f"timezone({literal(timezone)}, {raw})"
+            return sql.to_local(raw, timezone)
         if is_number:
             # epoch milliseconds are whole numbers; Excel serials keep their fraction of a day
-            return (
-                f"CASE WHEN {raw} >= 100000000000 THEN chl_time(cast(try_cast({raw} AS BIGINT) AS VARCHAR)) "
-                f"ELSE chl_time(cast({raw} AS VARCHAR)) END"
+            return _case(
+                (
+                    _bin(exp.GTE, raw, _n(100000000000)),
+                    time_from_text(sql.text(sql.try_cast(raw, "BIGINT")), sql, timezone),
+                ),
+                default=time_from_text(sql.text(raw), sql, timezone),
             )
-        return f"chl_time(cast({raw} AS VARCHAR))"
+        return time_from_text(sql.text(raw), sql, timezone)
     # numeric kinds
     if scale is None and (fast := _typed_number(col, st)) is not None:
-        return fast.format(raw=raw)
-    value = f"try_cast({raw} AS DECIMAL(38,6))" if is_number else f"chl_decimal(cast({raw} AS VARCHAR))"
+        return sql.cast(raw, fast)
+    value = sql.try_cast(raw, "DECIMAL(38,6)") if is_number else decimal_from_text(sql.text(raw), sql)
     if scale is not None:
-        value = f"try_cast({value} * cast({literal(repr(scale))} AS DECIMAL(38,12)) AS DECIMAL(38,6))"
+        factor = sql.cast(_s(repr(scale)), "DECIMAL(38,12)")
+        value = sql.try_cast(_bin(exp.Mul, value, factor), "DECIMAL(38,6)")
     return value
 
 
@@ -146,7 +426,7 @@ _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
 
 def _typed_number(col: Column, source_type: str) -> str | None:
-    """SQL (with `{raw}`) for a typed column that needs no parsing, or None for the general path.
+    """The type a typed column is cast to when it needs no parsing, or None for the general path.
 
     Typed Parquet columns already hold exact values: DECIMAL(14,2) amounts and BIGINT counts are used as
     they are, instead of a round trip through DECIMAL(38,6) (half the conversion time of a typed file).
@@ -156,15 +436,236 @@ def _typed_number(col: Column, source_type: str) -> str | None:
     if col.type == "amount":
         m = _DECIMAL.fullmatch(source_type)
         if m and int(m.group(2)) <= 2 and int(m.group(1)) - int(m.group(2)) <= 12:
-            return "cast({raw} AS DECIMAL(14,2))"
+            return "DECIMAL(14,2)"
         if source_type in _INTS_BELOW_1E12:
-            return "cast({raw} AS DECIMAL(14,2))"
+            return "DECIMAL(14,2)"
         return None
     if col.type in ("integer", "score") and source_type in _INTS:
-        return "cast({raw} AS BIGINT)"
+        return "BIGINT"
     if col.type == "number" and source_type in _INTS:
-        return "cast({raw} AS DOUBLE)"  # (a DOUBLE column may hold NaN or infinity: general path)
+        return "DOUBLE"  # (a DOUBLE column may hold NaN or infinity: general path)
     return None
+
+
+_CHECKS: dict[ColumnType, str] = {
+    "enum": "unknown value {v} (expected {values})",
+    "boolean": "{v} is not a yes/no value (expected {values}, ...)",
+    "timestamp": "{v} is not a timestamp (e.g. 2023-05-01 20:00:00)",
+    "amount": "{v} is not an amount (e.g. 1234.50, ¥1,234.50, 1.2万)",
+    "integer": "{v} is not a number",
+    "number": "{v} is not a number",
+    "score": "{v} is not a score 1-5",
+}
+
+
+def _column_checks(col: Column, sql: Primitives) -> tuple[exp.Expr, exp.Expr]:
+    """(reason, ok) for a column present in the file: a CASE giving the reason a cell is refused, and a cheap
+    condition that is true only for cells that are certainly valid, so that a valid row skips building
+    reason strings."""
+    name = _col(col.name)
+    raw = _col("raw$" + col.name)
+    label = f"column {col.name}: "
+    blanks = ("",) if col.type == "text" else ("", "-", "--")
+    blank = _or(_is_null(raw), _in(_trim(sql.text(raw)), blanks))
+    required = col.required and col.default is None and col.name != "sale_mode"
+    empty = _s(label + "empty (required)") if required else _null()
+    what = _CHECKS.get(col.type)
+    if what is None:
+        invalid = _null()
+    else:
+        listed = sorted(set(col.values.values())) if col.type == "enum" else sorted(col.values)[:8]
+        before, after = what.replace("{values}", ", ".join(listed)).split("{v}")
+        invalid = _concat(_s(label + before), _show(raw, sql), _s(after))
+    whens = [(_is_null(name), _case((blank, empty), default=invalid))]
+    conditions: list[exp.Expr] = []
+
+    def bad(condition: exp.Expr, text: str) -> None:
+        whens.append((condition, _concat(_s(label), _show(raw, sql), _s(text))))
+        conditions.append(condition)
+
+    if col.type == "timestamp":
+        early = _bin(exp.LT, name, sql.cast(_s(MIN_TIME), "TIMESTAMP"))
+        bad(
+            _or(early, _bin(exp.GTE, name, sql.cast(_s(MAX_TIME), "TIMESTAMP"))),
+            f" is outside {MIN_TIME[:4]}-2099",
+        )
+    if col.type == "amount":
+        huge = (_bin(exp.GTE, name, _n(1000000000000)), _bin(exp.LTE, name, _n(-1000000000000)))
+        bad(_or(*huge), " is out of range for an amount")
+    if col.type in ("integer", "score"):
+        bad(_bin(exp.NEQ, name, exp.Floor(this=name.copy())), " is not a whole number")
+        huge = (_bin(exp.GTE, name, _n(1000000000000000)), _bin(exp.LTE, name, _n(-1000000000000000)))
+        bad(_or(*huge), " is out of range")
+    if col.type in ("amount", "integer", "number", "score"):
+        if col.minimum is not None:
+            bad(_bin(exp.LT, name, _n(repr(col.minimum))), f" is below the minimum {col.minimum:g}")
+        if col.maximum is not None:
+            bad(_bin(exp.GT, name, _n(repr(col.maximum))), f" is above the maximum {col.maximum:g}")
+    # NULL parsed from NULL is fine unless required; NULL from a non-empty cell needs the full check
+    null_ok = exp.false() if required else _is_null(raw)
+    valid = _not(_or(*conditions)) if conditions else exp.true()
+    ok = _case((_is_null(name), null_ok), default=valid)
+    return _case(*whens), ok
+
+
+def _row_checks(table: str, sql: Primitives) -> list[tuple[exp.Expr, exp.Expr]]:
+    """(reason, ok) for the rules that involve two columns."""
+    checks: list[tuple[exp.Expr, exp.Expr]] = []
+
+    def text(x: exp.Expr) -> exp.Expr:
+        return sql.text(x)
+
+    if table == "orders":
+        refund, paid = _col("refund_amount"), _col("paid_amount")
+        checks.append(
+            (
+                _bin(exp.GT, refund, paid),
+                _concat(
+                    _s("column refund_amount: "),
+                    text(sql.try_cast(refund, "DECIMAL(38,2)")),
+                    _s(" exceeds paid_amount "),
+                    text(sql.try_cast(paid, "DECIMAL(38,2)")),
+                ),
+            )
+        )
+    if table == "livestreams":
+        start, end, duration = _col("start_time"), _col("end_time"), _col("duration_minutes")
+        checks.append(
+            (
+                _and(_bin(exp.EQ, _col("host_type"), _s("promoter")), _is_null(_col("promoter_id"))),
+                _s("column promoter_id: empty, required when host_type is promoter"),
+            )
+        )
+        checks.append(
+            (
+                _and(
+                    _is_null(end),
+                    _is_null(duration),
+                    _is_null(_col("raw$end_time")),
+                    _is_null(_col("raw$duration_minutes")),
+                ),
+                _s("columns end_time and duration_minutes: both empty, one is required"),
+            )
+        )
+        checks.append(
+            (
+                _bin(exp.LT, end, start),
+                _concat(_s("column end_time: "), text(end), _s(" is before start_time "), text(start)),
+            )
+        )
+    return [(_case((cond, reason)), _not(_coalesce(cond, exp.false()))) for cond, reason in checks]
+
+
+def _outputs(tm: TableMapping, sql: Primitives) -> list[exp.Expr]:
+    """The final typed columns in storage order, with defaults and derived columns."""
+    out: list[exp.Expr] = []
+    paid, refund, status = _col("paid_amount"), _col("refund_amount"), _col("status")
+    refunded = _bin(exp.EQ, status, _s("refunded"))
+    for col in tm.table.columns:
+        name = _col(col.name)
+        sql_type = SQL_TYPES[col.type]
+        if col.derived:
+            if col.name == "net_amount":
+                # SPEC §2: a refunded order with no refund amount counts as fully refunded.
+                expr = _bin(exp.Sub, paid, _coalesce(refund, _case((refunded, paid), default=_n(0))))
+            elif col.name == "quality_return":
+                reason = exp.Lower(this=_trim(_col("refund_reason")))
+                refunds = _bin(exp.GT, _coalesce(refund, _case((refunded, paid))), _n(0))
+                expr = _coalesce(_and(refunds, _in(reason, sorted(QUALITY_REFUND_REASONS))), exp.false())
+            else:  # pragma: no cover - a derived column without a rule is a programming error
+                raise AssertionError(col.name)
+            out.append(sql.try_cast(expr, sql_type))
+            continue
+        expr = name
+        if col.name == "sale_mode":
+            # SPEC §2: without a sale mode, an order with a promoter is a distribution order.
+            promoted = _case((_not_null(_col("promoter_id")), _s("distribution")), default=_s("self"))
+            expr = _coalesce(name, promoted)
+        elif col.name == "duration_minutes":
+            seconds = sql.seconds_between(_col("start_time"), _col("end_time"))
+            expr = _coalesce(name, _bin(exp.Div, sql.cast(seconds, "DOUBLE"), _n("60.0")))
+        elif col.default is not None:
+            default = _s(col.default)
+            if col.type not in ("text", "enum", "boolean"):
+                default = sql.cast(default, sql_type)
+            expr = _coalesce(name, default)
+        if col.type == "boolean":
+            expr = _bin(exp.EQ, expr, _s("true"))
+        out.append(sql.try_cast(expr, sql_type))
+    return out
+
+
+def _csv_cell(raw: exp.Expr, sql: Primitives) -> exp.Expr:
+    """A raw cell as a CSV field: empty for NULL, quoted when it holds , " or a line break."""
+    text = sql.text(raw)
+    quoted = _concat(_s('"'), _fn("replace", text, _s('"'), _s('""')), _s('"'))
+    special = exp.RegexpLike(this=_p(text.copy()), expression=_s('[,"\r\n]'))
+    return _case((_is_null(raw), _s("")), (special, quoted), default=text)
+
+
+def _parsed_type(col: Column) -> str:
+    """The type of a parsed value before defaults (NULL of an absent column is typed so for Spark)."""
+    return {"timestamp": "TIMESTAMP", "text": "VARCHAR", "enum": "VARCHAR", "boolean": "VARCHAR"}.get(
+        col.type, "DECIMAL(38,6)"
+    )
+
+
+def _render(
+    tm: TableMapping,
+    present: dict[str, str],
+    timezone: str,
+    source: str,
+    raw_text: list[str] | None,
+    dialect: Dialect,
+) -> str:
+    sql = Primitives(dialect)
+
+    def q(name: str) -> str:
+        return exp.to_identifier(name, quoted=True).sql(dialect)
+
+    def r(node: exp.Expr) -> str:
+        return node.sql(dialect)
+
+    table = tm.table
+    parsed: list[str] = ["__line"]
+    for col in table.columns:
+        if col.derived:
+            continue
+        if col.name not in present:
+            nothing = _null() if sql.duck else sql.cast(_null(), _parsed_type(col))
+            parsed.append(f"{r(nothing)} AS {q(col.name)}")
+            parsed.append(f"NULL AS {q('raw$' + col.name)}")
+            continue
+        raw = _col("src$" + col.name)
+        parsed.append(f"{r(_parse(col, raw, present[col.name], tm, timezone, sql))} AS {q(col.name)}")
+        parsed.append(f"{r(raw)} AS {q('raw$' + col.name)}")
+    # A row that could not be read as a row (wrong width, not JSON) says only that: its cells mean nothing.
+    parsed.append("__shape")
+    inner_cols = ", ".join(f"{q(c)} AS {q('src$' + c)}" for c in table.names if c in present)
+    inner = f"SELECT __line, __shape{', ' if inner_cols else ''}{inner_cols} FROM {source}"
+    # (a missing required column fails the whole file before any row is read)
+    checks = [_column_checks(c, sql) for c in table.columns if not c.derived and c.name in present]
+    checks.extend(_row_checks(table.name, sql))
+    # a row whose every cell is certainly valid skips the reason strings (most rows of most files)
+    ok = _and(*(o for _, o in checks)) if checks else exp.true()
+    reasons = sql.concat_ws("; ", [c for c, _ in checks]) if checks else _null()
+    verdict = _case((ok, _null()), default=exp.Nullif(this=reasons, expression=_s("")))
+    reason = _coalesce(_col("__shape"), verdict)
+    outputs = [f"{r(o)} AS {q(c.name)}" for o, c in zip(_outputs(tm, sql), table.columns, strict=True)]
+    extra = ""
+    if raw_text is not None:
+        cells = [_csv_cell(_col("raw$" + c), sql) for c in raw_text if c in present]
+        joined = sql.concat_ws(",", cells) if cells else _s("")
+        extra = f", {r(joined)} AS __raw"
+    return (
+        f"WITH src AS ({inner}), p AS (SELECT {', '.join(parsed)} FROM src) "
+        f"SELECT {', '.join(outputs)}, __line, {r(reason)} AS __reason{extra} FROM p"
+    )
+
+
+# Rendered queries by their inputs: the loader converts a file batch by batch with the same columns and
+# types, and rendering the trees costs milliseconds. The mapping is held, so its id stays its own.
+_RENDERED: dict[tuple[object, ...], tuple[TableMapping, str]] = {}
 
 
 def conversion_sql(
@@ -173,189 +674,37 @@ def conversion_sql(
     timezone: str,
     source: str = "batch",
     raw_text: list[str] | None = None,
+    dialect: Dialect = "duckdb",
 ) -> tuple[str, list[str]]:
     """The SELECT converting relation `source` into the table's columns, `__line` and `__reason`.
 
-    `present` maps each canonical column found in the file to its DuckDB type in `source`. With
-    `raw_text` (canonical columns in file order) the SELECT also has `__raw`: those cells as one CSV line,
-    for `rejected_rows` (DuckDB computes it only when a query reads it). Returns the SQL and the output
-    column names (the table's columns in storage order).
+    `source` has the canonical column names, `__line` and `__shape` (the reason a row could not be read
+    as a row, else NULL). `present` maps each canonical column found in it to its type, in DuckDB's names
+    (VARCHAR, DOUBLE, DECIMAL(14,2), TIMESTAMP WITH TIME ZONE, ...). With `raw_text` (canonical columns in
+    file order) the SELECT also has `__raw`: those cells as one CSV line, for `rejected_rows` (DuckDB
+    computes it only when a query reads it). Returns the SQL in `dialect` and the output column names (the
+    table's columns in storage order).
     """
-    table = tm.table
-    parsed: list[str] = ["__line"]
-    checks: list[tuple[str, str]] = []
-    for col in table.columns:
-        if col.derived:
-            continue
-        name = ident(col.name)
-        if col.name not in present:
-            parsed.append(f"NULL AS {name}")
-            parsed.append(f"NULL AS {ident('raw$' + col.name)}")
-            continue
-        raw = ident("src$" + col.name)
-        parsed.append(f"{_parse(col, raw, present[col.name], tm, timezone)} AS {name}")
-        parsed.append(f"{raw} AS {ident('raw$' + col.name)}")
-    inner_cols = ", ".join(f"{ident(c)} AS {ident('src$' + c)}" for c in table.names if c in present)
-    inner = f"SELECT __line, __shape{', ' if inner_cols else ''}{inner_cols} FROM {source}"
-    for col in table.columns:
-        if col.derived:
-            continue
-        checks.extend(_column_checks(col, present))
-    checks.extend(_row_checks(table.name, present))
-    outputs = _outputs(table.name, tm, present)
-    # A row that could not be read as a row (wrong width, not JSON) says only that: its cells mean nothing.
-    parsed.append("__shape")
-    # a row whose every cell is certainly valid skips the reason strings (most rows of most files)
-    ok = " AND ".join(o for _, o in checks) or "true"
-    reasons = ", ".join(r for r, _ in checks) or "NULL"
-    reason = f"coalesce(__shape, CASE WHEN {ok} THEN NULL ELSE nullif(concat_ws('; ', {reasons}), '') END)"
-    extra = ""
-    if raw_text is not None:
-        cells = [_csv_cell(ident("raw$" + c)) for c in raw_text if c in present]
-        joined = ", ".join(cells) or "''"
-        extra = f", concat_ws(',', {joined}) AS __raw"
-    sql = (
-        f"WITH src AS ({inner}), p AS (SELECT {', '.join(parsed)} FROM src) "
-        f"SELECT {', '.join(outputs)}, __line, {reason} AS __reason{extra} FROM p"
-    )
-    return sql, list(table.names)
+    key = (id(tm), tuple(present.items()), timezone, source, tuple(raw_text or ()), raw_text is None, dialect)
+    hit = _RENDERED.get(key)
+    if hit is None or hit[0] is not tm:
+        if len(_RENDERED) > 256:
+            _RENDERED.clear()
+        hit = (tm, _render(tm, present, timezone, source, raw_text, dialect))
+        _RENDERED[key] = hit
+    return hit[1], list(tm.table.names)
 
 
-def _csv_cell(raw: str) -> str:
-    """SQL rendering a raw cell as a CSV field: empty for NULL, quoted when it holds , " or a line break."""
-    text = f"cast({raw} AS VARCHAR)"
-    return (
-        f"CASE WHEN {raw} IS NULL THEN '' WHEN regexp_matches({text}, '[,\"\r\n]') "
-        f"THEN '\"' || replace({text}, '\"', '\"\"') || '\"' ELSE {text} END"
-    )
-
-
-def _column_checks(col: Column, present: dict[str, str]) -> list[tuple[str, str]]:
-    """(reason, ok) for a column: a CASE giving the reason a cell is refused, and a cheap condition that is
-    true only for cells that are certainly valid, so that a valid row skips building reason strings."""
-    if col.name not in present:
-        return []  # a missing required column fails the whole file before any row is read
-    name = ident(col.name)
-    raw = ident("raw$" + col.name)
-    label = f"column {col.name}: "
-    blanks = "('')" if col.type == "text" else "('', '-', '--')"
-    blank = f"{raw} IS NULL OR trim(cast({raw} AS VARCHAR)) IN {blanks}"
-    required = col.required and col.default is None and col.name != "sale_mode"
-    empty = literal(label + "empty (required)") if required else "NULL"
-    what = {
-        "enum": "unknown value {v} (expected " + ", ".join(sorted(set(col.values.values()))) + ")",
-        "boolean": "{v} is not a yes/no value (expected " + ", ".join(sorted(col.values)[:8]) + ", ...)",
-        "timestamp": "{v} is not a timestamp (e.g. 2023-05-01 20:00:00)",
-        "amount": "{v} is not an amount (e.g. 1234.50, ¥1,234.50, 1.2万)",
-        "integer": "{v} is not a number",
-        "number": "{v} is not a number",
-        "score": "{v} is not a score 1-5",
-    }.get(col.type)
-    if what is None:
-        invalid = "NULL"
-    else:
-        before, after = what.split("{v}")
-        invalid = f"{literal(label + before)} || {_show(raw)} || {literal(after)}"
-    whens = [f"WHEN {name} IS NULL THEN CASE WHEN {blank} THEN {empty} ELSE {invalid} END"]
-    conditions: list[str] = []
-
-    def bad(condition: str, text: str) -> None:
-        whens.append(f"WHEN {condition} THEN {literal(label)} || {_show(raw)} || {literal(text)}")
-        conditions.append(f"({condition})")
-
-    if col.type == "timestamp":
-        bad(
-            f"{name} < TIMESTAMP {literal(MIN_TIME)} OR {name} >= TIMESTAMP {literal(MAX_TIME)}",
-            f" is outside {MIN_TIME[:4]}-2099",
-        )
-    if col.type == "amount":
-        bad(f"{name} >= 1000000000000 OR {name} <= -1000000000000", " is out of range for an amount")
-    if col.type in ("integer", "score"):
-        bad(f"{name} <> floor({name})", " is not a whole number")
-        bad(f"{name} >= 1000000000000000 OR {name} <= -1000000000000000", " is out of range")
-    if col.type in ("amount", "integer", "number", "score"):
-        if col.minimum is not None:
-            bad(f"{name} < {col.minimum!r}", f" is below the minimum {col.minimum:g}")
-        if col.maximum is not None:
-            bad(f"{name} > {col.maximum!r}", f" is above the maximum {col.maximum:g}")
-    # NULL parsed from NULL is fine unless required; NULL from a non-empty cell needs the full check
-    null_ok = "false" if required else f"{raw} IS NULL"
-    valid = f"NOT ({' OR '.join(conditions)})" if conditions else "true"
-    ok = f"CASE WHEN {name} IS NULL THEN {null_ok} ELSE {valid} END"
-    return [("CASE " + " ".join(whens) + " END", ok)]
-
-
-def _row_checks(table: str, present: dict[str, str]) -> list[tuple[str, str]]:
-    """(reason, ok) for the rules that involve two columns."""
-    checks: list[tuple[str, str]] = []
-    if table == "orders":
-        checks.append(
-            (
-                "refund_amount > paid_amount",
-                "'column refund_amount: ' || cast(try_cast(refund_amount AS DECIMAL(38,2)) AS VARCHAR) || "
-                "' exceeds paid_amount ' || cast(try_cast(paid_amount AS DECIMAL(38,2)) AS VARCHAR)",
-            )
-        )
-    if table == "livestreams":
-        checks.append(
-            (
-                "host_type = 'promoter' AND promoter_id IS NULL",
-                "'column promoter_id: empty, required when host_type is promoter'",
-            )
-        )
-        checks.append(
-            (
-                'end_time IS NULL AND duration_minutes IS NULL AND "raw$end_time" IS NULL '
-                'AND "raw$duration_minutes" IS NULL',
-                "'columns end_time and duration_minutes: both empty, one is required'",
-            )
-        )
-        checks.append(
-            (
-                "end_time < start_time",
-                "'column end_time: ' || cast(end_time AS VARCHAR) || ' is before start_time ' || "
-                "cast(start_time AS VARCHAR)",
-            )
-        )
-    return [(f"CASE WHEN {cond} THEN {text} END", f"NOT coalesce({cond}, false)") for cond, text in checks]
-
-
-def _outputs(table: str, tm: TableMapping, present: dict[str, str]) -> list[str]:
-    """The final typed columns in storage order, with defaults and derived columns."""
-    out = []
-    for col in tm.table.columns:
-        name = ident(col.name)
-        sql_type = SQL_TYPES[col.type]
-        if col.derived:
-            if col.name == "net_amount":
-                # SPEC §2: a refunded order with no refund amount counts as fully refunded.
-                expr = (
-                    "paid_amount - coalesce(refund_amount, "
-                    "CASE WHEN status = 'refunded' THEN paid_amount ELSE 0 END)"
-                )
-            elif col.name == "quality_return":
-                reasons = ", ".join(literal(r) for r in sorted(QUALITY_REFUND_REASONS))
-                expr = (
-                    "coalesce(coalesce(refund_amount, "
-                    "CASE WHEN status = 'refunded' THEN paid_amount END) > 0 "
-                    f"AND lower(trim(refund_reason)) IN ({reasons}), false)"
-                )
-            else:  # pragma: no cover - a derived column without a rule is a programming error
-                raise AssertionError(col.name)
-            out.append(f"try_cast({expr} AS {sql_type}) AS {name}")
-            continue
-        expr = name
-        if col.name == "sale_mode":
-            # SPEC §2: without a sale mode, an order with a promoter is a distribution order.
-            expr = f"coalesce({name}, CASE WHEN promoter_id IS NOT NULL THEN 'distribution' ELSE 'self' END)"
-        elif col.name == "duration_minutes":
-            expr = f"coalesce({name}, date_diff('second', start_time, end_time) / 60.0)"
-        elif col.default is not None:
-            default = literal(col.default)
-            if col.type not in ("text", "enum", "boolean"):
-                default = f"cast({default} AS {sql_type})"
-            expr = f"coalesce({name}, {default})"
-        if col.type == "boolean":
-            expr = f"({expr}) = 'true'"
-        out.append(f"try_cast({expr} AS {sql_type}) AS {name}")
-    return out
+def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
+    """The parsing rules as temporary macros of this connection: chl_clean, chl_blank, chl_decimal(text)
+    and chl_time(text), rendered from the same trees as `conversion_sql` (for ad-hoc checks of cells)."""
+    sql = Primitives("duckdb")
+    x = _col("x")
+    macros = {
+        "chl_clean": _clean(x, sql),
+        "chl_blank": _blank(x, sql),
+        "chl_decimal": decimal_from_text(x, sql),
+        "chl_time": time_from_text(x, sql, timezone),
+    }
+    for name, body in macros.items():
+        con.execute(f"CREATE OR REPLACE TEMP MACRO {name}(x) AS {body.sql('duckdb')}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError, UsageError
-from chuanliu_cli.ingest.canonical import conversion_sql, install_macros
+from chuanliu_cli.ingest.canonical import conversion_sql
 from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, normalize_header
 from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
@@ -209,7 +209,6 @@ def load_files(
     prepared = [p for table, path in items for p in _prepare(table, path, options)]
     con = db.con
     _check_timezone(con, options.timezone, db.read_only)
-    install_macros(con, options.timezone)
     results: list[FileResult] = []
     con.execute("BEGIN TRANSACTION")
     try:
