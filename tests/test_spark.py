@@ -220,6 +220,27 @@ def test_messy_csv_parses_like_the_loader(spark: Any, tmp_path: Path) -> None:
     assert ours["order_id"].to_list()[:1] == ["0001"]
 
 
+def test_rejected_rows_are_reported_not_dropped_silently(spark: Any, tmp_path: Path) -> None:
+    """The rows left out are counted per table, the first ones with the loader's very reasons."""
+    from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.store.database import memory_database
+
+    (tmp_path / "orders.csv").write_text(MESSY_ORDERS, encoding="utf-8")
+    for name in ("reviews", "livestreams"):
+        (tmp_path / f"{name}.csv").write_text(",".join(TABLES[name].names[:-1]) + "\n", encoding="utf-8")
+    db = memory_database()
+    load_files(db, discover(tmp_path), LoadOptions(max_reject_rate=1.0))
+    theirs = sorted(r[0] for r in db.con.execute("SELECT reason FROM rejected_rows").fetchall())
+    with _spark_engine(spark, tmp_path) as engine:
+        assert [(r.table, r.count) for r in engine.rejected] == [("orders", 4)]
+        assert sorted(r.reason for r in engine.rejects) == theirs
+        assert {r.key for r in engine.rejects} == {"0006", "0007", "0008", "0009"}
+        [warning] = engine.reject_warnings()
+        assert warning.startswith(
+            "orders.csv: 4 rows of orders rejected and left out; e.g. orders.csv order_id "
+        )
+
+
 # -- expressions: the same values, or a clear refusal ----------------------------------------------------
 
 PARITY_ORDERS = """\

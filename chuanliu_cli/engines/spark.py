@@ -10,14 +10,14 @@ on, as DuckDB errors rather than silently overflowing or mis-casting.
 
 The four tables come from a directory or any Spark-readable location (`--data`: Parquet or CSV with the
 canonical column names) or from tables of Spark's catalog (`--spark-table orders=db.orders`). Either way
-each column is cast to its canonical type, the derived columns net_amount, quality_return and
-duration_minutes are computed exactly as `loading/convert.py` computes them, and rows that `chuanliu
-load` would reject (empty required values, values that do not parse, out of range) are left out.
+the rows go through the canonicalization of `chuanliu load` (`ingest.canonical.conversion_sql`, rendered
+for Spark): the same parsing, defaults, derived columns and checks. Rows it rejects are left out of the
+tables and reported (`SparkEngine.rejected`: a count per table and the first rows with their reasons).
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
 import os
 import re
 import tempfile
@@ -28,12 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlglot import exp
-
 from chuanliu_cli.errors import DataError, UsageError
-from chuanliu_cli.ingest.canonical import MAX_TIME, MIN_TIME
-from chuanliu_cli.ingest.loader import table_for_file
-from chuanliu_cli.schema import QUALITY_REFUND_REASONS, REQUIRED_TABLES, TABLES, Column, Table
+from chuanliu_cli.ingest.canonical import conversion_sql
+from chuanliu_cli.ingest.loader import SHOW_REJECTS, table_for_file
+from chuanliu_cli.ingest.mapping import TableMapping, default_mapping
+from chuanliu_cli.schema import REQUIRED_TABLES, TABLES, Table
 
 if TYPE_CHECKING:
     import polars as pl
@@ -54,32 +53,6 @@ LOCAL_CONF = {
     # Few, larger partitions: local mode has only the machine's cores (adaptive execution merges more).
     "spark.sql.shuffle.partitions": str(max(4, 2 * (os.cpu_count() or 1))),
 }
-
-#: Spark's column type names (DataType.typeName()) grouped as the parsing below needs them.
-_NUMBER_TYPES = ("byte", "short", "integer", "long", "float", "double", "decimal")
-_FLOAT_TYPES = ("float", "double")
-
-#: Naive timestamp layouts besides the ISO ones a cast reads (SPEC §2), as Spark datetime patterns.
-_TIME_PATTERNS = (
-    "yyyy/M/d H:mm:ss",
-    "yyyy/M/d H:mm",
-    "yyyy/M/d H:mm:ss.SSSSSS",
-    "yyyy/M/d",
-    "yyyy-M-d H:mm",
-    "yyyyMMdd HH:mm:ss",
-    "yyyy年M月d日 H:mm:ss",
-    "yyyy年M月d日 H:mm",
-    "yyyy年M月d日",
-)
-
-#: Layouts with a UTC offset (loading/convert.py _AWARE_FORMATS).
-_AWARE_PATTERNS = (
-    "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX",
-    "yyyy-MM-dd HH:mm:ss[.SSSSSS]XXX",
-    "yyyy-MM-dd'T'HH:mmXXX",
-    "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XX",
-    "yyyy-MM-dd HH:mm:ss[.SSSSSS]XX",
-)
 
 _LOG4J = """\
 rootLogger.level = error
@@ -193,10 +166,29 @@ class SparkEngine:
 
     dialect = "spark"
 
-    def __init__(self, spark: SparkSession, tables: Mapping[str, DataFrame]) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        tables: Mapping[str, DataFrame],
+        rejected: Iterable[RejectedRows] = (),
+        cached: Iterable[DataFrame] = (),
+    ) -> None:
         self.spark = spark
         self.tables = dict(tables)
+        #: Rows left out of the tables because `chuanliu load` would reject them: per table, a count and
+        #: the first few with their reasons (show them as warnings: the tables are the valid rows).
+        self.rejected: list[RejectedRows] = list(rejected)
+        self._cached = list(cached)
         self._activate()
+
+    @property
+    def rejects(self) -> list[SparkReject]:
+        """The first rejected rows of each table (a few per table; counts are in `rejected`)."""
+        return [r for group in self.rejected for r in group.examples]
+
+    def reject_warnings(self) -> list[str]:
+        """One line per table with rejected rows, for the caller to show as warnings."""
+        return [str(group) for group in self.rejected]
 
     def _activate(self) -> None:
         """Make the table names (`orders`, ...) this engine's views: engines may share a session."""
@@ -212,8 +204,13 @@ class SparkEngine:
         # Each scorecard's query scans orders several times: in local mode the parsed tables are kept
         # (memory, then disk); on a cluster, platform-sized tables are scanned again instead.
         local = settings.master.startswith("local")
-        tables = read_tables(spark, settings.data, dict(settings.tables), settings.timezone, cache=local)
-        return cls(spark, tables)
+        checked = read_checked_tables(spark, settings.data, dict(settings.tables), settings.timezone, local)
+        return cls(
+            spark,
+            {name: t.valid for name, t in checked.items()},
+            [t.rejected for t in checked.values() if t.rejected is not None],
+            [t.cached for t in checked.values() if t.cached is not None],
+        )
 
     def close(self) -> None:
         """Drop the temp views and cached tables (the session stays up for reuse)."""
@@ -221,7 +218,7 @@ class SparkEngine:
             for name in self.tables:
                 self.spark.catalog.dropTempView(name)
             del _ACTIVE[id(self.spark)]
-        for frame in self.tables.values():
+        for frame in [*self.tables.values(), *self._cached]:
             if frame.is_cached:
                 frame.unpersist()
 
@@ -313,12 +310,21 @@ def read_tables(
     timezone: str = "Asia/Shanghai",
     cache: bool = False,
 ) -> dict[str, DataFrame]:
-    """The four canonical tables: Spark tables named in `names`, else files found in `data`.
+    """The four canonical tables (valid rows only): Spark tables named in `names`, else files in `data`."""
+    return {name: t.valid for name, t in read_checked_tables(spark, data, names, timezone, cache).items()}
 
-    Text files are always cached (parsed once); with `cache`, every table is.
-    """
+
+def read_checked_tables(
+    spark: SparkSession,
+    data: str | None,
+    names: Mapping[str, str],
+    timezone: str = "Asia/Shanghai",
+    cache: bool = False,
+) -> dict[str, CheckedTable]:
+    """The four canonical tables with their rejected rows counted: Spark tables named in `names`, else
+    files found in `data`. Text files are always cached (parsed once); with `cache`, every table is."""
     found = _discover(spark, data) if data is not None else {}
-    tables: dict[str, DataFrame] = {}
+    tables: dict[str, CheckedTable] = {}
     for table in TABLES.values():
         if table.name in names:
             try:
@@ -328,14 +334,15 @@ def read_tables(
                     f"--spark-table {table.name}={names[table.name]}: {_first_line(exc)}",
                     hint="name a table of Spark's catalog (db.table)",
                 ) from None
-            tables[table.name] = canonical(raw, table, timezone, f"Spark table {names[table.name]}")
+            what = f"Spark table {names[table.name]}"
+            tables[table.name] = check_table(canonical(raw, table, timezone, what), table, what, cache)
         elif table.name in found:
             kind, paths = found[table.name]
-            tables[table.name] = _read_files(spark, table, kind, paths, timezone)
-            if kind != "parquet":
-                tables[table.name] = tables[table.name].cache()
+            what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+            checked = _read_files(spark, table, kind, paths, timezone)
+            tables[table.name] = check_table(checked, table, what, cache or kind != "parquet")
         elif table.optional:
-            tables[table.name] = _empty(spark, table)
+            tables[table.name] = CheckedTable(_empty(spark, table), None)
         else:
             where = f"in {data}" if data is not None else "among the --spark-table options"
             raise DataError(
@@ -343,8 +350,6 @@ def read_tables(
                 hint=f"add {table.name}.parquet or {table.name}.csv to --data, or --spark-table "
                 f"{table.name}=db.{table.name}",
             )
-    if cache:
-        tables = {name: frame if frame.is_cached else frame.cache() for name, frame in tables.items()}
     return tables
 
 
@@ -399,6 +404,7 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
 
 
 def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], timezone: str) -> DataFrame:
+    """The files of a table converted (`canonical`: with `__line` and `__reason`)."""
     what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
     try:
         if kind == "parquet":
@@ -438,327 +444,154 @@ _SPARK_TYPES = {
 }
 
 
-def canonical(raw: DataFrame, table: Table, timezone: str, what: str) -> DataFrame:
-    """`raw` with the table's canonical columns and types, derived columns, and only valid rows.
+@dataclass(frozen=True)
+class SparkReject:
+    """A row left out of a table because `chuanliu load` would reject it, and why."""
 
-    Mirrors `loading/convert.py`: the same defaults, value maps, parsing and derived columns; rows it
-    would reject are filtered out. The projection is built as sqlglot trees rendered for Spark, so that
-    Spark receives one expression per column instead of thousands of calls through the Java gateway.
+    table: str
+    source: str  # the files or the Spark table the row came from
+    key: str | None  # the row's key (as parsed; None when it has none)
+    line: int | None  # the row's line when the source numbers its rows (a `__line` column), else None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else f"{TABLES[self.table].key} {self.key}"
+        return f"{self.source} {where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RejectedRows:
+    """How many rows of one table were left out, with the first few of them."""
+
+    table: str
+    source: str
+    count: int
+    examples: tuple[SparkReject, ...]
+
+    def __str__(self) -> str:
+        rows = "row" if self.count == 1 else "rows"
+        first = f"; e.g. {self.examples[0]}" if self.examples else ""
+        return f"{self.source}: {self.count} {rows} of {self.table} rejected and left out{first}"
+
+
+@dataclass
+class CheckedTable:
+    """One table read through the canonicalization: its valid rows, and the rows left out."""
+
+    valid: DataFrame
+    rejected: RejectedRows | None
+    cached: DataFrame | None = None  # the frame to unpersist on close
+
+
+def canonical(
+    raw: DataFrame,
+    table: Table,
+    timezone: str,
+    what: str,
+    tm: TableMapping | None = None,
+) -> DataFrame:
+    """`raw` converted to the table's canonical columns and types, with `__line` and `__reason`.
+
+    The query is `ingest.canonical.conversion_sql` rendered for Spark: the very parsing, checks, defaults,
+    derived columns and reason texts of `chuanliu load`. `raw` has canonical column names (any case,
+    surrounding spaces and a BOM ignored) and may have `__line`, the row's line in its file, and `__shape`,
+    the reason a reader could not read a row as a row. A row is valid where `__reason` is NULL.
     """
+    from pyspark.sql import functions as F
+
     by_name: dict[str, str] = {}
     for name in raw.columns:
         by_name.setdefault(name.strip().lstrip("\ufeff").lower(), name)
     present = {c.name: by_name[c.name.lower()] for c in table.columns if c.name.lower() in by_name}
+    present = {c: s for c, s in present.items() if not table.column(c).derived}
     missing = [
         c.name for c in table.columns if c.required and c.name not in present and c.name != "sale_mode"
     ]
+    if table.name == "livestreams" and not ({"end_time", "duration_minutes"} & present.keys()):
+        missing.append("end_time or duration_minutes")
     if missing:
         raise DataError(
             f"{what}: no column {', '.join(missing)} for table {table.name}",
             hint="the Spark engine reads canonical column names; `chuanliu load` maps other headers",
         )
-    types = {f.name: f.dataType.typeName() for f in raw.schema.fields}
-    # As in convert.py: `parsed` holds each cell parsed (NULL when absent, empty or unreadable), and
-    # defaults, derived columns and row checks are computed from the parsed values.
-    parsed: dict[str, exp.Expr] = {}
-    valid: list[exp.Expr] = []
-    for col in table.columns:
-        if col.derived:
-            continue
-        if col.name not in present:
-            parsed[col.name] = _cast(exp.Null(), _parsed_type(col))
-            continue
-        source = present[col.name]
-        cell = exp.Column(this=exp.Identifier(this=source, quoted=True))
-        parsed[col.name] = _parse(col, cell, types[source], timezone)
-        valid.extend(_checks(col, cell, parsed[col.name]))
-    valid.extend(_row_checks(table, parsed))
-    derived = _derived(table, parsed)
-    outputs = [derived[c.name] if c.name in derived else _finish(c, parsed) for c in table.columns]
-    select = [
-        exp.Alias(this=o, alias=exp.Identifier(this=c.name, quoted=True)).sql(dialect="spark")
-        for o, c in zip(outputs, table.columns, strict=True)
-    ]
-    condition = exp.and_(*(exp.Paren(this=_coalesce(v, exp.true())) for v in valid)) if valid else exp.true()
-    valid_sql = exp.Alias(this=condition, alias=exp.Identifier(this="__valid", quoted=True)).sql(
-        dialect="spark"
-    )
-    return raw.selectExpr(*select, valid_sql).where("`__valid`").drop("__valid")
-
-
-def _parsed_type(col: Column) -> str:
-    return {"timestamp": "timestamp_ntz", "text": "string", "enum": "string", "boolean": "string"}.get(
-        col.type, "decimal(38,6)"
-    )
-
-
-# Small builders for Spark SQL trees. sqlglot does not parenthesize constructed trees by precedence,
-# so every operand that is not atomic is wrapped.
-
-
-def _p(node: exp.Expr) -> exp.Expr:
-    atomic = exp.Column | exp.Literal | exp.Paren | exp.Func | exp.Null | exp.Boolean | exp.Cast | exp.Case
-    return node if isinstance(node, atomic) else exp.Paren(this=node)
-
-
-def _fn(name: str, *args: exp.Expr) -> exp.Expr:
-    return exp.Anonymous(this=name, expressions=[a.copy() for a in args])
-
-
-def _s(value: str) -> exp.Expr:
-    return exp.Literal.string(value)
-
-
-def _n(value: float | int | str) -> exp.Expr:
-    return exp.Literal.number(value)
-
-
-@functools.cache
-def _data_type(name: str) -> exp.DataType:
-    return exp.DataType.build(name, dialect="spark")
-
-
-def _cast(x: exp.Expr, to: str) -> exp.Expr:
-    return exp.Cast(this=x.copy(), to=_data_type(to).copy())
-
-
-def _coalesce(*args: exp.Expr) -> exp.Expr:
-    return exp.Coalesce(this=args[0].copy(), expressions=[a.copy() for a in args[1:]])
-
-
-def _case(*whens: tuple[exp.Expr, exp.Expr], default: exp.Expr | None = None) -> exp.Expr:
-    return exp.Case(
-        ifs=[exp.If(this=c.copy(), true=v.copy()) for c, v in whens],
-        default=default.copy() if default is not None else None,
-    )
-
-
-def _bin(cls: type[exp.Binary], a: exp.Expr, b: exp.Expr) -> exp.Expr:
-    return cls(this=_p(a.copy()), expression=_p(b.copy()))
-
-
-def _and(*conds: exp.Expr) -> exp.Expr:
-    return exp.and_(*(exp.Paren(this=c.copy()) for c in conds))
-
-
-def _or(*conds: exp.Expr) -> exp.Expr:
-    return exp.Paren(this=exp.or_(*(exp.Paren(this=c.copy()) for c in conds)))
-
-
-def _not(cond: exp.Expr) -> exp.Expr:
-    return exp.Not(this=exp.Paren(this=cond.copy()))
-
-
-def _is_null(x: exp.Expr) -> exp.Expr:
-    return exp.Is(this=_p(x.copy()), expression=exp.Null())
-
-
-def _in(x: exp.Expr, values: Iterable[str]) -> exp.Expr:
-    return exp.In(this=_p(x.copy()), expressions=[_s(v) for v in values])
-
-
-def _trim(x: exp.Expr) -> exp.Expr:
-    return _fn("TRIM", x)
-
-
-def _text(x: exp.Expr, spark_type: str) -> exp.Expr:
-    """A raw cell as text (whole floats from spreadsheets without the trailing .0)."""
-    if spark_type in _FLOAT_TYPES:
-        return _case(
-            (_bin(exp.GTE, _fn("ABS", x), _n("1e18")), _cast(x, "string")),
-            (_bin(exp.EQ, x, _fn("FLOOR", x)), _cast(_cast(x, "bigint"), "string")),
-            default=_cast(x, "string"),
-        )
-    return _cast(x, "string")
-
-
-def _clean(x: exp.Expr) -> exp.Expr:
-    """An amount's text without ¥, thousands separators, spaces and 元 (loading/convert.py chl_clean)."""
-    return _fn("REGEXP_REPLACE", _trim(x), _s(r"[,¥￥\s元]"), _s(""))
-
-
-def _blank(x: exp.Expr) -> exp.Expr:
-    return _or(_is_null(x), _in(_clean(x), ("", "-", "--")))
-
-
-def _try_decimal(text: exp.Expr) -> exp.Expr:
-    # Only digits, a sign and a point get near the cast, so that it cannot fail in ANSI mode.
-    number = _and(
-        exp.RegexpLike(this=_p(text.copy()), expression=_s(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$")),
-        _bin(exp.LTE, _fn("LENGTH", text), _n(30)),
-    )
-    return _case((number, _cast(text, "decimal(38,6)")))
-
-
-def _decimal(text: exp.Expr) -> exp.Expr:
-    """An amount or number written as text: 1,234.50, ¥88, 1.2万 (chl_decimal), as DECIMAL(38,6)."""
-    cleaned = _clean(text)
-    wan = _fn("REGEXP_EXTRACT", cleaned, _s("^(.*)万$"), _n(1))
-    return _case(
-        (_blank(text), _cast(exp.Null(), "decimal(38,6)")),
-        (
-            _fn("ENDSWITH", cleaned, _s("万")),
-            _cast(_bin(exp.Mul, _try_decimal(wan), _n(10000)), "decimal(38,6)"),
-        ),
-        default=_try_decimal(cleaned),
-    )
-
-
-def _utc_to_local(instant: exp.Expr, timezone: str) -> exp.Expr:
-    """An instant as naive local time in `timezone` (the session computes in UTC)."""
-    return _cast(_fn("FROM_UTC_TIMESTAMP", _cast(instant, "timestamp_ltz"), _s(timezone)), "timestamp_ntz")
-
-
-def _time(text: exp.Expr, timezone: str) -> exp.Expr:
-    """A timestamp written as text (chl_time): ISO and Chinese layouts, epoch milliseconds, offsets."""
-    t = _trim(text)
-    local = _coalesce(
-        _fn("TRY_TO_TIMESTAMP", t), *(_fn("TRY_TO_TIMESTAMP", t, _s(p)) for p in _TIME_PATTERNS)
-    )
-    # An offset: parsed as an instant (to_timestamp_ltz), only where the layout is known to match, since
-    # in ANSI mode a failed to_timestamp_ltz is an error.
-    offset = _fn("REGEXP_REPLACE", t, _s("Z$"), _s("+00:00"))
-    aware = _case(
-        *(
-            (
-                exp.Not(this=_is_null(_fn("TRY_TO_TIMESTAMP", offset, _s(p)))),
-                _fn("TO_TIMESTAMP_LTZ", offset, _s(p)),
+    types = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
+    source_types: dict[str, str] = {}
+    for column, source in present.items():
+        duck = _duck_type(types[source])
+        if duck is None:
+            raise DataError(
+                f"{what}: column {column} holds {types[source]} values, not text, numbers or times",
+                hint="export that column as plain values",
             )
-            for p in _AWARE_PATTERNS
-        )
+        source_types[column] = duck
+    # `__line` and `__shape` (a row that could not be read as a row) come from a reader that knows them
+    line = F.col(by_name["__line"]).cast("bigint") if "__line" in by_name else F.lit(None).cast("bigint")
+    shape = F.col(by_name["__shape"]).cast("string") if "__shape" in by_name else F.lit(None).cast("string")
+    frame = raw.select(
+        *(F.col(f"`{source}`").alias(column) for column, source in present.items()),
+        line.alias("__line"),
+        shape.alias("__shape"),
     )
-    millis = _fn("TIMESTAMP_MILLIS", _cast(t, "bigint"))
-    return _case(
-        (_or(_is_null(t), _bin(exp.EQ, t, _s(""))), _cast(exp.Null(), "timestamp_ntz")),
-        (exp.RegexpLike(this=_p(t), expression=_s("^[0-9]{12,13}$")), _utc_to_local(millis, timezone)),
-        (
-            exp.RegexpLike(this=_p(t), expression=_s("([+-][0-9]{2}:?[0-9]{2}|Z)$")),
-            _utc_to_local(aware, timezone),
-        ),
-        default=_cast(local, "timestamp_ntz"),
-    )
-
-
-def _parse(col: Column, x: exp.Expr, spark_type: str, timezone: str) -> exp.Expr:
-    """The raw cell `x` (of Spark type `spark_type`) parsed for the column; NULL if it does not parse."""
-    if col.type == "text":
-        if spark_type == "string":
-            return _fn("NULLIF", _trim(x), _s(""))
-        return _text(x, spark_type)
-    if col.type in ("enum", "boolean"):
-        if col.type == "boolean" and spark_type == "boolean":
-            return _cast(x, "string")
-        text = _text(x, spark_type)
-        if spark_type in _NUMBER_TYPES:
-            text = _fn("REGEXP_REPLACE", text, _s(r"\.0+$"), _s(""))  # 1.0 from a spreadsheet is the code 1
-        key = _fn("LOWER", _trim(text))
-        # One hash lookup per cell (a CASE would compute lower(trim(x)) once per value it lists).
-        pairs = [_s(part) for item in sorted(col.values.items()) for part in item]
-        return _fn("TRY_ELEMENT_AT", _fn("MAP", *pairs), key) if pairs else _cast(exp.Null(), "string")
-    if col.type == "timestamp":
-        if spark_type in ("timestamp_ntz", "date"):
-            return _cast(x, "timestamp_ntz")
-        if spark_type == "timestamp":
-            return _utc_to_local(x, timezone)
-        if spark_type in _NUMBER_TYPES:
-            millis = _fn("TIMESTAMP_MILLIS", _cast(x, "bigint"))
-            return _case((_bin(exp.GTE, x, _n(100000000000)), _utc_to_local(millis, timezone)))
-        return _time(_cast(x, "string"), timezone)
-    if spark_type in _NUMBER_TYPES:
-        return _cast(x, "decimal(38,6)")
-    return _decimal(_cast(x, "string"))
-
-
-def _checks(col: Column, x: exp.Expr, value: exp.Expr) -> list[exp.Expr]:
-    """Conditions a valid row meets for this column (convert.py _column_checks); NULL counts as met."""
-    text = _trim(_cast(x, "string"))
-    out: list[exp.Expr] = []
-    if col.required and col.default is None and col.name != "sale_mode":
-        out.append(_and(exp.Not(this=_is_null(x)), _bin(exp.NEQ, text, _s(""))))
-    if col.type != "text":
-        filled = _and(exp.Not(this=_is_null(x)), _not(_in(text, ("", "-", "--"))))
-        out.append(_or(_not(filled), exp.Not(this=_is_null(value))))
-    if col.type == "timestamp":
-        out.append(
-            _and(
-                _bin(exp.GTE, value, _cast(_s(MIN_TIME), "timestamp_ntz")),
-                _bin(exp.LT, value, _cast(_s(MAX_TIME), "timestamp_ntz")),
-            )
+    view = f"chuanliu_raw_{table.name}_{next(_VIEWS)}"
+    frame.createOrReplaceTempView(view)
+    try:
+        sql, _ = conversion_sql(
+            tm or default_mapping().for_table(table.name),
+            source_types,
+            timezone,
+            source=view,
+            dialect="spark",
         )
-    if col.type in ("amount", "integer", "number", "score"):
-        if col.type == "amount":
-            out.append(_bin(exp.LT, _fn("ABS", value), _n(1000000000000)))
-        if col.type in ("integer", "score"):
-            out.append(_bin(exp.LT, _fn("ABS", value), _n(1000000000000000)))
-            out.append(_bin(exp.EQ, value, _fn("FLOOR", value)))
-        if col.minimum is not None:
-            out.append(_bin(exp.GTE, value, _n(repr(col.minimum))))
-        if col.maximum is not None:
-            out.append(_bin(exp.LTE, value, _n(repr(col.maximum))))
-    return out
+        return frame.sparkSession.sql(sql)
+    finally:
+        # (the query is analysed: it holds the frame's plan, not the view's name)
+        frame.sparkSession.catalog.dropTempView(view)
 
 
-def _finish(col: Column, parsed: Mapping[str, exp.Expr]) -> exp.Expr:
-    """The parsed value with the column's default, in its canonical type (convert.py _outputs)."""
-    value = parsed[col.name]
-    if col.name == "duration_minutes":
-        return _duration(value, parsed["start_time"], parsed["end_time"])
-    if col.name == "sale_mode":
-        # SPEC §2: without a sale mode, an order with a promoter is a distribution order.
-        promoter = parsed["promoter_id"]
-        value = _coalesce(
-            value, _case((exp.Not(this=_is_null(promoter)), _s("distribution")), default=_s("self"))
-        )
-    elif col.default is not None:
-        default = _s(col.default)
-        value = _coalesce(
-            value, default if col.type in ("text", "enum", "boolean") else _cast(default, "decimal(38,6)")
-        )
-    if col.type == "boolean":
-        return _bin(exp.EQ, value, _s("true"))
-    return _cast(value, _SPARK_TYPES[col.type])
+_VIEWS = itertools.count()
+
+#: Spark's type names (DataType.simpleString) as the DuckDB type names the canonicalization reads.
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "void": "VARCHAR",
+    "tinyint": "TINYINT",
+    "smallint": "SMALLINT",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",  # an instant (Parquet's adjusted-to-UTC times)
+    "timestamp_ntz": "TIMESTAMP",
+}
 
 
-def _duration(value: exp.Expr, start: exp.Expr, end: exp.Expr) -> exp.Expr:
-    """duration_minutes, else whole seconds from start to end / 60 in DOUBLE (DuckDB's date_diff)."""
-    # The session is in UTC, so a naive time read as UTC gives its wall-clock seconds.
-    seconds = _bin(
-        exp.Sub,
-        _fn("UNIX_SECONDS", _cast(end, "timestamp_ltz")),
-        _fn("UNIX_SECONDS", _cast(start, "timestamp_ltz")),
+def _duck_type(spark_type: str) -> str | None:
+    if spark_type.startswith("decimal("):
+        return spark_type.upper()
+    if spark_type.startswith("varchar(") or spark_type.startswith("char("):
+        return "VARCHAR"
+    return _DUCK_TYPES.get(spark_type)
+
+
+def check_table(checked: DataFrame, table: Table, what: str, cache: bool) -> CheckedTable:
+    """The valid rows of a converted table and a count of the others with their first few (one job when
+    no row is rejected). With `cache`, the converted rows are kept (memory, then disk) for both."""
+    if cache:
+        checked = checked.cache()
+    examples = (
+        checked.where("`__reason` IS NOT NULL")
+        .select(table.key, "__line", "__reason")
+        .limit(SHOW_REJECTS)
+        .collect()
     )
-    return _coalesce(
-        _cast(value, "double"), _bin(exp.Div, _cast(seconds, "double"), _cast(_n("60.0"), "double"))
-    )
-
-
-def _derived(table: Table, parsed: Mapping[str, exp.Expr]) -> dict[str, exp.Expr]:
-    """net_amount and quality_return of orders, exactly as convert.py defines them (SPEC §2)."""
-    if table.name != "orders":
-        return {}
-    paid, refund, status = parsed["paid_amount"], parsed["refund_amount"], parsed["status"]
-    refunded = _bin(exp.EQ, status, _s("refunded"))
-    net = _bin(exp.Sub, paid, _coalesce(refund, _case((refunded, paid), default=_n(0))))
-    refund_or_full = _coalesce(refund, _case((refunded, paid)))
-    reason = _fn("LOWER", _trim(parsed["refund_reason"]))
-    quality = _coalesce(
-        _and(_bin(exp.GT, refund_or_full, _n(0)), _in(reason, sorted(QUALITY_REFUND_REASONS))), exp.false()
-    )
-    return {"net_amount": _cast(net, "decimal(14,2)"), "quality_return": quality}
-
-
-def _row_checks(table: Table, parsed: Mapping[str, exp.Expr]) -> list[exp.Expr]:
-    """Conditions across columns (convert.py _row_checks)."""
-    if table.name == "orders":
-        return [_not(_bin(exp.GT, parsed["refund_amount"], parsed["paid_amount"]))]
-    if table.name == "livestreams":
-        start, end = parsed["start_time"], parsed["end_time"]
-        promoter_host = _and(
-            _bin(exp.EQ, parsed["host_type"], _s("promoter")), _is_null(parsed["promoter_id"])
-        )
-        return [
-            _not(promoter_host),
-            _or(exp.Not(this=_is_null(parsed["duration_minutes"])), exp.Not(this=_is_null(end))),
-            _not(_bin(exp.LT, end, start)),
-        ]
-    return []
+    rejected = None
+    if examples:
+        count = len(examples)
+        if count == SHOW_REJECTS:
+            count = checked.where("`__reason` IS NOT NULL").count()
+        rows = tuple(SparkReject(table.name, what, r[0], r[1], r[2]) for r in examples)
+        rejected = RejectedRows(table.name, what, count, rows)
+    valid = checked.where("`__reason` IS NULL").drop("__line", "__reason")
+    return CheckedTable(valid, rejected, checked if cache else None)
