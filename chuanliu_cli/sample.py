@@ -1079,10 +1079,11 @@ def _times(seconds: Array) -> pl.Series:
 
 
 def _frame(table: Table, columns: dict[str, pl.Series], headers: Headers) -> pl.DataFrame:
-    """A frame in the schema's column order, named canonically (en) or by the first alias (zh)."""
+    """A frame in the schema's column order, named canonically (en) or by the first alias (zh); optional
+    columns the generator does not make (promoter_name) are left out, as many real exports leave them."""
     import polars as pl
 
-    names = [c.name for c in table.columns if not c.derived]
+    names = [c.name for c in table.columns if not c.derived and c.name in columns]
     return pl.DataFrame(
         [columns[n].alias(table.column(n).aliases[0] if headers == "zh" else n) for n in names]
     )

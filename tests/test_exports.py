@@ -138,7 +138,7 @@ def test_late_invalid_bytes_exit_4_with_byte_offset(invoke: Callable[..., Any], 
     bad = at + len(b"1,ks1,b1,2023-05-02 20:00:00,2.00,completed,")
     assert f"orders.csv: byte offset {bad}: invalid gb18030 byte sequence" in out
     assert f"not UTF-8 from byte offset {bad}" in out
-    assert _rows(db, "SELECT count(*) FROM orders") == [(0,)]  # the 16,999 good rows were rolled back
+    assert not db.exists()  # the 16,999 good rows were rolled back, and the new database with them
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ def test_bad_memory_limit_is_usage_error(tmp_path: Path) -> None:
     from chuanliu_cli.errors import UsageError
 
     with (
-        pytest.raises(UsageError, match="invalid --memory-limit 'lots'"),
+        pytest.raises(UsageError, match="invalid memory limit 'lots'"),
         open_database(str(tmp_path / "m.duckdb"), "write", memory_limit="lots"),
     ):
         pass

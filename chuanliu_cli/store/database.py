@@ -190,7 +190,7 @@ def _connect(db_path: str, read_only: bool, memory_limit: str | None = None) -> 
     config: dict[str, str | bool | int | float | list[str]] = {}
     if memory_limit:
         if not _MEMORY.match(memory_limit):
-            raise UsageError(f"invalid --memory-limit {memory_limit!r}", hint="e.g. 4GB or 512MB")
+            raise UsageError(f"invalid memory limit {memory_limit!r}", hint="e.g. 4GB or 512MB")
         # Past the limit DuckDB spills to disk; a private temp directory also works for read-only files.
         config["memory_limit"] = memory_limit
         config["temp_directory"] = str(spill_directory())
