@@ -381,7 +381,8 @@ class Session:
     def _load_data(self, directory: Path) -> Database:
         """The exports of `directory` in a fresh in-memory database, validated like `load`; then no file
         or network access for the rest of the connection (rulesets cannot read files)."""
-        from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+        from chuanliu_cli.ingest.discover import discover
+        from chuanliu_cli.ingest.loader import LoadOptions, load_files
         from chuanliu_cli.store.database import disable_external_access, memory_database
 
         db = memory_database(self.memory_limit)
@@ -420,7 +421,8 @@ class Session:
         """
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+        from chuanliu_cli.ingest.discover import discover
+        from chuanliu_cli.ingest.loader import LoadOptions, load_files
         from chuanliu_cli.ingest.mapping import load_mapping
         from chuanliu_cli.schema import TABLES
         from chuanliu_cli.store.database import open_database

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.errors import DataError, UsageError
 from chuanliu_cli.ingest.canonical import conversion_sql
-from chuanliu_cli.ingest.loader import SHOW_REJECTS, table_for_file
+from chuanliu_cli.ingest.discover import table_for_file
+from chuanliu_cli.ingest.loader import SHOW_REJECTS
 from chuanliu_cli.ingest.mapping import TableMapping, default_mapping
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES, Table
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError, UsageError
 from chuanliu_cli.ingest.canonical import conversion_sql
+from chuanliu_cli.ingest.discover import discover as discover  # public here too
+from chuanliu_cli.ingest.discover import table_for_file as table_for_file
 from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, normalize_header
 from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
@@ -31,12 +33,6 @@ if TYPE_CHECKING:
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 #: How many rejected rows a failed load lists.
 SHOW_REJECTS = 5
-
-# File name prefixes that `load --dir` recognises, most specific first.
-DIR_PREFIXES: tuple[tuple[str, str], ...] = tuple(
-    (prefix, table.name) for table in TABLES.values() for prefix in table.file_prefixes
-)
-_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".xlsx", ".xlsm", ".jsonl", ".ndjson", ".json")
 
 
 @dataclass
@@ -92,34 +88,6 @@ class LoadOptions:
 
 
 ProgressCallback = Callable[[str, int, int | None], None]
-
-
-def table_for_file(path: Path) -> str | None:
-    """The table a file holds, from its name (`orders*`, `订单*`, …), or None."""
-    name = path.name.lower()
-    for prefix, table in sorted(DIR_PREFIXES, key=lambda p: -len(p[0])):
-        if name.startswith(prefix.lower()):
-            return table
-    return None
-
-
-def discover(directory: Path) -> list[tuple[str, Path]]:
-    """The export files of a directory, recognised by name, as (table, path) in load order."""
-    if not directory.is_dir():
-        raise DataError(f"{directory}: not a directory")
-    found: list[tuple[str, Path]] = []
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.suffix.lower() in _DATA_SUFFIXES:
-            table = table_for_file(path)
-            if table is not None:
-                found.append((table, path))
-    if not found:
-        raise DataError(
-            f"{directory}: no export files found",
-            hint="name them orders*, reviews*, livestreams*, shops* (or 订单*, 评价*, 直播*, 店铺*)",
-        )
-    order = list(TABLES)
-    return sorted(found, key=lambda tp: (order.index(tp[0]), str(tp[1])))
 
 
 @dataclass
