@@ -20,12 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chuanliu_cli.errors import UsageError
+from chuanliu_cli.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
 
     from chuanliu_cli.engines.spark import SparkSettings
+    from chuanliu_cli.ingest.discover import DiscoveredFile
     from chuanliu_cli.ingest.loader import FileResult
     from chuanliu_cli.periods import Period
     from chuanliu_cli.rules.model import Ruleset
@@ -60,10 +61,12 @@ PathLike = str | Path
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What `Session.load` did, file by file (rows read, inserted, updated, unchanged, rejected)."""
+    """What `Session.load` did, file by file (rows read, inserted, updated, unchanged, rejected), and for a
+    directory (or files given without their table) every file looked at: its table, or why it was skipped."""
 
     files: tuple[FileResult, ...]
     warnings: tuple[str, ...] = ()
+    discovered: tuple[DiscoveredFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -415,29 +418,26 @@ class Session:
         progress: Callable[[str, int, int | None], None] | None = None,
     ) -> LoadResult:
         """Validate export files and upsert them into the database, all or nothing: `table` and its `files`,
-        or every export of `directory` recognised by name (orders*, reviews*, livestreams*, shops*, 订单*…).
+        `files` alone (each file's table recognised by its name, else its header), or every export of
+        `directory` (the same way; the result lists every file of it, loaded or skipped with why).
 
         A file whose share of bad rows exceeds `max_reject_rate` raises DataError and nothing is written.
         """
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        from chuanliu_cli.ingest.discover import discover
+        from chuanliu_cli.ingest.discover import discover_files, infer, load_order, no_exports, read_header
         from chuanliu_cli.ingest.loader import LoadOptions, load_files
         from chuanliu_cli.ingest.mapping import load_mapping
         from chuanliu_cli.schema import TABLES
         from chuanliu_cli.store.database import open_database
 
         path = self._require_database("loading")
-        if directory is not None:
-            if table is not None or files:
-                raise UsageError("give a table and its files, or a directory, not both")
-            items = discover(Path(directory))
-        else:
-            if table is None or not files:
-                raise UsageError("give a table and its files, or a directory of exports")
-            if table not in TABLES:
-                raise UsageError(f"unknown table {table!r}", hint=f"use one of {', '.join(TABLES)}")
-            items = [(table, Path(f)) for f in files]
+        if directory is not None and (table is not None or files):
+            raise UsageError("give a table and its files, or a directory, not both")
+        if directory is None and not files:
+            raise UsageError("give a table and its files, or a directory of exports")
+        if table is not None and table not in TABLES:
+            raise UsageError(f"unknown table {table!r}", hint=f"use one of {', '.join(TABLES)}")
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -449,6 +449,24 @@ class Session:
             max_reject_rate,
             timezone,
         )
+        discovered: list[DiscoveredFile] = []
+        if directory is not None:
+            discovered = discover_files(Path(directory), options.mapping, encoding)
+            items = load_order(discovered)
+            if not items:
+                raise no_exports(directory, discovered)
+        elif table is None:
+            discovered = [infer(Path(f), read_header(encoding), options.mapping) for f in files]
+            unknown = [f for f in discovered if f.table is None]
+            if unknown:
+                raise DataError(
+                    f"{unknown[0].path}: {unknown[0].why}",
+                    hint=f"name the table the files hold ({', '.join(TABLES)})",
+                    details=[f"{f.path}: {f.why}" for f in unknown[1:]],
+                )
+            items = load_order(discovered)
+        else:
+            items = [(table, Path(f)) for f in files]
         with open_database(path, "write", self.wait, self.memory_limit) as db:
             results = load_files(db, items, options, progress=progress)
         warnings: list[str] = []
@@ -459,7 +477,7 @@ class Session:
                 warnings.append(
                     f"{r.file}: {r.rejected} row(s) rejected and kept in table rejected_rows; first:{first}"
                 )
-        return LoadResult(tuple(results), tuple(warnings))
+        return LoadResult(tuple(results), tuple(warnings), tuple(discovered))
 
     def status(self) -> StatusResult:
         """What the database holds: rows per table, months covered, last loads, rejects, complete months."""

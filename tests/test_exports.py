@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
 import zipfile
 from collections.abc import Callable
@@ -613,3 +615,98 @@ def test_load_dir_chinese_exports_match_english_csv(
         ("shops", f"店铺.{fmt}", 0),
     ]
     assert _contents(db) == english_sample
+
+
+# --- concatenated and multi-part exports (issue #19 point 6) -------------------------------------------
+
+
+def test_concatenated_utf8_bom_files_skip_the_repeated_header(
+    invoke: Callable[..., Any], tmp_path: Path
+) -> None:
+    part = f"{ZH_HEADER}\n{{}}\n"
+    path = tmp_path / "orders.csv"
+    path.write_bytes(
+        codecs.BOM_UTF8
+        + part.format(ZH_ROWS[0]).encode()
+        + codecs.BOM_UTF8
+        + part.format(ZH_ROWS[1]).encode()
+    )
+    db = tmp_path / "c.duckdb"
+    _load(invoke, db, "orders", str(path))
+    assert _rows(db, "SELECT order_id, buyer_id FROM orders ORDER BY order_id") == [
+        ("0001234567890123", "买家甲"),
+        ("4830129377205612", "买家丙"),
+    ]
+    assert _rows(db, "SELECT count(*) FROM rejected_rows") == [(0,)]
+
+
+def test_gb18030_part_then_utf8_part_is_read_line_by_line(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    from chuanliu_cli.ingest.readers import open_file
+
+    gb = f"{ZH_HEADER}\n{ZH_ROWS[0]}\n".encode("gb18030")
+    utf8 = f"{ZH_HEADER}\n{ZH_ROWS[1]}\n".encode()
+    path = tmp_path / "orders.csv"
+    path.write_bytes(gb + utf8)
+    db = tmp_path / "c.duckdb"
+    _load(invoke, db, "orders", str(path))
+    assert _rows(db, "SELECT order_id, buyer_id, status FROM orders ORDER BY order_id") == [
+        ("0001234567890123", "买家甲", "completed"),
+        ("4830129377205612", "买家丙", "shipped"),
+    ]
+    # the reader says where each encoding was used, once the file has been read
+    (reader,) = open_file(path)
+    rows = [r for b in reader.batches([2]) for r in (b.rows or [])]
+    assert [r[2] for r in rows] == ["买家甲", "买家丙"]
+    assert reader.notes == [
+        f"{path}: the encoding changes part-way (lines 1-2 GB18030, lines 3-4 UTF-8); each part was read "
+        "in its own encoding (concatenated exports?)"
+    ]
+
+
+def test_a_utf8_file_is_not_said_to_switch(tmp_path: Path) -> None:
+    from chuanliu_cli.ingest.readers import open_file
+
+    path = tmp_path / "orders.csv"
+    path.write_bytes(f"{ZH_HEADER}\n{ZH_ROWS[0]}\n{ZH_ROWS[1]}\n".encode())
+    (reader,) = open_file(path)
+    assert sum(len(b.lines) for b in reader.batches([0])) == 2
+    assert reader.notes == []
+
+
+def _summary_first_workbook(path: Path) -> Path:
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path))
+    summary = book.add_worksheet("汇总")
+    summary.write_row(0, 0, ["店铺ID", "订单数", "成交金额"])
+    summary.write_row(1, 0, ["ks700001", 1, 1234.5])
+    ws = book.add_worksheet("订单明细")
+    ws.write_row(0, 0, ZH_HEADER.split(","))
+    for n, row in enumerate(ZH_ROWS, start=1):
+        cells = next(csv.reader([row]))
+        ws.write_row(n, 0, cells)
+    book.close()
+    return path
+
+
+def test_xlsx_with_a_summary_sheet_first_reads_the_data_sheet(
+    invoke: Callable[..., Any], tmp_path: Path
+) -> None:
+    from chuanliu_cli.ingest.readers import open_file
+
+    path = _summary_first_workbook(tmp_path / "订单.xlsx")
+    readers = open_file(path)
+    assert [r.sheet for r in readers] == ["订单明细"]
+    assert readers[0].notes == [
+        f"{path}: read sheet '订单明细'; left out sheet '汇总' (店铺ID, 订单数, 成交金额): not an export's "
+        "header (name the sheet to read to choose another)"
+    ]
+    db = tmp_path / "c.duckdb"
+    _load(invoke, db, "orders", str(path))
+    assert _rows(db, "SELECT order_id FROM orders ORDER BY order_id") == [
+        ("0001234567890123",),
+        ("4830129377205612",),
+    ]
+    # naming the summary sheet still reads it, and fails on its missing columns
+    out = _fails(invoke, db, "orders", str(path), "--sheet", "汇总")
+    assert "orders.xlsx" not in out and "[汇总]: missing required column order_id of orders" in out

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.errors import DataError, UsageError
 from chuanliu_cli.ingest.canonical import conversion_sql
-from chuanliu_cli.ingest.discover import table_for_file
+from chuanliu_cli.ingest.discover import (
+    HIDDEN,
+    DiscoveredFile,
+    HeaderReader,
+    infer,
+    no_exports,
+    skip_reason,
+)
 from chuanliu_cli.ingest.loader import SHOW_REJECTS
 from chuanliu_cli.ingest.mapping import TableMapping, default_mapping
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES, Table
@@ -375,13 +382,20 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
     except Exception as exc:
         raise DataError(f"{data}: cannot list it ({_first_line(exc)})") from None
     found: dict[str, tuple[str, list[str]]] = {}
+    skipped: list[DiscoveredFile] = []
     for status in sorted(statuses, key=lambda s: str(s.getPath().getName())):
         name = str(status.getPath().getName())
-        if name.startswith((".", "_")):
+        # The rules of `load --dir` (ingest.discover); a folder named like a table is a Parquet dataset.
+        folder = bool(status.isDirectory())
+        reason = skip_reason(name, folder)
+        if reason is not None and not (folder and reason != HIDDEN):
+            entry = DiscoveredFile(Path(name), None, reason)
+        else:
+            entry = infer(Path(name), None if folder else _spark_header(spark, status))
+        if entry.table is None:
+            skipped.append(entry)
             continue
-        table = table_for_file(Path(name))
-        if table is None:
-            continue
+        table = entry.table
         suffix = Path(name).suffix.lower()
         if status.isDirectory() or suffix == ".parquet":
             kind = "parquet"
@@ -397,11 +411,27 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
             raise DataError(f"{data}: {table} comes as both {previous[0]} and {kind}; keep one format")
         found.setdefault(table, (kind, []))[1].append(str(status.getPath().toString()))
     if not found:
-        raise DataError(
-            f"{data}: no export files found",
-            hint="name them orders*, reviews*, livestreams*, shops* (.parquet, .csv or Parquet folders)",
-        )
+        raise no_exports(data, skipped)
     return found
+
+
+def _spark_header(spark: SparkSession, status: Any) -> HeaderReader:
+    """Reads the header of a file whose name names no table (Parquet: its schema; CSV: its first line)."""
+
+    def read(_: Path) -> list[str]:
+        location = str(status.getPath().toString())
+        suffix = Path(location).suffix.lower()
+        try:
+            if suffix == ".parquet":
+                return list(spark.read.parquet(location).columns)
+            if suffix in (".csv", ".tsv", ".txt"):
+                sep = "\t" if suffix == ".tsv" else ","
+                return list(spark.read.csv(location, header=True, sep=sep, inferSchema=False).columns)
+        except Exception as exc:
+            raise DataError(_first_line(exc)) from None
+        raise DataError("the Spark engine reads only Parquet and CSV")
+
+    return read
 
 
 def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], timezone: str) -> DataFrame:

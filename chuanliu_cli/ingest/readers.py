@@ -7,13 +7,15 @@ import csv
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.ingest.formats.base import Batch, FileFormat, FileReader, text_batch
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
+
+    from chuanliu_cli.ingest.mapping import Mapping
 
 BATCH_ROWS = 200_000
 _SNIFF_BYTES = 1 << 20
@@ -45,6 +47,11 @@ def detect_format(path: Path) -> FileFormat:
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         return "xlsx"  # a legacy .xls or an encrypted workbook: the XLSX reader explains what to do
     suffix = path.suffix.lower()
+    if suffix in (".xls", ".htm", ".html"):
+        # Some backends write an HTML table, or plain CSV/TSV text, and name it .xls: read what it holds.
+        from chuanliu_cli.ingest.formats.html import looks_like_html
+
+        return "html" if looks_like_html(path) else "csv"
     if suffix == ".parquet":
         return "parquet"
     if suffix in (".xlsx", ".xlsm"):
@@ -54,22 +61,76 @@ def detect_format(path: Path) -> FileFormat:
     return "csv"
 
 
-def open_file(path: Path, encoding: str | None = None, sheet: str | None = None) -> list[FileReader]:
-    """Open an export file: one reader for CSV/Parquet, one per sheet for XLSX."""
+def open_file(
+    path: Path, encoding: str | None = None, sheet: str | None = None, mapping: Mapping | None = None
+) -> list[FileReader]:
+    """Open an export file: one reader for CSV/Parquet, one per data sheet for XLSX (or table for HTML).
+
+    Without `sheet`, a workbook's sheets whose header is not an export's (a 汇总 summary before the data)
+    are left out when another sheet's header is one, with a note naming them (`mapping`: the header
+    aliases, default the shipped ones).
+    """
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a file", hint="use `load --dir` for a directory")
+        raise DataError(
+            f"{path}: is a directory, not a file", hint="load a directory as a directory of exports"
+        )
     fmt = detect_format(path)
     if fmt == "parquet":
         return [_open_parquet(path)]
-    if fmt == "xlsx":
-        from chuanliu_cli.ingest.formats.xlsx import open_xlsx
-
-        return open_xlsx(path, sheet)
     if fmt == "jsonl":
         return [_open_jsonl(path, encoding)]
-    return [_open_csv(path, encoding)]
+    if fmt == "csv":
+        return [_open_csv(path, encoding)]
+    if fmt == "html":
+        from chuanliu_cli.ingest.formats.html import open_html
+
+        readers = open_html(path, encoding)
+    else:
+        from chuanliu_cli.ingest.formats.xlsx import open_xlsx
+
+        readers = open_xlsx(path, sheet)
+    return readers if sheet is not None else _data_sheets(path, readers, mapping)
+
+
+# Sheet names of summaries (they never hold an export's rows, even when a column such as 店铺ID maps).
+_SUMMARY_TITLES = ("汇总", "总览", "概览", "统计", "summary", "overview", "total")
+
+
+def _data_sheets(path: Path, readers: list[FileReader], mapping: Mapping | None) -> list[FileReader]:
+    """The readers whose header is an export's, when there are such and others; a note names the others.
+
+    A header is an export's when it has every required column of a table with two or more of them (orders,
+    reviews, livestreams), or of shops when the sheet is not named like a summary. When no sheet qualifies
+    (e.g. headers known only to a mapping that is not given here) every sheet is kept, as before.
+    """
+    if len(readers) < 2:
+        return readers
+    from chuanliu_cli.ingest.discover import complete_tables
+
+    def is_data(r: FileReader) -> bool:
+        tables = complete_tables(r.headers, mapping)
+        summary = any(w in (r.sheet or "").casefold() for w in _SUMMARY_TITLES)
+        return any(t != "shops" for t in tables) or ("shops" in tables and not summary)
+
+    data = [r for r in readers if is_data(r)]
+    if not data or len(data) == len(readers):
+        return readers
+    left = [r for r in readers if r not in data]
+    for r in left:
+        r.close()
+    shown = ", ".join(repr(r.sheet) for r in data)
+    skipped = "; ".join(f"{r.sheet!r} ({_short(r.headers)})" for r in left)
+    data[0].notes.append(
+        f"{path}: read sheet {shown}; left out sheet {skipped}: not an export's header "
+        "(name the sheet to read to choose another)"
+    )
+    return data
+
+
+def _short(headers: list[str], n: int = 4) -> str:
+    return ", ".join(headers[:n]) + (", …" if len(headers) > n else "")
 
 
 # --- JSON lines (open-platform API dumps) -----------------------------------------------------------------
@@ -165,24 +226,45 @@ def detect_encoding(path: Path, sample: bytes) -> str:
             return enc
         except UnicodeDecodeError as exc:
             failures[enc] = exc.start
+    by_line = _line_encoding(sample)
+    if by_line is not None:
+        return by_line  # parts in each encoding (concatenated exports): read line by line
     at = failures["utf-8"]
     raise DataError(
         f"{path}: byte offset {at}: bytes {sample[at : at + 4]!r} are not UTF-8, and the file is not "
         f"GB18030 either (invalid from byte offset {failures['gb18030']}); not a text export in a "
         "supported encoding",
-        hint="is it a binary file? if it is text in another encoding, pass --encoding (e.g. big5, utf-16)",
+        hint="is it a binary file? if it is text in another encoding, give the encoding "
+        "(encoding='big5', 'utf-16', ...)",
     )
 
 
-def _decoded_lines(path: Path, encoding: str, fallback: str | None = None) -> Iterator[str]:
-    """The file's text, line by line (keeping line ends), decoding incrementally so that a bad byte is
-    reported with its absolute offset.
+def _line_encoding(sample: bytes) -> str | None:
+    """The encoding of the first non-ASCII line when every line of `sample` is UTF-8 or GB18030, else None.
 
-    `fallback` is the encoding to switch to when the file turns out not to be `encoding` after a pure
-    ASCII start: detection reads only the first MiB, and an export whose first MiB is ASCII (ids, times,
-    amounts) may hold its first GBK name later. ASCII decodes the same in both, so the switch is exact and
-    needs no second pass.
-    """
+    The last line is left out when the sample may have cut it (a multi-byte character split in two)."""
+    lines = sample.split(b"\n")
+    if len(sample) >= _SNIFF_BYTES:
+        lines.pop()
+    first: str | None = None
+    for line in lines:
+        if line.isascii():
+            continue
+        for enc in ("utf-8", "gb18030"):
+            try:
+                line.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            first = first or enc
+            break
+        else:
+            return None
+    return first
+
+
+def _decoded_lines(path: Path, encoding: str) -> Iterator[str]:
+    """The file's text in one encoding, line by line (keeping line ends), decoding incrementally so that a
+    bad byte is reported with its absolute offset."""
     try:
         decoder = codecs.getincrementaldecoder(encoding)()
     except LookupError:
@@ -191,29 +273,15 @@ def _decoded_lines(path: Path, encoding: str, fallback: str | None = None) -> It
         ) from None
     offset = 0
     pending = ""
-    ascii_so_far = fallback is not None  # every character decoded so far is ASCII
-    switched_at: int | None = None
     with path.open("rb") as f:
         while True:
             chunk = f.read(_CHUNK_BYTES)
             buffered = decoder.getstate()[0]  # undecoded bytes from the previous chunk
-            data_start = offset - len(buffered)  # absolute offset of buffered + chunk
             try:
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                data = buffered + chunk
-                if fallback is None or not ascii_so_far or not data[: exc.start].isascii():
-                    raise _decode_error(path, encoding, exc, data_start + exc.start, switched_at) from None
-                # Everything before the bad byte was ASCII: carry on in the fallback from that chunk.
-                switched_at = data_start + exc.start
-                encoding, fallback = fallback, None
-                decoder = codecs.getincrementaldecoder(encoding)()
-                try:
-                    text = decoder.decode(data, final=not chunk)
-                except UnicodeDecodeError as again:
-                    at = data_start + again.start
-                    raise _decode_error(path, encoding, again, at, switched_at) from None
-            ascii_so_far = ascii_so_far and text.isascii()
+                at = offset - len(buffered) + exc.start
+                raise _decode_error(path, encoding, exc, at, None) from None
             offset += len(chunk)
             if pending:
                 text = pending + text
@@ -226,23 +294,104 @@ def _decoded_lines(path: Path, encoding: str, fallback: str | None = None) -> It
             pending = parts.pop()
             if len(pending) > MAX_FIELD_BYTES:
                 raise DataError(f"{path}: a line longer than {MAX_FIELD_BYTES >> 20} MiB; not a CSV export")
-            for p in parts:
-                yield p + "\n"
+            for part in parts:
+                yield part + "\n"
+
+
+_NAMES = {"utf-8": "UTF-8", "gb18030": "GB18030"}
+
+
+def _mixed_lines(path: Path, notes: list[str] | None = None) -> Iterator[str]:
+    """The text of a file whose encoding was detected, each line in its own encoding: UTF-8 when the line is
+    valid UTF-8, else GB18030 (the order of `detect_encoding`).
+
+    Concatenated exports may switch part-way (a GB18030 export followed by a UTF-8 one); reading line by
+    line reads both parts right where one encoding for the whole file would turn one part into mojibake
+    (UTF-8 Chinese is mostly valid GB18030). A byte order mark starting any line (a concatenated UTF-8-BOM
+    file) is dropped. Lines are split on the byte \\n, which never occurs inside a UTF-8 or GB18030
+    character. When the file holds non-ASCII lines of both encodings, a note naming the line ranges of each
+    is appended to `notes` once the last line has been read.
+    """
+    runs: list[list[Any]] = []  # [encoding, first line, last line]; ASCII lines belong to the run they are in
+    number = 0
+
+    def decode(raw: bytes, start: int) -> str:
+        """Line `number` (its bytes `raw`, from absolute offset `start`) as text."""
+        if raw.startswith(codecs.BOM_UTF8):
+            raw, start = raw[3:], start + 3
+        if raw.isascii():
+            return raw.decode("ascii")
+        try:
+            text, enc = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError as not_utf8:
+            try:
+                text, enc = raw.decode("gb18030"), "gb18030"
+            except UnicodeDecodeError as exc:
+                at, switched = start + exc.start, start + not_utf8.start
+                raise _decode_error(path, "gb18030", exc, at, switched, number) from None
+        if not runs:
+            runs.append([enc, 1, number])
+        elif runs[-1][0] == enc:
+            runs[-1][2] = number
+        else:
+            runs.append([enc, runs[-1][2] + 1, number])
+        return text
+
+    offset = 0  # absolute offset of `pending`
+    pending = b""
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_CHUNK_BYTES)
+            if not chunk:
+                if pending:
+                    number += 1
+                    yield decode(pending, offset)
+                break
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1
+            pos = 0
+            while pos < cut:
+                end = data.index(b"\n", pos) + 1
+                number += 1
+                yield decode(data[pos:end], offset + pos)
+                pos = end
+            pending = data[cut:]
+            offset += cut
+            if len(pending) > MAX_FIELD_BYTES:
+                raise DataError(f"{path}: a line longer than {MAX_FIELD_BYTES >> 20} MiB; not a CSV export")
+    if len(runs) > 1 and notes is not None:
+        runs[-1][2] = number
+        parts = ", ".join(f"{_span(a, b)} {_NAMES[e]}" for e, a, b in runs)
+        notes.append(
+            f"{path}: the encoding changes part-way ({parts}); each part was read in its own encoding "
+            "(concatenated exports?)"
+        )
+
+
+def _span(first: int, last: int) -> str:
+    return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
 def _decode_error(
-    path: Path, encoding: str, exc: UnicodeDecodeError, at: int, switched_at: int | None
+    path: Path,
+    encoding: str,
+    exc: UnicodeDecodeError,
+    at: int,
+    switched_at: int | None,
+    line: int | None = None,
 ) -> DataError:
-    """The error for an undecodable byte at absolute offset `at`."""
+    """The error for an undecodable byte at absolute offset `at` (on physical line `line`, when known)."""
     after = (
         f" (the file is not UTF-8 from byte offset {switched_at}, so it was read as {encoding})"
         if switched_at is not None
         else ""
     )
+    where = f" (line {line})" if line is not None else ""
     return DataError(
         f"{path}: byte offset {at}: invalid {encoding} byte sequence "
-        f"{exc.object[exc.start : exc.start + 4]!r}{after}",
-        hint="the file mixes encodings or is not text; pass --encoding if it is another one",
+        f"{exc.object[exc.start : exc.start + 4]!r}{after}{where}",
+        hint="the file is not text, or not in a supported encoding; if it is in another one, give "
+        "the encoding (encoding='big5', ...)",
     )
 
 
@@ -287,9 +436,12 @@ def _open_csv(path: Path, encoding: str | None) -> FileReader:
         )
     delimiter = _sniff_delimiter(head_text)
     csv.field_size_limit(MAX_FIELD_BYTES)
-    # Only a detected (not a --encoding) UTF-8 whose first MiB is ASCII may turn out to be GB18030 later.
-    fallback = "gb18030" if encoding is None and enc == "utf-8" and sample.isascii() else None
-    reader = csv.reader(_decoded_lines(path, enc, fallback), delimiter=delimiter, strict=False)
+    notes: list[str] = []
+    # A detected (not a given) UTF-8 or GB18030 is read line by line, each line in its own encoding: a first
+    # MiB of ASCII may be followed by GBK names, and concatenated exports may switch encoding part-way.
+    mixed = encoding is None and enc in ("utf-8", "utf-8-sig", "gb18030")
+    lines = _mixed_lines(path, notes) if mixed else _decoded_lines(path, enc)
+    reader = csv.reader(lines, delimiter=delimiter, strict=False)
     headers: list[str] | None = None
     header_line = 0
     try:
@@ -303,7 +455,7 @@ def _open_csv(path: Path, encoding: str | None) -> FileReader:
         raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
     if headers is None:
         raise DataError(f"{path}: the file is empty (no header row)")
-    fr = FileReader(path, "csv", headers, "line", encoding=enc, delimiter=delimiter)
+    fr = FileReader(path, "csv", headers, "line", encoding=enc, delimiter=delimiter, notes=notes)
     fr._open = lambda selected: _csv_batches(path, reader, headers, header_line, selected)
     return fr
 
@@ -312,7 +464,7 @@ def _csv_batches(
     path: Path, reader: Iterator[list[str]], headers: list[str], header_line: int, selected: list[int]
 ) -> Iterator[Batch]:
     width = len(headers)
-    norm_header = [h.strip() for h in headers]
+    norm_header = [_plain(h) for h in headers]
     rows: list[list[str]] = []
     lines: list[int] = []
     shape: dict[int, str] = {}
@@ -328,8 +480,8 @@ def _csv_batches(
         prev_line = _line_num(reader)
         if not row or all(not c.strip() for c in row):
             continue  # blank rows, trailing ones included
-        if len(row) == width and [c.strip() for c in row] == norm_header:
-            continue  # a header repeated mid-file: concatenated exports
+        if len(row) == width and [_plain(c) for c in row] == norm_header:
+            continue  # a header repeated mid-file (with its byte order mark or not): concatenated exports
         if len(row) != width:
             # Keep the row so that it is rejected with its line number rather than silently dropped.
             shape[len(rows)] = f"has {len(row)} fields, the header has {width}"
@@ -342,6 +494,11 @@ def _csv_batches(
             rows, lines, shape = [], [], {}
     if rows:
         yield text_batch(rows, lines, selected, shape)
+
+
+def _plain(cell: str) -> str:
+    """A header cell without surrounding spaces or a byte order mark."""
+    return cell.strip().lstrip("\ufeff").strip()
 
 
 def _line_num(reader: Iterator[list[str]]) -> int:

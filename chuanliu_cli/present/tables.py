@@ -13,6 +13,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from chuanliu_cli.ingest.discover import DiscoveredFile
     from chuanliu_cli.ingest.loader import FileResult
     from chuanliu_cli.scoring.compare import Comparison
     from chuanliu_cli.scoring.explain import Explanation
@@ -28,8 +29,12 @@ def _n(v: int) -> str:
     return f"{v:,}"
 
 
-def render_load_summary(console: Console, results: Sequence[FileResult]) -> None:
-    """The summary table of `chuanliu load`: one row per file."""
+def render_load_summary(
+    console: Console, results: Sequence[FileResult], discovered: Sequence[DiscoveredFile] = ()
+) -> None:
+    """The summary table of `chuanliu load`: one row per file; then, for a directory (or files given without
+    their table), every file looked at: the table it went into and how that was decided, or why it was
+    skipped."""
     table = Table(title="Loaded", title_justify="left")
     for name in ("table", "file", "read", "inserted", "updated", "unchanged", "rejected", "duplicates"):
         table.add_column(name, justify="right" if name not in ("table", "file") else "left")
@@ -51,6 +56,13 @@ def render_load_summary(console: Console, results: Sequence[FileResult]) -> None
     console.print(table)
     if results and all(r.rows_read and r.inserted == 0 and r.updated == 0 for r in results):
         console.print("Nothing changed: every row was already loaded.")
+    if discovered:
+        files = Table(title="Files", title_justify="left")
+        for name in ("file", "table", "how, or why skipped"):
+            files.add_column(name)
+        for f in discovered:
+            files.add_row(f.path.name, f.table or "skipped", f.why)
+        console.print(files)
 
 
 def render_status(console: Console, status: StoreStatus, db_path: str) -> None:

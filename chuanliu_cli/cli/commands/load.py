@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,16 +25,24 @@ class TableName(StrEnum):
 
 def load(
     table: Annotated[
-        TableName | None,
-        typer.Argument(help="The table the files hold (omit with --dir).", show_default=False),
+        str | None,
+        typer.Argument(
+            help="The table the files hold: orders, reviews, livestreams or shops (omit it to recognise "
+            "each file's table by its name, else its header).",
+            show_default=False,
+            metavar="[TABLE]",
+        ),
     ] = None,
-    files: Annotated[list[Path] | None, typer.Argument(help="Export files (CSV, Parquet, XLSX).")] = None,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Export files (CSV, TSV, Parquet, XLSX, JSON lines).")
+    ] = None,
     directory: Annotated[
         Path | None,
         typer.Option(
             "--dir",
-            help="Load every export in DIR, recognised by name: orders*, reviews*, livestreams*, shops* "
-            "(or 订单*, 评价*, 直播*, 店铺*).",
+            help="Load every export in DIR; a file's table is a word of its name (orders, order, 订单, "
+            "reviews, 评价, comments, livestreams, live, 直播, shops, 店铺; anywhere, any case), else its "
+            "header. The summary lists every file, loaded or skipped with why.",
         ),
     ] = None,
     max_reject_rate: Annotated[
@@ -58,33 +67,68 @@ def load(
 ) -> None:
     """Validate export files and upsert them into the database, all or nothing.
 
-    Bad rows are kept in `rejected_rows`; if a file's share of bad rows exceeds --max-reject-rate nothing
-    is written and the exit code is 4. Loading the same file twice changes nothing.
+    `load orders a.csv` loads files into a table; `load a.csv b.xlsx` recognises each file's table by its
+    name, else its header. Bad rows are kept in `rejected_rows`; if a file's share of bad rows exceeds
+    --max-reject-rate nothing is written and the exit code is 4. Loading the same file twice changes nothing.
     """
-    from chuanliu_cli.errors import UsageError
+    from chuanliu_cli.errors import ChuanliuError, UsageError
 
+    files = list(files or [])
+    if table is not None and table not in TableName.__members__:
+        if not Path(table).is_file():
+            raise UsageError(
+                f"{table!r} is neither a table nor a file",
+                hint=f"tables are {', '.join(TableName.__members__)}",
+            )
+        files.insert(0, Path(table))  # no table named: each file's table is recognised
+        table = None
     if directory is not None and (table is not None or files):
-        raise UsageError("give either TABLE FILE... or --dir DIR, not both")
-    if directory is None and (table is None or not files):
-        raise UsageError("give TABLE FILE... or --dir DIR", hint="e.g. chuanliu load orders orders.csv")
-    err = settings().console(stderr=True)
-    with session(db, memory_limit=memory_limit, wait=wait) as s:
-        result = s.load(
-            table.value if table is not None else None,
-            files or (),
-            directory=directory,
-            max_reject_rate=max_reject_rate,
-            encoding=encoding,
-            sheet=sheet,
-            mapping=mapping,
-            timezone=timezone,
-            progress=_progress_callback(err),
+        raise UsageError("give either [TABLE] FILE... or --dir DIR, not both")
+    if directory is None and not files:
+        raise UsageError(
+            "give TABLE FILE... or --dir DIR",
+            hint="e.g. chuanliu load orders orders.csv; without TABLE each file's table is recognised",
         )
+    err = settings().console(stderr=True)
+    try:
+        with session(db, memory_limit=memory_limit, wait=wait) as s:
+            result = s.load(
+                table,
+                files,
+                directory=directory,
+                max_reject_rate=max_reject_rate,
+                encoding=encoding,
+                sheet=sheet,
+                mapping=mapping,
+                timezone=timezone,
+                progress=_progress_callback(err),
+            )
+    except ChuanliuError as exc:
+        exc.hint = flag_words(exc.hint) if exc.hint else exc.hint
+        raise
     if not settings().quiet:
         from chuanliu_cli.present.tables import render_load_summary
 
-        render_load_summary(settings().console(), result.files)
-    warn(result.warnings)
+        render_load_summary(settings().console(), result.files, result.discovered)
+    warn([flag_words(w) for w in result.warnings])
+
+
+# The library names its parameters (`encoding='big5'`, `sheet='订单'`); here they are the options.
+_FLAGS = re.compile(r"\b(encoding|sheet)=('[^']*'|\S+)")
+_PHRASES = {
+    "name the sheet to read to choose another": "pick another with --sheet",
+    "name one of them as the sheet to read": "pass one of them to --sheet",
+    "or name the sheet to read": "or pick a sheet with --sheet",
+    "load a directory as a directory of exports": "use load --dir for a directory",
+}
+
+
+def flag_words(text: str) -> str:
+    """A library message or hint in the command line's words: parameters become the options of `load`."""
+    text = _FLAGS.sub(lambda m: f"--{m.group(1)} {m.group(2)}", text)
+    for phrase, flag in _PHRASES.items():
+        text = text.replace(phrase, flag)
+    return text
 
 
 def _progress_callback(err: Console) -> Any:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-FileFormat = Literal["csv", "parquet", "xlsx", "jsonl"]
+FileFormat = Literal["csv", "parquet", "xlsx", "jsonl", "html"]
 
 
 @dataclass
@@ -50,7 +50,11 @@ class FileReader:
     sheet: str | None = None
     total_rows: int | None = None  # known up front for Parquet (for the progress bar)
     arrow_schema: pa.Schema | None = None  # Parquet: the column types as the file declares them
+    # What reading found that the caller should hear (a skipped summary sheet, a change of encoding); notes
+    # found while reading are appended by the time the batches are exhausted.
+    notes: list[str] = field(default_factory=list)
     _open: Callable[[list[int]], Iterator[Batch]] | None = field(default=None, repr=False)
+    _close: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -61,6 +65,11 @@ class FileReader:
         """Batches of the rows with the file columns `selected` (indexes into `headers`), read once."""
         assert self._open is not None
         return self._open(selected)
+
+    def close(self) -> None:
+        """Release the file when its batches will not be read (only the header was wanted)."""
+        if self._close is not None:
+            self._close()
 
 
 def text_batch(rows: list[list[str]], lines: list[int], selected: list[int], shape: dict[int, str]) -> Batch:

@@ -9,6 +9,7 @@ kept verbatim, leading zeros included.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import warnings
 import zipfile
@@ -62,6 +63,7 @@ def open_xlsx(path: Path, sheet: str | None) -> list[FileReader]:
             header_row, headers = found
             fr = FileReader(path, "xlsx", headers, "row", sheet=title)
             fr._open = _opener(book, title, header_row, headers)
+            fr._close = functools.partial(book.done, title)
             readers.append(fr)
     except BaseException:
         book.close()
@@ -74,7 +76,7 @@ def open_xlsx(path: Path, sheet: str | None) -> list[FileReader]:
         raise DataError(
             f"{path}: no sheet with a header row (sheets: {', '.join(titles)})",
             hint="the first non-blank row of a data sheet must hold the column names; "
-            "pick a sheet with --sheet",
+            "or name the sheet to read",
         )
     return readers
 
@@ -97,9 +99,16 @@ def _check_archive(path: Path) -> None:
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     if head.startswith(_OLE_MAGIC):
+        if _encrypted(path):
+            raise DataError(
+                f"{path}: an encrypted workbook or a legacy .xls file, not an XLSX workbook "
+                "(it is password-protected)",
+                hint="open it in Excel or WPS and save it as .xlsx without a password, or export CSV",
+            )
         raise DataError(
-            f"{path}: an encrypted workbook or a legacy .xls file, not an XLSX workbook",
-            hint="open it in Excel or WPS and save it as .xlsx without a password, or export CSV",
+            f"{path}: an encrypted workbook or a legacy .xls file, not an XLSX workbook "
+            "(a legacy Excel 97-2003 .xls workbook, which is not read)",
+            hint="open it in Excel or WPS and save it as .xlsx or .csv",
         )
     try:
         with zipfile.ZipFile(path) as zf:
@@ -131,6 +140,18 @@ def _check_archive(path: Path) -> None:
             f"{MAX_COMPRESSION_RATIO}:1; this is not an export (a zip bomb?)",
             hint="re-export the file from the merchant backend",
         )
+
+
+def _encrypted(path: Path) -> bool:
+    """Whether an OLE2 file is a password-protected OOXML package (it has an EncryptedPackage stream) rather
+    than a legacy .xls workbook; the stream's name is looked for in the first and last MiB."""
+    name = "EncryptedPackage".encode("utf-16-le")
+    with path.open("rb") as f:
+        if name in f.read(1 << 20):
+            return True
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - (1 << 20)))
+        return name in f.read()
 
 
 class _Book:
@@ -205,7 +226,7 @@ def _match_sheet(path: Path, wanted: str, titles: list[str]) -> str:
     close = difflib.get_close_matches(wanted, titles, n=1)
     raise DataError(
         f"{path}: no sheet {wanted!r}; the sheets are: {', '.join(repr(t) for t in titles) or '(none)'}",
-        hint=f"did you mean --sheet {close[0]!r}?" if close else "pass one of them to --sheet",
+        hint=f"did you mean sheet={close[0]!r}?" if close else "name one of them as the sheet to read",
     )
 
 
@@ -280,7 +301,8 @@ def _next_batch(
             cells = [_cell_text(v) or "" for v in _trim(row)]
             if not any(c.strip() for c in cells):
                 continue  # blank rows, trailing ones included (and rows of empty strings)
-            if [c.strip() for c in cells[:width]] + [""] * (width - len(cells)) == norm_header and not any(
+            plain = [c.strip().lstrip("\ufeff").strip() for c in cells[:width]]
+            if plain + [""] * (width - len(cells)) == norm_header and not any(
                 c.strip() for c in cells[width:]
             ):
                 continue  # a header repeated mid-sheet: concatenated exports
