@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from chuanliu_cli.engines.spark import SparkSettings
     from chuanliu_cli.ingest.discover import DiscoveredFile
-    from chuanliu_cli.ingest.loader import FileResult
+    from chuanliu_cli.ingest.loader import DuplicatePolicy, FileResult
     from chuanliu_cli.periods import Period
     from chuanliu_cli.rules.model import Ruleset
     from chuanliu_cli.rules.validate import RulesetSummary
@@ -41,6 +41,7 @@ __all__ = [
     "CompareResult",
     "ExplainResult",
     "LoadResult",
+    "RejectsResult",
     "ReportResult",
     "RunsResult",
     "ScoreResult",
@@ -70,6 +71,19 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
+class Population:
+    """Who a scored period's ranks and grants are relative to."""
+
+    entities: int
+    relative: bool  # True: a directory of exports, perhaps one merchant's own; not the whole platform
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `population` object of the JSON document."""
+        return {"entities": self.entities, "relative": self.relative, "note": self.note}
+
+
+@dataclass(frozen=True)
 class ScoreResult:
     """A scored period: the whole run, the scorecard asked for, and the entities selected.
 
@@ -82,6 +96,8 @@ class ScoreResult:
     include_ineligible: bool = True
     warnings: tuple[str, ...] = ()
     run_id: int | None = None
+    population: Population | None = None
+    selected: pl.DataFrame | None = None  # score(ids=, top=): the rows asked for, of the whole result
 
     @property
     def result(self) -> ScorecardResult:
@@ -91,7 +107,7 @@ class ScoreResult:
     @property
     def frame(self) -> pl.DataFrame:
         """Each selected entity: key, name, metrics, scores, eligible, failed_gates, tier, rank, grant."""
-        frame = self.result.frame
+        frame = self.result.frame if self.selected is None else self.selected
         return frame if self.include_ineligible else frame.filter(frame["eligible"])
 
     @property
@@ -108,7 +124,9 @@ class ScoreResult:
         """The documented JSON shape of SPEC §6 (what `--format json` writes)."""
         from chuanliu_cli.present.documents import run_document
 
-        return run_document(self.run, self.scorecard, self.include_ineligible)
+        return run_document(
+            self.run, self.scorecard, self.include_ineligible, self.warnings, self.population, self.selected
+        )
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,34 @@ class RunsResult:
         return pl.DataFrame(
             list(self.results if self.run is not None else self.runs), infer_schema_length=None
         )
+
+
+@dataclass(frozen=True)
+class RejectsResult:
+    """Rejected rows kept by `load` (newest load first, then by line): load id, table, file, line, reason
+    and the raw record; `total` counts every row that matched, `rows` holds at most the limit asked for."""
+
+    rows: tuple[dict[str, Any], ...]
+    total: int
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns of each row: load_id, table, file, line, reason, raw."""
+        from chuanliu_cli.store.rejects import REJECT_COLUMNS
+
+        return REJECT_COLUMNS
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The rows as a frame (columns load_id, table, file, line, reason, raw)."""
+        import polars as pl
+
+        schema = {c: pl.Int64 if c == "load_id" else pl.String for c in self.columns}
+        return pl.DataFrame(list(self.rows), schema=schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `rejects --format json`: the total and the rows."""
+        return {"total": self.total, "rejected_rows": [dict(r) for r in self.rows]}
 
 
 @dataclass(frozen=True)
@@ -391,11 +437,13 @@ class Session:
         db = memory_database(self.memory_limit)
         try:
             results = load_files(db, discover(directory), LoadOptions())
-            self._data_warnings = tuple(
-                f"{r.file}: {r.rejected} row(s) rejected; first: {r.rejects[0]}"
-                for r in results
-                if r.rejected
-            )
+            warnings: list[str] = []
+            for r in results:
+                # (the loader's own warnings too: a key repeated with different values, a missing column)
+                warnings.extend(r.warnings)
+                if r.rejected:
+                    warnings.append(f"{r.file}: {r.rejected} row(s) rejected; first: {r.rejects[0]}")
+            self._data_warnings = tuple(warnings)
             disable_external_access(db.con)
         except BaseException:
             db.con.close()
@@ -411,6 +459,9 @@ class Session:
         *,
         directory: PathLike | None = None,
         max_reject_rate: float = 0.01,
+        max_reject_rows: int = 10,
+        on_duplicate: DuplicatePolicy = "last",
+        allow_regress: bool = False,
         encoding: str | None = None,
         sheet: str | None = None,
         mapping: PathLike | None = None,
@@ -421,7 +472,11 @@ class Session:
         `files` alone (each file's table recognised by its name, else its header), or every export of
         `directory` (the same way; the result lists every file of it, loaded or skipped with why).
 
-        A file whose share of bad rows exceeds `max_reject_rate` raises DataError and nothing is written.
+        A file whose bad rows exceed both `max_reject_rate` (a share) and `max_reject_rows` (a number)
+        raises DataError and nothing is written. A key repeated in one file with different values keeps its
+        last or first occurrence (`on_duplicate`; "error" raises DataError) and the others go to
+        `rejected_rows`. An update that would move a stored row backwards (an order's status, a lower
+        refund, an older review) keeps the stored row and warns, unless `allow_regress`.
         """
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -442,12 +497,19 @@ class Session:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise UsageError(f"unknown timezone {timezone!r}", hint="e.g. Asia/Shanghai") from None
+        if on_duplicate not in ("last", "first", "error"):
+            raise UsageError(f"unknown duplicate policy {on_duplicate!r}", hint="use last, first or error")
+        if max_reject_rows < 0:
+            raise UsageError(f"max_reject_rows must be 0 or more, not {max_reject_rows}")
         options = LoadOptions(
             load_mapping(Path(mapping) if mapping is not None else None),
             encoding,
             sheet,
             max_reject_rate,
             timezone,
+            max_reject_rows=max_reject_rows,
+            on_duplicate=on_duplicate,
+            allow_regress=allow_regress,
         )
         discovered: list[DiscoveredFile] = []
         if directory is not None:
@@ -488,6 +550,19 @@ class Session:
         with open_database(path, "read", self.wait) as handle:
             return StatusResult(store_status(handle.con), path)
 
+    def rejects(
+        self, load_id: int | None = None, table: str | None = None, limit: int | None = None
+    ) -> RejectsResult:
+        """The rejected rows `load` kept (all, one load's, or one table's; at most `limit`), each with its
+        file, line, reason and raw record. An unknown load id raises DataError."""
+        from chuanliu_cli.store.database import open_database
+        from chuanliu_cli.store.rejects import list_rejects
+
+        path = self._require_database("the rejected rows")
+        with open_database(path, "read", self.wait) as handle:
+            found = list_rejects(handle.con, load_id, table, limit)
+        return RejectsResult(found.rows, found.total)
+
     # -- scoring --
 
     def score(
@@ -500,26 +575,38 @@ class Session:
         record: bool = True,
         require_complete: bool = False,
         command: str | None = None,
+        strict: bool = False,
     ) -> ScoreResult:
         """Every entity of a scorecard ranked (only `ids`, or the first `top`, when given), with each score,
         eligibility and tier. With a database and `record`, the run is recorded in `runs`, under `command`
-        (default: this call)."""
+        (default: this call). An id that is not in the population raises DataError (exit 4), naming the
+        nearest ones. With `strict`, any warning raises StrictError and nothing is recorded."""
         import polars as pl
 
         scored = self._score(
-            period, scorecard, rules, record, require_complete, command or f"Session.score({period!r})"
+            period,
+            scorecard,
+            rules,
+            record,
+            require_complete,
+            command or f"Session.score({period!r})",
+            strict,
         )
         res = scored.result
         frame = res.frame
         if ids:
+            from chuanliu_cli.scoring.explain import unknown_key_error
+
+            known = set(frame[res.key].to_list())
+            for wanted in ids:
+                if wanted not in known:
+                    raise unknown_key_error(scored.run, scored.scorecard, wanted)
             frame = frame.filter(pl.col(res.key).is_in(list(ids)))
         if top is not None:
             frame = frame.head(top)
         if frame.height != res.frame.height:
-            run = replace(
-                scored.run, scorecards={**scored.run.scorecards, scored.scorecard: replace(res, frame=frame)}
-            )
-            scored = replace(scored, run=run)
+            # only the rows shown change: totals, ranks and grants stay those of the whole population
+            scored = replace(scored, selected=frame)
         return scored
 
     def eligible(
@@ -531,13 +618,21 @@ class Session:
         require_complete: bool = False,
         include_ineligible: bool = False,
         command: str | None = None,
+        strict: bool = False,
     ) -> ScoreResult:
         """The reward list: eligible entities with rank, tier, total and grant (and, with
         `include_ineligible`, the others with their failed gates). `require_complete` raises
         IncompletePeriodError when the data does not cover the period; with a database and `record` the
-        run is recorded in `runs`, under `command` (default: this call)."""
+        run is recorded in `runs`, under `command` (default: this call). With `strict`, any warning raises
+        StrictError and nothing is recorded."""
         scored = self._score(
-            period, scorecard, rules, record, require_complete, command or f"Session.eligible({period!r})"
+            period,
+            scorecard,
+            rules,
+            record,
+            require_complete,
+            command or f"Session.eligible({period!r})",
+            strict,
         )
         return replace(scored, include_ineligible=include_ineligible)
 
@@ -552,7 +647,9 @@ class Session:
         from chuanliu_cli.scoring.explain import explain_entity
 
         scored = self._score(period, scorecard, rules, False, False, None)
-        ex = explain_entity(scored.run, scored.scorecard, key)
+        ex = explain_entity(
+            scored.run, scored.scorecard, key, self._population(scored.run, scored.scorecard).note
+        )
         return ExplainResult(ex, scored.run, scored.scorecard, scored.warnings)
 
     def compare(
@@ -562,10 +659,12 @@ class Session:
         against_period: str | None = None,
         scorecard: str | None = None,
         rules: str | Path | Ruleset | None = None,
+        strict: bool = False,
     ) -> CompareResult:
         """What-if: `rules` (A) against the ruleset `against` (B) in `period`, or the ruleset in `period`
-        (A) against `against_period` (B): entrants, leavers, tier moves and grant deltas."""
-        from chuanliu_cli.errors import RulesetError
+        (A) against `against_period` (B): entrants, leavers, tier moves and grant deltas. With `strict`,
+        any warning of either side raises StrictError."""
+        from chuanliu_cli.errors import RulesetError, StrictError
         from chuanliu_cli.periods import parse_period
         from chuanliu_cli.scoring.compare import Side, compare_results
         from chuanliu_cli.scoring.pipeline import score_period
@@ -592,7 +691,12 @@ class Session:
         comparison = compare_results(
             Side(label_a, run_a, run_a.scorecards[name]), Side(label_b, run_b, run_b.scorecards[name])
         )
-        return CompareResult(comparison, self._data_warnings)
+        warnings = list(self._data_warnings)
+        for side, run in (("A", run_a), ("B", run_b)):
+            warnings.extend(f"{side}: {w}" for w in run_warnings(run, name))
+        if strict and warnings:
+            raise StrictError(warnings)
+        return CompareResult(comparison, tuple(dict.fromkeys(warnings)))
 
     def report(
         self,
@@ -602,6 +706,7 @@ class Session:
         rules: str | Path | Ruleset | None = None,
         output: PathLike | None = None,
         generated_by: str | None = None,
+        strict: bool = False,
     ) -> ReportResult:
         """One self-contained HTML report (reward list, distributions, gates, pool, movers against
         `against_period`, default the previous period); written atomically to `output` when given."""
@@ -628,9 +733,11 @@ class Session:
                 Side(previous.label, before, before.scorecards[name]),
                 Side(p.label, run, run.scorecards[name]),
             )
-        warnings = list(self._data_warnings)
-        if not run.complete:
-            warnings.append(incomplete_message(run))
+        warnings = [*self._data_warnings, *run_warnings(run, name)]
+        if strict and warnings:
+            from chuanliu_cli.errors import StrictError
+
+            raise StrictError(warnings)
         html = build_report(run, name, movers, generated_by or f"chuanliu {__version__}")
         if path is not None:
             with atomic_write(path) as f:
@@ -657,9 +764,11 @@ class Session:
         record: bool,
         require_complete: bool,
         command: str | None,
+        strict: bool = False,
     ) -> ScoreResult:
-        """Check the ruleset, score the period, check completeness, record the run (database only)."""
-        from chuanliu_cli.errors import IncompletePeriodError
+        """Check the ruleset, score the period, check completeness, record the run (database only).
+        With `strict`, any warning raises StrictError before anything is recorded."""
+        from chuanliu_cli.errors import IncompletePeriodError, StrictError
         from chuanliu_cli.periods import parse_period
         from chuanliu_cli.scoring.pipeline import score_period
 
@@ -675,14 +784,13 @@ class Session:
                 from chuanliu_cli.store.runs import snapshot_inputs
 
                 inputs = snapshot_inputs(source)
-        warnings = list(self._data_warnings)
-        if not run.complete:
-            message = incomplete_message(run)
-            if require_complete:
-                raise IncompletePeriodError(
-                    message, hint="load the rest of the period, or do not require it complete"
-                )
-            warnings.append(message)
+        if not run.complete and require_complete:
+            raise IncompletePeriodError(
+                incomplete_message(run), hint="load the rest of the period, or do not require it complete"
+            )
+        warnings = [*self._data_warnings, *run_warnings(run, name)]
+        if strict and warnings:
+            raise StrictError(warnings)  # before the run is recorded: strict writes nothing
         run_id = None
         if inputs is not None:
             from chuanliu_cli.store.database import open_database
@@ -692,13 +800,34 @@ class Session:
                 run_id = record_run(
                     handle.con, run, name, command or f"chuanliu_cli.api {period}", inputs, started
                 )
-        return ScoreResult(run, name, True, tuple(warnings), run_id)
+        return ScoreResult(run, name, True, tuple(warnings), run_id, self._population(run, name))
+
+    def _population(self, run: RunResult, scorecard: str) -> Population:
+        """Who the ranks and grants are relative to: a directory of exports (`data=`) may be one merchant's
+        own files, so its ranks and grants are labelled as relative to the entities it holds."""
+        n = run.scorecards[scorecard].frame.height
+        if self.data is None:
+            return Population(n, False, None)
+        key = run.scorecards[scorecard].key
+        note = (
+            f"ranks, tiers and grants are relative to the {n} {key} value{'s' if n != 1 else ''} loaded from "
+            f"{self.data}; grants assume these are the whole population"
+        )
+        return Population(n, True, note)
 
 
 def incomplete_message(run: RunResult) -> str:
     """What an incomplete period lacks, in one line."""
-    tables = run.incomplete_tables
-    return (
-        f"period {run.period.label} is incomplete: {', '.join(tables)} "
-        f"{'has' if len(tables) == 1 else 'have'} no data on or after {run.period.last_day}"
-    )
+    return f"period {run.period.label} is incomplete: {run.completeness_note()}"
+
+
+def run_warnings(run: RunResult, scorecard: str) -> list[str]:
+    """Everything a person must know about a scored period: the ruleset's own warnings, missing data,
+    and the data lints (a gate nobody passes, an empty list, a filter that matches nothing, ...)."""
+    from chuanliu_cli.scoring.lints import data_lints
+
+    warnings = list(run.ruleset.warnings)
+    if not run.complete:
+        warnings.append(incomplete_message(run))
+    warnings.extend(data_lints(run, scorecard))
+    return warnings

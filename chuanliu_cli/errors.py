@@ -51,3 +51,18 @@ class IncompletePeriodError(ChuanliuError):
     """The requested period is not complete and completeness was required."""
 
     exit_code = ExitCode.INCOMPLETE_PERIOD
+
+
+class StrictError(ChuanliuError):
+    """Warnings were raised and the caller asked for none (strict): nothing was written."""
+
+    exit_code = ExitCode.STRICT_WARNING
+
+    def __init__(self, warnings: list[str] | tuple[str, ...]) -> None:
+        n = len(warnings)
+        super().__init__(
+            f"{n} warning{'s' if n != 1 else ''} in strict mode; nothing was written",
+            hint="fix what the warnings say, or run without strict mode to accept them",
+            details=[f"warning: {w}" for w in warnings],
+        )
+        self.warnings = tuple(warnings)

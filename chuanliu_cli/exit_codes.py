@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     | 4    | INVALID_DATA      | unreadable file, missing column, too many rejects, unknown ID           |
     | 5    | DATABASE_BUSY     | another process holds the database lock longer than --wait              |
     | 6    | INCOMPLETE_PERIOD | the period's data is incomplete and --require-complete was given       |
+    | 7    | STRICT_WARNING    | a warning was raised under --strict; no output file or run was written  |
     """
 
     OK = 0
@@ -26,3 +27,4 @@ class ExitCode(IntEnum):
     INVALID_DATA = 4
     DATABASE_BUSY = 5
     INCOMPLETE_PERIOD = 6
+    STRICT_WARNING = 7

@@ -7,7 +7,8 @@
 # Loads the month's exports (EXPORTS/YYYY-MM/, files named orders*, reviews*, livestreams*, shops* or
 # 订单*, 评价*, 直播*, 店铺*), then writes the reward lists of the merchant and promoter scorecards as CSV
 # and JSON with the month in the file name. Stops at the first failure with chuanliu's exit code:
-# 3 invalid ruleset, 4 bad data, 5 database busy, 6 the month is not complete yet.
+# 3 invalid ruleset, 4 bad data, 5 database busy, 6 the month is not complete yet (its look-back windows
+# included), 7 a warning under --strict (a missing column, a gate nobody passes, an empty list, ...).
 set -euo pipefail
 
 month="${1:-$(date -d "$(date +%Y-%m-01) -1 day" +%Y-%m)}"   # default: last month
@@ -19,7 +20,7 @@ mkdir -p "$out"
 "$chuanliu" -q load --dir "$exports/$month" --wait 600
 for scorecard in merchant promoter; do
     for fmt in csv json; do
-        "$chuanliu" -q eligible --month "$month" --scorecard "$scorecard" --require-complete \
+        "$chuanliu" -q eligible --month "$month" --scorecard "$scorecard" --require-complete --strict \
             --format "$fmt" -o "$out/chuanliu-$scorecard-$month.$fmt"
     done
 done

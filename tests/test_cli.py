@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -51,7 +52,14 @@ def test_load_and_status(invoke: Callable[..., Any], write: Callable[..., Path],
     assert "Nothing changed" in again.output
     status = invoke("--db", db, "status")
     assert status.exit_code == 0, status.output
-    assert "2023-05" in status.output and "✗ partial" in status.output
+    assert "2023-05" in status.output and "✗ needs livestreams from" in status.output
+    doc = json.loads(invoke("--db", db, "status", "--format", "json").stdout)
+    assert doc["incomplete_months"] == ["2023-05"]
+    assert doc["month_notes"]["2023-05"] == (
+        "needs livestreams from 2023-05-01 (the period); no data; "
+        "needs orders from 2023-03-03 (90-day windows); data from 2023-05-01; "
+        "needs reviews from 2023-03-03 (90-day windows); no data; orders ends before 2023-05-31"
+    )
 
 
 def test_db_from_environment(
@@ -70,7 +78,10 @@ def test_quiet_prints_nothing_on_success(
         "-q", "--db", str(tmp_path / "q.duckdb"), "load", "orders", str(write("orders.csv", ORDERS))
     )
     assert result.exit_code == 0
-    assert result.output == ""
+    # -q hides the summary and progress, never warnings (here: columns the export lacks)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines and all(line.startswith("Warning: ") for line in lines), result.stderr
 
 
 @pytest.mark.parametrize(
@@ -119,10 +130,16 @@ def test_too_many_rejects_is_exit_4_and_lists_rejects(
     invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = write("orders.csv", ORDERS + "3,ks1,b3,self,2023-05-02 20:00:00,ten,completed\n")
-    result = invoke("--db", str(tmp_path / "d.duckdb"), "load", "orders", str(path))
+    args = ["--db", str(tmp_path / "d.duckdb"), "load", "orders", str(path)]
+    result = invoke(*args, "--max-reject-rows", "0")
     assert result.exit_code == ExitCode.INVALID_DATA
     assert "nothing was written" in result.output
     assert "orders.csv line 4: column paid_amount: 'ten' is not an amount" in result.output
+    # the library's parameter names become the options of `load`
+    assert "(33.3% > --max-reject-rate 1.0% and 1 > --max-reject-rows 0)" in result.output
+    assert "raise a reject limit (--max-reject-rate or --max-reject-rows)" in result.output
+    # one bad row of three is within the default row limit (10): the good rows load
+    assert invoke(*args).exit_code == 0
 
 
 def test_unexpected_error_is_one_line_exit_1(
@@ -183,3 +200,41 @@ def test_load_warns_when_carrier_is_missing(
     result = invoke("--db", str(tmp_path / "w.duckdb"), "load", "orders", str(write("orders.csv", ORDERS)))
     assert result.exit_code == 0
     assert "Warning: " in result.stderr and "no column carrier (售卖载体" in result.stderr
+
+
+def test_on_duplicate_and_allow_regress_options(
+    invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "o.duckdb")
+    repeated = write("orders.csv", ORDERS + "1,ks1,b1,self,2023-05-01 20:00:00,10,shipped\n")
+    refused = invoke("--db", db, "load", "orders", str(repeated), "--on-duplicate", "error")
+    assert refused.exit_code == ExitCode.INVALID_DATA, refused.output
+    assert "order_id 1: lines 2 and 4 differ in status" in refused.output
+    assert "(--on-duplicate last|first)" in refused.output
+    bad = invoke("--db", db, "load", "orders", str(repeated), "--on-duplicate", "middle")
+    assert bad.exit_code == ExitCode.USAGE
+    assert invoke("--db", db, "load", "orders", str(repeated), "--on-duplicate", "first").exit_code == 0
+    # the stored order 1 is `completed` (the first occurrence); `shipped` would move it backwards
+    older = write("older.csv", ORDERS.replace("10,completed", "10,shipped"))
+    kept = invoke("--db", db, "load", "orders", str(older))
+    assert kept.exit_code == 0, kept.output
+    assert "1 update(s) would move rows backwards" in kept.stderr
+    assert "order_id 1 status completed → shipped" in kept.stderr
+    assert "the stored rows were kept (--allow-regress applies the file's)" in kept.stderr
+    applied = invoke("--db", db, "load", "orders", str(older), "--allow-regress")
+    assert applied.exit_code == 0 and "were applied as allowed" in applied.stderr
+    status = invoke("--db", db, "status", "--format", "table")
+    assert status.exit_code == 0 and "regressed" in status.output
+
+
+def test_library_wording_becomes_flags_in_load_messages(
+    invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "t.duckdb")
+    path = write("orders.csv", ORDERS)
+    assert invoke("--db", db, "load", "orders", str(path)).exit_code == 0
+    other = invoke("--db", db, "load", "orders", str(path), "--timezone", "UTC")
+    assert other.exit_code == ExitCode.USAGE
+    assert "Hint: load with --timezone Asia/Shanghai, or use another --db" in other.output
+    missing = invoke("--db", db, "load", "orders", str(write("o.csv", "order_id,shop_id\n1,s\n")))
+    assert "add yours with --mapping" in missing.output

@@ -51,3 +51,27 @@ def test_monthly_script_stops_on_incomplete_month(tmp_path: Path) -> None:
     assert done.returncode == 6, done.stderr
     assert "is incomplete" in done.stderr
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_monthly_script_stops_on_a_warning_and_writes_nothing(tmp_path: Path) -> None:
+    """Exports without the carrier column: no order is a live-room order, so the `active` gate is passed by
+    nobody and the list would be empty with exit 0; --strict stops the job with exit 7 instead."""
+    import csv
+
+    exports = tmp_path / "exports" / "2023-05"
+    shutil.copytree(REPO / "sample_data", exports)
+    with (REPO / "sample_data" / "orders.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    drop = rows[0].index("carrier")
+    with (exports / "orders.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([c for i, c in enumerate(row) if i != drop] for row in rows)
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "2023-05"],
+        env=_env(tmp_path, tmp_path / "exports"),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 7, done.stderr
+    assert "warnings in strict mode; nothing was written" in done.stderr
+    assert "gate active is passed by no entity" in done.stderr
+    assert not list((tmp_path / "out").iterdir())

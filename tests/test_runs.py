@@ -105,8 +105,26 @@ def test_partial_period_is_said_in_every_format(invoke: Callable[..., Any], tmp_
     )
     table = invoke("eligible", "--month", "2023-05", "--data", data, "--format", "table")
     assert "PARTIAL PERIOD" in table.stdout
-    complete_april = invoke("eligible", "--month", "2023-04", "--data", data, "--format", "json")
-    assert json.loads(complete_april.stdout)["period"]["complete"] is True
+    # April's 90-day windows start on 2023-01-31, before the sample's first order (2023-03-01)
+    april = json.loads(invoke("eligible", "--month", "2023-04", "--data", data, "--format", "json").stdout)
+    assert april["period"]["complete"] is False and april["period"]["incomplete_tables"] == []
+    assert april["period"]["missing_history"] == [
+        {
+            "table": "orders",
+            "needed_from": "2023-01-31",
+            "data_from": "2023-03-01",
+            "because": "90-day windows",
+        },
+        {
+            "table": "reviews",
+            "needed_from": "2023-01-31",
+            "data_from": "2023-03-01",
+            "because": "90-day windows",
+        },
+    ]
+    assert "needs orders from 2023-01-31 (90-day windows); data from 2023-03-01" in " ".join(
+        april["warnings"]
+    )
 
 
 def test_require_complete_exits_6(invoke: Callable[..., Any], tmp_path: Path) -> None:
@@ -114,8 +132,22 @@ def test_require_complete_exits_6(invoke: Callable[..., Any], tmp_path: Path) ->
     result = invoke("eligible", "--month", "2023-05", "--data", data, "--require-complete", "--format", "csv")
     assert result.exit_code == ExitCode.INCOMPLETE_PERIOD
     assert result.stdout == ""
-    ok = invoke("eligible", "--month", "2023-04", "--data", data, "--require-complete", "--format", "csv")
-    assert ok.exit_code == 0
+    ok = invoke(
+        "eligible",
+        "--month",
+        "2023-05",
+        "--data",
+        str(REPO / "sample_data"),
+        "--require-complete",
+        "--format",
+        "csv",
+    )
+    assert ok.exit_code == 0, ok.output
+    history = invoke(
+        "eligible", "--month", "2023-04", "--data", data, "--require-complete", "--format", "csv"
+    )
+    assert history.exit_code == ExitCode.INCOMPLETE_PERIOD
+    assert "needs orders from 2023-01-31 (90-day windows)" in history.stderr
 
 
 def test_invalid_ruleset_is_exit_3_and_scores_nothing(

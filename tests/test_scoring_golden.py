@@ -57,7 +57,17 @@ def test_json_shape(invoke: Callable[..., Any]) -> None:
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert list(doc) == ["ruleset", "scorecard", "period", "data_window", "assumptions", "entities", "totals"]
+    assert list(doc) == [
+        "ruleset",
+        "scorecard",
+        "period",
+        "data_window",
+        "assumptions",
+        "entities",
+        "totals",
+        "population",
+        "warnings",
+    ]
     assert doc["ruleset"]["name"] == "chuanliu-2023" and len(doc["ruleset"]["sha256"]) == 64
     assert doc["period"] == {
         "start": "2023-05-01",
@@ -65,6 +75,14 @@ def test_json_shape(invoke: Callable[..., Any]) -> None:
         "label": "2023-05",
         "complete": True,
         "incomplete_tables": [],
+        "missing_history": [],
+    }
+    assert doc["warnings"] == []
+    assert doc["population"] == {
+        "entities": 59,
+        "relative": True,
+        "note": f"ranks, tiers and grants are relative to the 59 shop_id values loaded from {REPO / 'sample_data'}; "
+        "grants assume these are the whole population",
     }
     totals = doc["totals"]
     entities = doc["entities"]

@@ -7,15 +7,28 @@ writes the result through cli/emit.py.
 from __future__ import annotations
 
 import functools
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from chuanliu_cli import __version__
 from chuanliu_cli.cli import emit
-from chuanliu_cli.cli.commands import compare, explain, load, report, rules, runs, sample, scoring, status
+from chuanliu_cli.cli.commands import (
+    compare,
+    explain,
+    load,
+    rejects,
+    report,
+    rules,
+    runs,
+    sample,
+    scoring,
+    status,
+)
 from chuanliu_cli.errors import ChuanliuError
 from chuanliu_cli.exit_codes import ExitCode
 
@@ -41,6 +54,10 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if exc.hint:
                 emit.error(f"Hint: {exc.hint}")
             raise typer.Exit(int(exc.exit_code)) from None
+        except BrokenPipeError:
+            # The reader went away (`chuanliu status | head -1`): stop quietly, like git log | head.
+            emit.quiet_stdout()
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
             emit.error("Error: interrupted")
             raise typer.Exit(130) from None
@@ -60,7 +77,27 @@ _EXIT_HELP = (
     "Exit codes: " + ", ".join(f"{c.value} {c.name.lower().replace('_', ' ')}" for c in ExitCode) + "."
 )
 
+#: Global flags that may also be written after the subcommand (`chuanliu status -q`).
+GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose", "--no-color"})
+
+
+class _Group(TyperGroup):
+    """The root command: global flags are accepted anywhere before `--`, as users write them."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Move global flags found after the subcommand in front of it."""
+        start = next((i for i, a in enumerate(args) if a in self.commands), None)
+        if start is not None:
+            end = args.index("--") if "--" in args[start:] else len(args)
+            after = args[start:end]
+            hoisted = [a for a in after if a in GLOBAL_FLAGS]
+            rest = [a for a in after if a not in GLOBAL_FLAGS]
+            args = [*args[:start], *hoisted, *rest, *args[end:]]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="chuanliu",
     help="Score merchants and influencers for Kuaishou's Chuanliu Plan (川流计划) from their exports.\n\n"
     + _EXIT_HELP,
@@ -108,6 +145,7 @@ app.add_typer(rules_app, name="rules")
 for _typer_app, _name, _func in (
     (app, "load", load.load),
     (app, "status", status.status),
+    (app, "rejects", rejects.rejects),
     (app, "sample", sample.sample),
     (app, "score", scoring.score),
     (app, "eligible", scoring.eligible),
@@ -124,7 +162,11 @@ for _typer_app, _name, _func in (
 
 def main() -> None:
     """Entry point of the `chuanliu` console script."""
-    app(prog_name="chuanliu")
+    try:
+        app(prog_name="chuanliu")
+    except BrokenPipeError:  # in typer's own output (help text), or at exit when stdout is flushed
+        emit.quiet_stdout()
+        sys.exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

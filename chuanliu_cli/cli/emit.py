@@ -27,12 +27,15 @@ class Settings:
     no_color: bool = False
     db: str | None = None
 
+    @property
+    def plain(self) -> bool:
+        """--no-color or NO_COLOR: no colours and no other styles (bold, italic, dim) either."""
+        return self.no_color or bool(os.environ.get("NO_COLOR"))
+
     def console(self, stderr: bool = False) -> Console:
         """A console for data (stdout) or messages (stderr), honouring --no-color and NO_COLOR."""
-        from rich.console import Console
 
-        no_color = self.no_color or bool(os.environ.get("NO_COLOR"))
-        console = Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=False)
+        console = _console(stderr, False, self.plain)
         if not console.is_terminal and not os.environ.get("COLUMNS"):
             # Piped or redirected output is read later, in a file or a mail: do not squeeze it to 80.
             console.width = 160
@@ -40,6 +43,25 @@ class Settings:
 
 
 _SETTINGS = Settings()
+
+
+def _console(stderr: bool, soft_wrap: bool, plain: bool) -> Console:
+    """A Rich console; `plain` writes no escape codes at all (no_color alone still writes bold and dim)."""
+    from rich.console import Console
+
+    if plain:
+        console = Console(
+            stderr=stderr, highlight=False, soft_wrap=soft_wrap, no_color=True, color_system=None
+        )
+    else:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+    # Rich turns a closed pipe into exit 1; the error wrapper makes it a quiet exit 0 instead.
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError
 
 
 def settings() -> Settings:
@@ -58,24 +80,31 @@ def configure(new: Settings) -> None:
 
 def error(message: str) -> None:
     """Print one message on stderr (no markup interpretation of user data); errors in bold red."""
-    from rich.console import Console
     from rich.text import Text
 
-    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+    console = _console(True, True, _SETTINGS.plain)
     console.print(Text(message, style="bold red" if message.startswith("Error") else ""))
 
 
 def warn(warnings: Iterable[str]) -> None:
-    """The library's warnings, one `Warning: …` each (hidden by -q)."""
-    if not _SETTINGS.quiet:
-        for warning in warnings:
-            error(f"Warning: {warning}")
+    """The library's warnings, one `Warning: …` each. -q hides progress and information, never these."""
+    for warning in warnings:
+        error(f"Warning: {warning}")
 
 
 def info(message: str) -> None:
     """Progress or information on stderr (hidden by -q)."""
     if not _SETTINGS.quiet:
         error(message)
+
+
+def quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so that Python's final flush stays silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test runner's buffer)
+        pass
 
 
 # --- data on stdout or in -o FILE --------------------------------------------------------------------------

@@ -27,6 +27,14 @@ class EngineName(StrEnum):
     spark = "spark"
 
 
+class DuplicatePolicy(StrEnum):
+    """Which occurrence of a key repeated with different values in one file is kept (or refuse the file)."""
+
+    last = "last"
+    first = "first"
+    error = "error"
+
+
 DbOption = Annotated[
     str | None,
     typer.Option("--db", envvar="CHUANLIU_DB", help="The database file [default: ./chuanliu.duckdb]."),
@@ -71,6 +79,38 @@ NoRecordOption = Annotated[
 ]
 RequireCompleteOption = Annotated[
     bool, typer.Option("--require-complete", help="Exit 6 if the period's data is incomplete.")
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Any warning (missing history, rejected rows, a gate nobody passes, ...) is exit 7, before any "
+        "output file is written or the run recorded.",
+    ),
+]
+MaxRejectRowsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-reject-rows",
+        min=0,
+        help="A file is refused only when its bad rows exceed both --max-reject-rate and this many rows.",
+    ),
+]
+OnDuplicateOption = Annotated[
+    DuplicatePolicy,
+    typer.Option(
+        "--on-duplicate",
+        help="A key repeated in one file with different values: keep the last or first occurrence (the "
+        "others go to rejected_rows), or error: refuse the load (exit 4).",
+    ),
+]
+AllowRegressOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-regress",
+        help="Apply updates that move rows backwards (an order's status, a lower refund, an older review): "
+        "the file is newer than what is stored. Without it the stored rows are kept, with a warning.",
+    ),
 ]
 IdsOption = Annotated[list[str] | None, typer.Option("--id", help="Only these entities (repeatable).")]
 EngineOption = Annotated[

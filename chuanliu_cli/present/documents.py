@@ -7,10 +7,13 @@ command that writes data follows the same rules (SPEC §6).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from chuanliu_cli.scoring.compare import Comparison
     from chuanliu_cli.scoring.explain import Explanation
     from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
@@ -41,14 +44,17 @@ def clean(value: Any) -> Any:
 # --- score / eligible --------------------------------------------------------------------------------------
 
 
-def entity_records(res: ScorecardResult, include_ineligible: bool = True) -> list[dict[str, Any]]:
-    """One dict per entity in the §6 JSON shape, in rank order (ineligible entities last)."""
+def entity_records(
+    res: ScorecardResult, include_ineligible: bool = True, selected: pl.DataFrame | None = None
+) -> list[dict[str, Any]]:
+    """One dict per entity in the §6 JSON shape, in rank order (ineligible entities last); `selected`:
+    only these rows of the result (score --id/--top), the totals staying those of everyone."""
     sc = res.scorecard
     metric_names = [m.name for m in sc.metrics]
     score_names = [s.name for s in sc.scores]
     reasons = {g.id: g.reason for g in sc.gates}
     records = []
-    for row in res.frame.iter_rows(named=True):
+    for row in (res.frame if selected is None else selected).iter_rows(named=True):
         if not include_ineligible and not row["eligible"]:
             continue
         records.append(
@@ -69,10 +75,22 @@ def entity_records(res: ScorecardResult, include_ineligible: bool = True) -> lis
     return records
 
 
-def run_document(run: RunResult, scorecard: str, include_ineligible: bool = True) -> dict[str, Any]:
-    """The whole JSON document of `score`/`eligible` (SPEC §6), stable key order."""
+def run_document(
+    run: RunResult,
+    scorecard: str,
+    include_ineligible: bool = True,
+    warnings: Sequence[str] = (),
+    population: Any = None,
+    selected: pl.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The whole JSON document of `score`/`eligible` (SPEC §6), stable key order. `population` (the api's
+    Population) says who ranks and grants are relative to; `warnings` are the run's warnings."""
     res = run.scorecards[scorecard]
     rs = run.ruleset
+    if population is None:
+        pop = {"entities": res.frame.height, "relative": False, "note": None}
+    else:
+        pop = population.to_dict()
     return {
         "ruleset": {"name": rs.name, "sha256": rs.sha256},
         "scorecard": scorecard,
@@ -82,13 +100,24 @@ def run_document(run: RunResult, scorecard: str, include_ineligible: bool = True
             "label": run.period.label,
             "complete": run.complete,
             "incomplete_tables": list(run.incomplete_tables),
+            "missing_history": [
+                {
+                    "table": m.table,
+                    "needed_from": m.needed_from.isoformat(),
+                    "data_from": m.data_from.isoformat() if m.data_from else None,
+                    "because": m.because,
+                }
+                for m in run.missing_history
+            ],
         },
         "data_window": {
             t: {"min": _iso(lo), "max": _iso(hi)} for t, (lo, hi) in sorted(run.data_window.items())
         },
         "assumptions": rs.assumptions,
-        "entities": entity_records(res, include_ineligible),
+        "entities": entity_records(res, include_ineligible, selected),
         "totals": res.totals(),
+        "population": pop,
+        "warnings": list(warnings),
     }
 
 
@@ -127,9 +156,16 @@ def columns_of(res: ScorecardResult) -> list[str]:
     ]
 
 
-def scores_document(run: RunResult, scorecard: str, include_ineligible: bool = True) -> Document:
+def scores_document(
+    run: RunResult,
+    scorecard: str,
+    include_ineligible: bool = True,
+    warnings: Sequence[str] = (),
+    population: Any = None,
+    selected: pl.DataFrame | None = None,
+) -> Document:
     """`score` and `eligible`: the §6 document; parquet columns typed from the scorecard (stable files)."""
-    doc = run_document(run, scorecard, include_ineligible)
+    doc = run_document(run, scorecard, include_ineligible, warnings, population, selected)
     res = run.scorecards[scorecard]
     sc = res.scorecard
     columns = columns_of(res)

@@ -36,7 +36,18 @@ def render_load_summary(
     their table), every file looked at: the table it went into and how that was decided, or why it was
     skipped."""
     table = Table(title="Loaded", title_justify="left")
-    for name in ("table", "file", "read", "inserted", "updated", "unchanged", "rejected", "duplicates"):
+    names = (
+        "table",
+        "file",
+        "read",
+        "inserted",
+        "updated",
+        "unchanged",
+        "regressed",
+        "rejected",
+        "duplicates",
+    )
+    for name in names:
         table.add_column(name, justify="right" if name not in ("table", "file") else "left")
     table.add_column("time range covered")
     table.add_column("s", justify="right")
@@ -48,13 +59,14 @@ def render_load_summary(
             _n(r.inserted),
             _n(r.updated),
             _n(r.unchanged),
+            _n(r.regressed),
             _n(r.rejected),
             _n(r.duplicates),
             f"{_fmt_time(r.time_min)} → {_fmt_time(r.time_max)}" if r.time_min else "-",
             f"{r.seconds:.1f}",
         )
     console.print(table)
-    if results and all(r.rows_read and r.inserted == 0 and r.updated == 0 for r in results):
+    if results and all(r.rows_read and not (r.inserted or r.updated or r.regressed) for r in results):
         console.print("Nothing changed: every row was already loaded.")
     if discovered:
         files = Table(title="Files", title_justify="left")
@@ -84,7 +96,7 @@ def render_status(console: Console, status: StoreStatus, db_path: str) -> None:
             m.add_column(ts.name, justify="right")
         m.add_column("complete for scoring")
         for month in months:
-            done = "✓" if month in status.complete_months else "✗ partial"
+            done = "✓" if month in status.complete_months else "✗ " + status.month_notes.get(month, "partial")
             m.add_row(month, *(_n(ts.months.get(month, 0)) for ts in timed), done)
         console.print(m)
     else:
@@ -101,26 +113,59 @@ def render_status(console: Console, status: StoreStatus, db_path: str) -> None:
             "unchanged",
             "rejected",
             "finished",
+            "regressed",
         ):
             lt.add_column(name, justify="right" if name not in ("table", "file", "finished") else "left")
-        for load_id, table, file, read, ins, upd, unch, rej, finished in status.loads:
+        for load_id, table, file, read, ins, upd, unch, rej, finished, *more in status.loads:
             lt.add_row(
                 str(load_id),
                 str(table),
                 str(file),
                 *(_n(int(str(x))) for x in (read, ins, upd, unch, rej)),
                 _fmt_time(finished if isinstance(finished, datetime) else None),
+                # updates refused because they would have moved rows backwards
+                _n(int(str(more[0] or 0))) if more else "0",
             )
         console.print(lt)
     console.print(f"Rejected rows kept: {_n(status.rejects)} (table rejected_rows)")
+
+
+def render_rejects(console: Console, rows: Sequence[dict[str, Any]], total: int) -> None:
+    """The rejected rows of `chuanliu rejects`: load, table, file, line, reason and the raw record."""
+    if not rows:
+        console.print("No rejected rows.")
+        return
+    t = Table(title="Rejected rows", title_justify="left")
+    for name in ("load", "table", "file", "line", "reason", "raw"):
+        t.add_column(name, justify="right" if name == "load" else "left", overflow="fold")
+    for r in rows:
+        # the raw record and the reason are the file's own text: never read as markup
+        t.add_row(
+            str(r["load_id"]),
+            str(r["table"]),
+            Path(str(r["file"])).name,
+            str(r["line"]),
+            Text(str(r["reason"])),
+            Text(str(r["raw"] or "")),
+        )
+    console.print(t)
+    if total > len(rows):
+        console.print(f"Showing {len(rows):,} of {total:,} rejected rows.")
 
 
 def _score(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and v != v) else f"{v:.2f}"
 
 
-def _footer(console: Console, run: RunResult, res: ScorecardResult) -> None:
-    """Pool, allocation, tiers, ruleset, data window, completeness and assumptions under a result table."""
+def _footer(
+    console: Console,
+    run: RunResult,
+    res: ScorecardResult,
+    warnings: Sequence[str] = (),
+    population: Any = None,
+) -> None:
+    """Pool, allocation, tiers, ruleset, data window, completeness, population, warnings and assumptions
+    under a result table."""
     sc = res.scorecard
     totals = res.totals()
     lines = []
@@ -150,23 +195,43 @@ def _footer(console: Console, run: RunResult, res: ScorecardResult) -> None:
     if not run.complete:
         console.print(
             Text(
-                f"⚠ PARTIAL PERIOD: {', '.join(run.incomplete_tables)} have no data on or after "
-                f"{run.period.last_day}; results may change when the rest arrives.",
+                f"⚠ PARTIAL PERIOD: {run.completeness_note()}; results change when the rest arrives.",
                 style="bold yellow",
             )
         )
+    if population is not None and population.relative:
+        console.print(Text(f"⚠ Population: {population.note}.", style="bold yellow"))
+    incomplete = f"period {run.period.label} is incomplete: "
+    for warning in warnings:
+        if not warning.startswith(incomplete):  # said above
+            console.print(Text(f"⚠ {warning}", style="bold yellow"))
     if rs.assumptions:
         console.print(Text("Assumptions: " + " ".join(rs.assumptions.split()), style="dim italic"))
 
 
-def render_eligible(console: Console, run: RunResult, scorecard: str, include_ineligible: bool) -> None:
+def _rank_header(res: ScorecardResult, population: Any) -> str:
+    """`rank`, or `rank of N loaded` when the population is only what a directory of exports holds."""
+    if population is not None and population.relative:
+        return f"rank of {population.entities} loaded"
+    return "rank"
+
+
+def render_eligible(
+    console: Console,
+    run: RunResult,
+    scorecard: str,
+    include_ineligible: bool,
+    warnings: Sequence[str] = (),
+    population: Any = None,
+) -> None:
     """The reward list: rank, key, name, tier, total, grant (and, with --all, the ineligible and why)."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     title = f"{sc.title or sc.name} · {run.period.label}"
     table = Table(title=title, title_justify="left")
-    for name in ("rank", sc.key, "name", "tier", sc.rank_by, "grant"):
-        table.add_column(name, justify="right" if name in ("rank", sc.rank_by, "grant") else "left")
+    rank = _rank_header(res, population)
+    for name in (rank, sc.key, "name", "tier", sc.rank_by, "grant"):
+        table.add_column(name, justify="right" if name in (rank, sc.rank_by, "grant") else "left")
     if include_ineligible:
         table.add_column("not eligible because")
     reasons = {g.id: g.reason for g in sc.gates}
@@ -185,15 +250,22 @@ def render_eligible(console: Console, run: RunResult, scorecard: str, include_in
             cells.append("; ".join(f"{g}: {reasons[g]}" for g in row["failed_gates"] or []))
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
-    _footer(console, run, res)
+    _footer(console, run, res, warnings, population)
 
 
-def render_scores(console: Console, run: RunResult, scorecard: str, rows: Any) -> None:
+def render_scores(
+    console: Console,
+    run: RunResult,
+    scorecard: str,
+    rows: Any,
+    warnings: Sequence[str] = (),
+    population: Any = None,
+) -> None:
     """Every entity with each score, eligibility (✓/✗ and failed gates), tier and grant."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     table = Table(title=f"{sc.title or sc.name} · scores · {run.period.label}", title_justify="left")
-    table.add_column("rank", justify="right")
+    table.add_column(_rank_header(res, population), justify="right")
     table.add_column(sc.key)
     table.add_column("name")
     for s in sc.scores:
@@ -218,7 +290,11 @@ def render_scores(console: Console, run: RunResult, scorecard: str, rows: Any) -
             )
         )
     console.print(table)
-    _footer(console, run, res)
+    if rows.height != res.frame.height:
+        console.print(
+            Text(f"Showing {rows.height} of {res.frame.height} entities; ranks and grants are among all.")
+        )
+    _footer(console, run, res, warnings, population)
 
 
 def _num(v: float | None, digits: int = 4) -> str:

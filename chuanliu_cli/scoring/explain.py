@@ -127,6 +127,9 @@ class Explanation:
     points_needed: float | None
     suggestions: tuple[Suggestion, ...] = field(default_factory=tuple)
     no_suggestion_reason: str | None = None
+    # who rank, tier and grant are relative to, when the data is not the whole platform (one merchant's files)
+    population_note: str | None = None
+    in_population: bool = True  # False: known (e.g. in shops) but without activity in the period
 
     @property
     def share(self) -> float | None:
@@ -136,8 +139,30 @@ class Explanation:
         return self.grant / self.pool
 
 
-def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
-    """Explain entity `key` of `scorecard` in a scored run; unknown keys are DataError with near matches."""
+#: The grant note of an entity listed without being in the population (no activity in the period).
+NOT_IN_POPULATION = "not in the population: no activity in the period"
+
+
+def unknown_key_error(run: RunResult, scorecard: str, key: str, elsewhere: str | None = None) -> DataError:
+    """The error for a key that is not in the scorecard's population: the nearest known keys, or
+    `elsewhere` (e.g. "it is a promoter_id: scorecard promoter") when the key belongs to another scorecard."""
+    res = run.scorecards[scorecard]
+    keys = [str(k) for k in res.frame[res.key].to_list()]
+    near = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+    hint = ("nearest known: " + ", ".join(near)) if near else "no similar key in this period"
+    if elsewhere is not None:
+        hint = f"{key} {elsewhere}"
+    return DataError(
+        f"unknown {res.key} {key!r}: not in the {scorecard} scorecard for {run.period.label}", hint=hint
+    )
+
+
+def explain_entity(
+    run: RunResult, scorecard: str, key: str, population_note: str | None = None
+) -> Explanation:
+    """Explain entity `key` of `scorecard` in a scored run; unknown keys are DataError with near matches.
+    A key whose row says `in_population` false (added by the caller for a known but inactive entity) is
+    explained with its no-activity values."""
     import polars as pl
 
     res = run.scorecards[scorecard]
@@ -145,13 +170,9 @@ def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
     frame = res.frame
     matches = frame.filter(pl.col(sc.key) == key)
     if matches.height == 0:
-        keys = [str(k) for k in frame[sc.key].to_list()]
-        near = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
-        hint = ("nearest known: " + ", ".join(near)) if near else "no similar key in this period"
-        raise DataError(
-            f"unknown {sc.key} {key!r}: not in the {scorecard} scorecard for {run.period.label}", hint=hint
-        )
+        raise unknown_key_error(run, scorecard, key)
     row = matches.row(0, named=True)
+    in_population = row.get("grant_note") != NOT_IN_POPULATION
     outcomes: dict[str, Any] = {}
     if res.gate_outcomes is not None:
         outcomes = res.gate_outcomes.filter(pl.col(sc.key) == key).row(0, named=True)
@@ -197,6 +218,8 @@ def explain_entity(run: RunResult, scorecard: str, key: str) -> Explanation:
         points_needed=points_needed,
         suggestions=suggestions,
         no_suggestion_reason=no_reason,
+        population_note=population_note,
+        in_population=in_population,
     )
 
 

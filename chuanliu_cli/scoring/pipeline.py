@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
+    from chuanliu_cli.store.status import MissingHistory
+
 #: Significant digits kept of every metric value (see compute_metrics).
 METRIC_DIGITS = 12
 
@@ -79,15 +81,27 @@ class RunResult:
     period: Period
     scorecards: dict[str, ScorecardResult]
     complete: bool
-    incomplete_tables: tuple[str, ...]
+    incomplete_tables: tuple[str, ...]  # tables whose data ends before the period's last day
     data_window: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
+    # tables whose data starts after the first day the ruleset's windows read (SPEC §6)
+    missing_history: tuple[MissingHistory, ...] = ()
+
+    def completeness_note(self) -> str:
+        """What the period's data lacks, in one line (empty when complete)."""
+        parts = [m.describe() for m in self.missing_history]
+        if self.incomplete_tables:
+            tables = self.incomplete_tables
+            verb = "has" if len(tables) == 1 else "have"
+            parts.append(f"{', '.join(tables)} {verb} no data on or after {self.period.last_day}")
+        return "; ".join(parts)
 
 
 def score_period(
     source: Engine | duckdb.DuckDBPyConnection, ruleset: Ruleset, period: Period, upto: str | None = None
 ) -> RunResult:
     """Score every scorecard in order (up to and including `upto`) for `period`."""
-    from chuanliu_cli.store.status import incomplete_tables
+    from chuanliu_cli.rules.compiler import history_needed
+    from chuanliu_cli.store.status import completeness
 
     engine = as_engine(source)
     if period.kind != ruleset.period:
@@ -107,8 +121,16 @@ def score_period(
         for view in registered:
             engine.unregister(view)
     window = engine.data_window()
-    missing = tuple(incomplete_tables(period, {t: hi for t, (_, hi) in window.items()}))
-    return RunResult(ruleset, period, results, not missing, missing, window)
+    state = completeness(period, history_needed(ruleset, period, upto), window)
+    return RunResult(
+        ruleset,
+        period,
+        results,
+        state.complete,
+        state.short_tables,
+        window,
+        state.missing_history,
+    )
 
 
 def _reference_table(res: ScorecardResult) -> Any:

@@ -35,6 +35,8 @@ class StoreStatus:
     """Everything `chuanliu status` shows."""
 
     tables: list[TableStatus]
+    # the last loads: load_id, table, file, rows read, inserted, updated, unchanged, rejected, finished at,
+    # regressed (updates refused because they would have moved rows backwards)
     loads: list[tuple[object, ...]]
     rejects: int
     complete_months: list[str]
@@ -95,7 +97,7 @@ def completeness(
             missing.append(
                 MissingHistory(table, need.needed_from, first.date() if first else None, need.because)
             )
-        if last is None or last.date() < period.last_day:
+        if last is not None and last.date() < period.last_day:  # (an empty table is said above)
             short.append(table)
     return Completeness(tuple(missing), tuple(short), period.last_day)
 
@@ -109,16 +111,6 @@ def data_window(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime | No
         row = first_row(con.execute(f"SELECT min({ident(tc)}), max({ident(tc)}) FROM {ident(name)}"))
         out[name] = (row[0], row[1]) if row else (None, None)
     return out
-
-
-def is_complete(period: Period, ends: dict[str, datetime | None]) -> bool:
-    """SPEC §6: a period is complete when each required table has data on or after its last day."""
-    return all(end is not None and end.date() >= period.last_day for end in ends.values())
-
-
-def incomplete_tables(period: Period, ends: dict[str, datetime | None]) -> list[str]:
-    """The required tables whose data stops before the period's last day."""
-    return [n for n, end in ends.items() if end is None or end.date() < period.last_day]
 
 
 def store_status(
@@ -149,8 +141,8 @@ def store_status(
                 all_months.add(str(month))
         tables.append(ts)
     loads = con.execute(
-        'SELECT load_id, "table", file, rows_read, inserted, updated, unchanged, rejected, finished_at '
-        "FROM loads ORDER BY load_id DESC LIMIT ?",
+        'SELECT load_id, "table", file, rows_read, inserted, updated, unchanged, rejected, finished_at, '
+        "regressed FROM loads ORDER BY load_id DESC LIMIT ?",
         [last_loads],
     ).fetchall()
     rej = first_row(con.execute("SELECT count(*) FROM rejected_rows"))

@@ -23,6 +23,7 @@ from chuanliu_cli.cli.options import (
     SparkConfOption,
     SparkMasterOption,
     SparkTableOption,
+    StrictOption,
     WaitOption,
     session,
 )
@@ -46,6 +47,7 @@ def compare(
     data: DataOption = None,
     fmt: FormatOption = None,
     output: OutOption = None,
+    strict: StrictOption = False,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
@@ -63,7 +65,7 @@ def compare(
         raise UsageError("give --against B.yaml or --against-month M2 (one of them)")
     with session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s:
         try:
-            result = s.compare(month, against, against_month, scorecard, rules)
+            result = s.compare(month, against, against_month, scorecard, rules, strict=strict)
         except RulesetError as exc:
             if exc.hint and exc.hint.startswith("the error is in ruleset B"):
                 exc.hint = f"the error is in ruleset B (--against {against})"

@@ -15,6 +15,7 @@ from chuanliu_cli.cli.options import (
     MonthOption,
     RulesOption,
     ScorecardOption,
+    StrictOption,
     WaitOption,
     session,
 )
@@ -30,12 +31,13 @@ def report(
     ] = None,
     rules: RulesOption = None,
     data: DataOption = None,
+    strict: StrictOption = False,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """One self-contained HTML report: reward list, score distributions, gates, pool, movers, breakdowns."""
     with session(db, data, memory_limit, wait) as s:
-        result = s.report(month, scorecard, against_month, rules, output=output)
+        result = s.report(month, scorecard, against_month, rules, output=output, strict=strict)
     warn(result.warnings)
     info(f"Wrote {output} ({len(result.html.encode()) / 1024:,.0f} KiB)")

@@ -27,6 +27,7 @@ from chuanliu_cli.cli.options import (
     SparkConfOption,
     SparkMasterOption,
     SparkTableOption,
+    StrictOption,
     WaitOption,
     session,
 )
@@ -74,6 +75,7 @@ def score(
     output: OutOption = None,
     no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
+    strict: StrictOption = False,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
@@ -99,15 +101,22 @@ def score(
             record=not no_record,
             require_complete=require_complete,
             command=command_line(),
+            strict=strict,
         )
     report_run(result)
 
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_scores
 
-        render_scores(console, result.run, result.scorecard, result.frame)
+        render_scores(console, result.run, result.scorecard, result.frame, result.warnings, result.population)
 
-    emit(to, lambda: scores_document(result.run, result.scorecard), table)
+    emit(
+        to,
+        lambda: scores_document(
+            result.run, result.scorecard, True, result.warnings, result.population, result.selected
+        ),
+        table,
+    )
 
 
 def eligible(
@@ -122,6 +131,7 @@ def eligible(
     output: OutOption = None,
     no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
+    strict: StrictOption = False,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
@@ -146,12 +156,17 @@ def eligible(
             require_complete=require_complete,
             include_ineligible=show_all,
             command=command_line(),
+            strict=strict,
         )
     report_run(result)
 
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_eligible  # (rich tables only when a table is printed)
 
-        render_eligible(console, result.run, result.scorecard, show_all)
+        render_eligible(console, result.run, result.scorecard, show_all, result.warnings, result.population)
 
-    emit(to, lambda: scores_document(result.run, result.scorecard, show_all), table)
+    emit(
+        to,
+        lambda: scores_document(result.run, result.scorecard, show_all, result.warnings, result.population),
+        table,
+    )
