@@ -318,8 +318,13 @@ def test_reject_rate_over_threshold_writes_nothing(tmp_path: Path, write: Callab
     bad = _orders(
         write, GOOD_ORDER.replace("0001", "0009"), "x,ks1,b1,,,self,live,nope,1,1,completed,,,", name="b.csv"
     )
-    with pytest.raises(DataError, match=r"1 of 2 rows rejected \(50.0% > --max-reject-rate 1.0%\)") as err:
-        _load(db, "orders", bad)
+    # (a file is refused when its rejects exceed both limits: here the share, and a row limit of 0)
+    with pytest.raises(
+        DataError,
+        match=r"1 of 2 rows rejected, over both reject limits \(50.0% > max_reject_rate 1.0% and 1 > "
+        r"max_reject_rows 0\)",
+    ) as err:
+        _load(db, "orders", bad, max_reject_rows=0)
     assert "b.csv line 3: column order_time: 'nope'" in err.value.details[0]
     assert _rows(db, "SELECT order_id FROM orders") == [("1000000000000001",)]
     assert _rows(db, "SELECT count(*) FROM loads") == [(1,)]
@@ -333,7 +338,7 @@ def test_reject_rate_fails_whole_invocation(tmp_path: Path, write: Callable[...,
         "reviews.csv", "review_id,order_id,shop_id,quality_score,review_time\nr1,o1,ks1,9,2023-05-01\n"
     )
     with open_database(str(db), "write") as handle, pytest.raises(DataError):
-        load_files(handle, [("orders", good), ("reviews", bad)], LoadOptions())
+        load_files(handle, [("orders", good), ("reviews", bad)], LoadOptions(max_reject_rows=0))
     assert _rows(db, "SELECT count(*) FROM orders") == [(0,)]
 
 
@@ -458,3 +463,187 @@ def test_excel_serial_and_big_float_ids_from_parquet(tmp_path: Path) -> None:
         "SELECT order_id, strftime(order_time, '%Y-%m-%d %H:%M') FROM orders ORDER BY 1",
     )
     assert rows == [("12345678901234568", "2023-05-01 12:00"), ("2", "2023-05-01 20:00")]
+
+
+# --- issue #19: duplicates with different content, lifecycle regressions, small files ----------------------
+
+SHORT_HEADER = "order_id,shop_id,buyer_id,sale_mode,order_time,paid_amount,status,refund_amount"
+
+
+def _short_orders(path: Path, rows: list[str]) -> Path:
+    """Orders with the columns the lifecycle rules read, as CSV or (by suffix) Parquet of text cells."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = SHORT_HEADER.split(",")
+        cells = [r.split(",") for r in rows]
+        pq.write_table(
+            pa.table({n: pa.array([c[i] or None for c in cells], pa.string()) for i, n in enumerate(names)}),
+            path,
+        )
+    else:
+        path.write_text("\n".join([SHORT_HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def _order(n: int, status: str, refund: str = "", paid: str = "30.00", day: int = 1) -> str:
+    return f"{n},ks1,b{n},self,2023-05-{day:02d} 20:00:00,{paid},{status},{refund}"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_april_export_after_may_keeps_the_refunded_orders(tmp_path: Path, suffix: str) -> None:
+    """The issue's case: May has 20 orders refunded; April (older) still has them shipped. Loading April
+    after May must keep them refunded, say so with 5 examples, and count the refusals in `loads`."""
+    db = tmp_path / "db.duckdb"
+    may = [_order(n, "refunded", "30.00") for n in range(1, 21)] + [
+        _order(n, "completed") for n in range(21, 101)
+    ]
+    april = [_order(n, "shipped") for n in range(1, 21)] + [_order(n, "completed") for n in range(21, 101)]
+    _load(db, "orders", _short_orders(tmp_path / f"may{suffix}", may))
+    result = _load(db, "orders", _short_orders(tmp_path / f"april{suffix}", april))
+    assert (result.inserted, result.updated, result.unchanged, result.regressed) == (0, 0, 80, 20)
+    assert _rows(db, "SELECT status, count(*), sum(refund_amount) FROM orders GROUP BY 1 ORDER BY 1") == [
+        ("completed", 80, None),
+        ("refunded", 20, Decimal("600.00")),
+    ]
+    [warning] = [w for w in result.warnings if "backwards" in w]
+    assert warning.startswith(f"{tmp_path / f'april{suffix}'}: 20 update(s) would move rows backwards")
+    assert "the stored rows were kept" in warning
+    assert "order_id 1 status refunded → shipped, refund_amount 30.00 → empty" in warning
+    assert warning.count("order_id ") == 5  # 5 examples
+    assert _rows(db, "SELECT regressed, updated FROM loads ORDER BY load_id") == [(0, 0), (20, 0)]
+    # the older file is right after all: apply it
+    allowed = _load(db, "orders", tmp_path / f"april{suffix}", allow_regress=True)
+    assert (allowed.updated, allowed.regressed) == (20, 0)
+    assert any("were applied as allowed" in w for w in allowed.warnings)
+    assert _rows(db, "SELECT count(*) FROM orders WHERE status = 'shipped' AND refund_amount IS NULL") == [
+        (20,)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming", "regressed"),
+    [
+        (("paid", ""), ("shipped", ""), False),
+        (("shipped", ""), ("received", ""), False),
+        (("received", ""), ("completed", ""), False),
+        (("completed", ""), ("refunded", "30.00"), False),
+        (("pending", ""), ("closed", ""), False),
+        (("refunded", "10.00"), ("refunded", "30.00"), False),  # a larger refund is news
+        (("paid", ""), ("pending", ""), True),
+        (("completed", ""), ("shipped", ""), True),
+        (("closed", ""), ("completed", ""), True),  # closed is final
+        (("refunded", "30.00"), ("closed", "30.00"), True),  # refunded is final
+        (("refunded", "30.00"), ("refunded", "10.00"), True),  # refund lowered
+        (("refunded", "30.00"), ("refunded", ""), True),  # refund cleared
+    ],
+)
+def test_order_lifecycle_regressions(
+    tmp_path: Path, stored: tuple[str, str], incoming: tuple[str, str], regressed: bool
+) -> None:
+    db = tmp_path / "db.duckdb"
+    _load(db, "orders", _short_orders(tmp_path / "new.csv", [_order(1, *stored)]))
+    result = _load(db, "orders", _short_orders(tmp_path / "old.csv", [_order(1, *incoming)]))
+    assert (result.updated, result.regressed) == ((0, 1) if regressed else (1, 0))
+    kept = stored if regressed else incoming
+    row = _rows(db, "SELECT status, coalesce(CAST(refund_amount AS VARCHAR), '') FROM orders")
+    assert row == [kept]
+
+
+def test_review_from_an_older_file_keeps_the_newer_scores(tmp_path: Path, write: Callable[..., Path]) -> None:
+    db = tmp_path / "db.duckdb"
+    header = "review_id,order_id,shop_id,quality_score,review_time\n"
+    _load(
+        db, "reviews", write("new.csv", header + "r1,o1,ks1,5,2023-05-20 10:00:00\nr2,o2,ks1,3,2023-05-01\n")
+    )
+    older = write("old.csv", header + "r1,o1,ks1,2,2023-05-10 10:00:00\nr2,o2,ks1,4,2023-05-02\n")
+    result = _load(db, "reviews", older)
+    assert (result.updated, result.regressed) == (1, 1)  # r2 is newer: updated; r1 is older: kept
+    assert _rows(db, "SELECT review_id, quality_score FROM reviews ORDER BY 1") == [
+        ("r1", 5),
+        ("r2", 4),
+    ]
+    [warning] = [w for w in result.warnings if "backwards" in w]
+    assert "review_id r1 review_time 2023-05-20 10:00:00 → 2023-05-10 10:00:00" in warning
+
+
+def test_one_bad_row_in_an_80_row_file_loads(tmp_path: Path) -> None:
+    """1.25 % of 80 rows is over the 1 % rate but not over 10 rows: the file loads (issue #19 point 7)."""
+    rows = [_order(n, "completed") for n in range(1, 80)] + ["80,ks1,b80,self,never,30.00,completed,"]
+    result = _load(tmp_path / "db.duckdb", "orders", _short_orders(tmp_path / "orders.csv", rows))
+    assert (result.rows_read, result.inserted, result.rejected) == (80, 79, 1)
+    assert _rows(tmp_path / "db.duckdb", "SELECT line FROM rejected_rows") == [("line 81",)]
+
+
+def test_a_file_is_refused_only_over_both_reject_limits(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    bad = "x,ks1,b1,self,never,30.00,completed,"
+    eleven = _short_orders(tmp_path / "a.csv", [_order(n, "completed") for n in range(1, 70)] + [bad] * 11)
+    with pytest.raises(DataError) as err:
+        _load(db, "orders", eleven)
+    assert err.value.message.endswith(
+        "11 of 80 rows rejected, over both reject limits (13.8% > max_reject_rate 1.0% and 11 > "
+        "max_reject_rows 10); nothing was written"
+    )
+    assert "--" not in err.value.message + str(err.value.hint)  # library wording: no command-line flags
+    # the same file within either limit loads
+    assert _load(db, "orders", eleven, max_reject_rows=11).rejected == 11
+    many = [_order(n, "completed") for n in range(1, 2000)] + [bad] * 12
+    assert _load(tmp_path / "b.duckdb", "orders", _short_orders(tmp_path / "b.csv", many)).rejected == 12
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("into", ["empty", "upsert"])
+def test_duplicate_keys_with_different_values_are_reported_by_key(
+    tmp_path: Path, suffix: str, into: str
+) -> None:
+    """Both write paths (staged text, set-based Parquet), into an empty table and as an upsert."""
+    db = tmp_path / "db.duckdb"
+    if into == "upsert":
+        _load(db, "orders", _short_orders(tmp_path / f"first{suffix}", [_order(99, "completed")]))
+    rows = [
+        _order(1, "paid", paid="10.00"),  # line 2
+        _order(2, "completed"),  # line 3
+        _order(1, "shipped", paid="12.00"),  # line 4: wins (last)
+        _order(2, "completed"),  # line 5: identical repeat, only counted
+        _order(3, "completed"),  # line 6
+    ]
+    path = _short_orders(tmp_path / f"orders{suffix}", rows)
+    result = _load(db, "orders", path)
+    assert (result.duplicates, result.conflicts, result.rejected) == (2, 1, 0)
+    assert _rows(db, "SELECT order_id, status, paid_amount FROM orders WHERE order_id = '1'") == [
+        ("1", "shipped", Decimal("12.00"))
+    ]
+    label = "row" if suffix == ".parquet" else "line"
+    n = 1 if suffix == ".parquet" else 2  # Parquet rows count from 1, text lines after the header
+    [warning] = [w for w in result.warnings if "different values" in w]
+    assert f"order_id 1 {label} {n} ({label} {n + 2} kept) differs in paid_amount, status" in warning
+    loaded = _rows(db, "SELECT line, reason, raw FROM rejected_rows")
+    assert loaded == [
+        (
+            f"{label} {n}",
+            f"duplicate order_id 1 ({label} {n + 2} kept, differs in paid_amount, status)",
+            "1,ks1,b1,self,2023-05-01 20:00:00,10.00,paid,",
+        )
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_on_duplicate_first_and_error(tmp_path: Path, suffix: str) -> None:
+    rows = [_order(1, "paid", paid="10.00"), _order(1, "shipped", paid="12.00"), _order(2, "paid")]
+    path = _short_orders(tmp_path / f"orders{suffix}", rows)
+    first = _load(tmp_path / "first.duckdb", "orders", path, on_duplicate="first")
+    assert first.conflicts == 1
+    assert _rows(tmp_path / "first.duckdb", "SELECT status FROM orders WHERE order_id = '1'") == [("paid",)]
+    db = tmp_path / "error.duckdb"
+    with pytest.raises(DataError, match=r"1 row\(s\) repeat a key \(order_id\) with different values") as err:
+        _load(db, "orders", path, on_duplicate="error")
+    label = "row" if suffix == ".parquet" else "line"
+    n = 1 if suffix == ".parquet" else 2
+    assert err.value.details == [f"order_id 1: {label}s {n} and {n + 1} differ in paid_amount, status"]
+    assert "nothing was written" in err.value.message
+    # identical repeats are harmless under every policy
+    same = _short_orders(tmp_path / f"same{suffix}", [_order(1, "paid"), _order(1, "paid")])
+    assert _load(db, "orders", same, on_duplicate="error").duplicates == 1
+    assert _rows(db, "SELECT count(*) FROM rejected_rows") == [(0,)]

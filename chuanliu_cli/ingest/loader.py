@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError, UsageError
@@ -69,11 +69,18 @@ class FileResult:
     rejects: list[Reject] = field(default_factory=list)  # the first few, for messages
     warnings: list[str] = field(default_factory=list)
     all_rejects: list[Reject] = field(default_factory=list, repr=False)
+    # updates refused because they would move a stored row backwards (not counted in `updated`)
+    regressed: int = 0
+    # of `duplicates`: the occurrences that differ from the one kept (each also in rejected_rows)
+    conflicts: int = 0
 
     @property
     def reject_rate(self) -> float:
         """Rejected rows as a share of the rows read."""
         return self.rejected / self.rows_read if self.rows_read else 0.0
+
+
+DuplicatePolicy = Literal["last", "first", "error"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,16 @@ class LoadOptions:
     sheet: str | None = None
     max_reject_rate: float = 0.01
     timezone: str = DEFAULT_TIMEZONE
+    # a file is refused only when its rejects exceed both limits: a small file may have a few bad rows
+    max_reject_rows: int = 10
+    # a key repeated inside one file with different values: keep its last or first occurrence, or refuse
+    on_duplicate: DuplicatePolicy = "last"
+    # apply updates that move rows backwards (an older export over newer data) instead of keeping the rows
+    allow_regress: bool = False
+
+    def too_many_rejects(self, rejected: int, read: int) -> bool:
+        """Whether `rejected` of `read` rows exceed both reject limits (the file is then refused)."""
+        return bool(read) and rejected > self.max_reject_rows and rejected / read > self.max_reject_rate
 
 
 ProgressCallback = Callable[[str, int, int | None], None]
@@ -142,12 +159,12 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
                 hint=(f"did you mean {close!r}? " if close else "")
                 + f"accepted headers for {col.split(' ')[0]}: "
                 + ", ".join(tm.aliases.get(col.split(" ")[0], [])[:8])
-                + "; add yours with --mapping",
+                + "; add yours in a mapping file",
             )
         notes = []
         if options.sheet is not None and reader.format != "xlsx":
             notes.append(
-                f"{reader.name}: --sheet {options.sheet} ignored: the file is {reader.format}, not a workbook"
+                f"{reader.name}: sheet {options.sheet} ignored: the file is {reader.format}, not a workbook"
             )
         for col, hits in tm.collisions(reader.headers).items():
             same = len({normalize_header(h) for h in hits}) < len(hits)
@@ -221,20 +238,25 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, result: FileResult) -> None:
 
 
 def _check_reject_rates(results: list[FileResult], options: LoadOptions) -> None:
-    """SPEC §3: a file (all its sheets together) with too many rejects fails the whole load."""
+    """SPEC §3: a file (all its sheets together) with too many rejects fails the whole load.
+
+    Too many is more than both limits: a share of the rows (max_reject_rate) and a number of rows
+    (max_reject_rows), so that one bad row does not refuse an 80-row file.
+    """
     by_file: dict[str, list[FileResult]] = {}
     for r in results:
         by_file.setdefault(r.path, []).append(r)
     for path, parts in by_file.items():
         read = sum(r.rows_read for r in parts)
         rejected = sum(r.rejected for r in parts)
-        if read and rejected / read > options.max_reject_rate:
+        if options.too_many_rejects(rejected, read):
             name = parts[0].file if len(parts) == 1 else path
             raise DataError(
-                f"{name}: {rejected} of {read} rows rejected "
-                f"({rejected / read:.1%} > --max-reject-rate {options.max_reject_rate:.1%}); nothing was "
-                "written",
-                hint="fix the file, or raise --max-reject-rate to load the good rows",
+                f"{name}: {rejected} of {read} rows rejected, over both reject limits "
+                f"({rejected / read:.1%} > max_reject_rate {options.max_reject_rate:.1%} and "
+                f"{rejected} > max_reject_rows {options.max_reject_rows}); nothing was written",
+                hint="fix the file, or raise a reject limit (max_reject_rate or max_reject_rows) to load "
+                "the good rows",
                 details=[str(x) for r in parts for x in r.rejects][:SHOW_REJECTS],
             )
 
@@ -244,7 +266,7 @@ def _check_timezone(con: duckdb.DuckDBPyConnection, timezone: str, read_only: bo
     if row and row[0] != timezone:
         raise UsageError(
             f"the database holds times in {row[0]}, not {timezone}",
-            hint=f"load with --timezone {row[0]}, or use another --db",
+            hint=f"load with timezone={row[0]}, or into another database",
         )
 
 
@@ -381,22 +403,26 @@ def _load_one(
         result.warnings.append(f"{p.reader.name}: no data rows (only a header)")
     with _polling(con, p, progress, set_based), _damaged(p, set_based):
         if was_empty:
-            valid = _insert_into_empty(con, table.name, source, result)
+            valid, conflicts = _insert_into_empty(con, p, source, result, options)
         else:
-            valid = _upsert(con, table.name, source, result)
+            valid, conflicts = _upsert(con, p, source, result, options)
         if set_based:
             rejects = _parquet_rejects(con, p, source, result.rows_read - valid, options)
+        duplicate_rejects = _conflict_rejects(con, p, source, set_based, conflicts, options)
     # (a set-based file past the reject rate fetched only its first rejects: count them all)
     result.rejected = result.rows_read - valid
     result.rejects = rejects[:SHOW_REJECTS]
     id_row = first_row(con.execute("SELECT nextval('load_id_seq')"))
     assert id_row is not None
     result.load_id = int(id_row[0])
-    result.all_rejects = rejects  # written once every file passed the reject-rate check
+    # written once every file passed the reject-rate check; the differing duplicates are kept there too
+    result.all_rejects = rejects + duplicate_rejects
     result.sha256 = digest.result()
     result.seconds = time.perf_counter() - t0
     con.execute(
-        "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        'INSERT INTO loads (load_id, "table", file, file_sha256, rows_read, inserted, updated, unchanged, '
+        "rejected, duplicates, time_min, time_max, started_at, finished_at, tool_version, regressed) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             result.load_id,
             result.table,
@@ -413,6 +439,7 @@ def _load_one(
             started,
             datetime.now(),
             __version__,
+            result.regressed,
         ],
     )
     con.execute("DROP TABLE IF EXISTS stage")
@@ -421,13 +448,134 @@ def _load_one(
     return result
 
 
-def _insert_into_empty(con: duckdb.DuckDBPyConnection, name: str, source: str, result: FileResult) -> int:
+@dataclass(frozen=True)
+class _Conflict:
+    """A key repeated in one file with different values: the occurrence dropped and the one kept."""
+
+    key: str
+    line: int
+    kept: int
+    columns: str  # the columns whose values differ, "status, paid_amount"
+
+
+def _conflicts(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, source: str, options: LoadOptions
+) -> list[_Conflict]:
+    """The valid rows whose key the file repeats and whose values differ from the occurrence kept (the
+    last or first, by line); repeats equal to it are harmless and only counted. Raises DataError when the
+    policy is to refuse such files. Runs only when the file repeats a key."""
+    table = TABLES[p.table]
+    key = ident(table.key)
+    pick = "min" if options.on_duplicate == "first" else "max"
+    compared = [c.name for c in table.columns if not c.derived and c.name != table.key]
+    differs = ", ".join(
+        f"CASE WHEN s.{ident(c)} IS DISTINCT FROM k.{ident(c)} THEN {literal(c)} END" for c in compared
+    )
+    rows = con.execute(
+        f"WITH valid AS (SELECT * FROM {source} WHERE __reason IS NULL), "
+        f"kept AS (SELECT {key}, {pick}(__line) AS __line FROM valid GROUP BY {key} HAVING count(*) > 1) "
+        "SELECT * FROM ("
+        f"SELECT CAST(s.{key} AS VARCHAR) AS dup_key, s.__line AS dup_line, d.__line AS kept_line, "
+        f"concat_ws(', ', {differs or 'NULL'}) AS differs FROM valid s "
+        f"JOIN kept d ON s.{key} = d.{key} AND s.__line <> d.__line "
+        f"JOIN valid k ON k.{key} = d.{key} AND k.__line = d.__line"
+        ") WHERE differs <> '' ORDER BY dup_line"
+    ).fetchall()
+    found = [_Conflict(str(k), int(line), int(kept), str(cols)) for k, line, kept, cols in rows]
+    if found and options.on_duplicate == "error":
+        label = p.reader.line_label
+        raise DataError(
+            f"{p.reader.name}: {len(found)} row(s) repeat a key ({table.key}) with different values and the "
+            "duplicate policy is to refuse them; nothing was written",
+            hint="remove the repeated rows, or keep the last or the first occurrence of each key",
+            details=[
+                f"{table.key} {c.key}: {label}s {min(c.line, c.kept)} and {max(c.line, c.kept)} differ in "
+                f"{c.columns}"
+                for c in found[:SHOW_REJECTS]
+            ],
+        )
+    return found
+
+
+def _conflict_rejects(
+    con: duckdb.DuckDBPyConnection,
+    p: _Prepared,
+    source: str,
+    set_based: bool,
+    conflicts: list[_Conflict],
+    options: LoadOptions,
+) -> list[Reject]:
+    """The dropped occurrences of differing duplicates as rows of `rejected_rows`, with their raw record."""
+    if not conflicts:
+        return []
+    lines = sorted({c.line for c in conflicts})
+    if set_based:
+        raw = dict(
+            con.execute(
+                f"SELECT __line, __raw FROM {source} WHERE __line IN (SELECT unnest(?::BIGINT[]))", [lines]
+            ).fetchall()
+        )
+    else:
+        raw = _raw_lines(p, options, set(lines))
+    key, label = TABLES[p.table].key, p.reader.line_label
+    return [
+        Reject(
+            p.reader.name,
+            f"{label} {c.line}",
+            raw.get(c.line, ""),
+            f"duplicate {key} {c.key} ({label} {c.kept} kept, differs in {c.columns})",
+        )
+        for c in conflicts
+    ]
+
+
+def _raw_lines(p: _Prepared, options: LoadOptions, wanted: set[int]) -> dict[int, str]:
+    """The raw records of some lines of a file already staged: the file is read again up to the last of
+    them (the staged rows hold converted values only; keeping every raw record would double the stage for
+    the rare file that repeats keys with different values)."""
+    out: dict[int, str] = {}
+    last = max(wanted)
+    for reader in open_file(p.reader.path, options.encoding, options.sheet):
+        if reader.sheet != p.reader.sheet:
+            continue
+        for batch in reader.batches([p.columns[c] for c in p.columns]):
+            numbers = batch.lines.to_pylist()
+            for k, line in enumerate(numbers):
+                if line in wanted:
+                    out[line] = batch.raw(k)
+            if numbers and numbers[-1] >= last:
+                break
+        break
+    return out
+
+
+def _conflict_warning(p: _Prepared, result: FileResult, conflicts: list[_Conflict], keep: str) -> None:
+    """Differing duplicates are reported by key with the columns that differ, the first few in a warning."""
+    if not conflicts:
+        return
+    key, label = TABLES[p.table].key, p.reader.line_label
+    shown = "; ".join(
+        f"{key} {c.key} {label} {c.line} ({label} {c.kept} kept) differs in {c.columns}"
+        for c in conflicts[:SHOW_REJECTS]
+    )
+    more = f"; … {len(conflicts) - SHOW_REJECTS} more" if len(conflicts) > SHOW_REJECTS else ""
+    result.warnings.append(
+        f"{p.reader.name}: {len(conflicts)} row(s) repeat a key ({key}) with different values; the {keep} "
+        f"occurrence of each key was kept and the others are listed in rejected_rows: {shown}{more}"
+    )
+
+
+def _insert_into_empty(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, source: str, result: FileResult, options: LoadOptions
+) -> tuple[int, list[_Conflict]]:
     """A first load of a table: append the valid rows as they come, then settle duplicate keys.
 
     There is nothing to compare with, so the valid rows go straight into the table (no staged copy, memory
     independent of the file). The table then holds exactly the file's valid rows, so its key count tells
-    whether the file repeated a key; the rare file that did is fixed up: the last occurrence wins.
+    whether the file repeated a key; the rare file that did is fixed up: the last (or first) occurrence
+    wins. Returns the number of valid rows and the repeats that differ from the occurrence kept.
     """
+    name = p.table
     table = TABLES[name]
     cols = ", ".join(ident(c) for c in table.names)
     key, target = ident(table.key), ident(name)
@@ -438,9 +586,12 @@ def _insert_into_empty(con: duckdb.DuckDBPyConnection, name: str, source: str, r
     assert stats is not None
     distinct = int(stats[0])
     result.duplicates = valid - distinct
+    conflicts: list[_Conflict] = []
     if result.duplicates:
+        conflicts = _conflicts(con, p, source, options)
+        pick = "min" if options.on_duplicate == "first" else "max"
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE dupkeys AS SELECT {key}, max(__line) AS __line FROM {source} "
+            f"CREATE OR REPLACE TEMP TABLE dupkeys AS SELECT {key}, {pick}(__line) AS __line FROM {source} "
             f"WHERE __reason IS NULL GROUP BY {key} HAVING count(*) > 1"
         )
         con.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM dupkeys)")
@@ -452,9 +603,11 @@ def _insert_into_empty(con: duckdb.DuckDBPyConnection, name: str, source: str, r
         con.execute("DROP TABLE dupkeys")
         stats = first_row(con.execute(f"SELECT count(DISTINCT {key}), {span} FROM {target}"))
         assert stats is not None
+    result.conflicts = len(conflicts)
+    _conflict_warning(p, result, conflicts, "first" if options.on_duplicate == "first" else "last")
     result.inserted = distinct
     result.time_min, result.time_max = stats[1], stats[2]
-    return valid
+    return valid, conflicts
 
 
 def _time_span(name: str, prefix: str = "") -> str:
@@ -465,43 +618,104 @@ def _time_span(name: str, prefix: str = "") -> str:
     return f"min({prefix}{ident(column)}), max({prefix}{ident(column)})"
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, name: str, source: str, result: FileResult) -> int:
-    """Insert the file's new keys and replace its changed rows; rows equal to the stored ones stay.
+#: An order's status moves forward along this path; refunded and closed are final (SPEC §2 values).
+ORDER_LIFECYCLE = ("pending", "paid", "shipped", "received", "completed")
+ORDER_FINAL = ("refunded", "closed")
 
-    One pass counts everything (valid rows, distinct keys, time span, new and changed keys); a second
-    deletes the changed rows (usually none) and a third appends every key the table no longer has.
-    Nothing is staged: the joins spill to disk under --memory-limit like any DuckDB query.
+
+def _regressions(name: str) -> list[tuple[str, str, str]]:
+    """The lifecycle regressions of a table: (column, condition, 'stored → incoming' text), with `t` the
+    stored row and `f` the file's. An update matching any of them would move the row backwards."""
+    if name == "orders":
+        path = "[" + ", ".join(literal(s) for s in ORDER_LIFECYCLE) + "]"
+        final = ", ".join(literal(s) for s in ORDER_FINAL)
+        return [
+            (
+                "status",
+                f"f.status IS DISTINCT FROM t.status AND (t.status IN ({final}) OR "
+                f"coalesce(list_position({path}, f.status) < list_position({path}, t.status), false))",
+                "t.status || ' → ' || f.status",
+            ),
+            (
+                "refund_amount",
+                "t.refund_amount IS NOT NULL "
+                "AND (f.refund_amount IS NULL OR f.refund_amount < t.refund_amount)",
+                "CAST(t.refund_amount AS VARCHAR) || ' → ' "
+                "|| coalesce(CAST(f.refund_amount AS VARCHAR), 'empty')",
+            ),
+        ]
+    if name == "reviews":
+        stamp = "'%Y-%m-%d %H:%M:%S'"
+        return [
+            (
+                "review_time",
+                "f.review_time < t.review_time",
+                f"strftime(t.review_time, {stamp}) || ' → ' || strftime(f.review_time, {stamp})",
+            )
+        ]
+    return []
+
+
+def _upsert(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, source: str, result: FileResult, options: LoadOptions
+) -> tuple[int, list[_Conflict]]:
+    """Insert the file's new keys and replace its changed rows; rows equal to the stored ones stay, and so
+    do rows an update would move backwards (unless `allow_regress`).
+
+    One pass counts everything (valid rows, distinct keys, time span, new, changed and regressing keys); a
+    second deletes the changed rows (usually none) and a third appends every key the table no longer has.
+    Nothing is staged: the joins spill to disk under a memory limit like any DuckDB query.
     """
+    name = p.table
     table = TABLES[name]
     cols = [ident(c) for c in table.names]
     key, target = ident(table.key), ident(name)
     same = " AND ".join(f"f.{c} IS NOT DISTINCT FROM t.{c}" for c in cols if c != key) or "true"
     span = _time_span(name, "f.")
     fresh = f"(SELECT {', '.join(cols)}, __line FROM {source} WHERE __reason IS NULL)"
+    rules = _regressions(name)
+    backwards = " OR ".join(f"({cond})" for _, cond, _ in rules) or "false"
 
-    def counts() -> tuple[int, int, datetime | None, datetime | None, int, int]:
+    def counts() -> tuple[int, int, datetime | None, datetime | None, int, int, int]:
         row = first_row(
             con.execute(
                 f"SELECT count(*), count(DISTINCT f.{key}), {span}, count(*) FILTER (WHERE t.{key} IS NULL), "
-                f"count(*) FILTER (WHERE t.{key} IS NOT NULL AND NOT ({same})) "
+                f"count(*) FILTER (WHERE t.{key} IS NOT NULL AND NOT ({same})), "
+                f"count(*) FILTER (WHERE t.{key} IS NOT NULL AND NOT ({same}) AND ({backwards})) "
                 f"FROM {fresh} f LEFT JOIN {target} t ON f.{key} = t.{key}"
             )
         )
         assert row is not None
-        return int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5])
+        return int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]), int(row[6])
 
-    valid, distinct, result.time_min, result.time_max, new, changed = counts()
+    valid, distinct, result.time_min, result.time_max, new, changed, regressed = counts()
     result.duplicates = valid - distinct
+    conflicts: list[_Conflict] = []
     if result.duplicates:
-        # Duplicate keys within the file: the last occurrence wins.
+        conflicts = _conflicts(con, p, source, options)
+        # Duplicate keys within the file: the last (or first) occurrence wins.
+        order = "ASC" if options.on_duplicate == "first" else "DESC"
         con.execute(
             f"CREATE OR REPLACE TABLE fresh AS SELECT * FROM {fresh} "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY __line DESC) = 1"
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY __line {order}) = 1"
         )
         fresh = "fresh"
-        _, _, result.time_min, result.time_max, new, changed = counts()
+        _, _, result.time_min, result.time_max, new, changed, regressed = counts()
+    result.conflicts = len(conflicts)
+    _conflict_warning(p, result, conflicts, "first" if options.on_duplicate == "first" else "last")
+    if regressed:
+        _regression_warning(con, p, fresh, rules, same, result, regressed, options.allow_regress)
+        if not options.allow_regress:
+            # keep the stored rows: the file's backward rows take no further part
+            if fresh != "fresh":
+                con.execute(f"CREATE OR REPLACE TABLE fresh AS SELECT * FROM {fresh}")
+                fresh = "fresh"
+            con.execute(f"DELETE FROM fresh WHERE {key} IN (SELECT __key FROM regressed)")
+            result.regressed = regressed
+            changed -= regressed
+        con.execute("DROP TABLE IF EXISTS regressed")
     result.inserted, result.updated = new, changed
-    result.unchanged = distinct - new - changed
+    result.unchanged = distinct - new - changed - result.regressed
     if changed:
         con.execute(
             f"DELETE FROM {target} WHERE {key} IN (SELECT f.{key} FROM {fresh} f "
@@ -513,7 +727,45 @@ def _upsert(con: duckdb.DuckDBPyConnection, name: str, source: str, result: File
             f"ANTI JOIN {target} t ON f.{key} = t.{key}"
         )
     con.execute("DROP TABLE IF EXISTS fresh")
-    return valid
+    return valid, conflicts
+
+
+def _regression_warning(
+    con: duckdb.DuckDBPyConnection,
+    p: _Prepared,
+    fresh: str,
+    rules: list[tuple[str, str, str]],
+    same: str,
+    result: FileResult,
+    count: int,
+    allowed: bool,
+) -> None:
+    """Collect the keys of backward updates in the temp table `regressed` and warn with the first few:
+    key, column, stored → incoming."""
+    table = TABLES[p.table]
+    key, target = ident(table.key), ident(p.table)
+    what = ", ".join(
+        f"CASE WHEN {cond} THEN {literal(column + ' ')} || {text} END" for column, cond, text in rules
+    )
+    backwards = " OR ".join(f"({cond})" for _, cond, _ in rules)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE regressed AS SELECT f.{key} AS __key, f.__line AS __line, "
+        f"concat_ws(', ', {what}) AS __what FROM {fresh} f JOIN {target} t ON f.{key} = t.{key} "
+        f"WHERE NOT ({same}) AND ({backwards})"
+    )
+    examples = con.execute(
+        f"SELECT __key, __what FROM regressed ORDER BY __line LIMIT {SHOW_REJECTS}"
+    ).fetchall()
+    shown = "; ".join(f"{table.key} {k} {w}" for k, w in examples)
+    if allowed:
+        result.warnings.append(
+            f"{p.reader.name}: {count} update(s) move rows backwards and were applied as allowed: {shown}"
+        )
+    else:
+        result.warnings.append(
+            f"{p.reader.name}: {count} update(s) would move rows backwards (an older export loaded over "
+            f"newer data?); the stored rows were kept: {shown}"
+        )
 
 
 # --- Parquet: one set-based statement instead of Python batches -------------------------------------------
@@ -565,7 +817,7 @@ def _parquet_rejects(
     if count <= 0:
         return []
     rows_read = p.reader.total_rows or 0
-    limit = SHOW_REJECTS if rows_read and count / rows_read > options.max_reject_rate else count
+    limit = SHOW_REJECTS if options.too_many_rejects(count, rows_read) else count
     bad = con.execute(
         f"SELECT __line, __reason, __raw FROM {source} WHERE __reason IS NOT NULL "
         f"ORDER BY __line LIMIT {limit}"

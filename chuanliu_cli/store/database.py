@@ -94,8 +94,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (run_id, scorecard, entity)
         )""",
     ),
-    # the promoter's display name from the orders export (达人昵称 / distributorName)
-    2: ('ALTER TABLE orders ADD COLUMN IF NOT EXISTS "promoter_name" VARCHAR',),
+    # the promoter's display name from the orders export (达人昵称 / distributorName); the updates of a load
+    # refused because they would move rows backwards (an older export loaded over newer data)
+    2: (
+        'ALTER TABLE orders ADD COLUMN IF NOT EXISTS "promoter_name" VARCHAR',
+        "ALTER TABLE loads ADD COLUMN IF NOT EXISTS regressed BIGINT DEFAULT 0",
+    ),
 }
 
 

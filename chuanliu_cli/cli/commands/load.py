@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from chuanliu_cli.cli.emit import settings, warn
-from chuanliu_cli.cli.options import DbOption, MemoryLimitOption, WaitOption, session
+from chuanliu_cli.cli.options import (
+    AllowRegressOption,
+    DbOption,
+    DuplicatePolicy,
+    MaxRejectRowsOption,
+    MemoryLimitOption,
+    OnDuplicateOption,
+    WaitOption,
+    session,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,6 +60,9 @@ def load(
             "--max-reject-rate", min=0.0, max=1.0, help="Largest share of bad rows a file may have."
         ),
     ] = 0.01,
+    max_reject_rows: MaxRejectRowsOption = 10,
+    on_duplicate: OnDuplicateOption = DuplicatePolicy.last,
+    allow_regress: AllowRegressOption = False,
     encoding: Annotated[
         str | None, typer.Option("--encoding", help="Text encoding of CSV files [default: detected].")
     ] = None,
@@ -68,8 +80,10 @@ def load(
     """Validate export files and upsert them into the database, all or nothing.
 
     `load orders a.csv` loads files into a table; `load a.csv b.xlsx` recognises each file's table by its
-    name, else its header. Bad rows are kept in `rejected_rows`; if a file's share of bad rows exceeds
-    --max-reject-rate nothing is written and the exit code is 4. Loading the same file twice changes nothing.
+    name, else its header. Bad rows are kept in `rejected_rows` (see `chuanliu rejects`); if a file's bad
+    rows exceed both --max-reject-rate and --max-reject-rows nothing is written and the exit code is 4.
+    Loading the same file twice changes nothing; an older export loaded over newer data leaves the newer
+    rows as they are (--allow-regress applies it).
     """
     from chuanliu_cli.errors import ChuanliuError, UsageError
 
@@ -97,6 +111,9 @@ def load(
                 files,
                 directory=directory,
                 max_reject_rate=max_reject_rate,
+                max_reject_rows=max_reject_rows,
+                on_duplicate=on_duplicate.value,
+                allow_regress=allow_regress,
                 encoding=encoding,
                 sheet=sheet,
                 mapping=mapping,
@@ -104,6 +121,7 @@ def load(
                 progress=_progress_callback(err),
             )
     except ChuanliuError as exc:
+        exc.message = flag_words(exc.message)
         exc.hint = flag_words(exc.hint) if exc.hint else exc.hint
         raise
     if not settings().quiet:
@@ -114,18 +132,29 @@ def load(
 
 
 # The library names its parameters (`encoding='big5'`, `sheet='订单'`); here they are the options.
-_FLAGS = re.compile(r"\b(encoding|sheet)=('[^']*'|\S+)")
+_FLAGS = re.compile(r"\b(encoding|sheet|timezone)=('[^']*'|\S+)")
+# bare parameter names of the reject limits and the duplicate and regression policies
+_NAMES = re.compile(r"\b(max_reject_rate|max_reject_rows|on_duplicate|allow_regress)\b")
+# a sheet named on a file that has none (the warning names the sheet unquoted)
+_SHEET_IGNORED = re.compile(r": sheet (.+?) ignored: the file is ")
 _PHRASES = {
     "name the sheet to read to choose another": "pick another with --sheet",
     "name one of them as the sheet to read": "pass one of them to --sheet",
     "or name the sheet to read": "or pick a sheet with --sheet",
     "load a directory as a directory of exports": "use load --dir for a directory",
+    "add yours in a mapping file": "add yours with --mapping",
+    "or into another database": "or use another --db",
+    "the stored rows were kept": "the stored rows were kept (--allow-regress applies the file's)",
+    "keep the last or the first occurrence of each key": "keep the last or the first occurrence of each key "
+    "(--on-duplicate last|first)",
 }
 
 
 def flag_words(text: str) -> str:
     """A library message or hint in the command line's words: parameters become the options of `load`."""
     text = _FLAGS.sub(lambda m: f"--{m.group(1)} {m.group(2)}", text)
+    text = _NAMES.sub(lambda m: "--" + m.group(1).replace("_", "-"), text)
+    text = _SHEET_IGNORED.sub(lambda m: f": --sheet {m.group(1)} ignored: the file is ", text)
     for phrase, flag in _PHRASES.items():
         text = text.replace(phrase, flag)
     return text
