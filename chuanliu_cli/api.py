@@ -416,6 +416,8 @@ class Session:
                 from chuanliu_cli.engines.spark import SparkEngine
 
                 self._spark_engine = SparkEngine.open(self.spark)
+                # rows the canonicalization refused are left out, and said, as with data= on DuckDB
+                self._data_warnings = tuple(self._spark_engine.reject_warnings())
             yield self._spark_engine
             return
         if self.data is not None:
@@ -634,6 +636,18 @@ class Session:
             command or f"Session.eligible({period!r})",
             strict,
         )
+        if include_ineligible:
+            # every listed shop is accounted for: those without activity follow, not in the population
+            res = scored.result
+            if res.key == "shop_id":
+                from chuanliu_cli.scoring.pipeline import score_absent
+
+                with self._source() as source:
+                    names = _names_of(source, "shop_id")
+                present = set(res.frame[res.key].to_list())
+                idle = sorted(k for k in names if k not in present)
+                if idle:
+                    scored = replace(scored, selected=score_absent(res, idle, names).frame)
         return replace(scored, include_ineligible=include_ineligible)
 
     def explain(
@@ -643,14 +657,27 @@ class Session:
         scorecard: str | None = None,
         rules: str | Path | Ruleset | None = None,
     ) -> ExplainResult:
-        """Why one entity is or is not eligible; an unknown key raises DataError naming the nearest ones."""
-        from chuanliu_cli.scoring.explain import explain_entity
+        """Why one entity is or is not eligible, and what it is missing. A key the data knows but that
+        did nothing in the period (a shop in `shops`, an item sold before) is explained with its
+        no-activity values, as not in the population; a key of another scorecard, or one the data never
+        saw, raises DataError naming the scorecard or the nearest keys."""
+
+        from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
+        from chuanliu_cli.scoring.pipeline import score_absent
 
         scored = self._score(period, scorecard, rules, False, False, None)
-        ex = explain_entity(
-            scored.run, scored.scorecard, key, self._population(scored.run, scored.scorecard).note
-        )
-        return ExplainResult(ex, scored.run, scored.scorecard, scored.warnings)
+        run, name = scored.run, scored.scorecard
+        res = run.scorecards[name]
+        if key not in set(res.frame[res.key].to_list()):
+            with self._source() as source:
+                known = _key_exists(source, res.key, key)
+                elsewhere = None if known else _other_scorecard(source, run.ruleset, name, key)
+                names = _names_of(source, res.key) if known else {}
+            if not known:
+                raise unknown_key_error(run, name, key, elsewhere)
+            run = replace(run, scorecards={**run.scorecards, name: score_absent(res, [key], names)})
+        ex = explain_entity(run, name, key, self._population(scored.run, name).note)
+        return ExplainResult(ex, run, name, scored.warnings)
 
     def compare(
         self,
@@ -814,6 +841,52 @@ class Session:
             f"{self.data}; grants assume these are the whole population"
         )
         return Population(n, True, note)
+
+
+def _key_exists(source: Any, column: str, key: str) -> bool:
+    """Whether any table of the data has `key` in its column `column` (at any time)."""
+    return any(n for n in _key_counts(source, column, key).values())
+
+
+def _key_counts(source: Any, column: str, key: str) -> dict[str, int]:
+    """Rows holding `key` in `column`, per canonical table that has the column (the value is a literal
+    quoted by sqlglot, never formatted into the SQL by hand)."""
+    from sqlglot import exp
+
+    from chuanliu_cli.engines.duckdb import as_engine
+    from chuanliu_cli.schema import TABLES
+
+    engine = as_engine(source)
+    counts = {}
+    for table in TABLES.values():
+        if column not in table.names:
+            continue
+        query = (
+            exp.select(exp.Count(this=exp.Star()).as_("n"))
+            .from_(exp.to_table(table.name))
+            .where(exp.EQ(this=exp.column(column, quoted=True), expression=exp.Literal.string(key)))
+        )
+        frame = engine.query(query.sql(dialect=engine.dialect))
+        counts[table.name] = int(frame.item(0, 0)) if frame.height else 0
+    return counts
+
+
+def _other_scorecard(source: Any, ruleset: Ruleset, scorecard: str, key: str) -> str | None:
+    """`is a promoter_id (scorecard promoter)` when `key` is a key of another scorecard's entities."""
+    for sc in ruleset.scorecards:
+        if sc.name != scorecard and _key_exists(source, sc.key, key):
+            return f"is a {sc.key}: it is scored by scorecard {sc.name}"
+    return None
+
+
+def _names_of(source: Any, column: str) -> dict[str, str | None]:
+    """Display names of every known key of `column` (shops: all of them, with or without activity)."""
+    from chuanliu_cli.engines.duckdb import as_engine
+
+    frame = as_engine(source).names(column)
+    if frame is None:
+        return {}
+    return {str(k): (None if n is None else str(n)) for k, n in frame.iter_rows()}
 
 
 def incomplete_message(run: RunResult) -> str:

@@ -177,3 +177,49 @@ def test_cli_table_and_json(invoke: Callable[..., Any]) -> None:
     doc = json.loads(js.stdout)
     assert doc["key"] == "ks700003" and doc["eligible"] is False
     assert doc["failed_gates"] == ["distribution_history"]
+
+
+def test_a_listed_shop_without_activity_is_explained_not_refused(invoke: Callable[..., Any]) -> None:
+    """ks700060 is in shops.csv but did nothing in May: not in the population, every metric 0 or empty, the
+    gates it fails (exit 0), and `eligible --all` lists it."""
+    data = str(REPO / "sample_data")
+    result = invoke("explain", "ks700060", "--month", "2023-05", "--data", data, "--format", "json")
+    assert result.exit_code == 0, result.output
+    ex = json.loads(result.stdout)
+    assert ex["in_population"] is False and ex["rank"] is None and ex["grant"] == 0
+    assert ex["eligible"] is False
+    assert set(ex["failed_gates"]) == {"distribution_history", "stable_live", "active"}
+    values = {m["name"]: m["value"] for m in ex["metrics"]}
+    assert values["live_days"] == 0 and values["distribution_gmv"] == 0 and values["quality_avg_90d"] is None
+    listed = invoke("eligible", "--month", "2023-05", "--data", data, "--all", "--format", "json")
+    doc = json.loads(listed.stdout)
+    last = doc["entities"][-1]
+    assert (
+        last["shop_id"] == "ks700060"
+        and last["grant_note"] == "not in the population: no activity in the period"
+    )
+    assert doc["totals"]["entities"] == 59 and len(doc["entities"]) == 60
+
+
+def test_an_id_of_another_scorecard_names_it(invoke: Callable[..., Any]) -> None:
+    data = str(REPO / "sample_data")
+    promoter = invoke(
+        "score", "--month", "2023-05", "--data", data, "--scorecard", "promoter", "--format", "json"
+    )
+    some = json.loads(promoter.stdout)["entities"][0]["promoter_id"]
+    result = invoke("explain", some, "--month", "2023-05", "--data", data)
+    assert result.exit_code == 4
+    assert f"Hint: {some} is a promoter_id: add --scorecard promoter" in result.output
+    unknown = invoke("explain", "nosuch", "--month", "2023-05", "--data", data)
+    assert unknown.exit_code == 4 and "unknown shop_id 'nosuch'" in unknown.output
+    score = invoke("score", "--month", "2023-05", "--data", data, "--id", "nosuch")
+    assert score.exit_code == 4 and "unknown shop_id 'nosuch'" in score.output
+
+
+def test_score_id_keeps_the_totals_of_everyone(invoke: Callable[..., Any]) -> None:
+    data = str(REPO / "sample_data")
+    one = json.loads(
+        invoke("score", "--month", "2023-05", "--data", data, "--id", "ks700003", "--format", "json").stdout
+    )
+    assert [e["shop_id"] for e in one["entities"]] == ["ks700003"]
+    assert one["totals"]["entities"] == 59 and one["totals"]["allocated"] == 4_000_000_000

@@ -72,6 +72,8 @@ scorecards:
     metrics:
       gmv: {from: orders, value: sum(net_amount)}
       weird: {from: orders, where: "sale_mode = 'self' and promoter_id is not null", value: count(*)}
+      weird_avg: {from: orders, where: "sale_mode = 'self' and promoter_id is not null", value: avg(paid_amount)}
+      weird_sum: {from: orders, where: "sale_mode = 'self' and promoter_id is not null", value: sum(paid_amount)}
     scores:
       total:
         parts:
@@ -79,6 +81,8 @@ scorecards:
 """
     run = score_period(sample_db.con, parse_ruleset(text, "r.yaml"), parse_period("2023-05"))
     assert data_lints(run, "merchant") == [
-        "metric weird is 0 or empty for every one of 58 entities: `sale_mode = 'self' and promoter_id is not "
-        "null` may match no row in its window"
+        "metric weird is 0 for every one of 58 entities: its filter `sale_mode = 'self' and promoter_id is "
+        "not null` matches no row in its window",
+        "metric weird_avg is empty for every one of 58 entities: its filter `sale_mode = 'self' and "
+        "promoter_id is not null` matches no row in its window",
     ]

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
+from chuanliu_cli.scoring.pipeline import NOT_IN_POPULATION
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -223,8 +225,10 @@ def render_eligible(
     include_ineligible: bool,
     warnings: Sequence[str] = (),
     population: Any = None,
+    selected: Any = None,
 ) -> None:
-    """The reward list: rank, key, name, tier, total, grant (and, with --all, the ineligible and why)."""
+    """The reward list: rank, key, name, tier, total, grant (and, with --all, the ineligible and why, and
+    the listed entities without activity, `selected` holding those rows too)."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     title = f"{sc.title or sc.name} · {run.period.label}"
@@ -235,7 +239,7 @@ def render_eligible(
     if include_ineligible:
         table.add_column("not eligible because")
     reasons = {g.id: g.reason for g in sc.gates}
-    for row in res.frame.iter_rows(named=True):
+    for row in (res.frame if selected is None else selected).iter_rows(named=True):
         if not row["eligible"] and not include_ineligible:
             continue
         cells = [
@@ -247,7 +251,10 @@ def render_eligible(
             _n(row["grant"]) if row["grant"] is not None else "-",
         ]
         if include_ineligible:
-            cells.append("; ".join(f"{g}: {reasons[g]}" for g in row["failed_gates"] or []))
+            why = "; ".join(f"{g}: {reasons[g]}" for g in row["failed_gates"] or [])
+            if row["grant_note"] == NOT_IN_POPULATION:
+                why = f"{NOT_IN_POPULATION} ({why})" if why else NOT_IN_POPULATION
+            cells.append(why)
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
     _footer(console, run, res, warnings, population)
@@ -314,9 +321,29 @@ def render_explanation(console: Console, ex: Explanation) -> None:
         head.append(f"  {ex.name}")
     head.append(f"  · {ex.scorecard} · {ex.period_label} [{ex.period_start} – {ex.period_end})")
     console.print(head)
+    if not ex.in_population:
+        console.print(
+            Text(
+                f"Not in the population of {ex.period_label}: no activity in the period. Every metric below "
+                "is its no-activity value (0 for counts and sums, empty otherwise).",
+                style="bold yellow",
+            )
+        )
+    if ex.population_note:
+        # One merchant's own exports: what does not depend on others first, the relative standing last.
+        _explanation_body(console, ex)
+        console.print(Text(f"Standing: {ex.population_note}.", style="bold yellow"))
+        _explanation_standing(console, ex, status)
+    else:
+        _explanation_standing(console, ex, status)
+        _explanation_body(console, ex)
+
+
+def _explanation_standing(console: Console, ex: Explanation, status: str) -> None:
+    """Eligibility, tier, rank, grant and share of the pool: what depends on the other entities."""
     line = f"{status} · tier {ex.tier or '-'} · {ex.rank_by} {_score(ex.rank_by_value)}"
     if ex.rank is not None:
-        line += f" · rank {ex.rank} of {ex.ranked}"
+        line += f" · rank {ex.rank} of {ex.ranked}" + (" loaded" if ex.population_note else "")
     if ex.grant is not None and ex.pool:
         share = f"{(ex.share or 0):.4%}"
         line += f" · grant {_n(ex.grant)} {ex.unit} ({share} of the pool)"
@@ -328,6 +355,9 @@ def render_explanation(console: Console, ex: Explanation) -> None:
             Text("⚠ PARTIAL PERIOD: the data does not cover the whole period yet.", style="bold yellow")
         )
 
+
+def _explanation_body(console: Console, ex: Explanation) -> None:
+    """Metrics, score parts, gates and what is missing: the entity's own values."""
     mt = Table(title="Metrics", title_justify="left")
     for name in ("metric", "label", "value", "source", "window", "filter", "expression"):
         mt.add_column(name, justify="right" if name == "value" else "left")

@@ -22,7 +22,14 @@ from chuanliu_cli.rules.model import (
 from chuanliu_cli.scoring.allocation import round_micro
 from chuanliu_cli.scoring.gates import comparisons, gate_column, holds
 from chuanliu_cli.scoring.normalize import describe_normalizer
-from chuanliu_cli.scoring.pipeline import RunResult, compute_scores, part_column, score_entity, tier_for
+from chuanliu_cli.scoring.pipeline import (
+    NOT_IN_POPULATION,
+    RunResult,
+    compute_scores,
+    part_column,
+    score_entity,
+    tier_for,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -137,10 +144,6 @@ class Explanation:
         if self.grant is None or not self.pool:
             return None
         return self.grant / self.pool
-
-
-#: The grant note of an entity listed without being in the population (no activity in the period).
-NOT_IN_POPULATION = "not in the population: no activity in the period"
 
 
 def unknown_key_error(run: RunResult, scorecard: str, key: str, elsewhere: str | None = None) -> DataError:

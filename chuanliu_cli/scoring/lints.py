@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from chuanliu_cli.rules.model import AggregateMetric, ConversionMetric
+from chuanliu_cli.rules.model import AggregateMetric
 
 if TYPE_CHECKING:
     from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
@@ -45,26 +45,43 @@ def data_lints(run: RunResult, scorecard: str) -> list[str]:
 
 
 def _metric_lints(res: ScorecardResult) -> list[str]:
-    """Filtered metrics that are 0 or NULL for every entity of the population."""
+    """Filtered metrics whose `where` matched no row of any entity in the window: exactly decidable from
+    the values for `count(*)` (0 for everyone) and for a bare avg/min/max/median (NULL for everyone); sums,
+    rates and conversions can be 0 with rows matched, so they are not judged from their values."""
     out = []
     frame = res.frame
     for metric in res.scorecard.metrics:
-        if isinstance(metric, AggregateMetric):
-            wheres = [metric.where] if metric.where is not None else []
-        elif isinstance(metric, ConversionMetric):
-            wheres = [s.where for s in (metric.first, metric.then) if s.where is not None]
+        if (
+            not isinstance(metric, AggregateMetric)
+            or metric.where is None
+            or metric.name not in frame.columns
+        ):
+            continue
+        shape = _value_shape(metric.value.text)
+        values = frame[metric.name]
+        if shape == "count" and values.fill_null(0).abs().max() in (0, None):
+            found = "0"
+        elif shape == "null-when-empty" and values.null_count() == frame.height:
+            found = "empty"
         else:
             continue
-        if not wheres or metric.name not in frame.columns:
-            continue
-        values = frame[metric.name]
-        if values.fill_null(0).abs().max() in (0, None):
-            filters = " / ".join(f"`{w.text}`" for w in wheres)
-            out.append(
-                f"metric {metric.name} is 0 or empty for every one of {frame.height} entities: "
-                f"{filters} may match no row in its window"
-            )
+        out.append(
+            f"metric {metric.name} is {found} for every one of {frame.height} entities: its filter "
+            f"`{metric.where.text}` matches no row in its window"
+        )
     return out
+
+
+def _value_shape(text: str) -> str | None:
+    """`count` for count(*), `null-when-empty` for one bare avg/min/max/median aggregate, else None."""
+    import re
+
+    compact = re.sub(r"\s+", "", text.lower())
+    if compact == "count(*)":
+        return "count"
+    if re.fullmatch(r"(avg|min|max|median)\([^()]*\)", compact):
+        return "null-when-empty"
+    return None
 
 
 def _gate_lints(res: ScorecardResult) -> list[str]:

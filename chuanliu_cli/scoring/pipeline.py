@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -67,7 +67,9 @@ class ScorecardResult:
             "pool": pool,
             "allocated": allocated,
             "unallocated": pool - allocated if sc.reward else 0,
-            "entities": self.frame.height,
+            "entities": self.frame.filter(
+                self.frame["grant_note"].fill_null("") != NOT_IN_POPULATION
+            ).height,  # (entities listed without activity are not part of the population)
             "eligible": eligible.height,
             "per_tier": per_tier,
         }
@@ -452,3 +454,82 @@ def _names(sc: Scorecard, frame: pl.DataFrame, names: pl.DataFrame | None) -> pl
         maintain_order="left",
     )
     return joined["name"]
+
+
+# --- entities without activity -----------------------------------------------------------------------------
+
+#: The grant note of an entity listed without being in the population (no activity in the period).
+NOT_IN_POPULATION = "not in the population: no activity in the period"
+
+
+def absent_metrics(sc: Scorecard) -> dict[str, float | None]:
+    """Every metric of an entity with no row in any window (a shop listed in `shops` that did nothing this
+    period): each aggregate's no-rows value (count and sum 0, the others NULL; SPEC §4), conversions 0, and
+    the formulas evaluated on those, as the compiled query would give them."""
+    import duckdb
+
+    from chuanliu_cli.rules.expressions import compile_result_expression, empty_value, parse_expression
+    from chuanliu_cli.rules.model import AggregateMetric, FormulaMetric
+    from chuanliu_cli.sqltext import ident
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_external_access = false")
+
+        def evaluate(tree: Any, known: dict[str, float | None]) -> float | None:
+            names = ", ".join(f"CAST(? AS DOUBLE) AS {ident(n)}" for n in known) or "1 AS __none"
+            sql = f"SELECT CAST(({tree.sql(dialect='duckdb')}) AS DOUBLE) FROM (SELECT {names})"
+            row = con.execute(sql, list(known.values())).fetchone()
+            return None if row is None or row[0] is None else float(row[0])
+
+        values: dict[str, float | None] = {}
+        for metric in sc.metrics:
+            if isinstance(metric, AggregateMetric):
+                values[metric.name] = evaluate(empty_value(parse_expression(metric.value)), {})
+            elif not isinstance(metric, FormulaMetric):
+                values[metric.name] = 0.0  # a conversion counts entities: none
+        pending = [m for m in sc.metrics if isinstance(m, FormulaMetric)]
+        while pending:  # formulas may use formulas: evaluate each once the ones it uses are known
+            from chuanliu_cli.rules.expressions import bare_names
+
+            ready = [m for m in pending if bare_names(m.formula) <= set(values)]
+            if not ready:  # pragma: no cover - the ruleset check refuses formula cycles
+                raise DataError(f"formulas of {sc.name} use each other in a cycle")
+            for metric in ready:
+                values[metric.name] = evaluate(compile_result_expression(metric.formula), values)
+                pending.remove(metric)
+        return {m.name: values[m.name] for m in sc.metrics}
+    finally:
+        con.close()
+
+
+def score_absent(res: ScorecardResult, keys: list[str], names: dict[str, str | None]) -> ScorecardResult:
+    """`res` with rows added for entities outside the population (listed, without activity): their
+    no-activity metrics, scores and gates computed beside the population (so that `rank` normalizers see
+    everyone), never ranked, tiered or granted (grant_note says why). Totals and allocation stay those of
+    the population (`totals()` leaves the added rows out)."""
+    import polars as pl
+
+    sc = res.scorecard
+    if not keys:
+        return res
+    empty = absent_metrics(sc)
+    metric_names = [m.name for m in sc.metrics]
+    absent = pl.DataFrame(
+        {sc.key: keys, **{n: [empty[n]] * len(keys) for n in metric_names}},
+        schema={sc.key: pl.Utf8, **{n: pl.Float64 for n in metric_names}},
+    )
+    together = pl.concat([res.frame.select(sc.key, *metric_names), absent])
+    scored = apply_gates(sc, compute_scores(sc, together)).filter(pl.col(sc.key).is_in(keys))
+    rows = scored.with_columns(
+        pl.col(sc.key).replace_strict(names, default=None, return_dtype=pl.Utf8).alias("name"),
+        pl.lit(False).alias("eligible"),
+        pl.lit(None, dtype=pl.Utf8).alias("tier"),
+        pl.lit(None, dtype=pl.Int64).alias("rank"),
+        pl.lit(0 if sc.reward is not None else None, dtype=pl.Int64).alias("grant"),  # as any ineligible
+        pl.lit(NOT_IN_POPULATION).alias("grant_note"),
+    ).select(res.frame.columns)
+    outcomes = res.gate_outcomes
+    if outcomes is not None:
+        outcomes = pl.concat([outcomes, scored.select(outcomes.columns)])
+    return replace(res, frame=pl.concat([res.frame, rows]), gate_outcomes=outcomes)

@@ -49,8 +49,17 @@ def explain(
     from chuanliu_cli.present.documents import explanation_document
 
     to = target(fmt, output, piped="table")
+    from chuanliu_cli.errors import DataError
+
     with session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s:
-        result = s.explain(entity, month, scorecard, rules)
+        try:
+            result = s.explain(entity, month, scorecard, rules)
+        except DataError as exc:
+            marker = "it is scored by scorecard "
+            if exc.hint and marker in exc.hint:
+                other = exc.hint.rsplit(marker, 1)[1]
+                exc.hint = f"{exc.hint.split(':')[0]}: add --scorecard {other}"
+            raise
     warn(result.warnings)
 
     def table(console: Console) -> None:

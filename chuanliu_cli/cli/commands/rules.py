@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from chuanliu_cli.cli.emit import settings
+from chuanliu_cli.cli.emit import settings, warn
 from chuanliu_cli.cli.options import EngineName, MonthOption, RulesOption, ScorecardOption
 
 RulesFileArgument = Annotated[
@@ -28,6 +28,7 @@ def rules_check(file: RulesFileArgument = None) -> None:
     from chuanliu_cli.api import check_rules
 
     ruleset, summary = check_rules(file)
+    warn(ruleset.warnings)  # valid, but surely not meant (a tier no entity can reach)
     if settings().quiet:
         return
     console = settings().console()
@@ -67,7 +68,9 @@ def rules_sql(
         EngineName, typer.Option("--dialect", help="Render the SQL for this engine's dialect.")
     ] = EngineName.duckdb,
 ) -> None:
-    """Print the SQL compiled from the ruleset for a period (every scorecard, or one)."""
+    """Print the SQL compiled from the ruleset for a period: for each scorecard (or the one asked for), the
+    one query that computes every metric of every entity (key, then each metric as a column), in the
+    engine's dialect, as `chuanliu score` runs it. Nothing is run; no database is needed."""
     from chuanliu_cli.api import compile_rules
 
     ruleset, period, compiled = compile_rules(month, scorecard, rules, dialect.value)

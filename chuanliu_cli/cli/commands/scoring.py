@@ -163,10 +163,20 @@ def eligible(
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_eligible  # (rich tables only when a table is printed)
 
-        render_eligible(console, result.run, result.scorecard, show_all, result.warnings, result.population)
+        render_eligible(
+            console,
+            result.run,
+            result.scorecard,
+            show_all,
+            result.warnings,
+            result.population,
+            result.selected,
+        )
 
     emit(
         to,
-        lambda: scores_document(result.run, result.scorecard, show_all, result.warnings, result.population),
+        lambda: scores_document(
+            result.run, result.scorecard, show_all, result.warnings, result.population, result.selected
+        ),
         table,
     )
