@@ -169,6 +169,18 @@ QUALITY_REFUND_REASONS: frozenset[str] = frozenset(
     }
 )
 
+#: Headers that say their bare numbers are seconds, not minutes (`4800` under 直播时长(秒) is 80 minutes). They
+#: are aliases of the column like any other, listed last (a minutes header of the same file wins).
+SECONDS_ALIASES: dict[str, tuple[str, ...]] = {
+    "duration_minutes": (
+        "直播时长（秒）",
+        "直播时长(秒)",
+        "时长（秒）",
+        "时长(秒)",
+        "duration_seconds",
+    ),
+}
+
 ORDERS = Table(
     name="orders",
     key="order_id",
@@ -250,7 +262,11 @@ LIVESTREAMS = Table(
         Column("start_time", "timestamp", True, ("开播时间", "开始时间", "startTime")),
         Column("end_time", "timestamp", False, ("下播时间", "结束时间", "endTime")),
         Column(
-            "duration_minutes", "number", False, ("直播时长（分钟）", "直播时长(分钟)", "直播时长"), minimum=0
+            "duration_minutes",
+            "number",
+            False,
+            ("直播时长（分钟）", "直播时长(分钟)", "直播时长", *SECONDS_ALIASES["duration_minutes"]),
+            minimum=0,
         ),
         Column("viewers", "integer", False, ("累计观看人数", "观看人数"), minimum=0),
         Column("new_followers", "integer", False, ("涨粉数", "转粉数", "新增粉丝"), minimum=0),

@@ -209,6 +209,21 @@ class Primitives:
             return _fn("regexp_replace", x, _s(pattern), _s(replacement), _s("g"))
         return _fn("regexp_replace", x, _s(pattern.replace("$", "\\z")), _s(replacement))
 
+    def extract(self, x: exp.Expr, pattern: str, group: int) -> exp.Expr:
+        """The text of capture group `group` of the first match of `pattern`, '' when it did not take part."""
+        if self.duck:
+            return _fn("regexp_extract", x, _s(pattern), _n(group))
+        return _fn("regexp_extract", x, _s(pattern.replace("$", "\\z")), _n(group))
+
+    def finite(self, x: exp.Expr) -> exp.Expr:
+        """A floating-point cell is a number: not NaN, not infinite."""
+        if self.duck:
+            return _fn("isfinite", x)
+        # (Spark orders NaN above every number, infinity included)
+        return _and(
+            _not(_fn("isnan", x)), _bin(exp.LTE, exp.Abs(this=x.copy()), _n("1.7976931348623157E308"))
+        )
+
     def decimal(self, text: exp.Expr, to: str = "DECIMAL(38,6)") -> exp.Expr:
         """Text as a decimal, NULL when it is not a number (1e5, +5, .5 and 1_000 are numbers)."""
         if self.duck:
@@ -345,6 +360,109 @@ def time_from_text(x: exp.Expr, sql: Primitives, timezone: str) -> exp.Expr:
     )
 
 
+# --- ids (SPEC §2: ids are text) ---------------------------------------------------------------------------
+
+#: White space around an id: spaces, tabs, line breaks, no-break and ideographic spaces, zero-width space,
+#: BOM.
+_SPACE = "[ \t\n\r\f\u00a0\u3000\u200b\ufeff]"
+_EDGES = (" ", "\t", "\n", "\r", "\f", "\u00a0", "\u3000", "\u200b", "\ufeff")
+#: An id a spreadsheet wrote in scientific notation (1.23457E+15, 1.2345678901234568e+15): its digits are
+#: gone. `12E34`, with neither a decimal point nor a signed exponent, is not what a spreadsheet writes and
+#: may be a code: it is kept as an id.
+_SCIENTIFIC = "[0-9]+\\.[0-9]*[eE][+-]?[0-9]+|[0-9]+[eE][+-][0-9]+"
+#: A whole id with a spreadsheet's trailing zeros (2704810274450369.0, 123.00).
+_WHOLE_POINT_ZERO = "[0-9]+\\.0+"
+_FLOATS = ("DOUBLE", "FLOAT", "REAL")
+
+
+def is_id(col: Column) -> bool:
+    """An id column: a text column named *_id (order_id, shop_id, buyer_id, item_id, promoter_id,
+    review_id, live_id, group_id)."""
+    return col.type == "text" and col.name.endswith("_id")
+
+
+def _strip(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    return sql.replace_all(x, f"^{_SPACE}+|{_SPACE}+$", "")
+
+
+def _drop_point_zero(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    return _case((sql.full_match(x, _WHOLE_POINT_ZERO), sql.replace_all(x, "\\.0+$", "")), default=x)
+
+
+def id_from_text(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    """An id as written in text, with the forms that protect it from a spreadsheet undone: surrounding
+    white space (tabs, no-break and ideographic spaces), `="6496664491185286"`, a leading `'`, and a
+    trailing `.0` on a whole number. NULL when nothing is left."""
+    s = _strip(x, sql)
+    length = exp.Length(this=s.copy())
+    formula = _and(
+        exp.StartsWith(this=s.copy(), expression=_s('="')),
+        exp.EndsWith(this=s.copy(), expression=_s('"')),
+        _bin(exp.GTE, length, _n(3)),
+    )
+    inner = exp.Substring(this=s.copy(), start=_n(3), length=_bin(exp.Sub, length, _n(3)))
+    quoted = exp.StartsWith(this=s.copy(), expression=_s("'"))
+    unwrapped = _strip(
+        _case((formula, inner), (quoted, exp.Substring(this=s.copy(), start=_n(2))), default=s), sql
+    )
+    return exp.Nullif(this=_drop_point_zero(unwrapped, sql), expression=_s(""))
+
+
+def _id_needs_work(raw: exp.Expr) -> exp.Expr:
+    """A cheap test for the text ids `id_from_text` may change (most ids need nothing)."""
+    return _or(
+        _in(exp.Left(this=raw.copy(), expression=_n(1)), (*_EDGES, "=", "'")),
+        _in(exp.Right(this=raw.copy(), expression=_n(1)), _EDGES),
+        exp.Like(this=raw.copy(), expression=_s("%.%0")),
+    )
+
+
+# --- durations ----------------------------------------------------------------------------------------------
+
+#: Longest session accepted, in minutes; a duration that differs from end − start by more than
+#: DURATION_TOLERANCE minutes is loaded as given, with a warning.
+MAX_SESSION_MINUTES = 24 * 60
+DURATION_TOLERANCE = 5
+_NUM = "([0-9]+(?:\\.[0-9]+)?)"
+#: 1小时20分, 1时20分钟, 80分钟, 4800秒, 1.5小时, 1小时20分30秒
+_WITH_UNITS = f"(?:{_NUM}(?:小时|时))?(?:{_NUM}(?:分钟|分))?(?:{_NUM}秒)?"
+#: 01:20:00 (h:mm:ss), 1:20 (h:mm)
+_CLOCK = "([0-9]+):([0-5][0-9])(?::([0-5][0-9](?:\\.[0-9]+)?))?"
+
+
+def duration_from_text(
+    x: exp.Expr, sql: Primitives, unit: str | None = None, scale: float | None = None
+) -> exp.Expr:
+    """A duration written as text, in minutes (DOUBLE): a bare number is minutes (seconds with
+    `unit="seconds"`, a header naming seconds); 1小时20分, 1时20分钟, 80分钟, 4800秒, 1.5小时, 01:20:00 and
+    1:20 (h:mm) say their units themselves. NULL when it is none of these."""
+    t = sql.replace_all(x, _SPACE, "")
+
+    def part(pattern: str, group: int) -> exp.Expr:
+        text = exp.Nullif(this=sql.extract(t, f"^(?:{pattern})$", group), expression=_s(""))
+        return _coalesce(sql.try_cast(text, "DOUBLE"), _n("0.0"))
+
+    def minutes(pattern: str) -> exp.Expr:
+        hours = _bin(exp.Mul, part(pattern, 1), _n(60))
+        return _bin(
+            exp.Add, _bin(exp.Add, hours, part(pattern, 2)), _bin(exp.Div, part(pattern, 3), _n("60.0"))
+        )
+
+    bare = decimal_from_text(x, sql)
+    if scale is not None:
+        factor = sql.cast(_s(repr(scale)), "DECIMAL(38,12)")
+        bare = sql.try_cast(_bin(exp.Mul, bare, factor), "DECIMAL(38,6)")
+    bare = sql.cast(bare, "DOUBLE")
+    if unit == "seconds":
+        bare = _bin(exp.Div, bare, _n("60.0"))
+    return _case(
+        (_blank(x, sql), sql.cast(_null(), "DOUBLE")),
+        (sql.full_match(t, _CLOCK), minutes(_CLOCK)),
+        (sql.full_match(t, _WITH_UNITS), minutes(_WITH_UNITS)),
+        default=bare,
+    )
+
+
 def _show(raw: exp.Expr, sql: Primitives) -> exp.Expr:
     """A raw cell for a message: quoted and cut to 60 characters."""
     # control characters (line breaks, ESC) would break the one-line message or reach the terminal
@@ -363,6 +481,18 @@ def _parse(
     is_text = st == "VARCHAR"
     is_number = any(k in st for k in _IS_NUMBER)
     scale = tm.scale.get(col.name)
+    if is_id(col):
+        if is_text:
+            return _case(
+                (_bin(exp.EQ, raw, _s("")), _null()),
+                (_id_needs_work(raw), id_from_text(raw, sql)),
+                default=raw,
+            )
+        if st in _FLOATS:
+            return sql.whole_float_text(raw)
+        if st.startswith("DECIMAL"):
+            return _drop_point_zero(sql.text(raw), sql)
+        return sql.text(raw)
     if col.type == "text":
         if is_text:
             # trim only cells that need it: most ids have no surrounding spaces, and trim copies
@@ -410,12 +540,17 @@ def _parse(
             )
         return time_from_text(sql.text(raw), sql, timezone)
     # numeric kinds
-    if scale is None and (fast := _typed_number(col, st)) is not None:
+    unit = tm.units.get(col.name)
+    if col.name == "duration_minutes" and not is_number:
+        return duration_from_text(sql.text(raw), sql, unit, scale)
+    if scale is None and unit is None and (fast := _typed_number(col, st)) is not None:
         return sql.cast(raw, fast)
     value = sql.try_cast(raw, "DECIMAL(38,6)") if is_number else decimal_from_text(sql.text(raw), sql)
     if scale is not None:
         factor = sql.cast(_s(repr(scale)), "DECIMAL(38,12)")
         value = sql.try_cast(_bin(exp.Mul, value, factor), "DECIMAL(38,6)")
+    if unit == "seconds":
+        value = _bin(exp.Div, sql.cast(value, "DOUBLE"), _n("60.0"))
     return value
 
 
@@ -458,10 +593,10 @@ _CHECKS: dict[ColumnType, str] = {
 }
 
 
-def _column_checks(col: Column, sql: Primitives) -> tuple[exp.Expr, exp.Expr]:
-    """(reason, ok) for a column present in the file: a CASE giving the reason a cell is refused, and a cheap
-    condition that is true only for cells that are certainly valid, so that a valid row skips building
-    reason strings."""
+def _column_checks(col: Column, source_type: str, sql: Primitives) -> tuple[exp.Expr, exp.Expr]:
+    """(reason, ok) for a column present in the file (its cells of DuckDB type `source_type`): a CASE giving
+    the reason a cell is refused, and a cheap condition that is true only for cells that are certainly
+    valid, so that a valid row skips building reason strings."""
     name = _col(col.name)
     raw = _col("raw$" + col.name)
     label = f"column {col.name}: "
@@ -475,13 +610,38 @@ def _column_checks(col: Column, sql: Primitives) -> tuple[exp.Expr, exp.Expr]:
     else:
         listed = sorted(set(col.values.values())) if col.type == "enum" else sorted(col.values)[:8]
         before, after = what.replace("{values}", ", ".join(listed)).split("{v}")
+        if col.name == "duration_minutes":
+            before, after = "", " is not a duration (e.g. 90, 1小时20分, 01:20:00)"
         invalid = _concat(_s(label + before), _show(raw, sql), _s(after))
     whens = [(_is_null(name), _case((blank, empty), default=invalid))]
     conditions: list[exp.Expr] = []
 
-    def bad(condition: exp.Expr, text: str) -> None:
-        whens.append((condition, _concat(_s(label), _show(raw, sql), _s(text))))
+    def bad(condition: exp.Expr, text: str | exp.Expr, prefix: str = label) -> None:
+        tail = _s(text) if isinstance(text, str) else text
+        whens.append((condition, _concat(_s(prefix), _show(raw, sql), tail)))
         conditions.append(condition)
+
+    st = source_type.upper()
+    if is_id(col) and st == "VARCHAR":
+        maybe = _or(
+            exp.Like(this=name.copy(), expression=_s("%e%")), exp.Like(this=name.copy(), expression=_s("%E%"))
+        )
+        bad(
+            _and(maybe, sql.full_match(name, _SCIENTIFIC)),
+            " was rounded by a spreadsheet; export ids as text",
+            prefix=f"{col.name} ",
+        )
+    if is_id(col) and st in _FLOATS:
+        # (a whole number is the id the cell stores, all its digits: as the spreadsheet reader writes it)
+        bad(
+            _not(sql.finite(raw)), " is not a number, so not an id; export ids as text", prefix=f"{col.name} "
+        )
+    if col.name == "duration_minutes":
+        shown = sql.text(sql.try_cast(name, "DECIMAL(38,1)"))
+        bad(
+            _bin(exp.GT, name, _n(MAX_SESSION_MINUTES)),
+            _concat(_s(" is longer than 24 hours ("), shown, _s(" minutes)")),
+        )
 
     if col.type == "timestamp":
         early = _bin(exp.LT, name, sql.cast(_s(MIN_TIME), "TIMESTAMP"))
@@ -551,6 +711,17 @@ def _row_checks(table: str, sql: Primitives) -> list[tuple[exp.Expr, exp.Expr]]:
             (
                 _bin(exp.LT, end, start),
                 _concat(_s("column end_time: "), text(end), _s(" is before start_time "), text(start)),
+            )
+        )
+        checks.append(
+            (
+                _bin(exp.GT, sql.seconds_between(start, end), _n(MAX_SESSION_MINUTES * 60)),
+                _concat(
+                    _s("column end_time: "),
+                    text(end),
+                    _s(" is more than 24 hours after start_time "),
+                    text(start),
+                ),
             )
         )
     return [(_case((cond, reason)), _not(_coalesce(cond, exp.false()))) for cond, reason in checks]
@@ -644,7 +815,9 @@ def _render(
     inner_cols = ", ".join(f"{q(c)} AS {q('src$' + c)}" for c in table.names if c in present)
     inner = f"SELECT __line, __shape{', ' if inner_cols else ''}{inner_cols} FROM {source}"
     # (a missing required column fails the whole file before any row is read)
-    checks = [_column_checks(c, sql) for c in table.columns if not c.derived and c.name in present]
+    checks = [
+        _column_checks(c, present[c.name], sql) for c in table.columns if not c.derived and c.name in present
+    ]
     checks.extend(_row_checks(table.name, sql))
     # a row whose every cell is certainly valid skips the reason strings (most rows of most files)
     ok = _and(*(o for _, o in checks)) if checks else exp.true()
@@ -708,3 +881,62 @@ def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
     }
     for name, body in macros.items():
         con.execute(f"CREATE OR REPLACE TEMP MACRO {name}(x) AS {body.sql('duckdb')}")
+
+
+# --- warnings on valid rows ---------------------------------------------------------------------------------
+
+SHOW_WARNINGS = 5
+
+
+def duration_warning_sql(table: str, source: str, dialect: Dialect = "duckdb") -> str | None:
+    """The SELECT finding the valid sessions of `source` (a converted relation: canonical columns,
+    `__line`, `__reason`) whose duration differs from end − start by more than DURATION_TOLERANCE
+    minutes: the first SHOW_WARNINGS as (line, live_id, duration, end − start in minutes, how many in all).
+    None for a table that has no such rule."""
+    if table != "livestreams":
+        return None
+    sql = Primitives(dialect)
+    start, end, duration = _col("start_time"), _col("end_time"), _col("duration_minutes")
+    between = _bin(exp.Div, sql.cast(sql.seconds_between(start, end), "DOUBLE"), _n("60.0"))
+    differs = _and(
+        _is_null(_col("__reason")),
+        _not_null(end),
+        _not_null(duration),
+        _bin(exp.GT, exp.Abs(this=_bin(exp.Sub, duration, between)), _n(DURATION_TOLERANCE)),
+    )
+    q = exp.to_identifier(source, quoted=False).sql(dialect)
+    return (
+        f"SELECT {_col('__line').sql(dialect)}, {_col('live_id').sql(dialect)}, {duration.sql(dialect)}, "
+        f"{between.sql(dialect)}, count(*) OVER () FROM {q} WHERE {differs.sql(dialect)} "
+        f"ORDER BY {_col('__line').sql(dialect)}, {_col('live_id').sql(dialect)} LIMIT {SHOW_WARNINGS}"
+    )
+
+
+def duration_warning(source: str, rows: list[tuple[object, ...]], line_label: str = "line") -> str | None:
+    """The warning for the rows of `duration_warning_sql` (None when there are none)."""
+    if not rows:
+        return None
+    n = int(str(rows[0][4]))
+    sessions = "session" if n == 1 else "sessions"
+    shown = "; ".join(
+        (f"{line_label} {line} " if line is not None else "")
+        + f"(live_id {key}): duration_minutes {float(str(d)):g}, end_time − start_time {float(str(b)):g}"
+        for line, key, d, b, _n_ in rows
+    )
+    return (
+        f"{source}: {n} {sessions} whose duration_minutes differs from end_time − start_time by more than "
+        f"{DURATION_TOLERANCE} minutes, loaded with the duration as given: {shown}"
+        + (" …" if n > len(rows) else "")
+    )
+
+
+def row_warnings(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, name: str, line_label: str
+) -> list[str]:
+    """Warnings about valid rows of the converted relation `source` of file `name` (loaded as they are):
+    sessions whose duration disagrees with their times."""
+    sql = duration_warning_sql(table, source)
+    if sql is None:
+        return []
+    text = duration_warning(name, con.execute(sql).fetchall(), line_label)
+    return [text] if text else []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError, UsageError
-from chuanliu_cli.ingest.canonical import conversion_sql
+from chuanliu_cli.ingest.canonical import conversion_sql, row_warnings
 from chuanliu_cli.ingest.discover import discover as discover  # public here too
 from chuanliu_cli.ingest.discover import table_for_file as table_for_file
 from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, normalize_header
@@ -174,7 +174,8 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
                     hint="remove or rename the extra column so that each row has one value",
                 )
             notes.append(f"{reader.name}: {' and '.join(hits)} all map to {col}; using {hits[0]}")
-        prepared.append(_Prepared(table, reader, tm, columns, notes))
+        # (the mapping of this file: a header may give its numbers a unit, 直播时长(秒) is seconds)
+        prepared.append(_Prepared(table, reader, tm.for_headers(reader.headers), columns, notes))
     if not prepared:
         raise DataError(f"{path}: no sheet with a header row that maps to {table}")
     return prepared
@@ -409,6 +410,8 @@ def _load_one(
         if set_based:
             rejects = _parquet_rejects(con, p, source, result.rows_read - valid, options)
         duplicate_rejects = _conflict_rejects(con, p, source, set_based, conflicts, options)
+        # valid rows loaded as given but doubtful (a duration that disagrees with the session's times)
+        result.warnings.extend(row_warnings(con, p.table, source, p.reader.name, p.reader.line_label))
     # (a set-based file past the reject rate fetched only its first rejects: count them all)
     result.rejected = result.rows_read - valid
     result.rejects = rejects[:SHOW_REJECTS]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from chuanliu_cli.errors import DataError
-from chuanliu_cli.schema import TABLES, Table
+from chuanliu_cli.schema import SECONDS_ALIASES, TABLES, Table
+
+Unit = str  # the unit of a column's bare numbers in one file: "seconds" (minutes when none is given)
 
 
 def normalize_header(text: str) -> str:
@@ -31,6 +33,32 @@ class TableMapping:
     aliases: dict[str, list[str]]  # canonical column -> accepted headers, in priority order
     values: dict[str, dict[str, str]]  # canonical column -> normalized raw value -> canonical value
     scale: dict[str, float] = field(default_factory=dict)
+    # canonical column -> normalized header -> unit of bare numbers under that header (直播时长(秒): seconds)
+    unit_headers: dict[str, dict[str, Unit]] = field(default_factory=dict)
+    # of one file: the unit of each column whose header named one (set by `for_headers`, empty otherwise)
+    units: dict[str, Unit] = field(default_factory=dict)
+
+    def for_headers(self, headers: list[str]) -> TableMapping:
+        """This mapping for one file with `headers`: carrying the unit its headers give to bare numbers.
+
+        A duration under `直播时长(秒)` or `duration_seconds` is in seconds; under any other header, minutes.
+        The mapping itself is returned when no header names a unit (most files).
+        """
+        found = self.resolve(headers)
+        units = {
+            col: unit
+            for col in self.unit_headers
+            if col in found and (unit := self.unit_of(col, headers[found[col]])) is not None
+        }
+        return self.with_units(units)
+
+    def unit_of(self, column: str, header: str) -> Unit | None:
+        """The unit `header` gives to the bare numbers of `column`, None when it names none."""
+        return self.unit_headers.get(column, {}).get(normalize_header(header))
+
+    def with_units(self, units: dict[str, Unit]) -> TableMapping:
+        """This mapping with the units of one file's columns (itself when they are those it has)."""
+        return self if units == self.units else replace(self, units=dict(units))
 
     def resolve(self, headers: list[str]) -> dict[str, int]:
         """Map canonical column → index of the file column that provides it (first alias in priority wins)."""
@@ -87,7 +115,12 @@ def default_mapping() -> Mapping:
         values = {
             c.name: {normalize_value(k): v for k, v in c.values.items()} for c in table.columns if c.values
         }
-        tables[name] = TableMapping(table, aliases, values)
+        units = {
+            col: {normalize_header(h): "seconds" for h in headers} for col, headers in SECONDS_ALIASES.items()
+        }
+        tables[name] = TableMapping(
+            table, aliases, values, unit_headers={c: units[c] for c in units if c in aliases}
+        )
     return Mapping(tables)
 
 
