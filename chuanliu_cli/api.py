@@ -433,19 +433,13 @@ class Session:
         """The exports of `directory` in a fresh in-memory database, validated like `load`; then no file
         or network access for the rest of the connection (rulesets cannot read files)."""
         from chuanliu_cli.ingest.discover import discover
-        from chuanliu_cli.ingest.loader import LoadOptions, load_files
+        from chuanliu_cli.ingest.loader import LoadOptions, load_files, load_warnings
         from chuanliu_cli.store.database import disable_external_access, memory_database
 
         db = memory_database(self.memory_limit)
         try:
             results = load_files(db, discover(directory), LoadOptions())
-            warnings: list[str] = []
-            for r in results:
-                # (the loader's own warnings too: a key repeated with different values, a missing column)
-                warnings.extend(r.warnings)
-                if r.rejected:
-                    warnings.append(f"{r.file}: {r.rejected} row(s) rejected; first: {r.rejects[0]}")
-            self._data_warnings = tuple(warnings)
+            self._data_warnings = tuple(load_warnings(results))
             disable_external_access(db.con)
         except BaseException:
             db.con.close()
@@ -464,6 +458,7 @@ class Session:
         max_reject_rows: int = 10,
         on_duplicate: DuplicatePolicy = "last",
         allow_regress: bool = False,
+        strict: bool = False,
         encoding: str | None = None,
         sheet: str | None = None,
         mapping: PathLike | None = None,
@@ -478,12 +473,13 @@ class Session:
         raises DataError and nothing is written. A key repeated in one file with different values keeps its
         last or first occurrence (`on_duplicate`; "error" raises DataError) and the others go to
         `rejected_rows`. An update that would move a stored row backwards (an order's status, a lower
-        refund, an older review) keeps the stored row and warns, unless `allow_regress`.
+        refund, an older review) keeps the stored row and warns, unless `allow_regress`. With `strict`,
+        any warning raises StrictError and nothing is written.
         """
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         from chuanliu_cli.ingest.discover import discover_files, infer, load_order, no_exports, read_header
-        from chuanliu_cli.ingest.loader import LoadOptions, load_files
+        from chuanliu_cli.ingest.loader import LoadOptions, load_files, load_warnings
         from chuanliu_cli.ingest.mapping import load_mapping
         from chuanliu_cli.schema import TABLES
         from chuanliu_cli.store.database import open_database
@@ -512,6 +508,7 @@ class Session:
             max_reject_rows=max_reject_rows,
             on_duplicate=on_duplicate,
             allow_regress=allow_regress,
+            strict=strict,
         )
         discovered: list[DiscoveredFile] = []
         if directory is not None:
@@ -533,15 +530,7 @@ class Session:
             items = [(table, Path(f)) for f in files]
         with open_database(path, "write", self.wait, self.memory_limit) as db:
             results = load_files(db, items, options, progress=progress)
-        warnings: list[str] = []
-        for r in results:
-            warnings.extend(r.warnings)
-            if r.rejected:
-                first = "".join(f"\n  {x}" for x in r.rejects[:3])
-                warnings.append(
-                    f"{r.file}: {r.rejected} row(s) rejected and kept in table rejected_rows; first:{first}"
-                )
-        return LoadResult(tuple(results), tuple(warnings), tuple(discovered))
+        return LoadResult(tuple(results), tuple(load_warnings(results)), tuple(discovered))
 
     def status(self) -> StatusResult:
         """What the database holds: rows per table, months covered, last loads, rejects, complete months."""

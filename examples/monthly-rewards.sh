@@ -17,7 +17,7 @@ out="${OUT:-./rewards}"
 chuanliu="${CHUANLIU:-chuanliu}"
 
 mkdir -p "$out"
-"$chuanliu" -q load --dir "$exports/$month" --wait 600
+"$chuanliu" -q load --dir "$exports/$month" --wait 600 --strict
 for scorecard in merchant promoter; do
     for fmt in csv json; do
         "$chuanliu" -q eligible --month "$month" --scorecard "$scorecard" --require-complete --strict \

@@ -172,3 +172,25 @@ def test_a_partial_population_is_labelled(invoke: Callable[..., Any], tmp_path: 
     out = explained.stdout
     # the merchant-facing view leads with its own values; what depends on others comes last, labelled
     assert out.index("Metrics") < out.index("Gates") < out.index("Standing:") < out.index("not eligible")
+
+
+def test_load_strict_writes_nothing(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    db = str(tmp_path / "s.duckdb")
+    full = tmp_path / "orders.csv"
+    full.write_text(
+        "order_id,shop_id,buyer_id,promoter_id,sale_mode,carrier,order_time,paid_amount,status,refund_amount\n"
+        "1,s1,b1,,self,live,2023-05-01 10:00,10,completed,\n",
+        encoding="utf-8",
+    )
+    assert invoke("--db", db, "load", "orders", str(full), "--strict").exit_code == 0
+    lacking = tmp_path / "more_orders.csv"
+    lacking.write_text(
+        "order_id,shop_id,buyer_id,order_time,paid_amount,status\n2,s1,b2,2023-05-02 10:00,10,completed\n",
+        encoding="utf-8",
+    )
+    result = invoke("--db", db, "load", "orders", str(lacking), "--strict")
+    assert result.exit_code == 7, result.output
+    assert "warning: " in result.stderr and "no column carrier" in result.stderr
+    status = json.loads(invoke("--db", db, "status", "--format", "json").stdout)
+    assert {t["table"]: t["rows"] for t in status["tables"]}["orders"] == 1  # the refused file wrote nothing
+    assert [(x["load_id"], x["inserted"], x["regressed"]) for x in status["last_loads"]] == [(1, 1, 0)]

@@ -54,8 +54,9 @@ def test_monthly_script_stops_on_incomplete_month(tmp_path: Path) -> None:
 
 
 def test_monthly_script_stops_on_a_warning_and_writes_nothing(tmp_path: Path) -> None:
-    """Exports without the carrier column: no order is a live-room order, so the `active` gate is passed by
-    nobody and the list would be empty with exit 0; --strict stops the job with exit 7 instead."""
+    """Exports without the carrier column: no order is a live-room order, so the `active` gate would be
+    passed by nobody and the list empty with exit 0; the load's --strict stops the job with exit 7 instead,
+    before anything is written to the database or the output folder."""
     import csv
 
     exports = tmp_path / "exports" / "2023-05"
@@ -73,5 +74,6 @@ def test_monthly_script_stops_on_a_warning_and_writes_nothing(tmp_path: Path) ->
     )
     assert done.returncode == 7, done.stderr
     assert "in strict mode; nothing was written" in done.stderr
-    assert "gate active is passed by no entity" in done.stderr
+    assert "no column carrier" in done.stderr
+    assert not (tmp_path / "cron.duckdb").exists()  # the refused first load left no database
     assert not list((tmp_path / "out").iterdir())

@@ -176,7 +176,7 @@ def test_a_refused_first_load_leaves_no_database_behind(tmp_path: Path, cli: Any
     bad = tmp_path / "orders.csv"
     bad.write_text("order_id,shop_id,buyer_id,order_time,paid_amount,status\n1,s,b,never,1,paid\n")
     db = tmp_path / "new.duckdb"
-    result = cli("--db", str(db), "load", "orders", str(bad))
+    result = cli("--db", str(db), "load", "orders", str(bad), "--max-reject-rows", "0")
     assert result.exit_code == 4, result.output
     assert not db.exists() and not Path(str(db) + ".wal").exists()
     status = cli("--db", str(db), "status")
@@ -192,7 +192,7 @@ def test_a_refused_load_into_an_existing_database_keeps_it(tmp_path: Path, cli: 
     bad.write_text("order_id,shop_id,buyer_id,order_time,paid_amount,status\n2,s,b,never,1,paid\n")
     db = tmp_path / "kept.duckdb"
     assert cli("--db", str(db), "load", "orders", str(good)).exit_code == 0
-    assert cli("--db", str(db), "load", "orders", str(bad)).exit_code == 4
+    assert cli("--db", str(db), "load", "orders", str(bad), "--max-reject-rows", "0").exit_code == 4
     assert db.exists()
     with open_database(str(db), "read") as handle:
         assert handle.con.execute("SELECT count(*) FROM orders").fetchall() == [(1,)]

@@ -6,7 +6,7 @@ import bisect
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from chuanliu_cli import __version__
-from chuanliu_cli.errors import DataError, UsageError
+from chuanliu_cli.errors import DataError, StrictError, UsageError
 from chuanliu_cli.ingest.canonical import conversion_sql, row_warnings
 from chuanliu_cli.ingest.discover import discover as discover  # public here too
 from chuanliu_cli.ingest.discover import table_for_file as table_for_file
@@ -98,6 +98,8 @@ class LoadOptions:
     on_duplicate: DuplicatePolicy = "last"
     # apply updates that move rows backwards (an older export over newer data) instead of keeping the rows
     allow_regress: bool = False
+    # any warning (a missing column, rejected rows, a regression, ...) refuses the load: nothing is written
+    strict: bool = False
 
     def too_many_rejects(self, rejected: int, read: int) -> bool:
         """Whether `rejected` of `read` rows exceed both reject limits (the file is then refused)."""
@@ -201,6 +203,8 @@ def load_files(
         for p in prepared:
             results.append(_load_one(con, p, options, progress))
         _check_reject_rates(results, options)
+        if options.strict and (warned := load_warnings(results)):
+            raise StrictError(warned)  # before COMMIT: the transaction is rolled back
         for r in results:
             _write_rejects(con, r)
         con.execute(
@@ -212,6 +216,17 @@ def load_files(
         con.execute("ROLLBACK")
         raise
     return results
+
+
+def load_warnings(results: Sequence[FileResult]) -> list[str]:
+    """What a load must say even under -q: each file's warnings, and its rejected rows with the first."""
+    warnings: list[str] = []
+    for r in results:
+        warnings.extend(r.warnings)
+        if r.rejected:
+            first = "".join(f"\n  {x}" for x in r.rejects[:3])
+            warnings.append(f"{r.file}: {r.rejected} row(s) rejected; the first:{first}")
+    return warnings
 
 
 def _write_rejects(con: duckdb.DuckDBPyConnection, result: FileResult) -> None:
@@ -412,6 +427,8 @@ def _load_one(
         duplicate_rejects = _conflict_rejects(con, p, source, set_based, conflicts, options)
         # valid rows loaded as given but doubtful (a duration that disagrees with the session's times)
         result.warnings.extend(row_warnings(con, p.table, source, p.reader.name, p.reader.line_label))
+    # what reading found (an encoding that changes part-way, a summary sheet left out) is said, not lost
+    result.warnings.extend(p.reader.notes)
     # (a set-based file past the reject rate fetched only its first rejects: count them all)
     result.rejected = result.rows_read - valid
     result.rejects = rejects[:SHOW_REJECTS]

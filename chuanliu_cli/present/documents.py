@@ -276,6 +276,21 @@ def run_detail_document(run: dict[str, Any], results: list[dict[str, Any]]) -> D
 STATUS_COLUMNS = ["table", "rows", "time_min", "time_max"]
 
 
+#: The columns of each recent load in `status` (as store.status selects them).
+LOAD_COLUMNS = (
+    "load_id",
+    "table",
+    "file",
+    "rows_read",
+    "inserted",
+    "updated",
+    "unchanged",
+    "rejected",
+    "finished_at",
+    "regressed",
+)
+
+
 def status_document(status: StoreStatus, db_path: str) -> Document:
     """`status`: the database's tables (rows, time span, rows per month), rejects and complete months; the
     flat rows are one per table."""
@@ -293,6 +308,10 @@ def status_document(status: StoreStatus, db_path: str) -> Document:
         "database": db_path,
         "tables": tables,
         "rejected_rows": status.rejects,
+        "last_loads": [
+            dict(zip(LOAD_COLUMNS, (_iso(v) if hasattr(v, "isoformat") else v for v in load), strict=True))
+            for load in status.loads
+        ],
         "complete_months": list(status.complete_months),
         "incomplete_months": list(status.incomplete_months),
         "month_notes": dict(status.month_notes),

@@ -17,6 +17,7 @@ from chuanliu_cli.cli.options import (
     MaxRejectRowsOption,
     MemoryLimitOption,
     OnDuplicateOption,
+    StrictOption,
     WaitOption,
     session,
 )
@@ -63,6 +64,7 @@ def load(
     max_reject_rows: MaxRejectRowsOption = 10,
     on_duplicate: OnDuplicateOption = DuplicatePolicy.last,
     allow_regress: AllowRegressOption = False,
+    strict: StrictOption = False,
     encoding: Annotated[
         str | None, typer.Option("--encoding", help="Text encoding of CSV files [default: detected].")
     ] = None,
@@ -83,7 +85,8 @@ def load(
     name, else its header. Bad rows are kept in `rejected_rows` (see `chuanliu rejects`); if a file's bad
     rows exceed both --max-reject-rate and --max-reject-rows nothing is written and the exit code is 4.
     Loading the same file twice changes nothing; an older export loaded over newer data leaves the newer
-    rows as they are (--allow-regress applies it).
+    rows as they are (--allow-regress applies it). With --strict any warning (a missing column, rejected
+    rows, a regression) is exit 7 and nothing is written.
     """
     from chuanliu_cli.errors import ChuanliuError, UsageError
 
@@ -114,6 +117,7 @@ def load(
                 max_reject_rows=max_reject_rows,
                 on_duplicate=on_duplicate.value,
                 allow_regress=allow_regress,
+                strict=strict,
                 encoding=encoding,
                 sheet=sheet,
                 mapping=mapping,
