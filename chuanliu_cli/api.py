@@ -754,7 +754,7 @@ class Session:
             from chuanliu_cli.errors import StrictError
 
             raise StrictError(warnings)
-        html = build_report(run, name, movers, generated_by or f"chuanliu {__version__}")
+        html = build_report(run, name, movers, generated_by or f"chuanliu {__version__}", warnings)
         if path is not None:
             with atomic_write(path) as f:
                 f.write(html)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +54,15 @@ def _thresholds(run: RunResult, scorecard: str, score: str) -> list[tuple[str, f
     return out
 
 
-def build_report(run: RunResult, scorecard: str, movers: Comparison | None, generated_by: str) -> str:
-    """The HTML text of the report for one scorecard of a scored period."""
+def build_report(
+    run: RunResult,
+    scorecard: str,
+    movers: Comparison | None,
+    generated_by: str,
+    warnings: Sequence[str] = (),
+) -> str:
+    """The HTML text of the report for one scorecard of a scored period; `warnings` are shown under the
+    header (the partial period is said there already)."""
     import jinja2
 
     from chuanliu_cli.present.documents import entity_records
@@ -117,6 +125,8 @@ def build_report(run: RunResult, scorecard: str, movers: Comparison | None, gene
         breakdowns=breakdowns,
         more=max(len(ranked) - MAX_BREAKDOWNS, 0),
         generated_by=generated_by,
+        completeness=run.completeness_note(),
+        warnings=[w for w in warnings if not w.startswith(f"period {run.period.label} is incomplete: ")],
     )
 
 
