@@ -51,3 +51,24 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def may_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's May exports alone (and its shops): the 90-day and previous-month windows of the
+    default ruleset have no history, so May is incomplete."""
+    import csv
+
+    out = tmp_path_factory.mktemp("may")
+    for table, column in (
+        ("orders", "order_time"),
+        ("reviews", "review_time"),
+        ("livestreams", "start_time"),
+    ):
+        with (REPO / "sample_data" / f"{table}.csv").open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+        at = rows[0].index(column)
+        with (out / f"{table}.csv").open("w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows([rows[0], *(r for r in rows[1:] if r[at].startswith("2023-05"))])
+    (out / "shops.csv").write_bytes((REPO / "sample_data" / "shops.csv").read_bytes())
+    return out

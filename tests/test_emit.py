@@ -20,26 +20,6 @@ SAMPLE = str(REPO / "sample_data")
 CHUANLIU = str(Path(sys.executable).parent / "chuanliu")
 
 
-@pytest.fixture(scope="module")
-def may_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample's May exports alone: the 90-day and previous-month windows have no history."""
-    import csv
-
-    out = tmp_path_factory.mktemp("may")
-    for table, column in (
-        ("orders", "order_time"),
-        ("reviews", "review_time"),
-        ("livestreams", "start_time"),
-    ):
-        with (REPO / "sample_data" / f"{table}.csv").open(encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f))
-        at = rows[0].index(column)
-        with (out / f"{table}.csv").open("w", encoding="utf-8", newline="") as f:
-            csv.writer(f).writerows([rows[0], *(r for r in rows[1:] if r[at].startswith("2023-05"))])
-    (out / "shops.csv").write_bytes((REPO / "sample_data" / "shops.csv").read_bytes())
-    return out
-
-
 def test_may_only_is_incomplete_everywhere(invoke: Callable[..., Any], may_only: Path) -> None:
     """Issue #20: with only May loaded, May was 'complete' and the list silently wrong."""
     js = invoke("eligible", "--month", "2023-05", "--data", str(may_only), "--format", "json")

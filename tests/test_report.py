@@ -139,25 +139,11 @@ def test_report_requires_output(invoke: Callable[..., Any]) -> None:
 
 
 def test_report_says_what_history_is_missing_and_every_warning(
-    invoke: Callable[..., Any], tmp_path: Path
+    invoke: Callable[..., Any], tmp_path: Path, may_only: Path
 ) -> None:
     """Only May's exports: the report names the missing history and the other warnings under its header."""
-    import csv
-
-    may = tmp_path / "may"
-    may.mkdir()
-    for table, column in (
-        ("orders", "order_time"),
-        ("reviews", "review_time"),
-        ("livestreams", "start_time"),
-    ):
-        with (REPO / "sample_data" / f"{table}.csv").open(encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f))
-        at = rows[0].index(column)
-        with (may / f"{table}.csv").open("w", encoding="utf-8", newline="") as f:
-            csv.writer(f).writerows([rows[0], *(r for r in rows[1:] if r[at].startswith("2023-05"))])
     out = tmp_path / "r.html"
-    result = invoke("report", "--month", "2023-05", "--data", str(may), "-o", str(out))
+    result = invoke("report", "--month", "2023-05", "--data", str(may_only), "-o", str(out))
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
     assert "⚠ Partial period: needs orders from 2023-03-03 (90-day windows); data from 2023-05-01" in html
