@@ -169,8 +169,8 @@ QUALITY_REFUND_REASONS: frozenset[str] = frozenset(
     }
 )
 
-#: Headers that say their bare numbers are seconds, not minutes (`4800` under 直播时长(秒) is 80 minutes). They
-#: are aliases of the column like any other, listed last (a minutes header of the same file wins).
+#: Headers that say their bare numbers are seconds, not minutes (`4800` under 直播时长(秒) is 80 minutes).
+#: They are aliases of the column like any other, listed last (a minutes header of the same file wins).
 SECONDS_ALIASES: dict[str, tuple[str, ...]] = {
     "duration_minutes": (
         "直播时长（秒）",

@@ -149,3 +149,249 @@ def test_the_loader_runs_the_rendered_sql(tmp_path: Path, monkeypatch: pytest.Mo
     assert calls and all(d == "duckdb" for d, _ in calls)
     assert any(sql in statement for _, sql in calls for statement in executed)
     assert real("SELECT count(*) FROM orders").fetchone() == (1,)
+
+
+# --- issue #19 point 1: ids damaged or protected by spreadsheets --------------------------------------------
+
+ORDER_HEADER = "order_id,shop_id,buyer_id,item_id,promoter_id,sale_mode,order_time,paid_amount,status\n"
+
+
+def _load_text(tmp_path: Path, table: str, text: str, name: str | None = None) -> tuple[Any, Any]:
+    path = tmp_path / (name or f"{table}.csv")
+    path.write_text(text, encoding="utf-8")
+    db = memory_database()
+    [result] = load_files(db, [(table, path)], LoadOptions(max_reject_rate=1.0))
+    return db.con, result
+
+
+def test_ids_in_scientific_notation_are_refused_with_the_cause(tmp_path: Path) -> None:
+    """Six orders of two shops whose 订单号 a spreadsheet turned into 1.23457E+15 are six rejects, not one
+    row; every id column is checked the same way."""
+    rows = [f"1.23457E+15,s{i % 2},b{i},i1,,self,2023-05-01 20:00:00,5,paid\n" for i in range(6)]
+    rows += [
+        "o7,1.2345678901234568e+15,b7,i1,,self,2023-05-01 20:00:00,5,paid\n",
+        "o8,s1,6.49666E+15,i1,,self,2023-05-01 20:00:00,5,paid\n",
+        "o9,s1,b9,2.70481E+15,,self,2023-05-01 20:00:00,5,paid\n",
+        "o10,s1,b10,i1,1.2E+10,self,2023-05-01 20:00:00,5,paid\n",
+        # not what a spreadsheet writes (no decimal point, no signed exponent): a code, kept
+        "12E34,s1,b11,i1,,self,2023-05-01 20:00:00,5,paid\n",
+    ]
+    con, result = _load_text(tmp_path, "orders", ORDER_HEADER + "".join(rows))
+    assert result.rejected == 10 and result.duplicates == 0
+    stored = con.execute("SELECT line, reason FROM rejected_rows").fetchall()
+    reasons = [reason for _, reason in sorted(stored, key=lambda r: int(r[0].split()[-1]))]
+    assert reasons[:6] == ["order_id '1.23457E+15' was rounded by a spreadsheet; export ids as text"] * 6
+    assert reasons[6:] == [
+        "shop_id '1.2345678901234568e+15' was rounded by a spreadsheet; export ids as text",
+        "buyer_id '6.49666E+15' was rounded by a spreadsheet; export ids as text",
+        "item_id '2.70481E+15' was rounded by a spreadsheet; export ids as text",
+        "promoter_id '1.2E+10' was rounded by a spreadsheet; export ids as text",
+    ]
+    assert con.execute("SELECT order_id FROM orders").fetchall() == [("12E34",)]
+
+
+@pytest.mark.parametrize("table", ["reviews", "livestreams", "shops"])
+def test_scientific_ids_refused_in_every_table(tmp_path: Path, table: str) -> None:
+    text = {
+        "reviews": "review_id,order_id,shop_id,quality_score,review_time\n"
+        "1.23457E+15,o1,s1,5,2023-05-02 10:00:00\n",
+        "livestreams": "live_id,shop_id,host_type,start_time,duration_minutes\n1.23457E+15,s1,self,2023-05-02 10:00,5\n",
+        "shops": "shop_id,shop_name\n1.23457E+15,x\n",
+    }[table]
+    _con, result = _load_text(tmp_path, table, text)
+    key = {"reviews": "review_id", "livestreams": "live_id", "shops": "shop_id"}[table]
+    assert [r.reason for r in result.rejects] == [
+        f"{key} '1.23457E+15' was rounded by a spreadsheet; export ids as text"
+    ]
+
+
+def test_protected_ids_are_normalized(tmp_path: Path) -> None:
+    """="6496664491185286", a leading ', tabs, no-break and ideographic spaces, and a trailing .0 or .00 on a
+    whole id are what the id is without them (text cells; typed cells below)."""
+    cells = [
+        '"=""6496664491185286"""',  # the CSV form of ="6496664491185286"
+        "'6496664491185287",
+        "\t6496664491185288\t",
+        "\u00a06496664491185289\u00a0",
+        "\u30006496664491185290\u3000",
+        "2704810274450369.0",
+        "2704810274450370.00",
+        " '2704810274450371.0 ",
+        '"=""000123"""',
+        "12.50",  # not a whole number: an id as written
+    ]
+    rows = [f"{c},s1,b1,\t i1\u00a0,'p1,self,2023-05-01 20:00:00,5,paid\n" for c in cells]
+    con, result = _load_text(tmp_path, "orders", ORDER_HEADER + "".join(rows))
+    assert result.rejected == 0
+    got = con.execute("SELECT order_id, item_id, promoter_id FROM orders ORDER BY order_id").fetchall()
+    assert [r[0] for r in got] == sorted(
+        [
+            "6496664491185286",
+            "6496664491185287",
+            "6496664491185288",
+            "6496664491185289",
+            "6496664491185290",
+            "2704810274450369",
+            "2704810274450370",
+            "2704810274450371",
+            "000123",
+            "12.50",
+        ]
+    )
+    assert {r[1:] for r in got} == {("i1", "p1")}
+
+
+def test_typed_id_cells_parquet_and_jsonl(tmp_path: Path) -> None:
+    """Typed Parquet ids (DOUBLE, DECIMAL with decimals, integers, strings with .0) and JSON numbers load as
+    the plain digits; a NaN id is refused."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = {
+        "buyer_id": pa.array([7.0, 8.0, 9.0, 10.0]),
+        "sale_mode": ["self"] * 4,
+        "order_time": ["2023-05-01 20:00:00"] * 4,
+        "paid_amount": ["5"] * 4,
+        "status": ["paid"] * 4,
+    }
+    table = pa.table(
+        {
+            "order_id": pa.array([2704810274450369.0, 2.0, 3.5, float("nan")]),
+            "shop_id": pa.array([decimal.Decimal("11.00")] * 4, pa.decimal128(20, 2)),
+            "item_id": pa.array([12, 13, 14, 15], pa.int64()),
+            "promoter_id": ["6496664491185286.0", " 1.0", None, "\u30005"],
+            **base,
+        }
+    )
+    pq.write_table(table, tmp_path / "orders.parquet")
+    db = memory_database()
+    [result] = load_files(db, [("orders", tmp_path / "orders.parquet")], LoadOptions(max_reject_rate=1.0))
+    rows = db.con.execute(
+        "SELECT order_id, shop_id, buyer_id, item_id, promoter_id FROM orders ORDER BY item_id"
+    ).fetchall()
+    assert rows == [
+        ("2704810274450369", "11", "7", "12", "6496664491185286"),
+        ("2", "11", "8", "13", "1"),
+        ("3.5", "11", "9", "14", None),
+    ]
+    assert [r.reason for r in result.rejects] == [
+        "order_id 'nan' is not a number, so not an id; export ids as text"
+    ]
+    jsonl = tmp_path / "orders.jsonl"
+    jsonl.write_text(
+        '{"order_id": 2704810274450369.0, "shop_id": "s1", "buyer_id": "b1", "sale_mode": "self", '
+        '"order_time": "2023-05-01 20:00:00", "paid_amount": 5, "status": "paid"}\n'
+        '{"order_id": "2704810274450370.0", "shop_id": "=\\"s1\\"", "buyer_id": 3.0, "sale_mode": "self", '
+        '"order_time": "2023-05-01 20:00:00", "paid_amount": 5, "status": "paid"}\n',
+        encoding="utf-8",
+    )
+    db = memory_database()
+    load_files(db, [("orders", jsonl)], LoadOptions())
+    assert db.con.execute("SELECT order_id, shop_id, buyer_id FROM orders ORDER BY 1").fetchall() == [
+        ("2704810274450369", "s1", "b1"),
+        ("2704810274450370", "s1", "3"),
+    ]
+
+
+# --- issue #19 point 4: live-session durations as exports write them ---------------------------------------
+
+LIVE_HEADER = "live_id,shop_id,host_type,start_time,end_time,{}\n"
+
+
+def _sessions(cells: list[str], end: str = "2023-05-01 21:20:00") -> str:
+    return "".join(f"l{i},s1,self,2023-05-01 20:00:00,{end},{c}\n" for i, c in enumerate(cells, start=1))
+
+
+def test_durations_with_units_are_minutes(tmp_path: Path) -> None:
+    cells = [
+        "1小时20分",
+        "1时20分钟",
+        "80分钟",
+        "01:20:00",
+        "1:20",
+        "4800秒",
+        "80",
+        "1小时20分0秒",
+        "1 小时 20 分",
+    ]
+    con, result = _load_text(tmp_path, "livestreams", LIVE_HEADER.format("直播时长") + _sessions(cells))
+    assert result.rejected == 0 and not [w for w in result.warnings if "differs" in w]
+    assert con.execute("SELECT DISTINCT duration_minutes FROM livestreams").fetchall() == [(80.0,)]
+    con, result = _load_text(
+        tmp_path,
+        "livestreams",
+        LIVE_HEADER.format("duration_minutes") + _sessions(["1.5小时"], "2023-05-01 21:30:00"),
+    )
+    assert con.execute("SELECT duration_minutes FROM livestreams").fetchall() == [(90.0,)]
+
+
+@pytest.mark.parametrize("header", ["直播时长(秒)", "duration_seconds", "时长（秒）", "直播时长（秒）"])
+def test_a_header_naming_seconds_makes_bare_numbers_seconds(tmp_path: Path, header: str) -> None:
+    text = LIVE_HEADER.format(header) + _sessions(["4800", "4800.0", "80分钟", "01:20:00", "4800秒"])
+    con, result = _load_text(tmp_path, "livestreams", text)
+    assert result.rejected == 0
+    assert con.execute("SELECT DISTINCT duration_minutes FROM livestreams").fetchall() == [(80.0,)]
+
+
+def test_a_header_naming_seconds_in_typed_parquet(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "live_id": ["l1", "l2"],
+            "shop_id": ["s1", "s1"],
+            "host_type": ["self", "self"],
+            "start_time": ["2023-05-01 20:00:00"] * 2,
+            "duration_seconds": pa.array([4800, 90], pa.int64()),
+        }
+    )
+    pq.write_table(table, tmp_path / "livestreams.parquet")
+    db = memory_database()
+    load_files(db, [("livestreams", tmp_path / "livestreams.parquet")], LoadOptions())
+    assert db.con.execute("SELECT duration_minutes FROM livestreams ORDER BY 1").fetchall() == [
+        (1.5,),
+        (80.0,),
+    ]
+
+
+def test_a_bare_number_under_a_header_without_unit_stays_minutes(tmp_path: Path) -> None:
+    con, _ = _load_text(tmp_path, "livestreams", LIVE_HEADER.format("直播时长") + _sessions(["80"]))
+    assert con.execute("SELECT duration_minutes FROM livestreams").fetchall() == [(80.0,)]
+
+
+def test_impossible_sessions_are_refused_with_their_values(tmp_path: Path) -> None:
+    text = (
+        LIVE_HEADER.format("直播时长")
+        + "l1,s1,self,2023-05-01 20:00:00,,25小时\n"
+        + "l2,s1,self,2023-05-01 20:00:00,2023-05-02 20:00:01,\n"
+        + "l3,s1,self,2023-05-01 20:00:00,2023-05-01 19:59:00,\n"
+        + "l4,s1,self,2023-05-01 20:00:00,,1500\n"
+        + "l5,s1,self,2023-05-01 20:00:00,2023-05-02 20:00:00,24小时\n"  # exactly 24 hours: loaded
+        + "l6,s1,self,2023-05-01 20:00:00,,一小时\n"
+    )
+    con, result = _load_text(tmp_path, "livestreams", text)
+    assert [r.reason for r in result.rejects] == [
+        "column duration_minutes: '25小时' is longer than 24 hours (1500.0 minutes)",
+        "column end_time: 2023-05-02 20:00:01 is more than 24 hours after start_time 2023-05-01 20:00:00",
+        "column end_time: 2023-05-01 19:59:00 is before start_time 2023-05-01 20:00:00",
+        "column duration_minutes: '1500' is longer than 24 hours (1500.0 minutes)",
+        "column duration_minutes: '一小时' is not a duration (e.g. 90, 1小时20分, 01:20:00)",
+    ]
+    assert con.execute("SELECT live_id, duration_minutes FROM livestreams").fetchall() == [("l5", 1440.0)]
+
+
+def test_a_duration_that_disagrees_with_the_times_is_loaded_and_warned(tmp_path: Path) -> None:
+    cells = ["90", "86", "85", "1小时", "2小时", "20", "3小时", "4小时"]  # end − start is 80 minutes
+    con, result = _load_text(tmp_path, "livestreams", LIVE_HEADER.format("直播时长") + _sessions(cells))
+    assert result.rejected == 0 and con.execute("SELECT count(*) FROM livestreams").fetchone() == (8,)
+    [warning] = [w for w in result.warnings if "differs" in w]
+    assert warning == (
+        f"{result.file}: 7 sessions whose duration_minutes differs from end_time − start_time by more than 5 "
+        "minutes, loaded with the duration as given: line 2 (live_id l1): duration_minutes 90, end_time − "
+        "start_time 80; line 3 (live_id l2): duration_minutes 86, end_time − start_time 80; line 5 (live_id "
+        "l4): duration_minutes 60, end_time − start_time 80; line 6 (live_id l5): duration_minutes 120, "
+        "end_time − start_time 80; line 7 (live_id l6): duration_minutes 20, end_time − start_time 80 …"
+    )

@@ -647,3 +647,32 @@ def test_on_duplicate_first_and_error(tmp_path: Path, suffix: str) -> None:
     same = _short_orders(tmp_path / f"same{suffix}", [_order(1, "paid"), _order(1, "paid")])
     assert _load(db, "orders", same, on_duplicate="error").duplicates == 1
     assert _rows(db, "SELECT count(*) FROM rejected_rows") == [(0,)]
+
+
+# --- issue #19 point 1: the clean export after the `.0` one changes nothing ----------------------------------
+
+
+def test_reloading_the_clean_export_after_the_point_zero_one_is_unchanged(tmp_path: Path) -> None:
+    """100 orders whose ids a spreadsheet wrote as 2704810274450369.0, then the clean export of the same 100
+    orders: 100 rows, the second load all unchanged (it gave 105 rows for 100 orders)."""
+    header = "订单号,店铺ID,买家ID,售卖方式,下单时间,实付金额,订单状态\n"
+    rows = [
+        (2704810274450369 + i, f"{1000 + i % 2}", f"{5000 + i}", f"2023-05-{1 + i % 28:02d} 20:00:00")
+        for i in range(100)
+    ]
+    damaged = tmp_path / "订单_damaged.csv"
+    damaged.write_text(
+        header + "".join(f"{o}.0,{s}.0,{b}.0,自营,{t},5,交易成功\n" for o, s, b, t in rows), encoding="utf-8"
+    )
+    clean = tmp_path / "订单_clean.csv"
+    clean.write_text(
+        header + "".join(f"{o},{s},{b},自营,{t},5,交易成功\n" for o, s, b, t in rows), encoding="utf-8"
+    )
+    db = tmp_path / "db.duckdb"
+    first = _load(db, "orders", damaged)
+    assert (first.inserted, first.rejected) == (100, 0)
+    second = _load(db, "orders", clean)
+    assert (second.inserted, second.updated, second.unchanged, second.rejected) == (0, 0, 100, 0)
+    assert _rows(db, "SELECT count(*), min(order_id), max(order_id), min(shop_id) FROM orders") == [
+        (100, "2704810274450369", "2704810274450468", "1000")
+    ]

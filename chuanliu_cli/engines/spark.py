@@ -1,4 +1,4 @@
-"""The metric queries on Spark (`--engine spark`, SPEC §8): pyspark, an optional extra.
+"""The metric queries on Spark (the Spark engine, SPEC §8): pyspark, an optional extra.
 
 Only the compiled metric query of each scorecard runs on Spark, rendered for the Spark dialect from the
 same sqlglot tree as for DuckDB; the per-entity metric rows come back to the driver (Arrow), and scoring,
@@ -8,8 +8,9 @@ The session computes in UTC with `spark.sql.timestampType=TIMESTAMP_NTZ`: times 
 (SPEC §2) and stay naive, so dates, ISO weeks and window bounds are the same as on DuckDB. ANSI mode is
 on, as DuckDB errors rather than silently overflowing or mis-casting.
 
-The four tables come from a directory or any Spark-readable location (`--data`: Parquet or CSV with the
-canonical column names) or from tables of Spark's catalog (`--spark-table orders=db.orders`). Either way
+The four tables come from a directory or any Spark-readable location (`SparkSettings.data`: Parquet or CSV
+with the canonical column names) or from tables of Spark's catalog (`SparkSettings.tables`, e.g.
+`("orders", "db.orders")`). Either way
 the rows go through the canonicalization of `chuanliu load` (`ingest.canonical.conversion_sql`, rendered
 for Spark): the same parsing, defaults, derived columns and checks. Rows it rejects are left out of the
 tables and reported (`SparkEngine.rejected`: a count per table and the first rows with their reasons).
@@ -23,13 +24,13 @@ import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.errors import DataError, UsageError
-from chuanliu_cli.ingest.canonical import conversion_sql
+from chuanliu_cli.ingest.canonical import conversion_sql, duration_warning, duration_warning_sql
 from chuanliu_cli.ingest.discover import (
     HIDDEN,
     DiscoveredFile,
@@ -46,14 +47,14 @@ if TYPE_CHECKING:
     import polars as pl
     from pyspark.sql import DataFrame, SparkSession
 
-#: Session settings the engine relies on; --spark-conf cannot change them.
+#: Session settings the engine relies on; `SparkSettings.conf` cannot change them.
 FIXED_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
     "spark.sql.ansi.enabled": "true",
 }
 
-#: Defaults for a local session (any of them can be changed with --spark-conf).
+#: Defaults for a local session (`SparkSettings.conf` can change any of them).
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -79,17 +80,18 @@ logger.netty.level = error
 
 @dataclass(frozen=True)
 class SparkSettings:
-    """Where Spark runs and where the tables come from (the --spark-* and --data options)."""
+    """Where Spark runs (`master`, session `conf`) and where the tables come from (`data`: a location of
+    files; `tables`: tables of Spark's catalog)."""
 
     master: str = "local[*]"
     conf: tuple[tuple[str, str], ...] = ()
     data: str | None = None
     tables: tuple[tuple[str, str], ...] = ()  # canonical table -> Spark table name
-    timezone: str = "Asia/Shanghai"  # of aware times in the data, as for --data on DuckDB
+    timezone: str = "Asia/Shanghai"  # of aware times in the data, as for data= on DuckDB
 
 
 def parse_pairs(values: Iterable[str], option: str) -> tuple[tuple[str, str], ...]:
-    """`key=value` strings as pairs; a UsageError naming the option for anything else."""
+    """`key=value` strings as pairs; a UsageError naming `option` (the setting they are for) otherwise."""
     pairs = []
     for value in values:
         key, sep, rest = value.partition("=")
@@ -100,16 +102,19 @@ def parse_pairs(values: Iterable[str], option: str) -> tuple[tuple[str, str], ..
 
 
 def spark_tables(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """--spark-table pairs checked against the canonical table names."""
+    """`SparkSettings.tables` pairs (canonical table, Spark table name) checked against the table names."""
     out = []
     for table, name in pairs:
         if table not in TABLES:
             raise UsageError(
-                f"--spark-table {table}={name}: unknown table {table!r}",
-                hint=f"use one of {', '.join(TABLES)}",
+                f"Spark table {name!r} given for unknown table {table!r}",
+                hint=f"the tables are {', '.join(TABLES)}",
             )
         if not name:
-            raise UsageError(f"--spark-table {table}=: give the Spark table name, e.g. {table}=db.{table}")
+            raise UsageError(
+                f"no Spark table name given for table {table}",
+                hint=f"name one of Spark's catalog, e.g. db.{table}",
+            )
         out.append((table, name))
     return tuple(out)
 
@@ -126,13 +131,13 @@ def spark_session(master: str = "local[*]", conf: Iterable[tuple[str, str]] = ()
         from pyspark.sql import SparkSession
     except ImportError:
         raise UsageError(
-            "--engine spark needs pyspark", hint="pip install 'chuanliu[spark]' (and Java 17 or later)"
+            "the Spark engine needs pyspark", hint="pip install 'chuanliu[spark]' (and Java 17 or later)"
         ) from None
     _quiet_pyspark()
     given = dict(conf)
     for key in FIXED_CONF:
         if key in given and given[key] != FIXED_CONF[key]:
-            raise UsageError(f"--spark-conf {key} cannot be changed: the engine needs {FIXED_CONF[key]}")
+            raise UsageError(f"Spark setting {key} cannot be changed: the engine needs {FIXED_CONF[key]}")
     settings: dict[str, str] = {}
     if master.startswith("local"):
         settings.update(LOCAL_CONF)
@@ -180,12 +185,15 @@ class SparkEngine:
         tables: Mapping[str, DataFrame],
         rejected: Iterable[RejectedRows] = (),
         cached: Iterable[DataFrame] = (),
+        warnings: Iterable[str] = (),
     ) -> None:
         self.spark = spark
         self.tables = dict(tables)
         #: Rows left out of the tables because `chuanliu load` would reject them: per table, a count and
         #: the first few with their reasons (show them as warnings: the tables are the valid rows).
         self.rejected: list[RejectedRows] = list(rejected)
+        #: Valid rows kept as they are but doubtful (a session whose duration disagrees with its times).
+        self.warnings: list[str] = list(warnings)
         self._cached = list(cached)
         self._activate()
 
@@ -195,8 +203,9 @@ class SparkEngine:
         return [r for group in self.rejected for r in group.examples]
 
     def reject_warnings(self) -> list[str]:
-        """One line per table with rejected rows, for the caller to show as warnings."""
-        return [str(group) for group in self.rejected]
+        """One line per table with rejected rows, then the warnings about rows kept (`warnings`), for the
+        caller to show as warnings."""
+        return [str(group) for group in self.rejected] + self.warnings
 
     def _activate(self) -> None:
         """Make the table names (`orders`, ...) this engine's views: engines may share a session."""
@@ -218,6 +227,7 @@ class SparkEngine:
             {name: t.valid for name, t in checked.items()},
             [t.rejected for t in checked.values() if t.rejected is not None],
             [t.cached for t in checked.values() if t.cached is not None],
+            [w for t in checked.values() for w in t.warnings],
         )
 
     def close(self) -> None:
@@ -339,7 +349,7 @@ def read_checked_tables(
                 raw = spark.table(names[table.name])
             except Exception as exc:
                 raise DataError(
-                    f"--spark-table {table.name}={names[table.name]}: {_first_line(exc)}",
+                    f"Spark table {names[table.name]} (for {table.name}): {_first_line(exc)}",
                     hint="name a table of Spark's catalog (db.table)",
                 ) from None
             what = f"Spark table {names[table.name]}"
@@ -352,11 +362,13 @@ def read_checked_tables(
         elif table.optional:
             tables[table.name] = CheckedTable(_empty(spark, table), None)
         else:
-            where = f"in {data}" if data is not None else "among the --spark-table options"
+            where = (
+                f"in {data}" if data is not None else "among the Spark tables given (SparkSettings.tables)"
+            )
             raise DataError(
                 f"no {table.name} table {where}",
-                hint=f"add {table.name}.parquet or {table.name}.csv to --data, or --spark-table "
-                f"{table.name}=db.{table.name}",
+                hint=f"add {table.name}.parquet or {table.name}.csv to the data location, or name a Spark "
+                f"table for it (SparkSettings.tables: {table.name} = db.{table.name})",
             )
     return tables
 
@@ -368,7 +380,8 @@ def _hadoop_path(spark: SparkSession, location: str) -> Any:
 
 
 def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]]:
-    """Table -> (format, paths) for the files and folders in `data`, recognised by name like `load --dir`."""
+    """Table -> (format, paths) for the files and folders in `data`, recognised by name as the loader's
+    directory discovery does."""
     location = data
     if "://" not in data and not data.startswith("file:"):
         local = Path(data)
@@ -385,7 +398,7 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
     skipped: list[DiscoveredFile] = []
     for status in sorted(statuses, key=lambda s: str(s.getPath().getName())):
         name = str(status.getPath().getName())
-        # The rules of `load --dir` (ingest.discover); a folder named like a table is a Parquet dataset.
+        # The loader's rules (ingest.discover); a folder named like a table is a Parquet dataset.
         folder = bool(status.isDirectory())
         reason = skip_reason(name, folder)
         if reason is not None and not (folder and reason != HIDDEN):
@@ -404,7 +417,7 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
         else:
             raise DataError(
                 f"{data}/{name}: the Spark engine reads Parquet and CSV only",
-                hint="convert it, or score with --engine duckdb",
+                hint="convert it, or score with the DuckDB engine, which reads every export format",
             )
         previous = found.get(table)
         if previous is not None and previous[0] != kind:
@@ -512,6 +525,7 @@ class CheckedTable:
     valid: DataFrame
     rejected: RejectedRows | None
     cached: DataFrame | None = None  # the frame to unpersist on close
+    warnings: list[str] = field(default_factory=list)  # about valid rows kept as they are
 
 
 def canonical(
@@ -535,6 +549,16 @@ def canonical(
         by_name.setdefault(name.strip().lstrip("\ufeff").lower(), name)
     present = {c.name: by_name[c.name.lower()] for c in table.columns if c.name.lower() in by_name}
     present = {c: s for c, s in present.items() if not table.column(c).derived}
+    # a column may come under a header that gives its numbers a unit (duration_seconds: seconds)
+    tm = tm or default_mapping().for_table(table.name)
+    units = dict(tm.units)
+    for column in tm.unit_headers:
+        for header, source in by_name.items():
+            unit = tm.unit_of(column, header)
+            if column not in present and unit is not None:
+                present[column] = source
+                units[column] = unit
+    tm = tm.with_units(units)
     missing = [
         c.name for c in table.columns if c.required and c.name not in present and c.name != "sale_mode"
     ]
@@ -543,7 +567,7 @@ def canonical(
     if missing:
         raise DataError(
             f"{what}: no column {', '.join(missing)} for table {table.name}",
-            hint="the Spark engine reads canonical column names; `chuanliu load` maps other headers",
+            hint="the Spark engine reads canonical column names; the loader (DuckDB) maps other headers",
         )
     types = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
     source_types: dict[str, str] = {}
@@ -567,7 +591,7 @@ def canonical(
     frame.createOrReplaceTempView(view)
     try:
         sql, _ = conversion_sql(
-            tm or default_mapping().for_table(table.name),
+            tm,
             source_types,
             timezone,
             source=view,
@@ -617,6 +641,18 @@ def check_table(checked: DataFrame, table: Table, what: str, cache: bool) -> Che
         .limit(SHOW_REJECTS)
         .collect()
     )
+    warnings = []
+    view = f"chuanliu_checked_{table.name}_{next(_VIEWS)}"
+    warning_sql = duration_warning_sql(table.name, view, "spark")
+    if warning_sql is not None:
+        checked.createOrReplaceTempView(view)
+        try:
+            doubtful = [tuple(r) for r in checked.sparkSession.sql(warning_sql).collect()]
+        finally:
+            checked.sparkSession.catalog.dropTempView(view)
+        warning = duration_warning(what, doubtful)
+        if warning is not None:
+            warnings.append(warning)
     rejected = None
     if examples:
         count = len(examples)
@@ -625,4 +661,4 @@ def check_table(checked: DataFrame, table: Table, what: str, cache: bool) -> Che
         rows = tuple(SparkReject(table.name, what, r[0], r[1], r[2]) for r in examples)
         rejected = RejectedRows(table.name, what, count, rows)
     valid = checked.where("`__reason` IS NULL").drop("__line", "__reason")
-    return CheckedTable(valid, rejected, checked if cache else None)
+    return CheckedTable(valid, rejected, checked if cache else None, warnings)

@@ -215,6 +215,13 @@ class Primitives:
             return _fn("regexp_extract", x, _s(pattern), _n(group))
         return _fn("regexp_extract", x, _s(pattern.replace("$", "\\z")), _n(group))
 
+    def replace_groups(self, x: exp.Expr, pattern: str, *groups: int) -> exp.Expr:
+        """A text matching `pattern` (anchored) replaced by its capture `groups`, one after the other (a
+        group that took no part gives nothing); any other text as it is."""
+        if self.duck:
+            return _fn("regexp_replace", x, _s(pattern), _s("".join(f"\\{g}" for g in groups)))
+        return _fn("regexp_replace", x, _s(pattern.replace("$", "\\z")), _s("".join(f"${g}" for g in groups)))
+
     def finite(self, x: exp.Expr) -> exp.Expr:
         """A floating-point cell is a number: not NaN, not infinite."""
         if self.duck:
@@ -386,26 +393,17 @@ def _strip(x: exp.Expr, sql: Primitives) -> exp.Expr:
 
 
 def _drop_point_zero(x: exp.Expr, sql: Primitives) -> exp.Expr:
-    return _case((sql.full_match(x, _WHOLE_POINT_ZERO), sql.replace_all(x, "\\.0+$", "")), default=x)
+    return sql.replace_groups(x, "^([0-9]+)\\.0+$", 1)
 
 
 def id_from_text(x: exp.Expr, sql: Primitives) -> exp.Expr:
     """An id as written in text, with the forms that protect it from a spreadsheet undone: surrounding
     white space (tabs, no-break and ideographic spaces), `="6496664491185286"`, a leading `'`, and a
     trailing `.0` on a whole number. NULL when nothing is left."""
-    s = _strip(x, sql)
-    length = exp.Length(this=s.copy())
-    formula = _and(
-        exp.StartsWith(this=s.copy(), expression=_s('="')),
-        exp.EndsWith(this=s.copy(), expression=_s('"')),
-        _bin(exp.GTE, length, _n(3)),
-    )
-    inner = exp.Substring(this=s.copy(), start=_n(3), length=_bin(exp.Sub, length, _n(3)))
-    quoted = exp.StartsWith(this=s.copy(), expression=_s("'"))
-    unwrapped = _strip(
-        _case((formula, inner), (quoted, exp.Substring(this=s.copy(), start=_n(2))), default=s), sql
-    )
-    return exp.Nullif(this=_drop_point_zero(unwrapped, sql), expression=_s(""))
+    # each step reads the previous one once: Spark compiles a row's expressions into one method of at most
+    # 64 KB, which repeated sub-expressions over seven id columns exceed
+    unwrapped = sql.replace_groups(_strip(x, sql), '^(?:="(.*)"|\'(.*))$', 1, 2)
+    return exp.Nullif(this=_drop_point_zero(_strip(unwrapped, sql), sql), expression=_s(""))
 
 
 def _id_needs_work(raw: exp.Expr) -> exp.Expr:
