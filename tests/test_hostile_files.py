@@ -279,15 +279,19 @@ def test_file_of_bad_rows_is_refused_about_as_fast_as_good_rows_load(
     rows = 2000
     good = bad_rows_parquet(tmp_path / "good.parquet", rows, bad=False)
     bad = bad_rows_parquet(tmp_path / "bad.parquet", rows)
-    started = time.monotonic()
-    result = cli("--db", str(tmp_path / "good.duckdb"), "-q", "load", "orders", str(good))
-    good_seconds = time.monotonic() - started
-    assert result.exit_code == 0, result.output
-    started = time.monotonic()
-    result = cli("--db", str(tmp_path / "bad.duckdb"), "load", "orders", str(bad))
-    bad_seconds = time.monotonic() - started
-    check_messages(result.stderr, bad, result.exit_code, rf"{rows} of {rows} rows rejected")
-    assert result.exit_code == 4
+    # the best of three of each: the suite runs on two workers, and one slow moment is not a regression
+    good_times, bad_times = [], []
+    for i in range(3):
+        started = time.monotonic()
+        result = cli("--db", str(tmp_path / f"good{i}.duckdb"), "-q", "load", "orders", str(good))
+        good_times.append(time.monotonic() - started)
+        assert result.exit_code == 0, result.output
+        started = time.monotonic()
+        result = cli("--db", str(tmp_path / f"bad{i}.duckdb"), "load", "orders", str(bad))
+        bad_times.append(time.monotonic() - started)
+        check_messages(result.stderr, bad, result.exit_code, rf"{rows} of {rows} rows rejected")
+        assert result.exit_code == 4
+    good_seconds, bad_seconds = min(good_times), min(bad_times)
     # Refusing a row may cost a little more than loading it, not a millisecond more.
     per_row = (bad_seconds - good_seconds) / rows
     assert per_row < 0.00015, f"bad rows {bad_seconds:.2f} s, the same rows valid {good_seconds:.2f} s"
