@@ -164,7 +164,7 @@ def test_completeness_needs_history_from_the_earliest_window_and_data_to_the_las
     short = {**history, "livestreams": (datetime(2023, 5, 1), datetime(2023, 5, 30, 23, 59))}
     state = completeness(may, needs, short)
     assert not state.complete and state.short_tables == ("livestreams",)
-    assert state.describe() == "livestreams ends before 2023-05-31"
+    assert state.describe() == "livestreams has no data on or after 2023-05-31"
     empty = {**history, "reviews": (None, None)}
     assert completeness(may, needs, empty).describe() == (
         "needs reviews from 2023-03-03 (90-day windows); no data"

@@ -89,13 +89,10 @@ class RunResult:
     missing_history: tuple[MissingHistory, ...] = ()
 
     def completeness_note(self) -> str:
-        """What the period's data lacks, in one line (empty when complete)."""
-        parts = [m.describe() for m in self.missing_history]
-        if self.incomplete_tables:
-            tables = self.incomplete_tables
-            verb = "has" if len(tables) == 1 else "have"
-            parts.append(f"{', '.join(tables)} {verb} no data on or after {self.period.last_day}")
-        return "; ".join(parts)
+        """What the period's data lacks, in one line (empty when complete): the same words as `status`."""
+        from chuanliu_cli.store.status import Completeness
+
+        return Completeness(self.missing_history, self.incomplete_tables, self.period.last_day).describe()
 
 
 def score_period(
@@ -468,7 +465,12 @@ def absent_metrics(sc: Scorecard) -> dict[str, float | None]:
     the formulas evaluated on those, as the compiled query would give them."""
     import duckdb
 
-    from chuanliu_cli.rules.expressions import compile_result_expression, empty_value, parse_expression
+    from chuanliu_cli.rules.expressions import (
+        bare_names,
+        compile_result_expression,
+        empty_value,
+        parse_expression,
+    )
     from chuanliu_cli.rules.model import AggregateMetric, FormulaMetric
     from chuanliu_cli.sqltext import ident
 
@@ -490,8 +492,6 @@ def absent_metrics(sc: Scorecard) -> dict[str, float | None]:
                 values[metric.name] = 0.0  # a conversion counts entities: none
         pending = [m for m in sc.metrics if isinstance(m, FormulaMetric)]
         while pending:  # formulas may use formulas: evaluate each once the ones it uses are known
-            from chuanliu_cli.rules.expressions import bare_names
-
             ready = [m for m in pending if bare_names(m.formula) <= set(values)]
             if not ready:  # pragma: no cover - the ruleset check refuses formula cycles
                 raise DataError(f"formulas of {sc.name} use each other in a cycle")

@@ -78,7 +78,9 @@ class Completeness:
     def describe(self) -> str:
         """One line naming everything missing (empty when complete)."""
         parts = [m.describe() for m in self.missing_history]
-        parts += [f"{t} ends before {self.last_day}" for t in self.short_tables]
+        if self.short_tables:
+            verb = "has" if len(self.short_tables) == 1 else "have"
+            parts.append(f"{', '.join(self.short_tables)} {verb} no data on or after {self.last_day}")
         return "; ".join(parts)
 
 
