@@ -710,9 +710,10 @@ class Session:
         warnings = list(self._data_warnings)
         for side, run in (("A", run_a), ("B", run_b)):
             warnings.extend(f"{side}: {w}" for w in run_warnings(run, name))
+        warnings = list(dict.fromkeys(warnings))  # (each side's data warnings are the same lines)
         if strict and warnings:
             raise StrictError(warnings)
-        return CompareResult(comparison, tuple(dict.fromkeys(warnings)))
+        return CompareResult(comparison, tuple(warnings))
 
     def report(
         self,
