@@ -98,6 +98,9 @@ class ScoreResult:
     run_id: int | None = None
     population: Population | None = None
     selected: pl.DataFrame | None = None  # score(ids=, top=): the rows asked for, of the whole result
+    # True when the result was read back from recorded run `run_id` (same ruleset, tool and data) rather
+    # than scored again; nothing new is then recorded
+    stored: bool = False
 
     @property
     def result(self) -> ScorecardResult:
@@ -582,6 +585,7 @@ class Session:
             require_complete,
             command or f"Session.score({period!r})",
             strict,
+            reuse=bool(ids),
         )
         res = scored.result
         frame = res.frame
@@ -654,7 +658,7 @@ class Session:
         from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
         from chuanliu_cli.scoring.pipeline import score_absent
 
-        scored = self._score(period, scorecard, rules, False, False, None)
+        scored = self._score(period, scorecard, rules, False, False, None, reuse=True)
         run, name = scored.run, scored.scorecard
         res = run.scorecards[name]
         if key not in set(res.frame[res.key].to_list()):
@@ -782,9 +786,12 @@ class Session:
         require_complete: bool,
         command: str | None,
         strict: bool = False,
+        reuse: bool = False,
     ) -> ScoreResult:
         """Check the ruleset, score the period, check completeness, record the run (database only).
-        With `strict`, any warning raises StrictError before anything is recorded."""
+        With `strict`, any warning raises StrictError before anything is recorded. With `reuse` (explain,
+        score --id), a recorded run of the same ruleset, tool version and data is read back instead of
+        scoring again, and nothing new is recorded."""
         from chuanliu_cli.errors import IncompletePeriodError, StrictError
         from chuanliu_cli.periods import parse_period
         from chuanliu_cli.scoring.pipeline import score_period
@@ -794,13 +801,20 @@ class Session:
         p = parse_period(period, ruleset.period)
         name = scorecard_name(ruleset, scorecard)
         record = record and self.reads_database
+        inputs = None
+        stored_id = None
         with self._source() as source:
-            run = score_period(source, ruleset, p, upto=name)
-            inputs = None
-            if record:
-                from chuanliu_cli.store.runs import snapshot_inputs
+            if self.reads_database and (record or reuse):
+                from chuanliu_cli.store.runs import find_stored_run, load_stored_run, snapshot_inputs
 
                 inputs = snapshot_inputs(source)
+                if reuse:
+                    stored_id = find_stored_run(source, ruleset, p, name, inputs)
+            if stored_id is not None:
+                run = load_stored_run(source, stored_id, ruleset, p)
+                record = False
+            else:
+                run = score_period(source, ruleset, p, upto=name)
         if not run.complete and require_complete:
             raise IncompletePeriodError(
                 incomplete_message(run), hint="load the rest of the period, or do not require it complete"
@@ -808,8 +822,8 @@ class Session:
         warnings = [*self._data_warnings, *run_warnings(run, name)]
         if strict and warnings:
             raise StrictError(warnings)  # before the run is recorded: strict writes nothing
-        run_id = None
-        if inputs is not None:
+        run_id = stored_id
+        if record and inputs is not None:
             from chuanliu_cli.store.database import open_database
             from chuanliu_cli.store.runs import record_run
 
@@ -817,7 +831,8 @@ class Session:
                 run_id = record_run(
                     handle.con, run, name, command or f"chuanliu_cli.api {period}", inputs, started
                 )
-        return ScoreResult(run, name, True, tuple(warnings), run_id, self._population(run, name))
+        population = self._population(run, name)
+        return ScoreResult(run, name, True, tuple(warnings), run_id, population, stored=stored_id is not None)
 
     def _population(self, run: RunResult, scorecard: str) -> Population:
         """Who the ranks and grants are relative to: a directory of exports (`data=`) may be one merchant's

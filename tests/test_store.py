@@ -225,9 +225,51 @@ def test_a_version_1_database_gains_promoter_name(tmp_path: Path) -> None:
     with open_database(db, "write") as handle:
         handle.con.execute("ALTER TABLE orders DROP COLUMN promoter_name")
         handle.con.execute("UPDATE chuanliu_meta SET value = '1' WHERE key = 'schema_version'")
-    with pytest.raises(DataError, match="schema version 1, expected 2"), open_database(db, "read"):
+    with (
+        pytest.raises(DataError, match=f"schema version 1, expected {SCHEMA_VERSION}"),
+        open_database(db, "read"),
+    ):
         pass
     with open_database(db, "write") as handle:
-        assert schema_version(handle.con) == SCHEMA_VERSION == 2
+        assert schema_version(handle.con) == SCHEMA_VERSION
         columns = [r[0] for r in handle.con.execute("DESCRIBE orders").fetchall()]
         assert columns[-3:] == ["net_amount", "quality_return", "promoter_name"]
+
+
+def test_a_version_2_database_keeps_its_runs_and_gains_stored_values(tmp_path: Path) -> None:
+    """Schema version 3 moves run_results to a table that also holds each entity's values (and has no
+    primary key); the runs recorded by version 2 stay readable, without values (so never served)."""
+    import duckdb
+
+    from chuanliu_cli.store.database import _MIGRATIONS
+    from chuanliu_cli.store.runs import run_results
+
+    db = str(tmp_path / "v2.duckdb")
+    con = duckdb.connect(db)
+    for version in (1, 2):
+        for statement in _MIGRATIONS[version]:
+            con.execute(statement)
+    con.execute("INSERT INTO chuanliu_meta VALUES ('schema_version', '2')")
+    con.execute(
+        "INSERT INTO runs VALUES (1, now(), now(), 'eligible', '2023-05', DATE '2023-05-01', DATE '2023-06-01', "
+        "true, 'merchant', 'r', 'abc', 'r.yaml', 10, 1, 1, 1, 1, 2, 1, 100, 100, '0.1')"
+    )
+    con.execute(
+        "INSERT INTO run_results VALUES (1, 'merchant', 'ks1', 'A', 1, true, '', 'gold', 90.5, 100), "
+        "(1, 'merchant', 'ks2', NULL, NULL, false, 'G1;G2', NULL, 10.0, 0)"
+    )
+    con.close()
+    with open_database(db, "write") as handle:
+        assert schema_version(handle.con) == SCHEMA_VERSION == 3
+        head, rows = run_results(handle.con, 1)
+        assert head["entities"] == 2
+        assert [(r["entity"], r["failed_gates"], r["grant"]) for r in rows] == [
+            ("ks1", "", 100),
+            ("ks2", "G1;G2", 0),
+        ]
+        stored = handle.con.execute("SELECT detail FROM runs").fetchall()
+        assert stored == [(None,)]  # an old run has no stored values: find_stored_run never picks it
+        kinds = handle.con.execute(
+            "SELECT DISTINCT constraint_type FROM duckdb_constraints() WHERE table_name = 'run_results'"
+        ).fetchall()
+        assert kinds == [("NOT NULL",)]  # no primary key

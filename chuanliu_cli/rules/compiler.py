@@ -687,12 +687,49 @@ def _window_words(window: Window, period_kind: str) -> str:
     return "the period"
 
 
+def referenced_scorecards(ruleset: Ruleset, sc: Scorecard) -> set[str]:
+    """The earlier scorecards whose results `sc`'s metrics read (`merchant.eligible` in a where or value,
+    directly or through a named filter)."""
+    found: set[str] = set()
+    exprs: list[Expr] = []
+    for metric in sc.metrics:
+        if isinstance(metric, AggregateMetric):
+            exprs += [metric.value, *([metric.where] if metric.where is not None else [])]
+        elif isinstance(metric, ConversionMetric):
+            exprs += [s.where for s in (metric.first, metric.then) if s.where is not None]
+    seen: set[str] = set()
+    while exprs:
+        for col in parse_expression(exprs.pop()).find_all(exp.Column):
+            name = str(col.name)
+            if col.table:
+                found.add(str(col.table))
+            elif name in ruleset.filters and name not in seen:
+                seen.add(name)
+                exprs.append(ruleset.filters[name])
+    return found
+
+
+def scorecards_needed(ruleset: Ruleset, upto: str | None = None) -> tuple[str, ...]:
+    """The scorecards to score for `upto` (every scorecard when None): it and the earlier ones its
+    metrics reference, transitively, in ruleset order. A scorecard nobody references is not scored."""
+    if upto is None:
+        return tuple(sc.name for sc in ruleset.scorecards)
+    wanted = {upto}
+    for sc in reversed(ruleset.scorecards):  # references only point to earlier scorecards
+        if sc.name in wanted:
+            wanted |= referenced_scorecards(ruleset, sc)
+    return tuple(sc.name for sc in ruleset.scorecards if sc.name in wanted)
+
+
 def history_needed(ruleset: Ruleset, period: Period, upto: str | None = None) -> dict[str, HistoryNeed]:
-    """Per table read by the scorecards (up to and including `upto`), the start of the earliest window
-    that reads it (SPEC §6 partial periods): with less history, a `previous` or 90-day metric silently sees
-    only part of its window."""
+    """Per table read by the scorecards scored for `upto` (scorecards_needed), the start of the earliest
+    window that reads it (SPEC §6 partial periods): with less history, a `previous` or 90-day metric
+    silently sees only part of its window."""
     earliest: dict[str, tuple[date, list[str]]] = {}
+    needed = scorecards_needed(ruleset, upto)
     for sc in ruleset.scorecards:
+        if sc.name not in needed:
+            continue
         for metric in sc.metrics:
             if isinstance(metric, AggregateMetric):
                 reads = [(metric.source, metric.window)]
@@ -710,6 +747,4 @@ def history_needed(ruleset: Ruleset, period: Period, upto: str | None = None) ->
                     earliest[source] = (start, [words])
                 elif start == have[0] and words not in have[1]:
                     have[1].append(words)
-        if sc.name == upto:
-            break
     return {t: HistoryNeed(t, start, ", ".join(words)) for t, (start, words) in sorted(earliest.items())}

@@ -55,20 +55,22 @@ class ScorecardResult:
 
     def totals(self) -> dict[str, Any]:
         """Pool, allocated, unallocated, entity and eligible counts, eligible entities per tier."""
+        import polars as pl
+
         sc = self.scorecard
-        per_tier = {t.name: 0 for t in sc.tiers}
-        eligible = self.frame.filter(self.frame["eligible"])
-        for tier in eligible["tier"].to_list():
-            if tier is not None:
-                per_tier[tier] = per_tier.get(tier, 0) + 1
+        eligible = self.frame.filter(pl.col("eligible"))
+        counts = dict(eligible.group_by("tier").len().drop_nulls("tier").iter_rows())
+        per_tier = {t.name: int(counts.pop(t.name, 0)) for t in sc.tiers}
+        per_tier.update({str(k): int(v) for k, v in sorted(counts.items())})
         pool = sc.reward.pool if sc.reward else 0
-        allocated = self.allocation.allocated if self.allocation else 0
+        # the grants of the frame (a stored run has no Allocation object; the two always agree)
+        allocated = int(self.frame["grant"].fill_null(0).sum()) if sc.reward else 0
         return {
             "pool": pool,
             "allocated": allocated,
             "unallocated": pool - allocated if sc.reward else 0,
             "entities": self.frame.filter(
-                self.frame["grant_note"].fill_null("") != NOT_IN_POPULATION
+                pl.col("grant_note").fill_null("") != NOT_IN_POPULATION
             ).height,  # (entities listed without activity are not part of the population)
             "eligible": eligible.height,
             "per_tier": per_tier,
@@ -98,8 +100,9 @@ class RunResult:
 def score_period(
     source: Engine | duckdb.DuckDBPyConnection, ruleset: Ruleset, period: Period, upto: str | None = None
 ) -> RunResult:
-    """Score every scorecard in order (up to and including `upto`) for `period`."""
-    from chuanliu_cli.rules.compiler import history_needed
+    """Score `upto` for `period` (every scorecard when None), and first the earlier scorecards it
+    references (only those: rules/compiler.scorecards_needed)."""
+    from chuanliu_cli.rules.compiler import history_needed, scorecards_needed
     from chuanliu_cli.store.status import completeness
 
     engine = as_engine(source)
@@ -108,14 +111,17 @@ def score_period(
     results: dict[str, ScorecardResult] = {}
     registered: list[str] = []
     try:
+        needed = scorecards_needed(ruleset, upto)
         for sc in ruleset.scorecards:
+            if sc.name not in needed:
+                continue
             res = score_scorecard(engine, ruleset, sc, period)
             results[sc.name] = res
+            if sc.name == needed[-1]:
+                break
             view = f"scorecard_{sc.name}"
             engine.register(view, _reference_table(res))
             registered.append(view)
-            if sc.name == upto:
-                break
     finally:
         for view in registered:
             engine.unregister(view)

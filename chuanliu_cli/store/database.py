@@ -20,7 +20,7 @@ from chuanliu_cli.schema import TABLES, table_ddl
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "chuanliu.duckdb"
 MEMORY = ":memory:"
 
@@ -99,6 +99,34 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
         'ALTER TABLE orders ADD COLUMN IF NOT EXISTS "promoter_name" VARCHAR',
         "ALTER TABLE loads ADD COLUMN IF NOT EXISTS regressed BIGINT DEFAULT 0",
+    ),
+    # a recorded run keeps every entity's metrics, scores and gate outcomes (explain and score --id are
+    # then served from it), and what the data covered; run_results loses its primary key: a run's rows
+    # come from one frame keyed by entity, and the index cost 0.4 s per 100k rows recorded and memory
+    # that grew with every run kept
+    3: (
+        """CREATE TABLE run_results_v3 (
+            run_id BIGINT NOT NULL,
+            scorecard VARCHAR NOT NULL,
+            entity VARCHAR NOT NULL,
+            name VARCHAR,
+            rank BIGINT,
+            eligible BOOLEAN NOT NULL,
+            failed_gates VARCHAR,
+            tier VARCHAR,
+            score DOUBLE,
+            "grant" BIGINT,
+            grant_note VARCHAR,
+            metric_values DOUBLE[],
+            score_values DOUBLE[],
+            gate_values BOOLEAN[]
+        )""",
+        "INSERT INTO run_results_v3 SELECT run_id, scorecard, entity, name, rank, eligible, failed_gates, "
+        'tier, score, "grant", NULL, NULL, NULL, NULL FROM run_results ORDER BY run_id, scorecard, entity',
+        "DROP TABLE run_results",
+        "ALTER TABLE run_results_v3 RENAME TO run_results",
+        # JSON: the names of the stored values, the data window, completeness; NULL for older runs
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS detail VARCHAR",
     ),
 }
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli import __version__
@@ -15,7 +16,9 @@ from chuanliu_cli.store.database import first_row
 if TYPE_CHECKING:
     import duckdb
 
-    from chuanliu_cli.scoring.pipeline import RunResult
+    from chuanliu_cli.periods import Period
+    from chuanliu_cli.rules.model import Ruleset
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ def record_run(
     inputs: Inputs,
     started_at: datetime,
 ) -> int:
-    """Insert the run and one result row per entity of `scorecard`; returns the run id."""
+    """Insert the run and one result row per entity of `scorecard`, with its metrics, scores and gate
+    outcomes (one columnar insert); returns the run id."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     totals = res.totals()
@@ -54,7 +58,7 @@ def record_run(
         assert row is not None
         run_id = int(row[0])
         con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 started_at,
@@ -78,22 +82,173 @@ def record_run(
                 totals["pool"] if sc.reward else None,
                 totals["allocated"] if sc.reward else None,
                 __version__,
+                json.dumps(_detail(run, scorecard), ensure_ascii=False),
             ],
         )
-        frame = res.frame.select(
-            sc.key, "name", "rank", "eligible", "failed_gates", "tier", sc.rank_by, "grant"
-        )
-        rows = [
-            (run_id, scorecard, key, name, rank, eligible, ";".join(failed or []), tier, score, grant)
-            for key, name, rank, eligible, failed, tier, score, grant in frame.iter_rows()
-        ]
-        if rows:  # an empty period is a run too (recorded with no result rows); executemany refuses []
-            con.executemany("INSERT INTO run_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        table = _result_table(res, run_id, scorecard)
+        con.register("__run_results", table)
+        try:
+            con.execute("INSERT INTO run_results SELECT * FROM __run_results")
+        finally:
+            con.unregister("__run_results")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return run_id
+
+
+def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
+    """The run_results rows of a scored scorecard as one Arrow table, in the table's column order."""
+    import polars as pl
+
+    from chuanliu_cli.scoring.gates import gate_column
+
+    sc = res.scorecard
+    frame = res.frame
+    gates = [gate_column(g) for g in sc.gates]
+    if res.gate_outcomes is not None and gates:
+        frame = frame.join(res.gate_outcomes, on=sc.key, how="left", maintain_order="left")
+
+    def values(names: list[str], dtype: Any) -> pl.Expr:
+        if not names:
+            return pl.lit([], dtype=pl.List(dtype))
+        return pl.concat_list([pl.col(n).cast(dtype) for n in names])
+
+    out = frame.select(
+        pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
+        pl.lit(scorecard).alias("scorecard"),
+        pl.col(sc.key).cast(pl.Utf8).alias("entity"),
+        pl.col("name").cast(pl.Utf8),
+        pl.col("rank").cast(pl.Int64),
+        pl.col("eligible").cast(pl.Boolean),
+        pl.col("failed_gates").list.join(";").fill_null(""),
+        pl.col("tier").cast(pl.Utf8),
+        pl.col(sc.rank_by).cast(pl.Float64).alias("score"),
+        pl.col("grant").cast(pl.Int64),
+        pl.col("grant_note").cast(pl.Utf8),
+        values([m.name for m in sc.metrics], pl.Float64).alias("metric_values"),
+        values([s.name for s in sc.scores], pl.Float64).alias("score_values"),
+        values(gates if res.gate_outcomes is not None else [], pl.Boolean).alias("gate_values"),
+    )
+    return out.to_arrow()
+
+
+def _detail(run: RunResult, scorecard: str) -> dict[str, Any]:
+    """What a stored run needs beside its rows to be read back as scored: the names of the stored values
+    and what the data covered."""
+    sc = run.scorecards[scorecard].scorecard
+    return {
+        "key": sc.key,
+        "metrics": [m.name for m in sc.metrics],
+        "scores": [s.name for s in sc.scores],
+        "gates": [g.id for g in sc.gates] if run.scorecards[scorecard].gate_outcomes is not None else [],
+        "incomplete_tables": list(run.incomplete_tables),
+        "data_window": {
+            t: [None if lo is None else lo.isoformat(), None if hi is None else hi.isoformat()]
+            for t, (lo, hi) in sorted(run.data_window.items())
+        },
+        "missing_history": [
+            {
+                "table": m.table,
+                "needed_from": m.needed_from.isoformat(),
+                "data_from": None if m.data_from is None else m.data_from.isoformat(),
+                "because": m.because,
+            }
+            for m in run.missing_history
+        ],
+    }
+
+
+def find_stored_run(
+    con: duckdb.DuckDBPyConnection, ruleset: Ruleset, period: Period, scorecard: str, inputs: Inputs
+) -> int | None:
+    """The newest recorded run of `scorecard` in `period` that scoring now would repeat: same ruleset
+    (sha256), same tool version, same data (row counts and newest load), its values stored; else None."""
+    row = first_row(
+        con.execute(
+            "SELECT max(run_id) FROM runs WHERE period = ? AND scorecard = ? AND ruleset_sha256 = ? "
+            "AND tool_version = ? AND detail IS NOT NULL AND orders_rows = ? AND reviews_rows = ? "
+            "AND livestreams_rows = ? AND shops_rows = ? AND max_load_id IS NOT DISTINCT FROM ?",
+            [
+                period.label,
+                scorecard,
+                ruleset.sha256,
+                __version__,
+                inputs.rows["orders"],
+                inputs.rows["reviews"],
+                inputs.rows["livestreams"],
+                inputs.rows["shops"],
+                inputs.max_load_id,
+            ],
+        )
+    )
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def load_stored_run(
+    con: duckdb.DuckDBPyConnection, run_id: int, ruleset: Ruleset, period: Period
+) -> RunResult:
+    """A recorded run read back as the RunResult scoring gave (find_stored_run chose it): the frame in
+    rank order, gate outcomes, data window and completeness (no Allocation object: its totals are in
+    the frame)."""
+    import polars as pl
+
+    from chuanliu_cli.scoring.gates import gate_column
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+    from chuanliu_cli.store.status import MissingHistory
+
+    head = first_row(con.execute("SELECT scorecard, complete, detail FROM runs WHERE run_id = ?", [run_id]))
+    assert head is not None
+    name, complete, detail_text = head
+    detail = json.loads(detail_text)
+    sc = ruleset.scorecard(name)
+    by_id = {g.id: gate_column(g) for g in sc.gates}
+    frame = pl.from_arrow(
+        con.sql(
+            'SELECT entity, name, rank, eligible, failed_gates, tier, "grant", grant_note, metric_values, '
+            "score_values, gate_values FROM run_results WHERE run_id = ? "
+            "ORDER BY rank IS NULL, rank, score IS NULL, score DESC, entity",
+            params=[run_id],
+        ).to_arrow_table()
+    )
+    assert isinstance(frame, pl.DataFrame)
+    metrics, scores, gates = detail["metrics"], detail["scores"], detail["gates"]
+
+    def spread(column: str, names: list[str]) -> list[pl.Expr]:
+        return [pl.col(column).list.get(i).alias(n) for i, n in enumerate(names)]
+
+    frame = frame.with_columns(
+        *spread("metric_values", metrics),
+        *spread("score_values", scores),
+        *(pl.col("gate_values").list.get(i).alias(by_id[g]) for i, g in enumerate(gates)),
+        pl.when(pl.col("failed_gates") == "")
+        .then(pl.lit([], dtype=pl.List(pl.Utf8)))
+        .otherwise(pl.col("failed_gates").str.split(";"))
+        .alias("failed_gates"),
+    ).rename({"entity": sc.key})
+    order = [sc.key, "name", *metrics, *scores, "eligible", "failed_gates", "tier", "rank", "grant"]
+    outcomes = frame.select(sc.key, *(by_id[g] for g in gates)) if gates else None
+    result = ScorecardResult(sc, period, frame.select(*order, "grant_note"), None, outcomes)
+    window = {
+        t: (
+            None if lo is None else datetime.fromisoformat(lo),
+            None if hi is None else datetime.fromisoformat(hi),
+        )
+        for t, (lo, hi) in detail["data_window"].items()
+    }
+    missing = tuple(
+        MissingHistory(
+            m["table"],
+            date.fromisoformat(m["needed_from"]),
+            None if m["data_from"] is None else date.fromisoformat(m["data_from"]),
+            m["because"],
+        )
+        for m in detail["missing_history"]
+    )
+    return RunResult(
+        ruleset, period, {name: result}, bool(complete), tuple(detail["incomplete_tables"]), window, missing
+    )
 
 
 RUN_COLUMNS = (

@@ -1,0 +1,165 @@
+"""Only the scorecards a result needs are scored; a recorded run keeps every entity's values, and explain
+and score --id are served from it while the ruleset, the tool and the data are those it was scored with."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chuanliu_cli.api import Session, load_rules
+from chuanliu_cli.periods import parse_period
+from chuanliu_cli.present.documents import explanation_json
+from chuanliu_cli.rules.compiler import scorecards_needed
+from chuanliu_cli.rules.parser import default_ruleset_path
+from chuanliu_cli.scoring.pipeline import score_period
+
+REPO = Path(__file__).resolve().parent.parent
+MAY = "2023-05"
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("stored") / "s.duckdb")
+    Session(db=path).load(directory=REPO / "sample_data")
+    return path
+
+
+@pytest.fixture
+def db(loaded: str, tmp_path: Path) -> str:
+    """A fresh copy of the loaded sample (each test records its own runs)."""
+    path = str(tmp_path / "s.duckdb")
+    shutil.copy(loaded, path)
+    return path
+
+
+# --- only what is needed is scored ------------------------------------------------------------------------
+
+
+def test_a_scorecard_scores_only_the_earlier_scorecards_it_references() -> None:
+    rules = load_rules(None)
+    assert scorecards_needed(rules, "merchant") == ("merchant",)
+    assert scorecards_needed(rules, "promoter") == ("merchant", "promoter")  # merchant.eligible in a where
+    assert scorecards_needed(rules, "product") == ("product",)
+    assert scorecards_needed(rules, None) == ("merchant", "promoter", "product")
+
+
+def test_a_reference_through_a_named_filter_counts(tmp_path: Path) -> None:
+    text = default_ruleset_path().read_text(encoding="utf-8")
+    text = text.replace(
+        "  distribution_order: valid_order and sale_mode = 'distribution'\n",
+        "  distribution_order: valid_order and sale_mode = 'distribution'\n"
+        "  with_eligible_merchant: valid_order and merchant.eligible\n",
+    )
+    # the product scorecard's first orders metric now reads merchant results, through the filter only
+    start = text.index("\n  product:\n")
+    where = text.index("where: ", start)
+    end = text.index("\n", where)
+    text = text[:where] + "where: with_eligible_merchant" + text[end:]
+    path = tmp_path / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    rules = load_rules(path)
+    assert scorecards_needed(rules, "product") == ("merchant", "product")
+
+
+def test_scoring_product_does_not_score_merchant_or_promoter(db: str) -> None:
+    from chuanliu_cli.store.database import open_database
+
+    rules = load_rules(None)
+    with open_database(db, "read") as handle:
+        run = score_period(handle.con, rules, parse_period(MAY, "month"), upto="product")
+        everything = score_period(handle.con, rules, parse_period(MAY, "month"))
+    assert list(run.scorecards) == ["product"]
+    assert list(everything.scorecards) == ["merchant", "promoter", "product"]
+    assert run.scorecards["product"].frame.equals(everything.scorecards["product"].frame)
+    assert run.missing_history == everything.missing_history or all(
+        m.table in {h.table for h in everything.missing_history} for m in run.missing_history
+    )
+
+
+# --- recorded values --------------------------------------------------------------------------------------
+
+
+def _explained(session: Session, key: str, scorecard: str) -> str:
+    return json.dumps(
+        explanation_json(session.explain(key, MAY, scorecard=scorecard).explanation),
+        default=str,
+        sort_keys=True,
+    )
+
+
+@pytest.mark.parametrize("scorecard", ["merchant", "promoter", "product"])
+def test_a_recorded_run_reads_back_as_scored(db: str, scorecard: str) -> None:
+    from chuanliu_cli.store.database import open_database
+    from chuanliu_cli.store.runs import load_stored_run
+
+    session = Session(db=db)
+    recorded = session.eligible(MAY, scorecard=scorecard)
+    assert recorded.run_id is not None and not recorded.stored
+    with open_database(db, "read") as handle:
+        back = load_stored_run(handle.con, recorded.run_id, recorded.run.ruleset, recorded.run.period)
+    original, stored = recorded.result, back.scorecards[scorecard]
+    assert stored.frame.equals(original.frame), "metrics, scores, gates, tiers, ranks, grants all kept"
+    assert stored.frame.columns == original.frame.columns
+    if original.gate_outcomes is None:
+        assert stored.gate_outcomes is None
+    else:
+        assert stored.gate_outcomes is not None and stored.gate_outcomes.equals(original.gate_outcomes)
+    assert stored.totals() == original.totals()
+    assert (back.complete, back.incomplete_tables, back.missing_history) == (
+        recorded.run.complete,
+        recorded.run.incomplete_tables,
+        recorded.run.missing_history,
+    )
+    assert back.data_window == recorded.run.data_window
+
+
+@pytest.mark.parametrize("scorecard", ["merchant", "promoter", "product"])
+def test_explain_and_score_by_id_are_served_from_the_recorded_run(db: str, scorecard: str) -> None:
+    session = Session(db=db)
+    plain = session.score(MAY, scorecard=scorecard, record=False)
+    keys = plain.frame[plain.result.key].to_list()
+    sample = [*keys[:6], *keys[-3:]]
+    fresh = {k: _explained(session, k, scorecard) for k in sample}  # nothing recorded yet: scored
+    recorded = session.eligible(MAY, scorecard=scorecard)
+    for key in sample:
+        assert _explained(session, key, scorecard) == fresh[key]
+    explained = session.explain(sample[0], MAY, scorecard=scorecard)
+    assert explained.warnings == recorded.warnings
+    by_id = session.score(MAY, scorecard=scorecard, ids=sample[:2])
+    assert by_id.stored and by_id.run_id == recorded.run_id
+    assert by_id.frame.equals(plain.frame.filter(plain.frame[plain.result.key].is_in(sample[:2])))
+    assert session.runs().runs[0]["run_id"] == recorded.run_id, "a served result records no new run"
+
+
+def test_a_load_since_the_run_means_scoring_again(db: str, write: Callable[..., Any]) -> None:
+    session = Session(db=db)
+    session.eligible(MAY)
+    assert session.score(MAY, ids=["ks700001"]).stored
+    lines = (REPO / "sample_data" / "orders.csv").read_text(encoding="utf-8").splitlines()
+    header, first = lines[0], lines[1].split(",")
+    first[header.split(",").index("order_id")] = "zz-stored-run-test"
+    extra = write("orders.csv", header + "\n" + ",".join(first) + "\n")
+    session.load("orders", files=[extra])
+    again = session.score(MAY, ids=["ks700001"])
+    assert not again.stored
+    assert again.run_id is not None and again.run_id > 1
+
+
+def test_another_ruleset_or_tool_version_means_scoring_again(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = Session(db=db)
+    session.eligible(MAY)
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        default_ruleset_path().read_text(encoding="utf-8") + "\n# another file\n", encoding="utf-8"
+    )
+    assert not session.score(MAY, rules=other, ids=["ks700001"]).stored
+    assert session.score(MAY, ids=["ks700001"]).stored
+    monkeypatch.setattr("chuanliu_cli.store.runs.__version__", "99.0")
+    assert not session.score(MAY, ids=["ks700001"], record=False).stored
