@@ -238,17 +238,16 @@ def load_rules(rules: str | Path | Ruleset | None = None, check: bool = False) -
     """The ruleset of a file (default: the bundled one); `check` also binds it to the table schemas, so a
     ruleset that could not run raises RulesetError before any data is read."""
     from chuanliu_cli.rules.model import Ruleset
-    from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
 
-    if isinstance(rules, Ruleset):
-        ruleset = rules
-    else:
-        ruleset = load_ruleset(Path(rules) if rules is not None else default_ruleset_path())
+    if not isinstance(rules, Ruleset):
+        from chuanliu_cli.rules.files import default_ruleset_path, load_ruleset_cached
+
+        return load_ruleset_cached(Path(rules) if rules is not None else default_ruleset_path(), check)
     if check:
         from chuanliu_cli.rules.validate import check_ruleset_against_schema
 
-        check_ruleset_against_schema(ruleset)
-    return ruleset
+        check_ruleset_against_schema(rules)
+    return rules
 
 
 def check_rules(rules: str | Path | Ruleset | None = None) -> tuple[Ruleset, RulesetSummary]:

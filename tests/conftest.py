@@ -14,6 +14,15 @@ from chuanliu_cli.cli.app import app
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The ruleset cache (rules/cache.py) of this test session lives in a directory of its own, never in
+    the developer's ~/.cache; each pytest-xdist worker gets its own."""
+    import os
+    import tempfile
+
+    os.environ["CHUANLIU_CACHE_DIR"] = tempfile.mkdtemp(prefix="chuanliu-test-cache-")
+
+
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """A CliRunner whose output is 140 columns wide and colourless."""

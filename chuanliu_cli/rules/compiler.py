@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from sqlglot import exp
 
@@ -54,6 +54,9 @@ from chuanliu_cli.rules.model import (
     Scorecard,
     Window,
 )
+from chuanliu_cli.rules.windows import HistoryNeed as HistoryNeed  # (re-exported)
+from chuanliu_cli.rules.windows import history_needed as history_needed  # (re-exported)
+from chuanliu_cli.rules.windows import window_bounds
 
 #: Columns of reviews filled from the review's order when the review itself has none (SPEC §2).
 FILLED_REVIEW_COLUMNS = ("promoter_id", "item_id")
@@ -75,18 +78,6 @@ class CompiledQuery:
     tree: exp.Expr = field(compare=False)
     key: str
     columns: tuple[str, ...]
-
-
-def window_bounds(window: Window, period: Period) -> tuple[date, date]:
-    """The half-open date range [start, end) a window covers for `period`."""
-    if window.kind == "period":
-        return period.start, period.end
-    if window.kind == "previous":
-        prev = period.previous()
-        return prev.start, prev.end
-    if window.kind == "days":
-        return period.end - timedelta(days=window.n), period.end
-    return period.shift(-(window.n - 1)).start, period.end
 
 
 def _merge(ranges: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
@@ -668,25 +659,6 @@ def compile_row_probe(
     return select.limit(0, copy=False).sql(dialect=dialect)
 
 
-@dataclass(frozen=True)
-class HistoryNeed:
-    """The first day of data a table must have for a period to be scored right, and which windows ask it."""
-
-    table: str
-    needed_from: date
-    because: str  # e.g. "90-day windows", "the previous period"
-
-
-def _window_words(window: Window, period_kind: str) -> str:
-    if window.kind == "previous":
-        return "the previous period"
-    if window.kind == "days":
-        return f"{window.n}-day windows"
-    if window.kind == "periods":
-        return f"{window.n}-{period_kind} windows"
-    return "the period"
-
-
 def referenced_scorecards(ruleset: Ruleset, sc: Scorecard) -> set[str]:
     """The earlier scorecards whose results `sc`'s metrics read (`merchant.eligible` in a where or value,
     directly or through a named filter)."""
@@ -719,32 +691,3 @@ def scorecards_needed(ruleset: Ruleset, upto: str | None = None) -> tuple[str, .
         if sc.name in wanted:
             wanted |= referenced_scorecards(ruleset, sc)
     return tuple(sc.name for sc in ruleset.scorecards if sc.name in wanted)
-
-
-def history_needed(ruleset: Ruleset, period: Period, upto: str | None = None) -> dict[str, HistoryNeed]:
-    """Per table read by the scorecards scored for `upto` (scorecards_needed), the start of the earliest
-    window that reads it (SPEC §6 partial periods): with less history, a `previous` or 90-day metric
-    silently sees only part of its window."""
-    earliest: dict[str, tuple[date, list[str]]] = {}
-    needed = scorecards_needed(ruleset, upto)
-    for sc in ruleset.scorecards:
-        if sc.name not in needed:
-            continue
-        for metric in sc.metrics:
-            if isinstance(metric, AggregateMetric):
-                reads = [(metric.source, metric.window)]
-            elif isinstance(metric, ConversionMetric):
-                reads = [(metric.first.source, metric.first.window), (metric.then.source, metric.then.window)]
-            else:
-                continue
-            for source, window in reads:
-                if schema.TABLES[source].time_column is None:
-                    continue  # shops: no time, nothing to cover
-                start, _end = window_bounds(window, period)
-                words = _window_words(window, ruleset.period)
-                have = earliest.get(source)
-                if have is None or start < have[0]:
-                    earliest[source] = (start, [words])
-                elif start == have[0] and words not in have[1]:
-                    have[1].append(words)
-    return {t: HistoryNeed(t, start, ", ".join(words)) for t, (start, words) in sorted(earliest.items())}

@@ -18,6 +18,8 @@ from chuanliu_cli import schema
 from chuanliu_cli.errors import RulesetError
 from chuanliu_cli.rules import checks
 from chuanliu_cli.rules.expressions import suggest
+from chuanliu_cli.rules.files import MAX_FILE_BYTES, read_ruleset_bytes
+from chuanliu_cli.rules.files import default_ruleset_path as default_ruleset_path  # (re-exported)
 from chuanliu_cli.rules.model import (
     AggregateMetric,
     ConversionMetric,
@@ -42,7 +44,6 @@ from chuanliu_cli.rules.model import (
 from chuanliu_cli.rules.yamlnodes import NodeReader, describe
 
 #: Largest ruleset file read; a ruleset is a page of YAML, not data.
-MAX_FILE_BYTES = 1_000_000
 #: Largest N in an `Nd` window (ten years) and in `Nm`/`Nw`.
 MAX_WINDOW_DAYS = 3660
 MAX_WINDOW_PERIODS = 520
@@ -66,31 +67,18 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 _PERIOD = Window("period", 1, "period")  # the default window
 
 
-def default_ruleset_path() -> Path:
-    """The bundled chuanliu-2023 ruleset (identical to `rules/chuanliu.yaml` in the repository)."""
-    return Path(__file__).resolve().parent.parent / "data" / "chuanliu.yaml"
-
-
 def load_ruleset(path: str | Path) -> Ruleset:
     """Read and check the ruleset file at `path`; RulesetError lists every problem found."""
-    shown = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise RulesetError(
-            [f"{shown}:1:1: cannot read the ruleset: {e.strerror or e}"],
-            hint="check the path given with --rules or CHUANLIU_RULES",
-        ) from None
-    return _parse_bytes(data, shown)
+    return parse_ruleset_bytes(read_ruleset_bytes(path), str(path))
 
 
 def parse_ruleset(text: str, path: str) -> Ruleset:
     """Check ruleset `text` (as read from `path`, used in error locations) and build the model."""
-    return _parse_bytes(text.encode("utf-8"), path)
+    return parse_ruleset_bytes(text.encode("utf-8"), path)
 
 
-def _parse_bytes(data: bytes, path: str) -> Ruleset:
+def parse_ruleset_bytes(data: bytes, path: str) -> Ruleset:
+    """Check a ruleset file's bytes (as read from `path`, used in error locations) and build the model."""
     if len(data) > MAX_FILE_BYTES:
         raise RulesetError([f"{path}:1:1: ruleset file is larger than {MAX_FILE_BYTES:,} bytes"])
     try:

@@ -230,7 +230,7 @@ def explain_entity(
 
 
 def _window_text(metric: AggregateMetric | ConversionMetric, run: RunResult) -> str:
-    from chuanliu_cli.rules.compiler import window_bounds
+    from chuanliu_cli.rules.windows import window_bounds
 
     def one(window: Any) -> str:
         start, end = window_bounds(window, run.period)

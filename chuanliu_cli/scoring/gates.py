@@ -41,8 +41,6 @@ def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
     import duckdb
     import polars as pl
 
-    from chuanliu_cli.rules.expressions import compile_result_expression
-
     if not sc.gates:
         return frame.with_columns(
             pl.lit(True).alias("eligible"), pl.lit([], dtype=pl.List(pl.Utf8)).alias("failed_gates")
@@ -51,8 +49,7 @@ def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
     rounded = frame.select(pl.col(sc.key), *(round6_expr(pl.col(n)).alias(n) for n in names))
     selects = []
     for gate in sc.gates:
-        tree = compile_result_expression(gate.when)
-        selects.append(f"({tree.sql(dialect='duckdb')}) AS {ident(gate_column(gate))}")
+        selects.append(f"({gate_sql(gate)}) AS {ident(gate_column(gate))}")
     con = duckdb.connect()
     try:
         con.execute("SET enable_external_access = false")
@@ -70,6 +67,21 @@ def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
         failed["failed_gates"],
         (failed["failed_gates"].list.len() == 0).alias("eligible"),
     )
+
+
+def gate_sql(gate: Gate) -> str:
+    """The gate's `when` as DuckDB SQL over the rounded metric and score columns (through the cache,
+    rules/cache.py: the text depends only on the expression and this build)."""
+    from chuanliu_cli.rules import cache
+
+    entry = cache.key("gate", gate.when.text)
+    sql = cache.get("gate", entry)
+    if not isinstance(sql, str):
+        from chuanliu_cli.rules.expressions import compile_result_expression
+
+        sql = compile_result_expression(gate.when).sql(dialect="duckdb")
+        cache.put("gate", entry, sql)
+    return sql
 
 
 def comparisons(gate: Gate) -> list[tuple[str, str, float]] | None:

@@ -102,7 +102,7 @@ def score_period(
 ) -> RunResult:
     """Score `upto` for `period` (every scorecard when None), and first the earlier scorecards it
     references (only those: rules/compiler.scorecards_needed)."""
-    from chuanliu_cli.rules.compiler import history_needed, scorecards_needed
+    from chuanliu_cli.rules.windows import history_needed
     from chuanliu_cli.store.status import completeness
 
     engine = as_engine(source)
@@ -111,7 +111,7 @@ def score_period(
     results: dict[str, ScorecardResult] = {}
     registered: list[str] = []
     try:
-        needed = scorecards_needed(ruleset, upto)
+        needed = _needed(ruleset, upto)
         for sc in ruleset.scorecards:
             if sc.name not in needed:
                 continue
@@ -126,7 +126,7 @@ def score_period(
         for view in registered:
             engine.unregister(view)
     window = engine.data_window()
-    state = completeness(period, history_needed(ruleset, period, upto), window)
+    state = completeness(period, history_needed(ruleset, period, upto, needed), window)
     return RunResult(
         ruleset,
         period,
@@ -156,11 +156,8 @@ def compute_metrics(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Per
     """Run the scorecard's compiled query: one row per entity, the key then every metric (as floats)."""
     import polars as pl
 
-    from chuanliu_cli.rules.compiler import compile_scorecard
-
-    compiled = compile_scorecard(ruleset, sc.name, period, dialect=engine.dialect)
     try:
-        frame = engine.query(compiled.sql)
+        frame = engine.query(metric_sql(ruleset, sc.name, period, engine.dialect))
     except DataError as exc:
         raise DataError(f"scorecard {sc.name}: {exc.message}") from None
     casts = [pl.col(sc.key).cast(pl.Utf8)]
@@ -168,6 +165,35 @@ def compute_metrics(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Per
     # between runs; 12 significant digits keep every real digit and make reruns byte-identical.
     casts += [pl.col(m.name).cast(pl.Float64).round_sig_figs(METRIC_DIGITS) for m in sc.metrics]
     return frame.select(casts).sort(sc.key)
+
+
+def _needed(ruleset: Ruleset, upto: str | None) -> tuple[str, ...]:
+    """rules/compiler.scorecards_needed, through the cache (rules/cache.py)."""
+    from chuanliu_cli.rules import cache
+
+    entry = cache.key(cache.model_digest(ruleset), "needed", upto or "")
+    needed = cache.get("needed", entry)
+    if needed is None:
+        from chuanliu_cli.rules.compiler import scorecards_needed
+
+        needed = scorecards_needed(ruleset, upto)
+        cache.put("needed", entry, needed)
+    return tuple(needed)
+
+
+def metric_sql(ruleset: Ruleset, scorecard: str, period: Period, dialect: str) -> str:
+    """The scorecard's compiled metric query (rules/compiler.compile_scorecard) for `period`, through the
+    cache: the same ruleset model, period and dialect compile to the same text."""
+    from chuanliu_cli.rules import cache
+
+    entry = cache.key(cache.model_digest(ruleset), "sql", scorecard, period.kind, period.label, dialect)
+    sql = cache.get("sql", entry)
+    if not isinstance(sql, str):
+        from chuanliu_cli.rules.compiler import compile_scorecard
+
+        sql = compile_scorecard(ruleset, scorecard, period, dialect=dialect).sql
+        cache.put("sql", entry, sql)
+    return sql
 
 
 def score_scorecard(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Period) -> ScorecardResult:

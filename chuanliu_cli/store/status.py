@@ -15,8 +15,8 @@ from chuanliu_cli.store.database import first_row
 if TYPE_CHECKING:
     import duckdb
 
-    from chuanliu_cli.rules.compiler import HistoryNeed
     from chuanliu_cli.rules.model import Ruleset
+    from chuanliu_cli.rules.windows import HistoryNeed
 
 
 @dataclass
@@ -89,7 +89,7 @@ def completeness(
     needs: Mapping[str, HistoryNeed],
     window: Mapping[str, tuple[datetime | None, datetime | None]],
 ) -> Completeness:
-    """Compare what the ruleset's windows read (`needs`, from rules.compiler.history_needed) with the data
+    """Compare what the ruleset's windows read (`needs`, from rules.windows.history_needed) with the data
     each table holds (`window`: first and last time per table)."""
     missing: list[MissingHistory] = []
     short: list[str] = []
@@ -120,12 +120,12 @@ def store_status(
 ) -> StoreStatus:
     """Collect the status of an open database; months are complete for `ruleset` (default: the bundled
     one) when the data covers every window its scorecards read."""
-    from chuanliu_cli.rules.compiler import history_needed
+    from chuanliu_cli.rules.windows import history_needed
 
     if ruleset is None:
-        from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset
+        from chuanliu_cli.rules.files import default_ruleset_path, load_ruleset_cached
 
-        ruleset = load_ruleset(default_ruleset_path())
+        ruleset = load_ruleset_cached(default_ruleset_path(), check=False)
     tables = []
     all_months: set[str] = set()
     for name, table in TABLES.items():
