@@ -146,3 +146,90 @@ def test_row_formats_and_ids(invoke: Callable[..., Any], tmp_path: Path, fmt: st
 def test_needs_against(invoke: Callable[..., Any]) -> None:
     result = invoke("compare", "--month", "2023-05", "--data", DATA)
     assert result.exit_code == ExitCode.USAGE
+
+
+def _reference_rows(a: Any, b: Any) -> list[dict[str, Any]]:
+    """The comparison's rule, entity by entity in plain Python (what compare_results computes in polars)."""
+    sc = a.scorecard
+    rows_a = {r[sc.key]: r for r in a.frame.iter_rows(named=True)}
+    rows_b = {r[sc.key]: r for r in b.frame.iter_rows(named=True)}
+    rank = {t.name: i for i, t in enumerate(sc.tiers)}
+    reasons = {g.id: g.reason for g in sc.gates}
+
+    def label(r: dict[str, Any] | None) -> str:
+        return "absent" if r is None else "ineligible" if not r["eligible"] else r["tier"] or "no tier"
+
+    rows = []
+    for k in sorted(set(rows_a) | set(rows_b)):
+        ra, rb = rows_a.get(k), rows_b.get(k)
+        la, lb = label(ra), label(rb)
+        ea, eb = bool(ra and ra["eligible"]), bool(rb and rb["eligible"])
+        if ea != eb:
+            change = "left" if ea else "entered"
+        elif la != lb and la in rank and lb in rank:
+            change = "tier up" if rank[lb] < rank[la] else "tier down"
+        elif la != lb and "no tier" in (la, lb):
+            change = "tier up" if la == "no tier" else "tier down"
+        else:
+            change = "same"
+        ga, gb = (ra["grant"] or 0) if ra else 0, (rb["grant"] or 0) if rb else 0
+        ta, tb = ra[sc.rank_by] if ra else None, rb[sc.rank_by] if rb else None
+        newly = [g for g in (rb["failed_gates"] if rb else []) if g not in (ra["failed_gates"] if ra else [])]
+        rows.append(
+            {
+                "key": k,
+                "name": (rb or ra or {}).get("name"),
+                "change": change,
+                "eligible_a": ea,
+                "eligible_b": eb,
+                "tier_a": ra["tier"] if ra else None,
+                "tier_b": rb["tier"] if rb else None,
+                "total_a": ta,
+                "total_b": tb,
+                "total_delta": None if ta is None or tb is None else tb - ta,
+                "grant_a": ga,
+                "grant_b": gb,
+                "grant_delta": gb - ga,
+                "now_failing": newly,
+                "now_failing_reasons": [reasons[g] for g in newly],
+            }
+        )
+    rows.sort(key=lambda r: (-abs(r["grant_delta"]), r["key"]))
+    return rows
+
+
+def test_columnar_comparison_follows_the_rule_entity_by_entity() -> None:
+    """Two synthetic months with shops missing from either side: every row, the matrix and the summary."""
+    import dataclasses
+
+    import polars as pl
+
+    from chuanliu_cli.scoring.compare import Side, compare_results
+    from tests.test_report_scale import synthetic_run
+
+    a = synthetic_run(4000, 4, seed=1, drop_every=7)
+    b = synthetic_run(4000, 5, seed=2, drop_every=5)
+    ra, rb = a.scorecards["merchant"], b.scorecards["merchant"]
+    # some eligible shops of B below every tier (the default tiers leave none): "no tier" moves
+    untiered = pl.when(pl.col("eligible") & (pl.col("rank") % 9 == 0)).then(None).otherwise(pl.col("tier"))
+    rb = dataclasses.replace(rb, frame=rb.frame.with_columns(untiered.alias("tier")))
+    cmp = compare_results(Side("2023-04", a, ra), Side("2023-05", b, rb))
+    expected = _reference_rows(ra, rb)
+    assert cmp.rows == expected
+    changes = {r["change"] for r in expected}
+    assert {"entered", "left", "tier up", "tier down", "same"} <= changes
+    assert any(r["tier_b"] is None and r["eligible_b"] and r["change"] == "tier down" for r in expected)
+    assert any(r["now_failing"] for r in expected)
+    s = cmp.summary()
+    assert s["entrants"] == sum(r["change"] == "entered" for r in expected)
+    assert s["leavers"] == sum(r["change"] == "left" for r in expected)
+    assert s["tier_moves"] == sum(r["change"] in ("tier up", "tier down") for r in expected)
+    assert s["grant_moved"] == sum(abs(r["grant_delta"]) for r in expected) // 2
+    assert s["top_gainers"] == [
+        {"key": r["key"], "name": r["name"], "grant_delta": r["grant_delta"]}
+        for r in sorted(expected, key=lambda r: (-r["grant_delta"], r["key"]))[:5]
+    ]
+    assert sum(sum(row.values()) for row in cmp.matrix.values()) == len(expected)
+    assert cmp.matrix["absent"]["absent"] == 0 and cmp.matrix["absent"]["ineligible"] > 0
+    flat = cmp.flat()
+    assert flat["now_failing"].to_list() == [";".join(r["now_failing"]) for r in expected]

@@ -147,3 +147,79 @@ def test_report_says_what_history_is_missing_and_every_warning(
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
     assert "⚠ Partial period: needs orders from 2023-03-03 (90-day windows); data from 2023-05-01" in html
+
+
+# --- which entities are listed (issue #21) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> Any:
+    from tests.test_report_scale import synthetic_run
+
+    return synthetic_run(3000)
+
+
+def test_report_lists_the_top_and_the_ids_and_counts_everyone(synthetic: Any) -> None:
+    import polars as pl
+
+    from chuanliu_cli.present.report import build_report, gate_rates
+
+    res = synthetic.scorecards["merchant"]
+    keys = res.frame["shop_id"].to_list()
+    ids = [keys[-1], keys[1500], keys[3]]  # the last, one in the middle, one already in the top
+    html = build_report(synthetic, "merchant", None, "test", top=40, ids=ids)
+    shown = re.findall(r'<section class="entity" id="e-([^"]+)"', html)
+    assert shown == [*keys[:40], keys[1500], keys[-1]]  # rank order
+    assert re.findall(r'<a href="#e-([^"]+)"', html) == shown
+    assert (
+        "3,000 entities; 42 listed here in full</b> (the top 40 in rank order, and 2 more asked for by id)"
+        in html
+    )
+    assert "--list-out FILE" in html and "2,958 more entities are not listed" in html
+    failed = res.frame["failed_gates"].to_list()
+    for rate in gate_rates(synthetic, "merchant"):
+        assert rate.failed == sum(rate.id in f for f in failed)
+        assert rate.alone == sum(f == [rate.id] for f in failed)
+        assert rate.passed == 3000 - rate.failed
+    for tier, n in res.totals()["per_tier"].items():
+        granted = res.frame.filter(pl.col("eligible") & (pl.col("tier") == tier))["grant"].sum()
+        assert f"{tier} ({n})" in html and f"{granted:,}" in html
+    scored = res.frame["store_experience"].is_not_null().sum()
+    assert f"({scored} scored, {3000 - scored} without a value)" in html
+
+
+def test_a_small_report_lists_everyone() -> None:
+    from chuanliu_cli.present.report import build_report
+    from tests.test_report_scale import synthetic_run
+
+    html = build_report(synthetic_run(40), "merchant", None, "test", top=5000)
+    assert html.count('<section class="entity"') == 40
+    assert "All 40 entities are listed here in full" in html and "--list-out" not in html
+
+
+def test_report_with_no_breakdowns(synthetic: Any) -> None:
+    from chuanliu_cli.present.report import build_report
+
+    html = build_report(synthetic, "merchant", None, "test", top=0)
+    assert '<section class="entity"' not in html and "How each score is built" not in html
+    assert "3,000 entities; 0 listed here in full" in html
+
+
+def test_report_refuses_an_unknown_id(synthetic: Any) -> None:
+    from chuanliu_cli.errors import DataError
+    from chuanliu_cli.present.report import build_report
+
+    with pytest.raises(DataError, match="unknown shop_id 'ks9999999'"):
+        build_report(synthetic, "merchant", None, "test", top=10, ids=["ks9999999"])
+
+
+def test_breakdowns_are_those_of_explain(synthetic: Any) -> None:
+    """explain_listed explains from the listed rows only: the result must be explain_entity's on the run."""
+    from chuanliu_cli.present.report import explain_listed
+    from chuanliu_cli.scoring.explain import explain_entity
+
+    keys = synthetic.scorecards["merchant"].frame["shop_id"].to_list()
+    chosen = [*keys[:6], *keys[200:202], keys[-1]]  # tiered and ineligible entities
+    listed = explain_listed(synthetic, "merchant", chosen)
+    assert listed == [explain_entity(synthetic, "merchant", k) for k in chosen]
+    assert any(ex.suggestions for ex in listed) and any(not ex.eligible for ex in listed)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _W, _H = 560, 220
 _PAD_L, _PAD_R, _PAD_T, _PAD_B = 44, 12, 14, 34
@@ -16,21 +20,32 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
+def bin_counts(values: pl.Series, lo: float, hi: float, bins: int = 20) -> tuple[list[int], int]:
+    """How many finite `values` fall in each of `bins` equal bins of [lo, hi] (values outside go to the
+    first or last bin), counted by one polars expression; and how many were left out (NULL, NaN, ±inf)."""
+    import polars as pl
+
+    if hi <= lo:
+        hi = lo + 1.0
+    finite = values.cast(pl.Float64).drop_nulls()
+    finite = finite.filter(finite.is_finite())
+    index = ((finite - lo) / (hi - lo) * bins).floor().clip(0, bins - 1).cast(pl.Int64)
+    found = dict(index.value_counts().iter_rows())
+    return [int(found.get(i, 0)) for i in range(bins)], values.len() - finite.len()
+
+
 def histogram(
-    values: Sequence[float],
+    counts: Sequence[int],
     lo: float,
     hi: float,
     thresholds: Sequence[tuple[str, float]] = (),
-    bins: int = 20,
 ) -> str:
-    """An SVG histogram of `values` on [lo, hi] with labelled vertical threshold lines."""
+    """An SVG histogram of bin counts (from bin_counts) on [lo, hi] with labelled vertical threshold
+    lines."""
     if hi <= lo:
         hi = lo + 1.0
-    counts = [0] * bins
-    for v in values:
-        i = min(max(int((v - lo) / (hi - lo) * bins), 0), bins - 1)
-        counts[i] += 1
-    top = max(counts) or 1
+    bins = max(len(counts), 1)
+    top = max(counts, default=0) or 1
     pw, ph = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
     parts = [
         f'<svg class="chart" role="img" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
