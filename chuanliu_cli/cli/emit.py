@@ -15,7 +15,7 @@ from chuanliu_cli.cli.options import OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from chuanliu_cli.present.documents import Document
+    from chuanliu_cli.present.documents import Document, EntityDocument
 
 
 @dataclass
@@ -141,10 +141,14 @@ def target(fmt: OutputFormat | None, output: Path | None, piped: Literal["table"
     return Target(fmt, output)
 
 
-def emit(to: Target, document: Callable[[], Document], table: Callable[[Console], None]) -> None:
+def emit(
+    to: Target, document: Callable[[], Document | EntityDocument], table: Callable[[Console], None]
+) -> None:
     """Write a command's result: a Rich table, or the document as csv/json/jsonl/parquet; to stdout or
-    atomically to the -o file. `document` is built only when a data format is asked for."""
-    from chuanliu_cli.present.writers import atomic_write, render
+    atomically to the -o file. `document` is built only when a data format is asked for. Text comes as
+    str, or as UTF-8 bytes (the frame writers of score/eligible): those go out as they are, unless stdout
+    encodes text otherwise (then they are decoded, so that every command writes stdout's encoding)."""
+    from chuanliu_cli.present.writers import BINARY_FORMATS, atomic_write, render
 
     if to.format is OutputFormat.table:
         if to.output is None:
@@ -164,8 +168,21 @@ def emit(to: Target, document: Callable[[], Document], table: Callable[[Console]
             with atomic_write(to.output) as f:
                 f.write(data)
         return
+    if isinstance(data, bytes) and to.format.value not in BINARY_FORMATS and not _utf8(sys.stdout):
+        data = data.decode("utf-8")
     if isinstance(data, bytes):
+        sys.stdout.flush()
         sys.stdout.buffer.write(data)
     else:
         sys.stdout.write(data)
     sys.stdout.flush()
+
+
+def _utf8(stream: object) -> bool:
+    """True when a text stream encodes as UTF-8 (UTF-8 bytes can be written under it as they are)."""
+    import codecs
+
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        return False

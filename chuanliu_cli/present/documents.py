@@ -7,7 +7,7 @@ command that writes data follows the same rules (SPEC §6).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +32,24 @@ class Document:
     rows: list[dict[str, Any]]
     columns: list[str]
     types: dict[str, ColumnType] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EntityDocument:
+    """`score` and `eligible`: the §6 document with its entities kept as one polars frame, so that csv,
+    jsonl, parquet and the json document's `entities` are written from columns (present/writers.py), not
+    from a Python dict per entity (issue #21). `head` is the JSON document with `entities: []` in its
+    place; `frame` the listed entities in order (the scorecard result's columns); `columns` and `types`
+    the flat columns of csv and parquet, as in a `Document`."""
+
+    head: dict[str, Any]
+    frame: pl.DataFrame
+    key: str
+    scores: tuple[str, ...]
+    metrics: tuple[str, ...]
+    reasons: dict[str, str]  # gate id → reason
+    columns: list[str]
+    types: dict[str, ColumnType]
 
 
 def clean(value: Any) -> Any:
@@ -85,6 +103,15 @@ def run_document(
 ) -> dict[str, Any]:
     """The whole JSON document of `score`/`eligible` (SPEC §6), stable key order. `population` (the api's
     Population) says who ranks and grants are relative to; `warnings` are the run's warnings."""
+    doc = _document_head(run, scorecard, warnings, population)
+    doc["entities"] = entity_records(run.scorecards[scorecard], include_ineligible, selected)
+    return doc
+
+
+def _document_head(
+    run: RunResult, scorecard: str, warnings: Sequence[str], population: Any
+) -> dict[str, Any]:
+    """The §6 document with `entities: []`: everything but the entities, in the document's key order."""
     res = run.scorecards[scorecard]
     rs = run.ruleset
     if population is None:
@@ -114,7 +141,7 @@ def run_document(
             t: {"min": _iso(lo), "max": _iso(hi)} for t, (lo, hi) in sorted(run.data_window.items())
         },
         "assumptions": rs.assumptions,
-        "entities": entity_records(res, include_ineligible, selected),
+        "entities": [],
         "totals": res.totals(),
         "population": pop,
         "warnings": list(warnings),
@@ -163,9 +190,11 @@ def scores_document(
     warnings: Sequence[str] = (),
     population: Any = None,
     selected: pl.DataFrame | None = None,
-) -> Document:
-    """`score` and `eligible`: the §6 document; parquet columns typed from the scorecard (stable files)."""
-    doc = run_document(run, scorecard, include_ineligible, warnings, population, selected)
+) -> EntityDocument | Document:
+    """`score` and `eligible`: the §6 document, its entities kept as a frame; parquet columns typed from
+    the scorecard (stable files). A result whose columns the frame writers do not know (a type other than
+    text, numbers, booleans and the list of failed gates, or a column name used twice) is built row by
+    row instead, as before issue #21."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     columns = columns_of(res)
@@ -173,7 +202,111 @@ def scores_document(
     types.update({s.name: "float" for s in sc.scores})
     types.update({m.name: "float" for m in sc.metrics})
     types.update({"rank": "int", "grant": "int", "eligible": "bool"})
-    return Document(doc, doc["entities"], flat_rows(doc["entities"]), columns, types)
+    frame = listed(res, include_ineligible, selected)
+    if not frame_writable(frame, columns, {*(s.name for s in sc.scores), *(m.name for m in sc.metrics)}):
+        doc = run_document(run, scorecard, include_ineligible, warnings, population, selected)
+        return Document(doc, doc["entities"], flat_rows(doc["entities"]), columns, types)
+    return EntityDocument(
+        head=_document_head(run, scorecard, warnings, population),
+        frame=frame,
+        key=sc.key,
+        scores=tuple(s.name for s in sc.scores),
+        metrics=tuple(m.name for m in sc.metrics),
+        reasons={g.id: g.reason for g in sc.gates},
+        columns=columns,
+        types=types,
+    )
+
+
+def listed(
+    res: ScorecardResult, include_ineligible: bool = True, selected: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The rows a score/eligible output lists: `selected` (score --id/--top) or every row of the result,
+    without the ineligible ones unless `include_ineligible` (an unknown eligibility is not eligible)."""
+    import polars as pl
+
+    frame = res.frame if selected is None else selected
+    return frame if include_ineligible else frame.filter(pl.col("eligible").fill_null(False))
+
+
+def frame_writable(frame: pl.DataFrame, columns: list[str], numbers: set[str]) -> bool:
+    """True when present/writers.py can write `frame` from its columns with the bytes of the row writers:
+    every flat column once; the `numbers` (scores, metrics) float or integer; eligibility boolean; rank and
+    grant integers; failed gates a list of text; the other columns text (null-only columns anywhere)."""
+    import polars as pl
+
+    if len(set(columns)) != len(columns) or not set(columns) - {"reasons"} <= set(frame.columns):
+        return False
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Null:
+            continue
+        if name in numbers:
+            ok = dtype.is_float() or dtype.is_integer()
+        elif name == "eligible":
+            ok = dtype == pl.Boolean
+        elif name in ("rank", "grant"):
+            ok = dtype.is_integer()
+        elif name == "failed_gates":
+            ok = dtype in (pl.List(pl.String), pl.List(pl.Null))
+        else:
+            ok = dtype == pl.String
+        if not ok:
+            return False
+    return True
+
+
+def flat_frame(doc: EntityDocument) -> pl.DataFrame:
+    """The flat rows of csv and parquet as one frame, in `doc.columns` order: failed gates joined by `;`,
+    their reasons by `; `, NaN and infinities null (as `clean`), eligibility never null. Text is as stored:
+    formula-safety is the csv writer's."""
+    import polars as pl
+
+    exprs: list[pl.Expr] = []
+    for c in doc.columns:
+        if c == "failed_gates":
+            exprs.append(per_gate_list(doc, "", lambda gates: gates.list.join(";")).alias(c))
+        elif c == "reasons":
+            joined = per_gate_list(doc, "", lambda gates: gate_reasons(doc, gates).list.join("; "))
+            exprs.append(joined.alias(c))
+        elif c == "eligible":
+            exprs.append(pl.col(c).cast(pl.Boolean).fill_null(False))
+        elif doc.frame.schema[c].is_float():
+            exprs.append(finite(pl.col(c)).alias(c))
+        else:
+            exprs.append(pl.col(c))
+    return doc.frame.select(exprs)
+
+
+def per_gate_list(doc: EntityDocument, empty: str, text: Callable[[pl.Series], pl.Series]) -> pl.Expr:
+    """Each entity's failed gates as text: `text` of the lists (of gate ids) that hold any, `empty` for the
+    others (an empty or null list). Only those rows are worked on: few entities fail a gate in a big
+    result, and list operations over millions of empty lists cost more than everything else."""
+    import polars as pl
+
+    def apply(lists: pl.Series) -> pl.Series:
+        out = pl.repeat(empty, lists.len(), dtype=pl.String, eager=True)
+        full = (lists.list.len() > 0).fill_null(False).arg_true()
+        if full.len():
+            out = out.scatter(full, text(lists.gather(full)))
+        return out
+
+    gates = pl.col("failed_gates").cast(pl.List(pl.String))
+    return gates.map_batches(apply, return_dtype=pl.String, is_elementwise=True)
+
+
+def gate_reasons(doc: EntityDocument, gates: pl.Series) -> pl.Series:
+    """The reason of each gate id in lists of them (an id the scorecard does not have is an error)."""
+    import polars as pl
+
+    return gates.list.eval(pl.element().replace_strict(doc.reasons, return_dtype=pl.String))
+
+
+def finite(expr: pl.Expr) -> pl.Expr:
+    """A float column with NaN and infinities as null (JSON has neither; `clean` for a column)."""
+    import polars as pl
+
+    x = expr.cast(pl.Float64)
+    return pl.when(x.is_finite()).then(x).otherwise(None)
 
 
 # --- explain -----------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from chuanliu_cli.present.documents import Document
+    import polars as pl
+
+    from chuanliu_cli.present.documents import Document, EntityDocument
 
 Format = Literal["table", "csv", "json", "jsonl", "parquet"]
 DataFormat = Literal["csv", "json", "jsonl", "parquet"]
@@ -41,6 +43,51 @@ def safe_cell(value: Any) -> Any:
     return text
 
 
+#: Text that Python's float() reads (what `safe_cell` excepts as a number), as a regular expression of the
+#: polars (Rust) engine: optional whitespace, a sign, digits with single underscores between them, a point,
+#: an exponent, or inf/infinity/nan in any case. `\s` and `\d` are Unicode classes in both; the one known
+#: difference is digits of scripts newer than Python 3.11's Unicode 14 (e.g. Kawi, U+11F50), which count as
+#: digits here, as in Python 3.12+.
+_DIGITS = r"\d(?:_?\d)*"
+_NUMBER = (
+    rf"^\s*[+-]?(?:(?:(?:{_DIGITS})?\.{_DIGITS}|{_DIGITS}\.?)(?:[eE][+-]?{_DIGITS})?"
+    r"|(?i:inf|infinity|nan))\s*$"
+)
+
+
+def safe_text(expr: pl.Expr) -> pl.Expr:
+    """`safe_cell` for a text column, as one polars expression: text starting with = + - @ tab or CR gets
+    a leading quote, unless it is a number (-5, +3.5)."""
+    import polars as pl
+
+    risky = expr.str.contains(r"^[=+\-@\t\r]") & ~expr.str.contains(_NUMBER)
+    return pl.when(~risky | risky.is_null()).then(expr).otherwise(pl.lit("'") + expr)  # (keeps the name)
+
+
+def float_text(expr: pl.Expr) -> pl.Expr:
+    """Floats as the text Python's repr gives (what the row writers wrote); null stays null."""
+    import polars as pl
+
+    return expr.map_batches(repr_floats, return_dtype=pl.String, is_elementwise=True)
+
+
+def repr_floats(values: pl.Series) -> pl.Series:
+    """`float_text` for one column. Polars writes the shortest round-trip digits, as repr does, except
+    between 0 and 1e-4: 1e-05 as 0.00001 and 1e-07 as 1e-7; only those few values are rewritten (a regular
+    expression over every value would cost more than the formatting)."""
+    import polars as pl
+
+    x = values.cast(pl.Float64)
+    text = x.cast(pl.String)
+    odd = ((x.abs() < 1e-4) & (x != 0)).arg_true()
+    if odd.len():
+        fixed = text.gather(odd).str.replace(r"e-(\d)$", "e-0${1}")
+        fixed = fixed.str.replace(r"^(-?)0\.0000(\d)$", "${1}${2}e-05")
+        fixed = fixed.str.replace(r"^(-?)0\.0000(\d)(\d+)$", "${1}${2}.${3}e-05")
+        text = text.scatter(odd, fixed)
+    return text
+
+
 def write_csv(stream: IO[str], rows: list[dict[str, Any]], columns: list[str]) -> None:
     """CSV with a header row; every cell formula-safe."""
     writer = csv.writer(stream, lineterminator="\n")
@@ -49,8 +96,12 @@ def write_csv(stream: IO[str], rows: list[dict[str, Any]], columns: list[str]) -
         writer.writerow([safe_cell(row.get(c)) for c in columns])
 
 
-def render(fmt: DataFormat, doc: Document) -> str | bytes:
+def render(fmt: DataFormat, doc: Document | EntityDocument) -> str | bytes:
     """One result as csv, json or jsonl text, or parquet bytes: the one writer of every command's data."""
+    from chuanliu_cli.present.documents import EntityDocument
+
+    if isinstance(doc, EntityDocument):
+        return render_entities(fmt, doc)
     if fmt == "json":
         return json.dumps(doc.document, ensure_ascii=False, indent=2, default=str) + "\n"
     if fmt == "jsonl":
@@ -82,6 +133,191 @@ def parquet_bytes(doc: Document) -> bytes:
                 values = [None if v is None else str(v) for v in values]
             arrays.append(pa.array(values, arrow_types[kind] if kind else None))
         table = pa.Table.from_arrays(arrays, names=doc.columns)
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf, compression="zstd")
+    return bytes(buf.getvalue().to_pybytes())
+
+
+# --- score / eligible, written from the frame (issue #21) -----------------------------------------------
+
+
+def render_entities(fmt: DataFormat, doc: EntityDocument) -> bytes:
+    """`score`/`eligible` as csv, json, jsonl (UTF-8 bytes) or parquet, written from the entities' frame
+    with the same bytes as the row writers (`render` of a `Document`) but one: a text cell holding a CR is
+    quoted in csv, as RFC 4180 wants (Python's csv module left it bare, which split the row for every
+    reader, Python's own included). Bytes, not text: hundreds of megabytes are not decoded to be encoded
+    again on their way out."""
+    if fmt == "csv":
+        return entities_csv(doc)
+    if fmt == "jsonl":
+        return entities_json_text(doc, None, "\n") + (b"\n" if doc.frame.height else b"")
+    if fmt == "json":
+        text = json.dumps(doc.head, ensure_ascii=False, indent=2, default=str) + "\n"
+        if not doc.frame.height:
+            return text.encode()
+        slot = '\n  "entities": [],\n'  # at depth 1, unique: text values never hold a bare newline
+        before, found, after = text.partition(slot)
+        if not found or slot in after:  # pragma: no cover - the head has one entities key, at depth 1
+            raise ValueError("the JSON document has no single place for its entities")
+        entities = entities_json_text(doc, 2, ",\n")
+        return b"".join([before.encode(), b'\n  "entities": [\n', entities, b"\n  ],\n", after.encode()])
+    if fmt == "parquet":
+        return entities_parquet(doc)
+    raise ValueError(fmt)
+
+
+def entities_csv(doc: EntityDocument) -> bytes:
+    """The flat rows as csv: the header as `write_csv` writes it, then polars' writer; text cells
+    formula-safe, empty text written like null (bare, as Python's csv module did), floats as repr."""
+    import polars as pl
+
+    from chuanliu_cli.present.documents import flat_frame
+
+    frame = flat_frame(doc)
+    cells = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.String:
+            cells.append(safe_text(pl.when(col != "").then(col)).alias(name))
+        elif dtype.is_float():
+            cells.append(float_text(col).alias(name))
+        else:
+            cells.append(col)  # integers, booleans (true/false) and nulls: polars writes what safe_cell did
+    head = io.StringIO()
+    write_csv(head, [], doc.columns)
+    body = io.BytesIO()
+    body.write(head.getvalue().encode())
+    frame.select(cells).write_csv(body, include_header=False, line_terminator="\n", null_value="")
+    return body.getvalue()
+
+
+def _json_string(expr: pl.Expr) -> pl.Expr:
+    """Text as a JSON string, as json.dumps(ensure_ascii=False) writes it; null as null."""
+    import polars as pl
+
+    return expr.map_batches(json_strings, return_dtype=pl.String, is_elementwise=True)
+
+
+def json_strings(values: pl.Series) -> pl.Series:
+    """`_json_string` for one column: text without a quote, backslash or control character is only
+    quoted; the others go through polars' JSON encoder, which escapes exactly as json.dumps does."""
+    import polars as pl
+
+    text = values.cast(pl.String)
+    out = ('"' + text + '"').fill_null("null")
+    odd = text.str.contains(r'["\\\x00-\x1f]').fill_null(False).arg_true()
+    if odd.len():
+        frame = pl.DataFrame({"s": text.gather(odd)})
+        encoded = frame.select(pl.struct("s").struct.json_encode()).to_series()
+        out = out.scatter(odd, encoded.str.strip_prefix('{"s":').str.strip_suffix("}"))
+    return out
+
+
+def _json_array(lists: pl.Series, open_: str, sep: str, close: str) -> pl.Series:
+    """Non-empty lists of text as JSON arrays, `open_`, `sep` and `close` giving json.dumps' layout."""
+    import polars as pl
+
+    items = lists.list.eval(pl.struct(pl.element().alias("s")).struct.json_encode())
+    texts = items.list.eval(pl.element().str.strip_prefix('{"s":').str.strip_suffix("}"))
+    return open_ + texts.list.join(sep) + close
+
+
+def _json_value(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """One column's values as JSON text the way json.dumps writes them; null as null."""
+    import polars as pl
+
+    from chuanliu_cli.present.documents import finite
+
+    if dtype == pl.String:
+        return _json_string(expr)
+    if dtype.is_float():
+        text = float_text(finite(expr))
+    elif dtype == pl.Boolean:
+        text = pl.when(expr).then(pl.lit("true")).when(~expr).then(pl.lit("false"))
+    elif dtype == pl.Null:
+        text = pl.lit(None, dtype=pl.String)
+    else:
+        text = expr.cast(pl.String)
+    return text.fill_null("null")
+
+
+def entities_json_text(doc: EntityDocument, indent: int | None, between: str) -> bytes:
+    """Every entity as JSON (UTF-8), joined by `between`: as json.dumps writes each record alone
+    (`indent` None: one line, ", " and ": ") or inside the document (`indent` 2: at depth 2). The keys
+    and their order are `entity_records`'."""
+    import polars as pl
+
+    from chuanliu_cli.present.documents import gate_reasons, per_gate_list
+
+    frame = doc.frame
+    if indent is None:
+        open_, sep, close = "{", ", ", "}"
+        nested_open, nested_sep, nested_close = "{", ", ", "}"
+        list_open, list_sep, list_close = "[", ", ", "]"
+    else:  # an item of the document's `entities`: at depth 2, its fields at 3, their items at 4
+        pad = " " * indent
+        field, deeper = "\n" + pad * 3, "\n" + pad * 4
+        open_, sep, close = pad * 2 + "{" + field, "," + field, "\n" + pad * 2 + "}"
+        nested_open, nested_sep, nested_close = "{" + deeper, "," + deeper, field + "}"
+        list_open, list_sep, list_close = "[" + deeper, "," + deeper, field + "]"
+
+    def key(name: str) -> str:
+        return json.dumps(name, ensure_ascii=False) + ": "
+
+    def value(name: str) -> pl.Expr:
+        return _json_value(pl.col(name), frame.schema[name])
+
+    def nested(names: tuple[str, ...]) -> list[pl.Expr | str]:
+        if not names:
+            return ["{}"]
+        parts: list[pl.Expr | str] = [nested_open]
+        for i, name in enumerate(names):
+            parts += [nested_sep if i else "", key(name), value(name)]
+        return [*parts, nested_close]
+
+    def array(reasons: bool) -> pl.Expr:
+        def encode(gates: pl.Series) -> pl.Series:
+            return _json_array(
+                gate_reasons(doc, gates) if reasons else gates, list_open, list_sep, list_close
+            )
+
+        return per_gate_list(doc, "[]", encode)
+
+    eligible = pl.when(pl.col("eligible").fill_null(False)).then(pl.lit("true")).otherwise(pl.lit("false"))
+    fields: list[tuple[str, list[pl.Expr | str]]] = [
+        (doc.key, [value(doc.key)]),
+        ("name", [value("name")]),
+        ("rank", [value("rank")]),
+        ("eligible", [eligible]),
+        ("failed_gates", [array(reasons=False)]),
+        ("reasons", [array(reasons=True)]),
+        ("tier", [value("tier")]),
+        ("grant", [value("grant")]),
+        ("grant_note", [value("grant_note")]),
+        ("scores", nested(doc.scores)),
+        ("metrics", nested(doc.metrics)),
+    ]
+    parts: list[pl.Expr | str] = [open_]
+    for i, (name, parts_of) in enumerate(fields):
+        parts += [sep if i else "", key(name), *parts_of]
+    parts.append(close)
+    record = pl.concat_str(
+        [pl.lit(p) if isinstance(p, str) else p for p in parts if not isinstance(p, str) or p]
+    )
+    return bytes(frame.select(record.str.join(between).cast(pl.Binary)).item())
+
+
+def entities_parquet(doc: EntityDocument) -> bytes:
+    """The flat rows as parquet, through the same pyarrow writer and column types as `parquet_bytes`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from chuanliu_cli.present.documents import flat_frame
+
+    arrow_types = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
+    table = flat_frame(doc).to_arrow()
+    schema = pa.schema([(c, arrow_types[doc.types.get(c, "str")]) for c in doc.columns])
+    table = table.cast(schema)
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf, compression="zstd")
     return bytes(buf.getvalue().to_pybytes())
