@@ -727,9 +727,16 @@ class Session:
         output: PathLike | None = None,
         generated_by: str | None = None,
         strict: bool = False,
+        top: int = 2000,
+        ids: Sequence[str] = (),
+        list_output: PathLike | None = None,
     ) -> ReportResult:
         """One self-contained HTML report (reward list, distributions, gates, pool, movers against
-        `against_period`, default the previous period); written atomically to `output` when given."""
+        `against_period`, default the previous period); written atomically to `output` when given.
+        Distributions, gates and movers cover every entity; the list and the per-entity breakdowns cover
+        the first `top` in rank order and `ids` (an id not in the population raises DataError, exit 4).
+        `list_output` (csv, json, jsonl or parquet by its suffix) gets every entity, as `score` writes
+        them."""
         from chuanliu_cli import __version__
         from chuanliu_cli.periods import parse_period
         from chuanliu_cli.present.report import build_report
@@ -740,6 +747,10 @@ class Session:
         path = Path(output) if output is not None else None
         if path is not None:
             check_writable(path)
+        list_path = Path(list_output) if list_output is not None else None
+        list_format = _list_format(list_path) if list_path is not None else None
+        if top < 0:
+            raise UsageError(f"--top must be 0 or more, not {top}")
         ruleset = load_rules(rules, check=True)
         p = parse_period(period, ruleset.period)
         previous = parse_period(against_period, ruleset.period) if against_period else p.previous()
@@ -753,12 +764,30 @@ class Session:
                 Side(previous.label, before, before.scorecards[name]),
                 Side(p.label, run, run.scorecards[name]),
             )
+        if ids:
+            from chuanliu_cli.scoring.explain import unknown_key_error
+
+            res = run.scorecards[name]
+            known = set(res.frame[res.key].to_list())
+            for wanted in ids:
+                if wanted not in known:
+                    raise unknown_key_error(run, name, wanted)
         warnings = [*self._data_warnings, *run_warnings(run, name)]
         if strict and warnings:
             from chuanliu_cli.errors import StrictError
 
             raise StrictError(warnings)
-        html = build_report(run, name, movers, generated_by or f"chuanliu {__version__}", warnings)
+        html = build_report(
+            run, name, movers, generated_by or f"chuanliu {__version__}", warnings, top=top, ids=ids
+        )
+        if list_path is not None and list_format in ("csv", "json", "jsonl", "parquet"):
+            from chuanliu_cli.present.documents import scores_document
+            from chuanliu_cli.present.writers import render
+
+            document = scores_document(run, name, warnings=warnings, population=self._population(run, name))
+            data = render(list_format, document)  # type: ignore[arg-type]  # (checked above)
+            with atomic_write(list_path, "wb" if isinstance(data, bytes) else "w") as f:
+                f.write(data)
         if path is not None:
             with atomic_write(path) as f:
                 f.write(html)
@@ -845,6 +874,20 @@ class Session:
             f"{self.data}; grants assume these are the whole population"
         )
         return Population(n, True, note)
+
+
+def _list_format(path: Path) -> str:
+    """The data format a `--list-out` file's suffix asks for; UsageError for any other suffix."""
+    from chuanliu_cli.present.writers import check_writable, format_from_suffix
+
+    fmt = format_from_suffix(path)
+    if fmt not in ("csv", "json", "jsonl", "parquet"):
+        raise UsageError(
+            f"cannot tell the format of --list-out {path}",
+            hint="name it .csv, .json, .jsonl or .parquet",
+        )
+    check_writable(path)
+    return fmt
 
 
 def _key_exists(source: Any, column: str, key: str) -> bool:

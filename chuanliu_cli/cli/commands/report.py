@@ -32,12 +32,39 @@ def report(
     rules: RulesOption = None,
     data: DataOption = None,
     strict: StrictOption = False,
+    top: Annotated[
+        int,
+        typer.Option("--top", help="Entities listed with a full breakdown, in rank order.", min=0),
+    ] = 2000,
+    ids: Annotated[
+        list[str] | None,
+        typer.Option("--id", help="Also list this entity in full (repeatable); unknown ids exit 4."),
+    ] = None,
+    list_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--list-out",
+            help="Write every entity beside the report (.csv, .json, .jsonl or .parquet, as `score` does).",
+        ),
+    ] = None,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """One self-contained HTML report: reward list, score distributions, gates, pool, movers, breakdowns."""
     with session(db, data, memory_limit, wait) as s:
-        result = s.report(month, scorecard, against_month, rules, output=output, strict=strict)
+        result = s.report(
+            month,
+            scorecard,
+            against_month,
+            rules,
+            output=output,
+            strict=strict,
+            top=top,
+            ids=ids or (),
+            list_output=list_out,
+        )
     warn(result.warnings)
     info(f"Wrote {output} ({len(result.html.encode()) / 1024:,.0f} KiB)")
+    if list_out is not None:
+        info(f"Wrote every entity to {list_out}")
