@@ -157,7 +157,8 @@ def emit(
         from rich.console import Console
 
         with atomic_write(to.output) as f:
-            table(Console(file=f, width=160, no_color=True, highlight=False))
+            # a file is no terminal: no escape codes and every row, even under FORCE_COLOR or TTY_COMPATIBLE
+            table(Console(file=f, width=160, no_color=True, highlight=False, force_terminal=False))
         return
     data = render(to.format.value, document())  # type: ignore[arg-type]
     if to.output is not None:

@@ -113,6 +113,14 @@ AllowRegressOption = Annotated[
     ),
 ]
 IdsOption = Annotated[list[str] | None, typer.Option("--id", help="Only these entities (repeatable).")]
+TopOption = Annotated[
+    int | None,
+    typer.Option(
+        "--top",
+        min=1,
+        help="Only the first N entities, in every format (ranks, grants and totals stay those of everyone).",
+    ),
+]
 EngineOption = Annotated[
     EngineName,
     typer.Option(

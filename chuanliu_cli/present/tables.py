@@ -211,6 +211,17 @@ def _footer(
         console.print(Text("Assumptions: " + " ".join(rs.assumptions.split()), style="dim italic"))
 
 
+#: Rows a score/eligible table shows on a terminal unless asked for more (--all, --top N); pipes and files
+#: get every row.
+TERMINAL_ROWS = 50
+
+
+def _more(console: Console, shown: int, listed: int, hint: str) -> None:
+    """The line under a cut table: how many rows are not shown, and how to see them."""
+    if listed > shown:
+        console.print(Text(f"… {_n(listed - shown)} more: {hint}", style="bold"))
+
+
 def _rank_header(res: ScorecardResult, population: Any) -> str:
     """`rank`, or `rank of N loaded` when the population is only what a directory of exports holds."""
     if population is not None and population.relative:
@@ -226,9 +237,14 @@ def render_eligible(
     warnings: Sequence[str] = (),
     population: Any = None,
     selected: Any = None,
+    limit: int | None = None,
+    hint: str = "--all to show every row (and the ineligible), --top N, or --format csv",
 ) -> None:
     """The reward list: rank, key, name, tier, total, grant (and, with --all, the ineligible and why, and
-    the listed entities without activity, `selected` holding those rows too)."""
+    the listed entities without activity, `selected` holding those rows too). With `limit`, only the first
+    `limit` rows, then how many more there are and `hint`, how to see them."""
+    from chuanliu_cli.present.documents import listed
+
     res = run.scorecards[scorecard]
     sc = res.scorecard
     title = f"{sc.title or sc.name} · {run.period.label}"
@@ -239,9 +255,9 @@ def render_eligible(
     if include_ineligible:
         table.add_column("not eligible because")
     reasons = {g.id: g.reason for g in sc.gates}
-    for row in (res.frame if selected is None else selected).iter_rows(named=True):
-        if not row["eligible"] and not include_ineligible:
-            continue
+    rows = listed(res, include_ineligible, selected)
+    shown = rows if limit is None else rows.head(limit)
+    for row in shown.iter_rows(named=True):
         cells = [
             str(row["rank"]) if row["rank"] is not None else "-",
             str(row[sc.key]),
@@ -257,6 +273,7 @@ def render_eligible(
             cells.append(why)
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
+    _more(console, shown.height, rows.height, hint)
     _footer(console, run, res, warnings, population)
 
 
@@ -267,8 +284,11 @@ def render_scores(
     rows: Any,
     warnings: Sequence[str] = (),
     population: Any = None,
+    limit: int | None = None,
+    hint: str = "--all to show every row, --top N, or --format csv",
 ) -> None:
-    """Every entity with each score, eligibility (✓/✗ and failed gates), tier and grant."""
+    """Every entity with each score, eligibility (✓/✗ and failed gates), tier and grant. With `limit`,
+    only the first `limit` rows, then how many more there are and `hint`, how to see them."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     table = Table(title=f"{sc.title or sc.name} · scores · {run.period.label}", title_justify="left")
@@ -280,7 +300,8 @@ def render_scores(
     table.add_column("eligible")
     table.add_column("tier")
     table.add_column("grant", justify="right")
-    for row in rows.iter_rows(named=True):
+    shown = rows if limit is None else rows.head(limit)
+    for row in shown.iter_rows(named=True):
         failed = row["failed_gates"] or []
         table.add_row(
             *(
@@ -297,6 +318,7 @@ def render_scores(
             )
         )
     console.print(table)
+    _more(console, shown.height, rows.height, hint)
     if rows.height != res.frame.height:
         console.print(
             Text(f"Showing {rows.height} of {res.frame.height} entities; ranks and grants are among all.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -28,6 +29,7 @@ from chuanliu_cli.cli.options import (
     SparkMasterOption,
     SparkTableOption,
     StrictOption,
+    TopOption,
     WaitOption,
     session,
 )
@@ -57,6 +59,14 @@ def flag_hints() -> Iterator[None]:
         raise
 
 
+def table_limit(console: Console, everything: bool) -> int | None:
+    """How many rows a score/eligible table shows: the first TERMINAL_ROWS on a terminal, unless
+    `everything` (--all, or rows already chosen with --top or --id); every row in a pipe or a file."""
+    from chuanliu_cli.present.tables import TERMINAL_ROWS
+
+    return TERMINAL_ROWS if console.is_terminal and not everything else None
+
+
 def report_run(result: ScoreResult) -> None:
     """The library's warnings, then where the run was recorded."""
     warn(result.warnings)
@@ -67,8 +77,12 @@ def report_run(result: ScoreResult) -> None:
 def score(
     month: MonthOption,
     scorecard: ScorecardOption = None,
-    top: Annotated[int | None, typer.Option("--top", min=1, help="Only the first N entities.")] = None,
+    top: TopOption = None,
     ids: IdsOption = None,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help="On a terminal, show every row (the table shows the first 50)."),
+    ] = False,
     rules: RulesOption = None,
     data: DataOption = None,
     fmt: FormatOption = None,
@@ -108,7 +122,15 @@ def score(
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_scores
 
-        render_scores(console, result.run, result.scorecard, result.frame, result.warnings, result.population)
+        render_scores(
+            console,
+            result.run,
+            result.scorecard,
+            result.frame,
+            result.warnings,
+            result.population,
+            limit=table_limit(console, show_all or top is not None or bool(ids)),
+        )
 
     emit(
         to,
@@ -123,8 +145,14 @@ def eligible(
     month: MonthOption,
     scorecard: ScorecardOption = None,
     show_all: Annotated[
-        bool, typer.Option("--all", help="Also list ineligible entities with their reasons.")
+        bool,
+        typer.Option(
+            "--all",
+            help="Also list ineligible entities with their reasons; on a terminal, show every row (the "
+            "table shows the first 50).",
+        ),
     ] = False,
+    top: TopOption = None,
     rules: RulesOption = None,
     data: DataOption = None,
     fmt: FormatOption = None,
@@ -159,6 +187,9 @@ def eligible(
             strict=strict,
         )
     report_run(result)
+    if top is not None and result.frame.height > top:
+        # only the rows listed change: ranks, grants and totals stay those of everyone (as score --top)
+        result = replace(result, selected=result.frame.head(top))
 
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_eligible  # (rich tables only when a table is printed)
@@ -171,6 +202,7 @@ def eligible(
             result.warnings,
             result.population,
             result.selected,
+            limit=table_limit(console, show_all or top is not None),
         )
 
     emit(
