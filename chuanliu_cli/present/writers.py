@@ -149,8 +149,10 @@ def render_entities(fmt: DataFormat, doc: EntityDocument) -> bytes:
     again on their way out."""
     if fmt == "csv":
         return entities_csv(doc)
+    out = io.BytesIO()
     if fmt == "jsonl":
-        return entities_json_text(doc, None, "\n") + (b"\n" if doc.frame.height else b"")
+        write_entities_json(out, doc, None, "")
+        return out.getvalue()
     if fmt == "json":
         text = json.dumps(doc.head, ensure_ascii=False, indent=2, default=str) + "\n"
         if not doc.frame.height:
@@ -159,8 +161,12 @@ def render_entities(fmt: DataFormat, doc: EntityDocument) -> bytes:
         before, found, after = text.partition(slot)
         if not found or slot in after:  # pragma: no cover - the head has one entities key, at depth 1
             raise ValueError("the JSON document has no single place for its entities")
-        entities = entities_json_text(doc, 2, ",\n")
-        return b"".join([before.encode(), b'\n  "entities": [\n', entities, b"\n  ],\n", after.encode()])
+        out.write((before + '\n  "entities": [\n').encode())
+        write_entities_json(out, doc, 2, ",")
+        out.seek(-2, io.SEEK_END)  # the last entity's ",\n"
+        out.truncate()
+        out.write(("\n  ],\n" + after).encode())
+        return out.getvalue()
     if fmt == "parquet":
         return entities_parquet(doc)
     raise ValueError(fmt)
@@ -204,6 +210,8 @@ def json_strings(values: pl.Series) -> pl.Series:
     import polars as pl
 
     text = values.cast(pl.String)
+    if text.null_count() == text.len():
+        return pl.repeat("null", text.len(), dtype=pl.String, eager=True)
     out = ('"' + text + '"').fill_null("null")
     odd = text.str.contains(r'["\\\x00-\x1f]').fill_null(False).arg_true()
     if odd.len():
@@ -241,10 +249,10 @@ def _json_value(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return text.fill_null("null")
 
 
-def entities_json_text(doc: EntityDocument, indent: int | None, between: str) -> bytes:
-    """Every entity as JSON (UTF-8), joined by `between`: as json.dumps writes each record alone
-    (`indent` None: one line, ", " and ": ") or inside the document (`indent` 2: at depth 2). The keys
-    and their order are `entity_records`'."""
+def write_entities_json(out: IO[bytes], doc: EntityDocument, indent: int | None, after: str) -> None:
+    """Write every entity as JSON (UTF-8), each followed by `after` and a newline: as json.dumps writes
+    each record alone (`indent` None: one line, ", " and ": ") or inside the document (`indent` 2: at
+    depth 2). The keys and their order are `entity_records`'."""
     import polars as pl
 
     from chuanliu_cli.present.documents import gate_reasons, per_gate_list
@@ -301,10 +309,14 @@ def entities_json_text(doc: EntityDocument, indent: int | None, between: str) ->
     for i, (name, parts_of) in enumerate(fields):
         parts += [sep if i else "", key(name), *parts_of]
     parts.append(close)
+    parts.append(after)
     record = pl.concat_str(
         [pl.lit(p) if isinstance(p, str) else p for p in parts if not isinstance(p, str) or p]
     )
-    return bytes(frame.select(record.str.join(between).cast(pl.Binary)).item())
+    # polars' csv writer, one unquoted column: the records as they are, a line each, straight into `out`
+    frame.select(record.alias("json")).write_csv(
+        out, include_header=False, quote_style="never", line_terminator="\n"
+    )
 
 
 def entities_parquet(doc: EntityDocument) -> bytes:
