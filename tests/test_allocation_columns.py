@@ -25,6 +25,7 @@ from chuanliu_cli.scoring.allocation import (
     NOTE_CAPPED,
     NOTE_NO_WEIGHT,
     NOTE_NOT_ELIGIBLE,
+    Allocation,
     Claim,
     RankedAllocation,
     _share_pool,
@@ -33,7 +34,6 @@ from chuanliu_cli.scoring.allocation import (
     round_micro,
     round_micro_array,
 )
-from chuanliu_cli.scoring.pipeline import rank_and_allocate
 
 L = Loc("t.yaml", 1, 1)
 
@@ -170,15 +170,67 @@ def test_matches_literal_spec(problem: dict[str, Any]) -> None:
     assert columns(rank_tier_allocate(**problem)) == literal(**problem)
 
 
+def claims_rank_and_allocate(sc: Any, frame: pl.DataFrame) -> tuple[pl.DataFrame, Allocation | None]:
+    """The pipeline's ranking before issue #21, kept as a reference: Python sort on round_micro, tier_for
+    per value, one Claim per entity through allocate()."""
+    keys = frame[sc.key].to_list()
+    values = frame[sc.rank_by].to_list()
+    eligible = frame["eligible"].to_list()
+    tiers = [_tier_for(sc, v) if e else None for v, e in zip(values, eligible, strict=True)]
+    order = sorted(
+        (i for i, e in enumerate(eligible) if e and values[i] is not None),
+        key=lambda i: (-round_micro(values[i]), keys[i]),
+    )
+    ranks: list[int | None] = [None] * len(keys)
+    for r, i in enumerate(order, start=1):
+        ranks[i] = r
+    multipliers = {t.name: t.multiplier for t in sc.tiers}
+    grants: list[int | None] = [None] * len(keys)
+    notes: list[str | None] = [None] * len(keys)
+    allocation = None
+    if sc.reward is not None:
+        claims = [
+            Claim(
+                key=keys[i],
+                score=values[i],
+                multiplier=multipliers.get(tiers[i]) if tiers[i] is not None else None,  # type: ignore[arg-type]
+                eligible=bool(eligible[i]) and values[i] is not None,
+            )
+            for i in range(len(keys))
+        ]
+        allocation = allocate(claims, sc.reward.pool, sc.reward.cap, sc.reward.min_grant)
+        for i, k in enumerate(keys):
+            g = allocation.grants[k]
+            grants[i] = g.grant
+            notes[i] = g.note
+    frame = frame.with_columns(
+        pl.Series("tier", tiers, dtype=pl.Utf8),
+        pl.Series("rank", ranks, dtype=pl.Int64),
+        pl.Series("grant", grants, dtype=pl.Int64),
+        pl.Series("grant_note", notes, dtype=pl.Utf8),
+    )
+    return frame, allocation
+
+
+def _tier_for(sc: Any, value: float | None) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    micro = round_micro(value)
+    for tier in sc.tiers:
+        if micro >= round_micro(tier.min_score):
+            return tier.name
+    return None
+
+
 @settings(max_examples=200, deadline=None)
 @given(problems())
-def test_matches_rank_and_allocate(problem: dict[str, Any]) -> None:
+def test_matches_the_claims_path(problem: dict[str, Any]) -> None:
     frame = pl.DataFrame(
         {"k": problem["keys"], "v": problem["values"], "eligible": problem["eligible"]},
         schema={"k": pl.Utf8, "v": pl.Float64, "eligible": pl.Boolean},
     )
     sc = SimpleNamespace(key="k", rank_by="v", tiers=problem["tiers"], reward=problem["reward"])
-    old, allocation = rank_and_allocate(sc, frame)  # type: ignore[arg-type]
+    old, allocation = claims_rank_and_allocate(sc, frame)
     new = rank_tier_allocate(frame["k"], frame["v"], frame["eligible"], problem["tiers"], problem["reward"])
     for name in ("tier", "rank", "grant", "grant_note"):
         assert getattr(new, name).to_list() == old[name].to_list(), name

@@ -18,7 +18,7 @@ from chuanliu_cli.engines.duckdb import as_engine
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.periods import Period
 from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard
-from chuanliu_cli.scoring.allocation import Allocation, Claim, allocate, round_micro
+from chuanliu_cli.scoring.allocation import RankedAllocation, rank_tier_allocate, round_micro
 from chuanliu_cli.scoring.gates import apply_gates, gate_column
 from chuanliu_cli.scoring.normalize import normalize_expr, normalize_value, reciprocal
 
@@ -43,7 +43,7 @@ class ScorecardResult:
     frame: (
         pl.DataFrame
     )  # key, name, metrics..., scores..., eligible, failed_gates, tier, rank, grant, grant_note
-    allocation: Allocation | None
+    allocation: RankedAllocation | None
     # the key and each gate's own outcome (True/False/NULL, before `missing`), in gate_column(gate): kept
     # apart from `frame` so that no output or run record sees them; None when nothing was gated
     gate_outcomes: pl.DataFrame | None = None
@@ -427,47 +427,14 @@ def tier_for(sc: Scorecard, value: float | None) -> str | None:
     return None
 
 
-def rank_and_allocate(sc: Scorecard, frame: pl.DataFrame) -> tuple[pl.DataFrame, Allocation | None]:
-    """Tier eligible entities, rank them (rank_by descending, key ascending) and allocate the pool."""
-    import polars as pl
-
-    keys = frame[sc.key].to_list()
-    values = frame[sc.rank_by].to_list()
-    eligible = frame["eligible"].to_list()
-    tiers = [tier_for(sc, v) if e else None for v, e in zip(values, eligible, strict=True)]
-    order = sorted(
-        (i for i, e in enumerate(eligible) if e and values[i] is not None),
-        key=lambda i: (-round_micro(values[i]), keys[i]),
-    )
-    ranks: list[int | None] = [None] * len(keys)
-    for r, i in enumerate(order, start=1):
-        ranks[i] = r
-    multipliers = {t.name: t.multiplier for t in sc.tiers}
-    grants: list[int | None] = [None] * len(keys)
-    notes: list[str | None] = [None] * len(keys)
-    allocation = None
-    if sc.reward is not None:
-        claims = [
-            Claim(
-                key=keys[i],
-                score=values[i],
-                multiplier=multipliers.get(tiers[i]) if tiers[i] is not None else None,  # type: ignore[arg-type]
-                eligible=bool(eligible[i]) and values[i] is not None,
-            )
-            for i in range(len(keys))
-        ]
-        allocation = allocate(claims, sc.reward.pool, sc.reward.cap, sc.reward.min_grant)
-        for i, k in enumerate(keys):
-            g = allocation.grants[k]
-            grants[i] = g.grant
-            notes[i] = g.note
-    frame = frame.with_columns(
-        pl.Series("tier", tiers, dtype=pl.Utf8),
-        pl.Series("rank", ranks, dtype=pl.Int64),
-        pl.Series("grant", grants, dtype=pl.Int64),
-        pl.Series("grant_note", notes, dtype=pl.Utf8),
-    )
-    return frame, allocation
+def rank_and_allocate(
+    sc: Scorecard, frame: pl.DataFrame
+) -> tuple[pl.DataFrame, RankedAllocation | None]:
+    """Tier eligible entities, rank them (rank_by descending, key ascending) and allocate the pool, as
+    columns (scoring/allocation.rank_tier_allocate)."""
+    done = rank_tier_allocate(frame[sc.key], frame[sc.rank_by], frame["eligible"], sc.tiers, sc.reward)
+    frame = frame.with_columns(done.tier, done.rank, done.grant, done.grant_note)
+    return frame, done if sc.reward is not None else None
 
 
 def _names(sc: Scorecard, frame: pl.DataFrame, names: pl.DataFrame | None) -> pl.Series:
