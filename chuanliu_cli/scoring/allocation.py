@@ -702,7 +702,7 @@ def _float_array(values: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
             too_big = series.abs().max()
             if too_big is not None and too_big > 2**53:  # type: ignore[operator]
                 raise ValueError(f"rank_by value {too_big!r} is too large to rank exactly as a float")
-        elif not series.dtype.is_float():
+        elif not series.dtype.is_float() and series.dtype != pl.Null:
             raise TypeError(f"rank_by values must be numbers, not {series.dtype}")
         series = series.cast(pl.Float64)
         not_finite = (~series.is_finite()).fill_null(False).to_numpy()
