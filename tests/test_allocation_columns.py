@@ -490,3 +490,10 @@ def test_round_micro_array_types_and_missing() -> None:
     assert big.tolist() == [10**19, 10**6]
     with pytest.raises(ValueError, match="not finite"):
         round_micro_array(np.array([1.0, -np.inf]))
+
+
+def test_rank_by_all_null_ranks_nobody() -> None:
+    result = rank_tier_allocate(["a", "b"], pl.Series([None, None]), [True, True], TIERS, Reward(9))
+    assert result.rank.to_list() == [None, None]
+    assert result.grant_note.to_list() == [NOTE_NOT_ELIGIBLE, NOTE_NOT_ELIGIBLE]
+    assert (result.allocated, result.unallocated) == (0, 9)
