@@ -15,6 +15,7 @@ from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
     import duckdb
+    import polars as pl
 
     from chuanliu_cli.periods import Period
     from chuanliu_cli.rules.model import Ruleset
@@ -101,21 +102,16 @@ def record_run(
 def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
     """The run_results rows of a scored scorecard as one Arrow table, in the table's column order."""
     import polars as pl
+    import pyarrow as pa
 
     from chuanliu_cli.scoring.gates import gate_column
 
     sc = res.scorecard
     frame = res.frame
-    gates = [gate_column(g) for g in sc.gates]
-    if res.gate_outcomes is not None and gates:
-        frame = frame.join(res.gate_outcomes, on=sc.key, how="left", maintain_order="left")
-
-    def values(names: list[str], dtype: Any) -> pl.Expr:
-        if not names:
-            return pl.lit([], dtype=pl.List(dtype))
-        return pl.concat_list([pl.col(n).cast(dtype) for n in names])
-
-    out = frame.select(
+    gates = [gate_column(g) for g in sc.gates] if res.gate_outcomes is not None else []
+    if gates:
+        frame = frame.join(res.gate_outcomes, on=sc.key, how="left", maintain_order="left")  # type: ignore[arg-type]
+    head = frame.select(
         pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
         pl.lit(scorecard).alias("scorecard"),
         pl.col(sc.key).cast(pl.Utf8).alias("entity"),
@@ -127,11 +123,37 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
         pl.col(sc.rank_by).cast(pl.Float64).alias("score"),
         pl.col("grant").cast(pl.Int64),
         pl.col("grant_note").cast(pl.Utf8),
-        values([m.name for m in sc.metrics], pl.Float64).alias("metric_values"),
-        values([s.name for s in sc.scores], pl.Float64).alias("score_values"),
-        values(gates if res.gate_outcomes is not None else [], pl.Boolean).alias("gate_values"),
-    )
-    return out.to_arrow()
+    ).to_arrow()
+    lists = {
+        "metric_values": _row_lists(frame, [m.name for m in sc.metrics], pl.Float64),
+        "score_values": _row_lists(frame, [s.name for s in sc.scores], pl.Float64),
+        "gate_values": _row_lists(frame, gates, pl.Boolean),
+    }
+    for name, values in lists.items():
+        head = head.append_column(name, values)
+    assert isinstance(head, pa.Table)
+    return head
+
+
+def _row_lists(frame: pl.DataFrame, names: list[str], dtype: Any) -> Any:
+    """Each row's values of the columns `names` as one Arrow list per row (NULLs kept, NaN kept apart from
+    NULL), built from numpy: polars' concat_list took 1.5 s for 15 columns of 500k rows, this 30 ms."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    n, k = frame.height, len(names)
+    numpy_type = np.float64 if dtype == pl.Float64 else np.bool_
+    data: Any = np.zeros((n, k), dtype=numpy_type)
+    missing = np.zeros((n, k), dtype=np.bool_)
+    for j, name in enumerate(names):
+        column = frame[name].cast(dtype)
+        missing[:, j] = column.is_null().to_numpy()
+        data[:, j] = column.fill_null(False if dtype == pl.Boolean else 0.0).to_numpy()
+    arrow_type = pa.float64() if dtype == pl.Float64 else pa.bool_()
+    values = pa.array(data.ravel(), type=arrow_type, mask=missing.ravel())
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32) if k else np.zeros(n + 1, np.int32))
+    return pa.ListArray.from_arrays(offsets, values)
 
 
 def _detail(run: RunResult, scorecard: str) -> dict[str, Any]:
