@@ -330,6 +330,9 @@ def entities_parquet(doc: EntityDocument) -> bytes:
     table = flat_frame(doc).to_arrow()
     schema = pa.schema([(c, arrow_types[doc.types.get(c, "str")]) for c in doc.columns])
     table = table.cast(schema)
+    # one chunk per column, as pa.array made them: the same pages, hence the same bytes, as parquet_bytes
+    with contextlib.suppress(pa.ArrowInvalid):  # (a text column past 2 GB stays in chunks)
+        table = table.combine_chunks()
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf, compression="zstd")
     return bytes(buf.getvalue().to_pybytes())
