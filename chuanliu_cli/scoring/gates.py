@@ -57,16 +57,30 @@ def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
         outcome = con.sql(f"SELECT {', '.join(selects)} FROM gate_input").pl()
     finally:
         con.close()
-    failed_exprs = []
-    for gate in sc.gates:
-        passed = pl.col(gate_column(gate)).fill_null(gate.missing == "pass")
-        failed_exprs.append(pl.when(passed).then(None).otherwise(pl.lit(gate.id)))
-    failed = outcome.select(pl.concat_list(failed_exprs).list.drop_nulls().alias("failed_gates"))
+    passed = outcome.select(
+        pl.col(gate_column(g)).fill_null(g.missing == "pass").alias(g.id) for g in sc.gates
+    )
+    failed = failed_lists(~passed.to_numpy().astype(bool), [g.id for g in sc.gates])
     return frame.with_columns(
         *outcome.get_columns(),
-        failed["failed_gates"],
-        (failed["failed_gates"].list.len() == 0).alias("eligible"),
+        failed.alias("failed_gates"),
+        (failed.list.len() == 0).alias("eligible"),
     )
+
+
+def failed_lists(failed: Any, ids: list[str]) -> pl.Series:
+    """Each row's failed gate ids, in gate order, from an (entities × gates) boolean matrix: one Arrow list
+    array built from numpy (polars' concat_list of the gate columns took half a second at 500k rows)."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    _rows, cols = np.nonzero(failed)  # row-major: each row's failures in gate order
+    offsets = np.zeros(failed.shape[0] + 1, dtype=np.int32)
+    np.cumsum(failed.sum(axis=1), out=offsets[1:])
+    names = pa.array(np.asarray(ids, dtype=object)[cols], type=pa.string())
+    series = pl.Series("failed_gates", pa.ListArray.from_arrays(pa.array(offsets), names))
+    return series.cast(pl.List(pl.Utf8))
 
 
 def gate_sql(gate: Gate) -> str:
