@@ -163,3 +163,13 @@ def test_another_ruleset_or_tool_version_means_scoring_again(
     assert session.score(MAY, ids=["ks700001"]).stored
     monkeypatch.setattr("chuanliu_cli.store.runs.__version__", "99.0")
     assert not session.score(MAY, ids=["ks700001"], record=False).stored
+
+
+def test_the_command_line_says_when_a_result_was_read_from_a_recorded_run(
+    db: str, invoke: Callable[..., Any]
+) -> None:
+    first = invoke("--db", db, "score", "--month", MAY, "--id", "ks700001", "--format", "json")
+    assert first.exit_code == 0 and "Recorded as run 1" in first.output
+    again = invoke("--db", db, "score", "--month", MAY, "--id", "ks700001", "--format", "json")
+    assert again.exit_code == 0 and "Read from recorded run 1" in again.output
+    assert again.stdout == first.stdout

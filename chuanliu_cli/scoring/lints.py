@@ -87,8 +87,8 @@ def _value_shape(text: str) -> str | None:
 def _gate_lints(res: ScorecardResult) -> list[str]:
     """Gates that every entity fails."""
     out = []
-    failed = res.frame["failed_gates"].to_list()
+    failed = res.frame["failed_gates"]
     for gate in res.scorecard.gates:
-        if all(gate.id in (f or []) for f in failed):
-            out.append(f"gate {gate.id} is passed by no entity ({len(failed)} scored): `{gate.when.text}`")
+        if failed.list.contains(gate.id).fill_null(False).all():
+            out.append(f"gate {gate.id} is passed by no entity ({failed.len()} scored): `{gate.when.text}`")
     return out

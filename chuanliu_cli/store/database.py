@@ -119,10 +119,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             grant_note VARCHAR,
             metric_values DOUBLE[],
             score_values DOUBLE[],
-            gate_values BOOLEAN[]
+            gate_values BOOLEAN[],
+            position BIGINT
         )""",
         "INSERT INTO run_results_v3 SELECT run_id, scorecard, entity, name, rank, eligible, failed_gates, "
-        'tier, score, "grant", NULL, NULL, NULL, NULL FROM run_results ORDER BY run_id, scorecard, entity',
+        'tier, score, "grant", NULL, NULL, NULL, NULL, NULL FROM run_results '
+        "ORDER BY run_id, scorecard, entity",
         "DROP TABLE run_results",
         "ALTER TABLE run_results_v3 RENAME TO run_results",
         # JSON: the names of the stored values, the data window, completeness; NULL for older runs

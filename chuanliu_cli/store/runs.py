@@ -101,6 +101,7 @@ def record_run(
 
 def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
     """The run_results rows of a scored scorecard as one Arrow table, in the table's column order."""
+    import numpy as np
     import polars as pl
     import pyarrow as pa
 
@@ -131,6 +132,8 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
     }
     for name, values in lists.items():
         head = head.append_column(name, values)
+    # the row's place in the result (rank order): reading a run back sorts on it alone
+    head = head.append_column("position", pa.array(np.arange(frame.height, dtype=np.int64)))
     assert isinstance(head, pa.Table)
     return head
 
@@ -229,8 +232,7 @@ def load_stored_run(
     frame = pl.from_arrow(
         con.sql(
             'SELECT entity, name, rank, eligible, failed_gates, tier, "grant", grant_note, metric_values, '
-            "score_values, gate_values FROM run_results WHERE run_id = ? "
-            "ORDER BY rank IS NULL, rank, score IS NULL, score DESC, entity",
+            "score_values, gate_values FROM run_results WHERE run_id = ? ORDER BY position",
             params=[run_id],
         ).to_arrow_table()
     )

@@ -70,7 +70,12 @@ def table_limit(console: Console, everything: bool) -> int | None:
 def report_run(result: ScoreResult) -> None:
     """The library's warnings, then where the run was recorded."""
     warn(result.warnings)
-    if result.run_id is not None:
+    if result.run_id is not None and result.stored:
+        info(
+            f"Read from recorded run {result.run_id} (same ruleset, tool version and data; "
+            f"chuanliu runs --id {result.run_id})"
+        )
+    elif result.run_id is not None:
         info(f"Recorded as run {result.run_id} (chuanliu runs --id {result.run_id})")
 
 
