@@ -173,3 +173,19 @@ def test_the_command_line_says_when_a_result_was_read_from_a_recorded_run(
     again = invoke("--db", db, "score", "--month", MAY, "--id", "ks700001", "--format", "json")
     assert again.exit_code == 0 and "Read from recorded run 1" in again.output
     assert again.stdout == first.stdout
+
+
+def test_a_served_result_keeps_the_warnings_of_its_recording(db: str, tmp_path: Path) -> None:
+    """The data lints are stored with the run: a served explanation warns as the recorded list did."""
+    text = default_ruleset_path().read_text(encoding="utf-8")
+    rules = tmp_path / "strict.yaml"
+    rules.write_text(
+        text.replace("when: live_days >= 8 and", "when: live_days >= 80 and", 1), encoding="utf-8"
+    )
+    session = Session(db=db)
+    recorded = session.eligible(MAY, rules=rules)
+    lint = [w for w in recorded.warnings if "passed by no entity" in w]
+    assert lint, recorded.warnings
+    served = session.explain("ks700001", MAY, rules=rules)
+    assert served.warnings == recorded.warnings
+    assert session.score(MAY, rules=rules, ids=["ks700001"]).stored

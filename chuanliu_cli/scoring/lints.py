@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 
 def data_lints(run: RunResult, scorecard: str) -> list[str]:
-    """The warnings of `scorecard` in `run` (the scorecard the user asked for; earlier ones feed it)."""
+    """The warnings of `scorecard` in `run` (the scorecard the user asked for; earlier ones feed it); for
+    a run read back from the store, those computed when it was recorded."""
+    if scorecard in run.stored_lints:
+        return list(run.stored_lints[scorecard])
     period = run.period.label
     starts = [lo for lo, _hi in run.data_window.values() if lo is not None]
     ends = [hi for _lo, hi in run.data_window.values() if hi is not None]

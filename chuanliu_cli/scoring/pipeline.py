@@ -89,6 +89,10 @@ class RunResult:
     data_window: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
     # tables whose data starts after the first day the ruleset's windows read (SPEC §6)
     missing_history: tuple[MissingHistory, ...] = ()
+    # the data lints of a run read back from the store, per scorecard, as they were when it was recorded
+    # (its rows may be only those an explanation needs); scoring leaves it empty: lints.data_lints
+    # computes them from the frame
+    stored_lints: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def completeness_note(self) -> str:
         """What the period's data lacks, in one line (empty when complete): the same words as `status`."""
@@ -427,9 +431,7 @@ def tier_for(sc: Scorecard, value: float | None) -> str | None:
     return None
 
 
-def rank_and_allocate(
-    sc: Scorecard, frame: pl.DataFrame
-) -> tuple[pl.DataFrame, RankedAllocation | None]:
+def rank_and_allocate(sc: Scorecard, frame: pl.DataFrame) -> tuple[pl.DataFrame, RankedAllocation | None]:
     """Tier eligible entities, rank them (rank_by descending, key ascending) and allocate the pool, as
     columns (scoring/allocation.rank_tier_allocate)."""
     done = rank_tier_allocate(frame[sc.key], frame[sc.rank_by], frame["eligible"], sc.tiers, sc.reward)

@@ -162,9 +162,14 @@ def _row_lists(frame: pl.DataFrame, names: list[str], dtype: Any) -> Any:
 def _detail(run: RunResult, scorecard: str) -> dict[str, Any]:
     """What a stored run needs beside its rows to be read back as scored: the names of the stored values
     and what the data covered."""
+    from chuanliu_cli.scoring.lints import data_lints
+
     sc = run.scorecards[scorecard].scorecard
+    res = run.scorecards[scorecard]
     return {
         "key": sc.key,
+        "lints": data_lints(run, scorecard),
+        "ranked": int(res.frame["rank"].drop_nulls().len()),
         "metrics": [m.name for m in sc.metrics],
         "scores": [s.name for s in sc.scores],
         "gates": [g.id for g in sc.gates] if run.scorecards[scorecard].gate_outcomes is not None else [],
@@ -271,7 +276,14 @@ def load_stored_run(
         for m in detail["missing_history"]
     )
     return RunResult(
-        ruleset, period, {name: result}, bool(complete), tuple(detail["incomplete_tables"]), window, missing
+        ruleset,
+        period,
+        {name: result},
+        bool(complete),
+        tuple(detail["incomplete_tables"]),
+        window,
+        missing,
+        {name: tuple(detail["lints"])},
     )
 
 
