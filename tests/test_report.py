@@ -214,7 +214,7 @@ def test_report_refuses_an_unknown_id(synthetic: Any) -> None:
 
 
 def test_breakdowns_are_those_of_explain(synthetic: Any) -> None:
-    """explain_listed explains from the listed rows only: the result must be explain_entity's on the run."""
+    """explain_listed explains the listed entities all at once: each exactly as explain_entity alone."""
     from chuanliu_cli.present.report import explain_listed
     from chuanliu_cli.scoring.explain import explain_entity
 
