@@ -21,10 +21,11 @@ from chuanliu_cli.rules.model import (
 )
 from chuanliu_cli.scoring.allocation import round_micro, round_micro_array
 from chuanliu_cli.scoring.gates import comparisons, gate_column, holds
-from chuanliu_cli.scoring.normalize import describe_normalizer, normalize_expr, reciprocal
+from chuanliu_cli.scoring.normalize import describe_normalizer, normalize_expr
 from chuanliu_cli.scoring.pipeline import (
     NOT_IN_POPULATION,
     RunResult,
+    VectorArithmetic,
     compute_scores,
     part_column,
     score_value,
@@ -510,27 +511,15 @@ def _rank_among(population: np.ndarray, x: np.ndarray, own: np.ndarray) -> np.nd
     return np.where(np.isnan(x), np.nan, value)
 
 
-class _Batch:
+class _Batch(VectorArithmetic):
     """Arithmetic (scoring.pipeline) as polars expressions over rows that are each one entity, as scored or
     with one metric changed: every operation but `rank` is pipeline's vector form, row by row; a `rank`
     part ranks the row's value among the other entities' values (`populations`: everyone's as scored,
     sorted, with the entity's own value, in column `__own__<name>`, left out) and the row's value, as
-    score_entity's `others` do; for an unchanged row, that is its rank among everyone.
-
-    (pipeline's vector arithmetic is private there; its operations are repeated here, each one line.)"""
+    score_entity's `others` do; for an unchanged row, that is its rank among everyone."""
 
     def __init__(self, populations: dict[str, np.ndarray]) -> None:
         self.populations = populations
-
-    def constant(self, value: float) -> pl.Expr:
-        import polars as pl
-
-        return pl.lit(value)
-
-    def value(self, name: str) -> pl.Expr:
-        import polars as pl
-
-        return pl.col(name)
 
     def normalize(self, name: str, x: pl.Expr, norm: Normalizer | None) -> pl.Expr:
         import polars as pl
@@ -544,35 +533,6 @@ class _Batch:
             return pl.Series(_rank_among(population, values, own), nan_to_null=True)
 
         return pl.map_batches([x, pl.col(_own(name))], rank, return_dtype=pl.Float64, is_elementwise=True)
-
-    def divide(self, x: pl.Expr, by: float) -> pl.Expr:
-        return x * reciprocal(by)
-
-    def fill_null(self, x: pl.Expr, value: float) -> pl.Expr:
-        return x.fill_null(value)
-
-    def accumulate(
-        self, numer: pl.Expr, denom: pl.Expr, x: pl.Expr, weight: float, skip: bool
-    ) -> tuple[pl.Expr, pl.Expr]:
-        import polars as pl
-
-        if not skip:
-            return numer + x * weight, denom + float(weight)
-        used = x.is_not_null()
-        return (
-            numer + pl.when(used).then(x * weight).otherwise(0.0),
-            denom + pl.when(used).then(pl.lit(float(weight))).otherwise(0.0),
-        )
-
-    def scaled_ratio(self, numer: pl.Expr, denom: pl.Expr, scale: float) -> pl.Expr:
-        import polars as pl
-
-        return pl.when(denom > 0).then(numer * (1 / denom) * scale).otherwise(None)
-
-    def if_at_least(self, x: pl.Expr, metric: pl.Expr, bound: float) -> pl.Expr:
-        import polars as pl
-
-        return pl.when(metric.fill_null(-math.inf) >= bound).then(x).otherwise(None)
 
 
 def _own(name: str) -> str:

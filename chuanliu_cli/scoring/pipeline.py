@@ -294,8 +294,9 @@ def score_value(ops: Arithmetic[V], score: Score, scales: dict[str, float]) -> t
     return value, counted
 
 
-class _Vector:
-    """Arithmetic as polars expressions over the columns of a frame (every entity at once)."""
+class VectorArithmetic:
+    """Arithmetic as polars expressions over the columns of a frame (every entity at once); explain's
+    batched search subclasses it, changing only how a `rank` part normalizes."""
 
     def constant(self, value: float) -> pl.Expr:
         import polars as pl
@@ -393,7 +394,7 @@ def compute_scores(sc: Scorecard, metrics: pl.DataFrame, keep_parts: bool = Fals
 
     frame = metrics
     scales = {s.name: s.scale for s in sc.scores}
-    ops = _Vector()
+    ops = VectorArithmetic()
     for score in sc.scores:
         value, counted = score_value(ops, score, scales)
         parts = [n.alias(part_column(score, i)) for i, n in enumerate(counted)] if keep_parts else []
