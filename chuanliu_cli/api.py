@@ -657,9 +657,13 @@ class Session:
         from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
         from chuanliu_cli.scoring.pipeline import score_absent
 
-        scored = self._score(period, scorecard, rules, False, False, None, reuse=True)
+        scored = self._score(period, scorecard, rules, False, False, None, reuse=True, only=[key])
         run, name = scored.run, scored.scorecard
         res = run.scorecards[name]
+        if scored.stored and res.ranked is not None and key not in set(res.frame[res.key].to_list()):
+            # not among the recorded rows: everyone's keys are needed to say which are nearest
+            scored = self._score(period, scorecard, rules, False, False, None, reuse=True)
+            run, res = scored.run, scored.run.scorecards[name]
         if key not in set(res.frame[res.key].to_list()):
             with self._source() as source:
                 known = _key_exists(source, res.key, key)
@@ -815,6 +819,7 @@ class Session:
         command: str | None,
         strict: bool = False,
         reuse: bool = False,
+        only: Sequence[str] | None = None,
     ) -> ScoreResult:
         """Check the ruleset, score the period, check completeness, record the run (database only).
         With `strict`, any warning raises StrictError before anything is recorded. With `reuse` (explain,
@@ -839,7 +844,7 @@ class Session:
                 if reuse:
                     stored_id = find_stored_run(source, ruleset, p, name, inputs)
             if stored_id is not None:
-                run = load_stored_run(source, stored_id, ruleset, p)
+                run = load_stored_run(source, stored_id, ruleset, p, only)
                 record = False
             else:
                 run = score_period(source, ruleset, p, upto=name)

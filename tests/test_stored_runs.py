@@ -189,3 +189,16 @@ def test_a_served_result_keeps_the_warnings_of_its_recording(db: str, tmp_path: 
     served = session.explain("ks700001", MAY, rules=rules)
     assert served.warnings == recorded.warnings
     assert session.score(MAY, rules=rules, ids=["ks700001"]).stored
+
+
+def test_an_unknown_key_of_a_served_month_still_names_the_nearest(db: str) -> None:
+    """A served explanation reads only the entity's row; a key that is not there reads everyone's keys."""
+    from chuanliu_cli.errors import DataError
+
+    session = Session(db=db)
+    session.eligible(MAY)
+    with pytest.raises(DataError) as caught:
+        session.explain("ks7000019", MAY)
+    assert "nearest known" in str(caught.value.hint) and "ks700001" in str(caught.value.hint)
+    idle = session.explain("ks700060", MAY)  # a listed shop without activity: known, not in the population
+    assert idle.explanation.in_population is False

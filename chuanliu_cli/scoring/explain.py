@@ -212,7 +212,7 @@ def explain_entities(
     parts: dict[str, dict[str, Any]] = {}
     for r in scored.iter_rows(named=True):
         parts.setdefault(r[sc.key], r)
-    ranked = int(frame["rank"].drop_nulls().len())
+    ranked = res.ranked if res.ranked is not None else int(frame["rank"].drop_nulls().len())
     targets = {key: _target(sc, rows[key][sc.rank_by]) for key in wanted}
     searched = _suggest_all(
         sc,

@@ -47,6 +47,9 @@ class ScorecardResult:
     # the key and each gate's own outcome (True/False/NULL, before `missing`), in gate_column(gate): kept
     # apart from `frame` so that no output or run record sees them; None when nothing was gated
     gate_outcomes: pl.DataFrame | None = None
+    # how many entities are ranked, when `frame` holds only some of them (a recorded run read back for
+    # one explanation); None: count the ranks of `frame`
+    ranked: int | None = None
 
     @property
     def key(self) -> str:

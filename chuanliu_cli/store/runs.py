@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -217,11 +218,16 @@ def find_stored_run(
 
 
 def load_stored_run(
-    con: duckdb.DuckDBPyConnection, run_id: int, ruleset: Ruleset, period: Period
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    ruleset: Ruleset,
+    period: Period,
+    keys: Sequence[str] | None = None,
 ) -> RunResult:
     """A recorded run read back as the RunResult scoring gave (find_stored_run chose it): the frame in
-    rank order, gate outcomes, data window and completeness (no Allocation object: its totals are in
-    the frame)."""
+    rank order, gate outcomes, data window, completeness and data lints (no Allocation object: its totals
+    are in the frame). With `keys`, only those entities' rows when that is all an explanation needs (no
+    score ranks among everyone), the ranked count given beside them (ScorecardResult.ranked)."""
     import polars as pl
 
     from chuanliu_cli.scoring.gates import gate_column
@@ -234,11 +240,18 @@ def load_stored_run(
     detail = json.loads(detail_text)
     sc = ruleset.scorecard(name)
     by_id = {g.id: gate_column(g) for g in sc.gates}
+    some = keys is not None and not any(
+        part.normalize is not None and part.normalize.kind == "rank"
+        for score in sc.scores
+        for part in score.parts
+    )
     frame = pl.from_arrow(
         con.sql(
             'SELECT entity, name, rank, eligible, failed_gates, tier, "grant", grant_note, metric_values, '
-            "score_values, gate_values FROM run_results WHERE run_id = ? ORDER BY position",
-            params=[run_id],
+            "score_values, gate_values FROM run_results WHERE run_id = ? "
+            + ("AND list_contains(?, entity) " if some else "")
+            + "ORDER BY position",
+            params=[run_id, list(keys or ())] if some else [run_id],
         ).to_arrow_table()
     )
     assert isinstance(frame, pl.DataFrame)
@@ -258,7 +271,8 @@ def load_stored_run(
     ).rename({"entity": sc.key})
     order = [sc.key, "name", *metrics, *scores, "eligible", "failed_gates", "tier", "rank", "grant"]
     outcomes = frame.select(sc.key, *(by_id[g] for g in gates)) if gates else None
-    result = ScorecardResult(sc, period, frame.select(*order, "grant_note"), None, outcomes)
+    ranked = int(detail["ranked"]) if some else None
+    result = ScorecardResult(sc, period, frame.select(*order, "grant_note"), None, outcomes, ranked)
     window = {
         t: (
             None if lo is None else datetime.fromisoformat(lo),
