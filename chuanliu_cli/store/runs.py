@@ -111,8 +111,12 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
     sc = res.scorecard
     frame = res.frame
     gates = [gate_column(g) for g in sc.gates] if res.gate_outcomes is not None else []
-    if gates:
-        frame = frame.join(res.gate_outcomes, on=sc.key, how="left", maintain_order="left")  # type: ignore[arg-type]
+    outcomes = res.gate_outcomes
+    if gates and outcomes is not None:
+        if outcomes[sc.key].equals(frame[sc.key]):  # as finish_scorecard makes them: row for row
+            frame = frame.hstack(outcomes.drop(sc.key).get_columns())
+        else:
+            frame = frame.join(outcomes, on=sc.key, how="left", maintain_order="left")
     head = frame.select(
         pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
         pl.lit(scorecard).alias("scorecard"),
