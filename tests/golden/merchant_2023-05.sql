@@ -272,5 +272,3 @@ SELECT
   "complaint_rate_90d",
   "quality_return_rate_90d"
 FROM "metric_values"
-ORDER BY
-  "shop_id"

@@ -3,6 +3,27 @@ WITH "reviews_filled" AS (
     "r"."review_id" AS "review_id",
     "r"."order_id" AS "order_id",
     "r"."shop_id" AS "shop_id",
+    "r"."item_id" AS "item_id",
+    "r"."promoter_id" AS "promoter_id",
+    "r"."quality_score" AS "quality_score",
+    "r"."logistics_score" AS "logistics_score",
+    "r"."service_score" AS "service_score",
+    "r"."review_time" AS "review_time",
+    "r"."complaint" AS "complaint"
+  FROM "reviews" AS "r"
+  WHERE
+    (
+      "r"."review_time" >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+      AND "r"."review_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    )
+    AND NOT (
+      "r"."promoter_id" IS NULL OR "r"."item_id" IS NULL
+    )
+  UNION ALL
+  SELECT
+    "r"."review_id" AS "review_id",
+    "r"."order_id" AS "order_id",
+    "r"."shop_id" AS "shop_id",
     COALESCE("r"."item_id", "o"."item_id") AS "item_id",
     COALESCE("r"."promoter_id", "o"."promoter_id") AS "promoter_id",
     "r"."quality_score" AS "quality_score",
@@ -14,8 +35,13 @@ WITH "reviews_filled" AS (
   LEFT JOIN "orders" AS "o"
     ON "o"."order_id" = "r"."order_id"
   WHERE
-    "r"."review_time" >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
-    AND "r"."review_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    (
+      "r"."review_time" >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+      AND "r"."review_time" < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    )
+    AND (
+      "r"."promoter_id" IS NULL OR "r"."item_id" IS NULL
+    )
 ), "src_orders" AS (
   SELECT
     "orders"."item_id" AS "item_id",
@@ -75,5 +101,3 @@ SELECT
   "negative_rate_90d",
   "quality_return_rate_90d"
 FROM "metric_values"
-ORDER BY
-  "item_id"

@@ -287,12 +287,31 @@ SELECT
   `negative_rate_90d`,
   `complaint_rate_90d`,
   `quality_return_rate_90d`
-FROM `metric_values`
-ORDER BY
-  `shop_id` NULLS LAST;
+FROM `metric_values`;
 
 -- scorecard promoter · chuanliu-2023 · 2023-05
 WITH `reviews_filled` AS (
+  SELECT
+    `r`.`review_id` AS `review_id`,
+    `r`.`order_id` AS `order_id`,
+    `r`.`shop_id` AS `shop_id`,
+    `r`.`item_id` AS `item_id`,
+    `r`.`promoter_id` AS `promoter_id`,
+    `r`.`quality_score` AS `quality_score`,
+    `r`.`logistics_score` AS `logistics_score`,
+    `r`.`service_score` AS `service_score`,
+    `r`.`review_time` AS `review_time`,
+    `r`.`complaint` AS `complaint`
+  FROM `reviews` AS `r`
+  WHERE
+    (
+      `r`.`review_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+      AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    )
+    AND NOT (
+      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+    )
+  UNION ALL
   SELECT
     `r`.`review_id` AS `review_id`,
     `r`.`order_id` AS `order_id`,
@@ -308,8 +327,13 @@ WITH `reviews_filled` AS (
   LEFT JOIN `orders` AS `o`
     ON `o`.`order_id` = `r`.`order_id`
   WHERE
-    `r`.`review_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
-    AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    (
+      `r`.`review_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+      AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    )
+    AND (
+      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+    )
 ), `src_orders` AS (
   SELECT
     `orders`.`promoter_id` AS `promoter_id`,
@@ -416,12 +440,31 @@ SELECT
   `quality_avg_90d`,
   `service_avg_90d`,
   `negative_rate_90d`
-FROM `metric_values`
-ORDER BY
-  `promoter_id` NULLS LAST;
+FROM `metric_values`;
 
 -- scorecard product · chuanliu-2023 · 2023-05
 WITH `reviews_filled` AS (
+  SELECT
+    `r`.`review_id` AS `review_id`,
+    `r`.`order_id` AS `order_id`,
+    `r`.`shop_id` AS `shop_id`,
+    `r`.`item_id` AS `item_id`,
+    `r`.`promoter_id` AS `promoter_id`,
+    `r`.`quality_score` AS `quality_score`,
+    `r`.`logistics_score` AS `logistics_score`,
+    `r`.`service_score` AS `service_score`,
+    `r`.`review_time` AS `review_time`,
+    `r`.`complaint` AS `complaint`
+  FROM `reviews` AS `r`
+  WHERE
+    (
+      `r`.`review_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+      AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    )
+    AND NOT (
+      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+    )
+  UNION ALL
   SELECT
     `r`.`review_id` AS `review_id`,
     `r`.`order_id` AS `order_id`,
@@ -437,8 +480,13 @@ WITH `reviews_filled` AS (
   LEFT JOIN `orders` AS `o`
     ON `o`.`order_id` = `r`.`order_id`
   WHERE
-    `r`.`review_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
-    AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    (
+      `r`.`review_time` >= CAST('2023-03-03 00:00:00' AS TIMESTAMP)
+      AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
+    )
+    AND (
+      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+    )
 ), `src_orders` AS (
   SELECT
     `orders`.`item_id` AS `item_id`,
@@ -510,7 +558,5 @@ SELECT
   `quality_avg_90d`,
   `negative_rate_90d`,
   `quality_return_rate_90d`
-FROM `metric_values`
-ORDER BY
-  `item_id` NULLS LAST;
+FROM `metric_values`;
 
