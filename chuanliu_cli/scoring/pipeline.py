@@ -213,7 +213,6 @@ def finish_scorecard(
     sc: Scorecard, period: Period, metrics: pl.DataFrame, names: pl.DataFrame | None = None
 ) -> ScorecardResult:
     """Everything after the metric query: scores, gates, tiers, ranks, grants and names (pure Python)."""
-    import polars as pl
 
     frame = compute_scores(sc, metrics)
     frame = apply_gates(sc, frame)
@@ -221,12 +220,36 @@ def finish_scorecard(
     frame = frame.with_columns(_names(sc, frame, names).alias("name"))
     order = [sc.key, "name", *(m.name for m in sc.metrics), *(s.name for s in sc.scores)]
     order += ["eligible", "failed_gates", "tier", "rank", "grant", "grant_note"]
-    frame = frame.sort(
+    frame = _result_order(frame, sc)
+    outcomes = frame.select(sc.key, *(gate_column(g) for g in sc.gates)) if sc.gates else None
+    return ScorecardResult(sc, period, frame.select(order), allocation, outcomes)
+
+
+def _result_order(frame: pl.DataFrame, sc: Scorecard) -> pl.DataFrame:
+    """The rows in result order: ranked first by rank, then by rank_by descending (NULL last), then key.
+
+    When the rows are in key order already (compute_metrics sorts them) and rank_by has no NaN, one numpy
+    lexsort with the row position for the key gives the same order as polars' five-key sort, 2.4× faster
+    at 2.7M rows; otherwise polars sorts."""
+    import numpy as np
+    import polars as pl
+
+    rank, value = frame["rank"], frame[sc.rank_by].cast(pl.Float64)
+    if frame[sc.key].is_sorted() and not value.is_nan().any():
+        order = np.lexsort(
+            (
+                np.arange(frame.height),
+                -value.fill_null(0.0).to_numpy(),
+                value.is_null().to_numpy(),
+                rank.fill_null(0).to_numpy(),
+                rank.is_null().to_numpy(),
+            )
+        )
+        return frame[order]
+    return frame.sort(
         [pl.col("rank").is_null(), "rank", pl.col(sc.rank_by).is_null(), sc.rank_by, sc.key],
         descending=[False, False, False, True, False],
     )
-    outcomes = frame.select(sc.key, *(gate_column(g) for g in sc.gates)) if sc.gates else None
-    return ScorecardResult(sc, period, frame.select(order), allocation, outcomes)
 
 
 # --- scores ------------------------------------------------------------------------------------------------
