@@ -20,8 +20,11 @@ import os
 import pickle
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Entries are at most this large (a ruleset is at most 1 MB of YAML; its model is a few times that).
 _MAX_ENTRY_BYTES = 16 * 1024 * 1024
@@ -127,3 +130,15 @@ def put(kind: str, entry: str, value: Any) -> None:
             raise
     except (OSError, pickle.PicklingError, TypeError, AttributeError, RecursionError):
         return
+
+
+def remembered(kind: str, text: str, compute: Callable[[], T]) -> T:
+    """`compute()` for an expression's `text` (e.g. the names a gate reads), from the cache when this build
+    computed it before: what depends only on the text need not import sqlglot to parse it again."""
+    entry = key(kind, text)
+    found = get(kind, entry)
+    if found is not None:
+        return found
+    value = compute()
+    put(kind, entry, value)
+    return value

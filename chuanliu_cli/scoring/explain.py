@@ -180,7 +180,12 @@ def explain_entities(
     unknown key raises DataError with the nearest known keys."""
     import polars as pl
 
-    from chuanliu_cli.rules.expressions import bare_names
+    from chuanliu_cli.rules import cache
+
+    def bare_names(expr: Any) -> frozenset[str]:
+        from chuanliu_cli.rules.expressions import bare_names as parsed_names
+
+        return parsed_names(expr)
 
     res = run.scorecards[scorecard]
     sc = res.scorecard
@@ -224,7 +229,14 @@ def explain_entities(
     metric_lines = [_metric_template(m, run) for m in sc.metrics]
     failing = {g for row in rows.values() for g in row["failed_gates"] or ()}
     gate_facts = [
-        (g, sorted(bare_names(g.when)), comparisons(g) if g.id in failing else None) for g in sc.gates
+        (
+            g,
+            sorted(cache.remembered("gate-names", g.when.text, lambda g=g: bare_names(g.when))),  # type: ignore[misc]
+            cache.remembered("gate-comparisons", g.when.text, lambda g=g: comparisons(g))  # type: ignore[misc]
+            if g.id in failing
+            else None,
+        )
+        for g in sc.gates
     ]
     described = {
         (s.name, i): _describe(p.normalize, "metric" if p.metric is not None else "score")
