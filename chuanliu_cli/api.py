@@ -585,8 +585,15 @@ class Session:
             command or f"Session.score({period!r})",
             strict,
             reuse=bool(ids),
+            only=list(ids) if ids else None,
         )
         res = scored.result
+        if ids and res.stored_size is not None and not set(ids) <= set(res.frame[res.key].to_list()):
+            # an id not among the recorded rows: everyone's keys are needed to say which are nearest
+            scored = self._score(
+                period, scorecard, rules, record, require_complete, command, strict, reuse=True
+            )
+            res = scored.result
         frame = res.frame
         if ids:
             from chuanliu_cli.scoring.explain import unknown_key_error
@@ -598,7 +605,7 @@ class Session:
             frame = frame.filter(pl.col(res.key).is_in(list(ids)))
         if top is not None:
             frame = frame.head(top)
-        if frame.height != res.frame.height:
+        if frame.height != res.size or res.stored_size is not None:
             # only the rows shown change: totals, ranks and grants stay those of the whole population
             scored = replace(scored, selected=frame)
         return scored
@@ -655,9 +662,12 @@ class Session:
         saw, raises DataError naming the scorecard or the nearest keys."""
 
         from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
-        from chuanliu_cli.scoring.pipeline import score_absent
+        from chuanliu_cli.scoring.pipeline import ranks_everyone, score_absent
 
-        scored = self._score(period, scorecard, rules, False, False, None, reuse=True, only=[key])
+        ruleset = load_rules(rules)  # (through the cache; _score checks it)
+        # an explanation needs everyone's values when a score ranks among them, else the entity's row
+        only = None if ranks_everyone(ruleset.scorecard(scorecard_name(ruleset, scorecard))) else [key]
+        scored = self._score(period, scorecard, rules, False, False, None, reuse=True, only=only)
         run, name = scored.run, scored.scorecard
         res = run.scorecards[name]
         if scored.stored and res.ranked is not None and key not in set(res.frame[res.key].to_list()):
@@ -870,7 +880,7 @@ class Session:
     def _population(self, run: RunResult, scorecard: str) -> Population:
         """Who the ranks and grants are relative to: a directory of exports (`data=`) may be one merchant's
         own files, so its ranks and grants are labelled as relative to the entities it holds."""
-        n = run.scorecards[scorecard].frame.height
+        n = run.scorecards[scorecard].size
         if self.data is None:
             return Population(n, False, None)
         key = run.scorecards[scorecard].key

@@ -202,3 +202,18 @@ def test_an_unknown_key_of_a_served_month_still_names_the_nearest(db: str) -> No
     assert "nearest known" in str(caught.value.hint) and "ks700001" in str(caught.value.hint)
     idle = session.explain("ks700060", MAY)  # a listed shop without activity: known, not in the population
     assert idle.explanation.in_population is False
+
+
+def test_score_by_id_served_reads_only_the_asked_rows_and_says_so_among_everyone(
+    db: str, invoke: Callable[..., Any]
+) -> None:
+    session = Session(db=db)
+    recorded = session.eligible(MAY)
+    served = session.score(MAY, ids=["ks700001", "ks700003"])
+    assert served.stored and served.result.frame.height == 2  # only the asked rows were read
+    assert served.result.size == recorded.result.size == 59
+    assert served.totals == recorded.totals
+    table = invoke("--db", db, "score", "--month", MAY, "--id", "ks700001", "--format", "table")
+    assert table.exit_code == 0 and "Showing 1 of 59 entities" in table.output
+    unknown = invoke("--db", db, "score", "--month", MAY, "--id", "ks7000019", "--format", "json")
+    assert unknown.exit_code == 4 and "nearest known" in unknown.output and "ks700001" in unknown.output

@@ -115,7 +115,7 @@ def _document_head(
     res = run.scorecards[scorecard]
     rs = run.ruleset
     if population is None:
-        pop = {"entities": res.frame.height, "relative": False, "note": None}
+        pop = {"entities": res.size, "relative": False, "note": None}
     else:
         pop = population.to_dict()
     return {

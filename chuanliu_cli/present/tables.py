@@ -319,10 +319,8 @@ def render_scores(
         )
     console.print(table)
     _more(console, shown.height, rows.height, hint)
-    if rows.height != res.frame.height:
-        console.print(
-            Text(f"Showing {rows.height} of {res.frame.height} entities; ranks and grants are among all.")
-        )
+    if rows.height != res.size:
+        console.print(Text(f"Showing {rows.height} of {res.size} entities; ranks and grants are among all."))
     _footer(console, run, res, warnings, population)
 
 

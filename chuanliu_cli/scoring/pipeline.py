@@ -47,9 +47,17 @@ class ScorecardResult:
     # the key and each gate's own outcome (True/False/NULL, before `missing`), in gate_column(gate): kept
     # apart from `frame` so that no output or run record sees them; None when nothing was gated
     gate_outcomes: pl.DataFrame | None = None
-    # how many entities are ranked, when `frame` holds only some of them (a recorded run read back for
-    # one explanation); None: count the ranks of `frame`
+    # when `frame` holds only some of the entities (a recorded run read back for `explain` or
+    # `score --id`): how many are ranked, how many there are, and the totals over everyone, as recorded;
+    # None: count them from `frame`
     ranked: int | None = None
+    stored_size: int | None = None
+    stored_totals: dict[str, Any] | None = None
+
+    @property
+    def size(self) -> int:
+        """How many entities the result has (all of them, also when `frame` holds only some)."""
+        return self.frame.height if self.stored_size is None else self.stored_size
 
     @property
     def key(self) -> str:
@@ -60,6 +68,8 @@ class ScorecardResult:
         """Pool, allocated, unallocated, entity and eligible counts, eligible entities per tier."""
         import polars as pl
 
+        if self.stored_totals is not None:
+            return {**self.stored_totals, "per_tier": dict(self.stored_totals["per_tier"])}
         sc = self.scorecard
         eligible = self.frame.filter(pl.col("eligible"))
         counts = dict(eligible.group_by("tier").len().drop_nulls("tier").iter_rows())
@@ -172,6 +182,15 @@ def compute_metrics(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Per
     # between runs; 12 significant digits keep every real digit and make reruns byte-identical.
     casts += [pl.col(m.name).cast(pl.Float64).round_sig_figs(METRIC_DIGITS) for m in sc.metrics]
     return frame.select(casts).sort(sc.key)
+
+
+def ranks_everyone(sc: Scorecard) -> bool:
+    """Whether a score part normalizes by rank: then one entity's scores depend on everyone's values."""
+    return any(
+        part.normalize is not None and part.normalize.kind == "rank"
+        for score in sc.scores
+        for part in score.parts
+    )
 
 
 def _needed(ruleset: Ruleset, upto: str | None) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -175,6 +175,8 @@ def _detail(run: RunResult, scorecard: str) -> dict[str, Any]:
         "key": sc.key,
         "lints": data_lints(run, scorecard),
         "ranked": int(res.frame["rank"].drop_nulls().len()),
+        "size": res.frame.height,
+        "totals": res.totals(),
         "metrics": [m.name for m in sc.metrics],
         "scores": [s.name for s in sc.scores],
         "gates": [g.id for g in sc.gates] if run.scorecards[scorecard].gate_outcomes is not None else [],
@@ -230,8 +232,9 @@ def load_stored_run(
 ) -> RunResult:
     """A recorded run read back as the RunResult scoring gave (find_stored_run chose it): the frame in
     rank order, gate outcomes, data window, completeness and data lints (no Allocation object: its totals
-    are in the frame). With `keys`, only those entities' rows when that is all an explanation needs (no
-    score ranks among everyone), the ranked count given beside them (ScorecardResult.ranked)."""
+    are in the frame). With `keys`, only those entities' rows, with the ranked count, the number of
+    entities and the totals over everyone as recorded (the caller passes keys only when those rows are
+    all it needs: not for an explanation whose scores rank among everyone)."""
     import polars as pl
 
     from chuanliu_cli.scoring.gates import gate_column
@@ -244,11 +247,7 @@ def load_stored_run(
     detail = json.loads(detail_text)
     sc = ruleset.scorecard(name)
     by_id = {g.id: gate_column(g) for g in sc.gates}
-    some = keys is not None and not any(
-        part.normalize is not None and part.normalize.kind == "rank"
-        for score in sc.scores
-        for part in score.parts
-    )
+    some = keys is not None
     frame = pl.from_arrow(
         con.sql(
             'SELECT entity, name, rank, eligible, failed_gates, tier, "grant", grant_note, metric_values, '
@@ -275,8 +274,16 @@ def load_stored_run(
     ).rename({"entity": sc.key})
     order = [sc.key, "name", *metrics, *scores, "eligible", "failed_gates", "tier", "rank", "grant"]
     outcomes = frame.select(sc.key, *(by_id[g] for g in gates)) if gates else None
-    ranked = int(detail["ranked"]) if some else None
-    result = ScorecardResult(sc, period, frame.select(*order, "grant_note"), None, outcomes, ranked)
+    result = ScorecardResult(sc, period, frame.select(*order, "grant_note"), None, outcomes)
+    if some and "totals" in detail:
+        result = replace(
+            result,
+            ranked=int(detail["ranked"]),
+            stored_size=int(detail["size"]),
+            stored_totals=detail["totals"],
+        )
+    elif some:  # (recorded before the totals were stored: the rows asked for are not enough)
+        return load_stored_run(con, run_id, ruleset, period)
     window = {
         t: (
             None if lo is None else datetime.fromisoformat(lo),
