@@ -255,6 +255,14 @@ def test_week_window_needs_week_period() -> None:
     ("normalize", "message"),
     [
         ("{linear: [1, 1]}", "r.yaml:13:58: linear needs two different bounds, got [1, 1]"),
+        (
+            "{linear: [0, 5.0e-324]}",
+            "r.yaml:13:58: linear bounds [0, 4.94066e-324] are too close together or too far apart to compute with",
+        ),
+        (
+            "{linear: [-1.0e+308, 1.0e+308]}",
+            "r.yaml:13:58: linear bounds [-1e+308, 1e+308] are too close together or too far apart to compute with",
+        ),
         ("{log: [5, 1]}", "r.yaml:13:55: log needs 0 ≤ a < b, got [5, 1]"),
         ("{log: [-1, 5]}", "r.yaml:13:55: log needs 0 ≤ a < b, got [-1, 5]"),
         ("{bands: [[5, 0.5], [1, 1]]}", "r.yaml:13:68: band thresholds must ascend: 1 comes after 5"),

@@ -7,6 +7,7 @@ structure onto the model; names inside expressions, references and cycles are ch
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import zoneinfo
 from pathlib import Path
@@ -505,6 +506,12 @@ class _Reader(NodeReader):
         a, b = pair
         if kind == "linear" and a == b:
             self.error(args, f"linear needs two different bounds, got [{a:g}, {b:g}]")
+            return None
+        if kind == "linear" and not (math.isfinite(b - a) and math.isfinite(1 / (b - a))):
+            # 1/(b − a) is what scores multiply by: inf makes every value NaN or ±inf, 0 makes every value 0
+            self.error(
+                args, f"linear bounds [{a:g}, {b:g}] are too close together or too far apart to compute with"
+            )
             return None
         if kind == "log" and not 0 <= a < b:
             self.error(args, f"log needs 0 ≤ a < b, got [{a:g}, {b:g}]")
