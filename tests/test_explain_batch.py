@@ -129,16 +129,17 @@ def _counts(sc: Scorecard, metric: str) -> bool:
     )
 
 
-def _check(run: RunResult, scorecard: str, keys: list[str]) -> list[Explanation]:
-    """explain_entities over `keys` equals explain_entity of each key, and the oracle's suggestions; every
-    suggestion reaches its target when the whole population is re-scored, to the last bit."""
+def _check(run: RunResult, scorecard: str, keys: list[str], stride: int = 1) -> list[Explanation]:
+    """explain_entities over `keys` equals explain_entity of each key (of every `stride`-th key: the
+    one-at-a-time oracles are slow), and the oracle's suggestions; every suggestion reaches its target
+    when the whole population is re-scored, to the last bit."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     together = explain_entities(run, scorecard, keys)
     assert [ex.key for ex in together] == keys
     metrics = res.frame.select(sc.key, *(m.name for m in sc.metrics))
     everyone = compute_scores(sc, metrics, keep_parts=True)
-    for key, ex in zip(keys, together, strict=True):
+    for key, ex in list(zip(keys, together, strict=True))[::stride]:
         assert ex == explain_entity(run, scorecard, key), key
         # each part's normalized value as scoring everyone gives it (a rank part among everyone)
         row = everyone.filter(pl.col(sc.key) == key).row(0, named=True)
@@ -259,7 +260,7 @@ def _rank_run(nested: bool, entities: int = 80) -> RunResult:
 def test_every_entity_of_a_ruleset_with_rank_parts(nested: bool) -> None:
     run = _rank_run(nested)
     keys = run.scorecards["merchant"].frame["shop_id"].to_list()
-    together = _check(run, "merchant", keys)
+    together = _check(run, "merchant", keys, stride=3)  # 27 of the 80 against the oracles
     assert sum(len(ex.suggestions) for ex in together) > 20
     assert any(s.metric == "live_weeks" for ex in together for s in ex.suggestions)  # a bands part
     notes = {p.note for ex in together for s in ex.scores for p in s.parts}
