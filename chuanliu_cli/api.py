@@ -588,12 +588,6 @@ class Session:
             only=list(ids) if ids else None,
         )
         res = scored.result
-        if ids and res.stored_size is not None and not set(ids) <= set(res.frame[res.key].to_list()):
-            # an id not among the recorded rows: everyone's keys are needed to say which are nearest
-            scored = self._score(
-                period, scorecard, rules, record, require_complete, command, strict, reuse=True
-            )
-            res = scored.result
         frame = res.frame
         if ids:
             from chuanliu_cli.scoring.explain import unknown_key_error
@@ -670,10 +664,6 @@ class Session:
         scored = self._score(period, scorecard, rules, False, False, None, reuse=True, only=only)
         run, name = scored.run, scored.scorecard
         res = run.scorecards[name]
-        if scored.stored and res.ranked is not None and key not in set(res.frame[res.key].to_list()):
-            # not among the recorded rows: everyone's keys are needed to say which are nearest
-            scored = self._score(period, scorecard, rules, False, False, None, reuse=True)
-            run, res = scored.run, scored.run.scorecards[name]
         if key not in set(res.frame[res.key].to_list()):
             with self._source() as source:
                 known = _key_exists(source, res.key, key)

@@ -127,15 +127,7 @@ def _document_head(
             "label": run.period.label,
             "complete": run.complete,
             "incomplete_tables": list(run.incomplete_tables),
-            "missing_history": [
-                {
-                    "table": m.table,
-                    "needed_from": m.needed_from.isoformat(),
-                    "data_from": m.data_from.isoformat() if m.data_from else None,
-                    "because": m.because,
-                }
-                for m in run.missing_history
-            ],
+            "missing_history": [m.to_dict() for m in run.missing_history],
         },
         "data_window": {
             t: {"min": _iso(lo), "max": _iso(hi)} for t, (lo, hi) in sorted(run.data_window.items())

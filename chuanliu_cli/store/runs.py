@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli import __version__
@@ -185,15 +185,7 @@ def _detail(run: RunResult, scorecard: str) -> dict[str, Any]:
             t: [None if lo is None else lo.isoformat(), None if hi is None else hi.isoformat()]
             for t, (lo, hi) in sorted(run.data_window.items())
         },
-        "missing_history": [
-            {
-                "table": m.table,
-                "needed_from": m.needed_from.isoformat(),
-                "data_from": None if m.data_from is None else m.data_from.isoformat(),
-                "because": m.because,
-            }
-            for m in run.missing_history
-        ],
+        "missing_history": [m.to_dict() for m in run.missing_history],
     }
 
 
@@ -234,7 +226,8 @@ def load_stored_run(
     rank order, gate outcomes, data window, completeness and data lints (no Allocation object: its totals
     are in the frame). With `keys`, only those entities' rows, with the ranked count, the number of
     entities and the totals over everyone as recorded (the caller passes keys only when those rows are
-    all it needs: not for an explanation whose scores rank among everyone)."""
+    all it needs: not for an explanation whose scores rank among everyone); everyone's rows when one
+    of `keys` is not among them."""
     import polars as pl
 
     from chuanliu_cli.scoring.gates import gate_column
@@ -258,6 +251,9 @@ def load_stored_run(
         ).to_arrow_table()
     )
     assert isinstance(frame, pl.DataFrame)
+    if some and not set(keys or ()) <= set(frame["entity"].to_list()):
+        # a key not among the recorded rows: everyone's, so that the caller can name the nearest keys
+        return load_stored_run(con, run_id, ruleset, period)
     metrics, scores, gates = detail["metrics"], detail["scores"], detail["gates"]
 
     def spread(column: str, names: list[str]) -> list[pl.Expr]:
@@ -275,15 +271,13 @@ def load_stored_run(
     order = [sc.key, "name", *metrics, *scores, "eligible", "failed_gates", "tier", "rank", "grant"]
     outcomes = frame.select(sc.key, *(by_id[g] for g in gates)) if gates else None
     result = ScorecardResult(sc, period, frame.select(*order, "grant_note"), None, outcomes)
-    if some and "totals" in detail:
+    if some:
         result = replace(
             result,
             ranked=int(detail["ranked"]),
             stored_size=int(detail["size"]),
             stored_totals=detail["totals"],
         )
-    elif some:  # (recorded before the totals were stored: the rows asked for are not enough)
-        return load_stored_run(con, run_id, ruleset, period)
     window = {
         t: (
             None if lo is None else datetime.fromisoformat(lo),
@@ -291,15 +285,7 @@ def load_stored_run(
         )
         for t, (lo, hi) in detail["data_window"].items()
     }
-    missing = tuple(
-        MissingHistory(
-            m["table"],
-            date.fromisoformat(m["needed_from"]),
-            None if m["data_from"] is None else date.fromisoformat(m["data_from"]),
-            m["because"],
-        )
-        for m in detail["missing_history"]
-    )
+    missing = tuple(MissingHistory.from_dict(m) for m in detail["missing_history"])
     return RunResult(
         ruleset,
         period,

@@ -61,6 +61,27 @@ class MissingHistory:
         have = f"data from {self.data_from}" if self.data_from else "no data"
         return f"needs {self.table} from {self.needed_from} ({self.because}); {have}"
 
+    def to_dict(self) -> dict[str, str | None]:
+        """The JSON shape (json `period.missing_history`, and a recorded run's detail)."""
+        return {
+            "table": self.table,
+            "needed_from": self.needed_from.isoformat(),
+            "data_from": self.data_from.isoformat() if self.data_from else None,
+            "because": self.because,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str | None]) -> MissingHistory:
+        """The inverse of to_dict."""
+        needed, have = data["needed_from"], data["data_from"]
+        assert data["table"] is not None and needed is not None and data["because"] is not None
+        return cls(
+            data["table"],
+            date.fromisoformat(needed),
+            date.fromisoformat(have) if have else None,
+            data["because"],
+        )
+
 
 @dataclass(frozen=True)
 class Completeness:
