@@ -132,10 +132,11 @@ def put(kind: str, entry: str, value: Any) -> None:
         return
 
 
-def remembered(kind: str, text: str, compute: Callable[[], T]) -> T:
-    """`compute()` for an expression's `text` (e.g. the names a gate reads), from the cache when this build
-    computed it before: what depends only on the text need not import sqlglot to parse it again."""
-    entry = key(kind, text)
+def remembered(kind: str, question: str | tuple[str, ...], compute: Callable[[], T]) -> T:
+    """`compute()` for `question` (an expression's text, or parts such as a model digest, a scorecard and
+    a period), from the cache when this build computed it before: what depends only on the question need
+    not import sqlglot to parse or compile it again. A None result is never stored."""
+    entry = key(kind, *((question,) if isinstance(question, str) else question))
     found = get(kind, entry)
     if found is not None:
         return found

@@ -88,14 +88,12 @@ def gate_sql(gate: Gate) -> str:
     rules/cache.py: the text depends only on the expression and this build)."""
     from chuanliu_cli.rules import cache
 
-    entry = cache.key("gate", gate.when.text)
-    sql = cache.get("gate", entry)
-    if not isinstance(sql, str):
+    def compute() -> str:
         from chuanliu_cli.rules.expressions import compile_result_expression
 
-        sql = compile_result_expression(gate.when).sql(dialect="duckdb")
-        cache.put("gate", entry, sql)
-    return sql
+        return compile_result_expression(gate.when).sql(dialect="duckdb")
+
+    return cache.remembered("gate", gate.when.text, compute)
 
 
 def comparisons(gate: Gate) -> list[tuple[str, str, float]] | None:

@@ -197,14 +197,12 @@ def _needed(ruleset: Ruleset, upto: str | None) -> tuple[str, ...]:
     """rules/compiler.scorecards_needed, through the cache (rules/cache.py)."""
     from chuanliu_cli.rules import cache
 
-    entry = cache.key(cache.model_digest(ruleset), "needed", upto or "")
-    needed = cache.get("needed", entry)
-    if needed is None:
+    def compute() -> tuple[str, ...]:
         from chuanliu_cli.rules.compiler import scorecards_needed
 
-        needed = scorecards_needed(ruleset, upto)
-        cache.put("needed", entry, needed)
-    return tuple(needed)
+        return scorecards_needed(ruleset, upto)
+
+    return tuple(cache.remembered("needed", (cache.model_digest(ruleset), upto or ""), compute))
 
 
 def metric_sql(ruleset: Ruleset, scorecard: str, period: Period, dialect: str) -> str:
@@ -212,14 +210,13 @@ def metric_sql(ruleset: Ruleset, scorecard: str, period: Period, dialect: str) -
     cache: the same ruleset model, period and dialect compile to the same text."""
     from chuanliu_cli.rules import cache
 
-    entry = cache.key(cache.model_digest(ruleset), "sql", scorecard, period.kind, period.label, dialect)
-    sql = cache.get("sql", entry)
-    if not isinstance(sql, str):
+    def compute() -> str:
         from chuanliu_cli.rules.compiler import compile_scorecard
 
-        sql = compile_scorecard(ruleset, scorecard, period, dialect=dialect).sql
-        cache.put("sql", entry, sql)
-    return sql
+        return compile_scorecard(ruleset, scorecard, period, dialect=dialect).sql
+
+    question = (cache.model_digest(ruleset), scorecard, period.kind, period.label, dialect)
+    return cache.remembered("sql", question, compute)
 
 
 def score_scorecard(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Period) -> ScorecardResult:
