@@ -91,11 +91,13 @@ def add(con: duckdb.DuckDBPyConnection, table: str, **values: Any) -> None:
 def results(
     con: duckdb.DuckDBPyConnection, ruleset: Ruleset, scorecard: str, period: Period
 ) -> dict[str, dict[str, Any]]:
-    """Run the compiled query: {key: {metric: value}}."""
+    """Run the compiled query: {key: {metric: value}}, by key (the query's rows come in no set order;
+    scoring sorts them)."""
     query = compile_scorecard(ruleset, scorecard, period)
     cursor = con.execute(query.sql)
     assert [d[0] for d in cursor.description] == list(query.columns)
-    return {row[0]: dict(zip(query.columns[1:], row[1:], strict=True)) for row in cursor.fetchall()}
+    rows = sorted(cursor.fetchall(), key=lambda row: row[0])
+    return {row[0]: dict(zip(query.columns[1:], row[1:], strict=True)) for row in rows}
 
 
 def ruleset(metrics: str, *, period: str = "month", key: str = "shop_id", extra: str = "") -> Ruleset:
