@@ -25,6 +25,7 @@ from chuanliu_cli.cli.commands import (
     report,
     rules,
     runs,
+    runs_diff,
     sample,
     scoring,
     status,
@@ -142,6 +143,14 @@ rules_app = typer.Typer(
 )
 app.add_typer(rules_app, name="rules")
 
+runs_app = typer.Typer(
+    name="runs",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
+runs_app.callback()(_handle_errors(runs.runs))
+app.add_typer(runs_app, name="runs")
+
 for _typer_app, _name, _func in (
     (app, "load", load.load),
     (app, "status", status.status),
@@ -150,7 +159,7 @@ for _typer_app, _name, _func in (
     (app, "score", scoring.score),
     (app, "eligible", scoring.eligible),
     (app, "explain", explain.explain),
-    (app, "runs", runs.runs),
+    (runs_app, "diff", runs_diff.runs_diff),
     (app, "compare", compare.compare),
     (app, "report", report.report),
     (rules_app, "check", rules.rules_check),

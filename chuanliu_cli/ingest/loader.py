@@ -438,6 +438,11 @@ def _load_one(
     # written once every file passed the reject-rate check; the differing duplicates are kept there too
     result.all_rejects = rejects + duplicate_rejects
     result.sha256 = digest.result()
+    if not was_empty and (result.inserted or result.updated):
+        con.execute(
+            "INSERT INTO load_changes SELECT ?, ?, key, change FROM __touched", [result.load_id, p.table]
+        )
+        con.execute("DROP TABLE __touched")
     result.seconds = time.perf_counter() - t0
     con.execute(
         'INSERT INTO loads (load_id, "table", file, file_sha256, rows_read, inserted, updated, unchanged, '
@@ -736,6 +741,13 @@ def _upsert(
         con.execute("DROP TABLE IF EXISTS regressed")
     result.inserted, result.updated = new, changed
     result.unchanged = distinct - new - changed - result.regressed
+    if new or changed:
+        # the keys this load adds or changes, for the provenance of later restatements (load_changes)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __touched AS SELECT CAST(f.{key} AS VARCHAR) AS key, "
+            f"CASE WHEN t.{key} IS NULL THEN 'insert' ELSE 'update' END AS change FROM {fresh} f "
+            f"LEFT JOIN {target} t ON f.{key} = t.{key} WHERE t.{key} IS NULL OR NOT ({same})"
+        )
     if changed:
         con.execute(
             f"DELETE FROM {target} WHERE {key} IN (SELECT f.{key} FROM {fresh} f "

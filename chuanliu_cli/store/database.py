@@ -20,7 +20,7 @@ from chuanliu_cli.schema import TABLES, table_ddl
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DB = "chuanliu.duckdb"
 MEMORY = ":memory:"
 
@@ -129,6 +129,24 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE run_results_v3 RENAME TO run_results",
         # JSON: the names of the stored values, the data window, completeness; NULL for older runs
         "ALTER TABLE runs ADD COLUMN IF NOT EXISTS detail VARCHAR",
+    ),
+    # the program over time (SPEC §9): every recorded run's ruleset text by sha256, so that a run can be
+    # re-explained and restated without the original file; and the keys each load inserted or changed in a
+    # table that already held rows, so that a restatement names the loads behind each entity's change (a
+    # first load of a table records nothing: every row of the table came from one of its first loads)
+    4: (
+        """CREATE TABLE IF NOT EXISTS rulesets (
+            sha256 VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            first_recorded TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS load_changes (
+            load_id BIGINT NOT NULL,
+            "table" VARCHAR NOT NULL,
+            "key" VARCHAR NOT NULL,
+            change VARCHAR NOT NULL
+        )""",
     ),
 }
 

@@ -87,6 +87,11 @@ def record_run(
                 json.dumps(_detail(run, scorecard), ensure_ascii=False),
             ],
         )
+        con.execute(
+            "INSERT INTO rulesets SELECT ?, ?, ?, ? WHERE NOT EXISTS "
+            "(SELECT 1 FROM rulesets WHERE sha256 = ?)",
+            [run.ruleset.sha256, run.ruleset.name, run.ruleset.text, datetime.now(), run.ruleset.sha256],
+        )
         table = _result_table(res, run_id, scorecard)
         con.register("__run_results", table)
         try:
@@ -298,6 +303,27 @@ def load_stored_run(
     )
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def stored_ruleset(con: duckdb.DuckDBPyConnection, sha256: str) -> Ruleset | None:
+    """The ruleset a run was scored with, parsed again from the text recorded with it (the bytes are
+    the text as UTF-8, with the byte-order mark the file had: the sha256 tells which); None when the run
+    predates the rulesets table or the text does not give the recorded sha256 back."""
+    import hashlib
+
+    from chuanliu_cli.rules.parser import parse_ruleset_bytes
+
+    row = first_row(con.execute("SELECT name, text FROM rulesets WHERE sha256 = ?", [sha256]))
+    if row is None:
+        return None
+    name, text = row
+    for data in (text.encode("utf-8"), _BOM + text.encode("utf-8")):
+        if hashlib.sha256(data).hexdigest() == sha256:
+            return parse_ruleset_bytes(data, f"<ruleset {name} {sha256[:12]} as recorded>")
+    return None
+
+
 RUN_COLUMNS = (
     "run_id",
     "started_at",
@@ -340,3 +366,47 @@ def run_results(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple[dict[str, 
         [run_id],
     ).fetchall()
     return dict(zip(RUN_COLUMNS, head, strict=True)), [dict(zip(names, r, strict=True)) for r in rows]
+
+
+@dataclass(frozen=True)
+class RecordedGrant:
+    """What the latest recorded `eligible` run of a period granted for a scorecard."""
+
+    run_id: int
+    ruleset_name: str
+    ruleset_sha256: str
+    pool: int | None
+    allocated: int | None
+
+
+def latest_eligible_run(con: duckdb.DuckDBPyConnection, period: str, scorecard: str) -> RecordedGrant | None:
+    """The latest recorded `eligible` run of `scorecard` in `period` (by its command: `chuanliu ...
+    eligible ...` or `Session.eligible(...)`), or None. A database without a runs table has none."""
+    import duckdb
+
+    try:
+        row = first_row(
+            con.execute(
+                "SELECT run_id, ruleset_name, ruleset_sha256, pool, allocated FROM runs "
+                "WHERE period = ? AND scorecard = ? AND regexp_matches(command, '(^|[ .])eligible([ (]|$)') "
+                "ORDER BY run_id DESC LIMIT 1",
+                [period, scorecard],
+            )
+        )
+    except duckdb.CatalogException:  # no runs table: not a chuanliu database
+        return None
+    if row is None:
+        return None
+    return RecordedGrant(
+        int(row[0]),
+        str(row[1]),
+        str(row[2]),
+        None if row[3] is None else int(row[3]),
+        None if row[4] is None else int(row[4]),
+    )
+
+
+def recorded_pool(con: duckdb.DuckDBPyConnection, run_id: int) -> int | None:
+    """The pool recorded with run `run_id` (None when its scorecard has no reward)."""
+    row = first_row(con.execute("SELECT pool FROM runs WHERE run_id = ?", [run_id]))
+    return None if row is None or row[0] is None else int(row[0])

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def runs(
+    ctx: typer.Context,
     run_id: Annotated[int | None, typer.Option("--id", help="Show this run's results.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent runs to list.")] = 20,
     fmt: TableFormatOption = None,
@@ -23,7 +24,10 @@ def runs(
     db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
-    """List the recorded runs of `eligible`/`score`, or one run's per-entity results."""
+    """List the recorded runs of `eligible`/`score`, or one run's per-entity results; `runs diff RUN`
+    restates a run on today's data."""
+    if ctx.invoked_subcommand is not None:
+        return
     to = target(fmt, output, piped="table")
     with session(db, wait=wait) as s:
         result = s.runs(run_id, limit)
