@@ -108,7 +108,7 @@ def _run(invoke: Callable[..., Any], db: str, command: str, *extra: str) -> Any:
 
 
 @pytest.mark.parametrize("command", DATA_COMMANDS)
-@pytest.mark.parametrize("suffix", ["csv", "json", "jsonl", "parquet", "txt"])
+@pytest.mark.parametrize("suffix", ["csv", "json", "jsonl", "parquet", "xlsx", "txt"])
 def test_format_follows_the_output_suffix_and_the_write_is_atomic(
     invoke: Callable[..., Any], output_db: str, tmp_path: Path, command: str, suffix: str
 ) -> None:
@@ -123,6 +123,11 @@ def test_format_follows_the_output_suffix_and_the_write_is_atomic(
 
         assert data[:4] == b"PAR1"
         assert pq.read_table(out).num_columns > 0
+    elif suffix == "xlsx":
+        import openpyxl
+
+        assert data[:2] == b"PK"
+        assert openpyxl.load_workbook(out, read_only=True).sheetnames == ["data", "about"]
     elif suffix == "json":
         assert isinstance(_json.loads(data), dict)
     elif suffix == "jsonl":
@@ -135,10 +140,21 @@ def test_format_follows_the_output_suffix_and_the_write_is_atomic(
 
 
 @pytest.mark.parametrize("command", DATA_COMMANDS)
-def test_format_option_beats_the_suffix(
+def test_a_format_the_suffix_contradicts_is_refused(
     invoke: Callable[..., Any], output_db: str, tmp_path: Path, command: str
 ) -> None:
     out = tmp_path / "result.csv"
+    result = _run(invoke, output_db, command, "--format", "json", "-o", str(out))
+    assert result.exit_code == 2, result.output
+    assert "--format json disagrees with -o" in result.output and "says csv" in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_format_option_decides_for_an_unknown_suffix(
+    invoke: Callable[..., Any], output_db: str, tmp_path: Path, command: str
+) -> None:
+    out = tmp_path / "result.out"
     result = _run(invoke, output_db, command, "--format", "json", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert isinstance(_json.loads(out.read_text(encoding="utf-8")), dict)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from chuanliu_cli.cli.options import OutputFormat
+from chuanliu_cli.cli.options import CsvEncoding, Labels, OutputFormat
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -112,43 +112,72 @@ def quiet_stdout() -> None:
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how a command's data goes: the resolved format and the -o file (None: stdout)."""
+    """Where and how a command's data goes: the resolved format and the -o file (None: stdout), the csv
+    encoding asked for (None: utf-8, or stdout's encoding) and the column headers (en or zh)."""
 
     format: OutputFormat
     output: Path | None
+    csv_encoding: CsvEncoding | None = None
+    labels: Labels = Labels.en
 
 
-def target(fmt: OutputFormat | None, output: Path | None, piped: Literal["table", "csv"] = "csv") -> Target:
+def target(
+    fmt: OutputFormat | None,
+    output: Path | None,
+    piped: Literal["table", "csv"] = "csv",
+    *,
+    csv_encoding: CsvEncoding | None = None,
+    labels: Labels = Labels.en,
+) -> Target:
     """Resolve the format before any work is done: --format, else the -o file's suffix (list.json), else
-    table on a terminal and `piped` otherwise. An unwritable -o, or a binary format bound for a terminal,
-    is a usage error now, not after scoring (and before a run is recorded)."""
+    table on a terminal and `piped` otherwise. A --format that disagrees with the -o file's suffix
+    (`-o list.xlsx --format csv`), --csv-encoding for another format than csv, an unwritable -o, or a
+    binary format bound for a terminal, is a usage error now, not after scoring (and before a run is
+    recorded)."""
     from chuanliu_cli.errors import UsageError
     from chuanliu_cli.present.writers import BINARY_FORMATS, check_writable, format_from_suffix
 
     if output is not None:
         check_writable(output)
     terminal = _SETTINGS.console().is_terminal
+    implied = format_from_suffix(output)
     if fmt is None:
-        implied = format_from_suffix(output)
         if implied is not None:
             fmt = OutputFormat(implied)
         elif output is None and terminal:
             fmt = OutputFormat.table
         else:
             fmt = OutputFormat(piped)
+    elif implied is not None and implied != "table" and implied != fmt.value:
+        raise UsageError(
+            f"--format {fmt.value} disagrees with -o {output}, whose name says {implied}",
+            hint=f"drop --format (the name decides), or name the file .{_suffix(fmt)}",
+        )
+    if csv_encoding is not None and fmt is not OutputFormat.csv:
+        raise UsageError(
+            f"--csv-encoding {csv_encoding.value} applies to csv output, and this output is {fmt.value}",
+            hint="add --format csv (or -o FILE.csv), or drop --csv-encoding",
+        )
     if fmt.value in BINARY_FORMATS and output is None and terminal:
         raise UsageError(f"{fmt.value} is binary: write it to a file with -o FILE")
-    return Target(fmt, output)
+    if labels is Labels.zh and fmt in (OutputFormat.json, OutputFormat.jsonl):
+        info(f"--labels zh: {fmt.value} keeps its stable English keys (Chinese headers are for tables)")
+    return Target(fmt, output, csv_encoding, labels)
+
+
+def _suffix(fmt: OutputFormat) -> str:
+    return "txt" if fmt is OutputFormat.table else fmt.value
 
 
 def emit(
     to: Target, document: Callable[[], Document | EntityDocument], table: Callable[[Console], None]
 ) -> None:
-    """Write a command's result: a Rich table, or the document as csv/json/jsonl/parquet; to stdout or
-    atomically to the -o file. `document` is built only when a data format is asked for. Text comes as
+    """Write a command's result: a Rich table, or the document as csv/json/jsonl/parquet/xlsx; to stdout
+    or atomically to the -o file. `document` is built only when a data format is asked for. Text comes as
     str, or as UTF-8 bytes (the frame writers of score/eligible): those go out as they are, unless stdout
-    encodes text otherwise (then they are decoded, so that every command writes stdout's encoding)."""
-    from chuanliu_cli.present.writers import BINARY_FORMATS, atomic_write, render
+    encodes text otherwise (then they are decoded, so that every command writes stdout's encoding); csv
+    with --csv-encoding goes out in that encoding, to a file or stdout alike."""
+    from chuanliu_cli.present.writers import BINARY_FORMATS, atomic_write, encode_csv, render
 
     if to.format is OutputFormat.table:
         if to.output is None:
@@ -160,7 +189,23 @@ def emit(
             # a file is no terminal: no escape codes and every row, even under FORCE_COLOR or TTY_COMPATIBLE
             table(Console(file=f, width=160, no_color=True, highlight=False, force_terminal=False))
         return
-    data = render(to.format.value, document())  # type: ignore[arg-type]
+    if to.format is OutputFormat.xlsx:
+        _emit_xlsx(to, document())
+        return
+    data = render(to.format.value, document(), to.labels.value)  # type: ignore[arg-type]
+    if to.format is OutputFormat.csv and (to.csv_encoding is not None or to.output is not None):
+        # a file is UTF-8 unless asked otherwise; stdout too when an encoding is asked for
+        encoding = (to.csv_encoding or CsvEncoding.utf8).value
+        if to.output is not None:
+            with atomic_write(to.output, "wb") as fb:
+                for chunk in encode_csv(data, encoding):
+                    fb.write(chunk)
+            return
+        sys.stdout.flush()
+        for chunk in encode_csv(data, encoding):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
     if to.output is not None:
         if isinstance(data, bytes):
             with atomic_write(to.output, "wb") as fb:
@@ -177,6 +222,26 @@ def emit(
     else:
         sys.stdout.write(data)
     sys.stdout.flush()
+
+
+def _emit_xlsx(to: Target, doc: Document | EntityDocument) -> None:
+    """The workbook, atomically into the -o file, or through a temporary file onto stdout (a pipe)."""
+    import shutil
+    import tempfile
+
+    from chuanliu_cli.present.writers import atomic_write
+    from chuanliu_cli.present.xlsx import write_xlsx
+
+    if to.output is not None:
+        with atomic_write(to.output, "wb") as fb:
+            write_xlsx(fb, doc, to.labels.value)
+        return
+    with tempfile.TemporaryFile() as tmp:
+        write_xlsx(tmp, doc, to.labels.value)
+        tmp.seek(0)
+        sys.stdout.flush()
+        shutil.copyfileobj(tmp, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 def _utf8(stream: object) -> bool:

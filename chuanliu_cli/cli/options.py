@@ -20,6 +20,23 @@ class OutputFormat(StrEnum):
     json = "json"
     jsonl = "jsonl"
     parquet = "parquet"
+    xlsx = "xlsx"
+
+
+class CsvEncoding(StrEnum):
+    """The encodings of csv output: UTF-8, UTF-8 with a BOM (Excel), GB18030 (older Excel/WPS on Chinese
+    Windows; it encodes every Unicode character, so it cannot fail)."""
+
+    utf8 = "utf-8"
+    utf8_sig = "utf-8-sig"
+    gb18030 = "gb18030"
+
+
+class Labels(StrEnum):
+    """Column headers of tabular output: the stable English names, or Chinese (the ruleset's labels)."""
+
+    en = "en"
+    zh = "zh"
 
 
 class EngineName(StrEnum):
@@ -73,7 +90,30 @@ TableFormatOption = Annotated[
     OutputFormat | None,
     typer.Option("--format", help="Output format [default: from the -o file's suffix, else table]."),
 ]
-OutOption = Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE (atomically).")]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Write to FILE (atomically); a .csv .json .jsonl .parquet .xlsx name implies the format.",
+    ),
+]
+CsvEncodingOption = Annotated[
+    CsvEncoding | None,
+    typer.Option(
+        "--csv-encoding",
+        help="Encoding of csv output: utf-8-sig for Excel, gb18030 for older Excel/WPS on Chinese Windows "
+        "[default: utf-8].",
+    ),
+]
+LabelsOption = Annotated[
+    Labels,
+    typer.Option(
+        "--labels",
+        help="Column headers of csv, xlsx, parquet and table: en, or zh (the ruleset's Chinese labels); "
+        "json and jsonl keep the English keys.",
+    ),
+]
 NoRecordOption = Annotated[
     bool, typer.Option("--no-record", help="Do not record this run in the database's `runs` table.")
 ]

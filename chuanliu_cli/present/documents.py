@@ -32,6 +32,7 @@ class Document:
     rows: list[dict[str, Any]]
     columns: list[str]
     types: dict[str, ColumnType] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # column → Chinese header (`headers`)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class EntityDocument:
     reasons: dict[str, str]  # gate id → reason
     columns: list[str]
     types: dict[str, ColumnType]
+    labels: dict[str, str] = field(default_factory=dict)  # column → Chinese header (`headers`)
 
 
 def clean(value: Any) -> Any:
@@ -67,6 +69,8 @@ def entity_records(
 ) -> list[dict[str, Any]]:
     """One dict per entity in the §6 JSON shape, in rank order (ineligible entities last); `selected`:
     only these rows of the result (score --id/--top), the totals staying those of everyone."""
+    from chuanliu_cli.scoring.pipeline import label_columns
+
     sc = res.scorecard
     metric_names = [m.name for m in sc.metrics]
     score_names = [s.name for s in sc.scores]
@@ -78,7 +82,7 @@ def entity_records(
         records.append(
             {
                 sc.key: row[sc.key],
-                "name": row["name"],
+                **{c: row.get(c) for c in label_columns(sc)},  # name (and a shop's group_id, category)
                 "rank": row["rank"],
                 "eligible": bool(row["eligible"]),
                 "failed_gates": list(row["failed_gates"] or []),
@@ -158,11 +162,14 @@ def flat_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def columns_of(res: ScorecardResult) -> list[str]:
-    """Flat column order: key, name, rank, eligible, failed_gates, reasons, tier, grant, scores, metrics."""
+    """Flat column order: key, name (shops: group_id, category), rank, eligible, failed_gates, reasons, tier,
+    grant, scores, metrics."""
+    from chuanliu_cli.scoring.pipeline import label_columns
+
     sc = res.scorecard
     return [
         sc.key,
-        "name",
+        *label_columns(sc),
         "rank",
         "eligible",
         "failed_gates",
@@ -197,7 +204,7 @@ def scores_document(
     frame = listed(res, include_ineligible, selected)
     if not frame_writable(frame, columns, {*(s.name for s in sc.scores), *(m.name for m in sc.metrics)}):
         doc = run_document(run, scorecard, include_ineligible, warnings, population, selected)
-        return Document(doc, doc["entities"], flat_rows(doc["entities"]), columns, types)
+        return Document(doc, doc["entities"], flat_rows(doc["entities"]), columns, types, ruleset_labels(sc))
     return EntityDocument(
         head=_document_head(run, scorecard, warnings, population),
         frame=frame,
@@ -207,6 +214,7 @@ def scores_document(
         reasons={g.id: g.reason for g in sc.gates},
         columns=columns,
         types=types,
+        labels=ruleset_labels(sc),
     )
 
 
@@ -445,3 +453,112 @@ def status_document(status: StoreStatus, db_path: str) -> Document:
     }
     rows = [{c: t[c] for c in STATUS_COLUMNS} for t in tables]
     return Document(doc, tables, rows, list(STATUS_COLUMNS), {"rows": "int"})
+
+
+# --- column headers (--labels zh) --------------------------------------------------------------------------
+
+#: Chinese headers of the columns every ruleset and command has; metrics and scores take the ruleset's.
+ZH_COLUMNS = {
+    "rank": "排名",
+    "shop_id": "店铺ID",
+    "promoter_id": "达人ID",
+    "item_id": "商品ID",
+    "entity": "主体ID",
+    "key": "ID",
+    "name": "名称",
+    "eligible": "合格",
+    "failed_gates": "未通过门槛",
+    "reasons": "不合格原因",
+    "tier": "档位",
+    "grant": "流量奖励",
+    "grant_note": "奖励说明",
+    "total": "总分",
+    "score": "总分",
+    # explain
+    "section": "类别",
+    "value": "数值",
+    "passed": "通过",
+    "detail": "说明",
+    # compare
+    "change": "变化",
+    "eligible_a": "A合格",
+    "eligible_b": "B合格",
+    "tier_a": "A档位",
+    "tier_b": "B档位",
+    "total_a": "A总分",
+    "total_b": "B总分",
+    "total_delta": "总分变化",
+    "grant_a": "A流量奖励",
+    "grant_b": "B流量奖励",
+    "grant_delta": "流量奖励变化",
+    "now_failing": "新未通过门槛",
+    "now_failing_reasons": "新未通过原因",
+    # runs
+    "run_id": "运行ID",
+    "started_at": "开始时间",
+    "command": "命令",
+    "period": "周期",
+    "complete": "数据完整",
+    "scorecard": "评分卡",
+    "ruleset_name": "规则集",
+    "ruleset_sha256": "规则集SHA256",
+    "orders_rows": "订单行数",
+    "reviews_rows": "评价行数",
+    "livestreams_rows": "直播行数",
+    "max_load_id": "最大导入ID",
+    "entities": "主体数",
+    "allocated": "已分配",
+    "tool_version": "工具版本",
+    # rejects, status
+    "load_id": "导入ID",
+    "table": "表",
+    "file": "文件",
+    "line": "行号",
+    "reason": "原因",
+    "raw": "原始记录",
+    "rows": "行数",
+    "time_min": "最早时间",
+    "time_max": "最晚时间",
+}
+
+
+def chinese_label(label: str | None) -> str | None:
+    """The Chinese part of a ruleset label: its leading words that hold a CJK character ("自播天数
+    self-broadcast days" → "自播天数"); a label with none is kept whole; no label, None."""
+    if not label:
+        return None
+    words = label.split()
+    lead = []
+    for word in words:
+        if not any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in word):
+            break
+        lead.append(word)
+    return " ".join(lead) if lead else label.strip()
+
+
+def ruleset_labels(sc: Any) -> dict[str, str]:
+    """The Chinese header of each metric and score of a scorecard that has a label."""
+    out = {}
+    for item in (*sc.metrics, *sc.scores):
+        text = chinese_label(item.label)
+        if text:
+            out[item.name] = text
+    return out
+
+
+def headers(doc: Document | EntityDocument, labels: Literal["en", "zh"] = "en") -> list[str]:
+    """The header row of a tabular output: the column names, or (zh) the document's labels, else the fixed
+    Chinese names, else the name. Two columns never share a header: a repeated one gets its column name
+    in parentheses (分销GMV (distribution_gmv))."""
+    if labels == "en":
+        return list(doc.columns)
+    return zh_headers(doc.columns, doc.labels)
+
+
+def zh_headers(columns: Sequence[str], labels: dict[str, str]) -> list[str]:
+    """`headers` in Chinese for `columns`, `labels` (column → label) first, then `ZH_COLUMNS`."""
+    names = [labels.get(c) or ZH_COLUMNS.get(c) or c for c in columns]
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return [n if counts[n] == 1 or n == c else f"{n} ({c})" for n, c in zip(names, columns, strict=True)]

@@ -1,4 +1,5 @@
-"""Writers: a `Document` (present/documents.py) as csv, json, jsonl or parquet; safe CSV; atomic files."""
+"""Writers: a `Document` (present/documents.py) as csv, json, jsonl or parquet (xlsx: present/xlsx.py); safe
+CSV; csv encodings; atomic files."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -17,10 +19,13 @@ if TYPE_CHECKING:
 
     from chuanliu_cli.present.documents import Document, EntityDocument
 
-Format = Literal["table", "csv", "json", "jsonl", "parquet"]
+Format = Literal["table", "csv", "json", "jsonl", "parquet", "xlsx"]
 DataFormat = Literal["csv", "json", "jsonl", "parquet"]
+LabelChoice = Literal["en", "zh"]
 #: Formats that are bytes, not text: refused on a terminal, fine in a pipe or a file.
-BINARY_FORMATS = frozenset({"parquet"})
+BINARY_FORMATS = frozenset({"parquet", "xlsx"})
+#: The encodings of csv output (`--csv-encoding`).
+CSV_ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
 
 #: CSV cells starting with one of these are prefixed with ' so spreadsheets do not run them as formulas.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -88,42 +93,72 @@ def repr_floats(values: pl.Series) -> pl.Series:
     return text
 
 
-def write_csv(stream: IO[str], rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """CSV with a header row; every cell formula-safe."""
+def write_csv(
+    stream: IO[str], rows: list[dict[str, Any]], columns: list[str], header: list[str] | None = None
+) -> None:
+    """CSV with a header row (`header`, else the column names); every cell formula-safe."""
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow([safe_cell(c) for c in columns])
+    writer.writerow([safe_cell(c) for c in (columns if header is None else header)])
     for row in rows:
         writer.writerow([safe_cell(row.get(c)) for c in columns])
 
 
-def render(fmt: DataFormat, doc: Document | EntityDocument) -> str | bytes:
-    """One result as csv, json or jsonl text, or parquet bytes: the one writer of every command's data."""
-    from chuanliu_cli.present.documents import EntityDocument
+def encode_csv(data: str | bytes, encoding: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """csv text (str, or UTF-8 bytes) as bytes in `encoding`, a piece at a time: utf-8 as it is, utf-8-sig
+    after a byte-order mark (what Excel needs to read UTF-8), gb18030 transcoded (GB18030 encodes every
+    Unicode character, so it cannot fail, unlike GBK)."""
+    if encoding not in CSV_ENCODINGS:
+        raise ValueError(encoding)
+    if encoding == "utf-8-sig":
+        yield b"\xef\xbb\xbf"
+    if encoding != "gb18030":
+        yield data.encode("utf-8") if isinstance(data, str) else data
+        return
+    if isinstance(data, str):
+        for start in range(0, len(data), chunk):
+            yield data[start : start + chunk].encode("gb18030")
+        return
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for start in range(0, len(data), chunk):
+        yield decoder.decode(data[start : start + chunk]).encode("gb18030")
+    yield decoder.decode(b"", final=True).encode("gb18030")
+
+
+def render(fmt: DataFormat, doc: Document | EntityDocument, labels: LabelChoice = "en") -> str | bytes:
+    """One result as csv, json or jsonl text, or parquet bytes: the one writer of every command's data.
+    `labels` zh: Chinese column headers in csv and parquet (json and jsonl keep the stable English keys)."""
+    from chuanliu_cli.present.documents import EntityDocument, headers
 
     if isinstance(doc, EntityDocument):
-        return render_entities(fmt, doc)
+        return render_entities(fmt, doc, labels)
     if fmt == "json":
         return json.dumps(doc.document, ensure_ascii=False, indent=2, default=str) + "\n"
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in doc.records)
     if fmt == "csv":
         buf = io.StringIO()
-        write_csv(buf, doc.rows, doc.columns)
+        write_csv(buf, doc.rows, doc.columns, headers(doc, labels))
         return buf.getvalue()
     if fmt == "parquet":
-        return parquet_bytes(doc)
+        return parquet_bytes(doc, labels)
     raise ValueError(fmt)
 
 
-def parquet_bytes(doc: Document) -> bytes:
+def parquet_bytes(doc: Document, labels: LabelChoice = "en") -> bytes:
     """Parquet of the flat rows: the document's column types where it fixes them (stable across runs),
     else what pyarrow infers."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from chuanliu_cli.present.documents import headers
+
     arrow_types = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
     if not doc.types:
         table = pa.Table.from_pylist(doc.rows)
+        if labels != "en":
+            table = table.rename_columns(headers(replace(doc, columns=table.column_names), labels))
     else:
         arrays = []
         for c in doc.columns:
@@ -132,7 +167,7 @@ def parquet_bytes(doc: Document) -> bytes:
             if kind == "str":
                 values = [None if v is None else str(v) for v in values]
             arrays.append(pa.array(values, arrow_types[kind] if kind else None))
-        table = pa.Table.from_arrays(arrays, names=doc.columns)
+        table = pa.Table.from_arrays(arrays, names=headers(doc, labels))
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf, compression="zstd")
     return bytes(buf.getvalue().to_pybytes())
@@ -141,14 +176,14 @@ def parquet_bytes(doc: Document) -> bytes:
 # --- score / eligible, written from the frame (issue #21) -----------------------------------------------
 
 
-def render_entities(fmt: DataFormat, doc: EntityDocument) -> bytes:
+def render_entities(fmt: DataFormat, doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
     """`score`/`eligible` as csv, json, jsonl (UTF-8 bytes) or parquet, written from the entities' frame
     with the same bytes as the row writers (`render` of a `Document`) but one: a text cell holding a CR is
     quoted in csv, as RFC 4180 wants (Python's csv module left it bare, which split the row for every
     reader, Python's own included). Bytes, not text: hundreds of megabytes are not decoded to be encoded
     again on their way out."""
     if fmt == "csv":
-        return entities_csv(doc)
+        return entities_csv(doc, labels)
     out = io.BytesIO()
     if fmt == "jsonl":
         write_entities_json(out, doc, None, "")
@@ -168,16 +203,16 @@ def render_entities(fmt: DataFormat, doc: EntityDocument) -> bytes:
         out.write(("\n  ],\n" + after).encode())
         return out.getvalue()
     if fmt == "parquet":
-        return entities_parquet(doc)
+        return entities_parquet(doc, labels)
     raise ValueError(fmt)
 
 
-def entities_csv(doc: EntityDocument) -> bytes:
+def entities_csv(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
     """The flat rows as csv: the header as `write_csv` writes it, then polars' writer; text cells
     formula-safe, empty text written like null (bare, as Python's csv module did), floats as repr."""
     import polars as pl
 
-    from chuanliu_cli.present.documents import flat_frame
+    from chuanliu_cli.present.documents import flat_frame, headers
 
     frame = flat_frame(doc)
     cells = []
@@ -190,7 +225,7 @@ def entities_csv(doc: EntityDocument) -> bytes:
         else:
             cells.append(col)  # integers, booleans (true/false) and nulls: polars writes what safe_cell did
     head = io.StringIO()
-    write_csv(head, [], doc.columns)
+    write_csv(head, [], doc.columns, headers(doc, labels))
     body = io.BytesIO()
     body.write(head.getvalue().encode())
     frame.select(cells).write_csv(body, include_header=False, line_terminator="\n", null_value="")
@@ -295,6 +330,7 @@ def write_entities_json(out: IO[bytes], doc: EntityDocument, indent: int | None,
     fields: list[tuple[str, list[pl.Expr | str]]] = [
         (doc.key, [value(doc.key)]),
         ("name", [value("name")]),
+        *((c, [value(c)]) for c in ("group_id", "category") if c in doc.columns),  # a shop's (SHOP_FIELDS)
         ("rank", [value("rank")]),
         ("eligible", [eligible]),
         ("failed_gates", [array(reasons=False)]),
@@ -319,17 +355,19 @@ def write_entities_json(out: IO[bytes], doc: EntityDocument, indent: int | None,
     )
 
 
-def entities_parquet(doc: EntityDocument) -> bytes:
+def entities_parquet(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
     """The flat rows as parquet, through the same pyarrow writer and column types as `parquet_bytes`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from chuanliu_cli.present.documents import flat_frame
+    from chuanliu_cli.present.documents import flat_frame, headers
 
     arrow_types = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
     table = flat_frame(doc).to_arrow()
     schema = pa.schema([(c, arrow_types[doc.types.get(c, "str")]) for c in doc.columns])
     table = table.cast(schema)
+    if labels != "en":
+        table = table.rename_columns(headers(doc, labels))
     # one chunk per column, as pa.array made them: the same pages, hence the same bytes, as parquet_bytes
     with contextlib.suppress(pa.ArrowInvalid):  # (a text column past 2 GB stays in chunks)
         table = table.combine_chunks()
@@ -361,6 +399,7 @@ def format_from_suffix(path: Path | None) -> str | None:
         ".jsonl": "jsonl",
         ".ndjson": "jsonl",
         ".parquet": "parquet",
+        ".xlsx": "xlsx",
         ".txt": "table",
     }.get(path.suffix.lower())
 

@@ -9,12 +9,15 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, target, warn
 from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
     DataOption,
     DbOption,
     EngineName,
     EngineOption,
     FormatOption,
     IdsOption,
+    Labels,
+    LabelsOption,
     MemoryLimitOption,
     MonthOption,
     OutOption,
@@ -47,6 +50,8 @@ def compare(
     data: DataOption = None,
     fmt: FormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     strict: StrictOption = False,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
@@ -60,7 +65,7 @@ def compare(
     from chuanliu_cli.errors import RulesetError, UsageError
     from chuanliu_cli.present.documents import comparison_document
 
-    to = target(fmt, output)
+    to = target(fmt, output, csv_encoding=csv_encoding, labels=labels)
     if (against is None) == (against_month is None):
         raise UsageError("give --against B.yaml or --against-month M2 (one of them)")
     with session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s:

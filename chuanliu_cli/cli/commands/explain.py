@@ -8,10 +8,13 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, target, warn
 from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
     DataOption,
     DbOption,
     EngineName,
     EngineOption,
+    Labels,
+    LabelsOption,
     MemoryLimitOption,
     MonthOption,
     OutOption,
@@ -37,6 +40,8 @@ def explain(
     data: DataOption = None,
     fmt: TableFormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
@@ -48,7 +53,7 @@ def explain(
     """Why one entity is or is not eligible: every metric, score part and gate, and what it is missing."""
     from chuanliu_cli.present.documents import explanation_document
 
-    to = target(fmt, output, piped="table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     from chuanliu_cli.errors import DataError
 
     with session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s:

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from chuanliu_cli.cli.emit import emit, target
-from chuanliu_cli.cli.options import DbOption, OutOption, TableFormatOption, WaitOption, session
+from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
+    DbOption,
+    Labels,
+    LabelsOption,
+    OutOption,
+    TableFormatOption,
+    WaitOption,
+    session,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,12 +36,14 @@ def rejects(
     ] = None,
     fmt: TableFormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """List the rows `load` rejected: load id, table, file, line, reason and the raw record, newest load
     first. The same rows in every format (table, csv, json, jsonl, parquet)."""
-    to = target(fmt, output, piped="table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     with session(db, wait=wait) as s:
         result = s.rejects(load_id, table, limit)
 

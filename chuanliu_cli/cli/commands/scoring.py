@@ -12,12 +12,15 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, info, target, warn
 from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
     DataOption,
     DbOption,
     EngineName,
     EngineOption,
     FormatOption,
     IdsOption,
+    Labels,
+    LabelsOption,
     MemoryLimitOption,
     MonthOption,
     NoRecordOption,
@@ -92,6 +95,8 @@ def score(
     data: DataOption = None,
     fmt: FormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
     strict: StrictOption = False,
@@ -106,7 +111,7 @@ def score(
     """Every entity of a scorecard ranked, with each score, eligibility (and failed gates) and tier."""
     from chuanliu_cli.present.documents import scores_document
 
-    to = target(fmt, output)
+    to = target(fmt, output, csv_encoding=csv_encoding, labels=labels)
     with (
         flag_hints(),
         session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s,
@@ -162,6 +167,8 @@ def eligible(
     data: DataOption = None,
     fmt: FormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     no_record: NoRecordOption = False,
     require_complete: RequireCompleteOption = False,
     strict: StrictOption = False,
@@ -176,7 +183,7 @@ def eligible(
     """The reward list: rank, key, name, tier, total and grant, with the pool and ruleset in the footer."""
     from chuanliu_cli.present.documents import scores_document
 
-    to = target(fmt, output)
+    to = target(fmt, output, csv_encoding=csv_encoding, labels=labels)
     with (
         flag_hints(),
         session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s,
