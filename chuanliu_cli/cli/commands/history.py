@@ -8,7 +8,10 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, target, warn
 from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
     DbOption,
+    Labels,
+    LabelsOption,
     OutOption,
     RulesOption,
     ScorecardOption,
@@ -29,6 +32,8 @@ def history(
     rules: RulesOption = None,
     fmt: TableFormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
@@ -36,7 +41,7 @@ def history(
     (from the recorded run of the period when its inputs are unchanged, else scored)."""
     from chuanliu_cli.present.history import history_document, render_history
 
-    to = target(fmt, output, piped="table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     with session(db, wait=wait) as s:
         result = s.history(key, start, end, scorecard, rules)
     warn(result.warnings)

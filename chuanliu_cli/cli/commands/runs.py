@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from chuanliu_cli.cli.emit import emit, target
-from chuanliu_cli.cli.options import DbOption, OutOption, TableFormatOption, WaitOption, session
+from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
+    DbOption,
+    Labels,
+    LabelsOption,
+    OutOption,
+    TableFormatOption,
+    WaitOption,
+    session,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,6 +30,8 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent runs to list.")] = 20,
     fmt: TableFormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
@@ -28,7 +39,7 @@ def runs(
     restates a run on today's data."""
     if ctx.invoked_subcommand is not None:
         return
-    to = target(fmt, output, piped="table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     with session(db, wait=wait) as s:
         result = s.runs(run_id, limit)
 

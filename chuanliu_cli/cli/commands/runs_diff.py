@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from chuanliu_cli.cli.emit import emit, target, warn
-from chuanliu_cli.cli.options import DbOption, OutOption, RulesOption, TableFormatOption, WaitOption, session
+from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
+    DbOption,
+    Labels,
+    LabelsOption,
+    OutOption,
+    RulesOption,
+    TableFormatOption,
+    WaitOption,
+    session,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,6 +28,8 @@ def runs_diff(
     rules: RulesOption = None,
     fmt: TableFormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
@@ -26,7 +38,7 @@ def runs_diff(
     adjustments for the next month's operations."""
     from chuanliu_cli.present.restate import diff_document, render_diff
 
-    to = target(fmt, output, piped="table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     with session(db, wait=wait) as s:
         result = s.runs_diff(run_id, rules)
     warn(result.warnings)
