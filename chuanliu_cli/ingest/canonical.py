@@ -760,8 +760,9 @@ def _outputs(tm: TableMapping, sql: Primitives) -> list[exp.Expr]:
         elif col.name == "duration_minutes":
             seconds = sql.seconds_between(_col("start_time"), _col("end_time"))
             expr = _coalesce(name, _bin(exp.Div, sql.cast(seconds, "DOUBLE"), _n("60.0")))
-        elif col.default is not None:
-            default = _s(col.default)
+        elif (given := tm.defaults.get(col.name, col.default)) is not None:
+            # (a mapping's `defaults:` before the schema's: the open platform's orders name no carrier)
+            default = _s(given)
             if col.type not in ("text", "enum", "boolean"):
                 default = sql.cast(default, sql_type)
             expr = _coalesce(name, default)

@@ -9,7 +9,10 @@ One set of rules for every engine (the DuckDB loader and the Spark engine call t
   a boundary: `2023_orders`, `Livestreams_May`, `myOrders` match, `recorder` does not), a Chinese word
   anywhere (`2023-05订单`); the longest word wins where words overlap (`livestreams` over `live`);
 - when the name names no table, or several, the header decides: the table whose required columns it provides
-  most (ties broken by providing all of them); a tie or no column at all skips the file, saying why.
+  most (ties broken by providing all of them); a tie or no column at all skips the file, saying why;
+- saved responses of the open platform (ingest.formats.openplatform) are recognised by their shape before
+  the name is read: the method decides the table (an unknown method skips the file, saying why; an error
+  response raises DataError).
 """
 
 from __future__ import annotations
@@ -190,7 +193,11 @@ def classify(
 
 
 def infer(path: Path, header: HeaderReader | None, mapping: Mapping | None = None) -> DiscoveredFile:
-    """The table of one file by its name, else by its header (see the module docstring)."""
+    """The table of one file by its shape when it holds API responses, else by its name, else by its header
+    (see the module docstring)."""
+    shaped = response_file(path)
+    if shaped is not None:
+        return shaped
     named = tables_in_name(path.name)
     tables = list(dict.fromkeys(t for t, _ in named))
     if len(tables) == 1:
@@ -206,6 +213,21 @@ def infer(path: Path, header: HeaderReader | None, mapping: Mapping | None = Non
     if table is None:
         return DiscoveredFile(path, None, f"no table recognised: {says} and {why}")
     return DiscoveredFile(path, table, f"{why} ({says})")
+
+
+def response_file(path: Path, encoding: str | None = None) -> DiscoveredFile | None:
+    """A local file of saved open-platform responses as a directory entry (its method's table, or skipped
+    when the method is unknown); None for any other file. An error response raises DataError."""
+    from chuanliu_cli.ingest.formats.openplatform import looks_like_json, sniff
+
+    if not path.is_file() or not looks_like_json(path):
+        return None
+    found = sniff(path, encoding)
+    if found is None:
+        return None
+    if found.method is None:
+        return DiscoveredFile(path, None, found.why)
+    return DiscoveredFile(path, found.method.table, found.why)
 
 
 def read_header(encoding: str | None = None) -> HeaderReader:

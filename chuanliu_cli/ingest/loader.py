@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -116,15 +116,23 @@ class _Prepared:
     tm: TableMapping
     columns: dict[str, int]  # canonical column -> file column index
     notes: list[str] = field(default_factory=list)
+    # an open-platform cps list: its rows mark stored orders (applied after the files' rows are loaded)
+    marks: bool = False
 
     def warnings(self) -> list[str]:
         """Header collisions, and optional columns whose absence silently changes results."""
         out = list(self.notes)
         for col in self.tm.table.columns:
-            if col.derived or col.required or col.name in self.columns:
+            if col.derived or col.required or col.name in self.columns or col.name in self.tm.defaults:
                 continue
             if col.name in _WATCHED:
-                out.append(f"{self.reader.name}: no column {col.name} ({_WATCHED[col.name]})")
+                if self.reader.method is not None and col.name == "promoter_id":
+                    continue  # (a comment's promoter is its order's, which scoring takes when it has none)
+                how = ""
+                if self.reader.method is not None:
+                    how = f"; {self.reader.method} responses do not say: a mapping file can (defaults: "
+                    how += f"{{{col.name}: ...}})"
+                out.append(f"{self.reader.name}: no column {col.name} ({_WATCHED[col.name]}{how})")
         return out
 
 
@@ -143,6 +151,9 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
     tm = options.mapping.for_table(table)
     prepared = []
     for reader in open_file(path, options.encoding, options.sheet):
+        if reader.method is not None:
+            prepared.append(_prepare_responses(table, reader, tm))
+            continue
         columns = tm.resolve(reader.headers)
         missing = [c.name for c in tm.table.columns if c.required and c.name not in columns]
         # sale_mode may be derived from promoter_id (SPEC §2)
@@ -183,6 +194,24 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
     return prepared
 
 
+def _prepare_responses(table: str, reader: FileReader, tm: TableMapping) -> _Prepared:
+    """A file of open-platform responses: its method's table must be `table`; its columns are canonical, its
+    amounts in fen (the scale of the format over any mapping's), a cps list's rows mark orders."""
+    from chuanliu_cli.ingest.formats.openplatform import METHODS, marks_mapping
+
+    method = next(m for m in METHODS if m.name == reader.method)
+    if method.table != table:
+        raise DataError(
+            f"{reader.name}: holds {method.name} responses ({method.table}), not {table}",
+            hint=f"load it as {method.table}, or name no table: responses are recognised by their shape",
+        )
+    if method.marks_orders:
+        marks = marks_mapping(tm)
+        return _Prepared(table, reader, marks, marks.resolve(reader.headers), marks=True)
+    tm = replace(tm.for_headers(reader.headers), scale={**tm.scale, **reader.scale})
+    return _Prepared(table, reader, tm, tm.resolve(reader.headers))
+
+
 def load_files(
     db: Database,
     items: list[tuple[str, Path]],
@@ -195,13 +224,16 @@ def load_files(
     exceeds `max_reject_rate`, nothing at all is written and DataError lists its first rejects.
     """
     prepared = [p for table, path in items for p in _prepare(table, path, options)]
+    # the cps lists of the open platform mark orders: after every file's rows are in (orders among them)
+    prepared = [p for p in prepared if not p.marks] + [p for p in prepared if p.marks]
     con = db.con
     _check_timezone(con, options.timezone, db.read_only)
     results: list[FileResult] = []
     con.execute("BEGIN TRANSACTION")
     try:
         for p in prepared:
-            results.append(_load_one(con, p, options, progress))
+            load = _mark_orders if p.marks else _load_one
+            results.append(load(con, p, options, progress))
         _check_reject_rates(results, options)
         if options.strict and (warned := load_warnings(results)):
             raise StrictError(warned)  # before COMMIT: the transaction is rolled back
@@ -322,7 +354,13 @@ def _stage_batches(
         sql, _ = conversion_sql(p.tm, present, options.timezone, source="batch")
         # A registered table stays referenced until the transaction ends (the whole load): a stream of its
         # batches is consumed and let go, so memory does not grow with the file.
-        con.register("batch", pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+        shops_from_orders = p.reader.method is not None and p.table == "reviews" and "shop_id" in names
+        con.register(
+            "batch_in" if shops_from_orders else "batch",
+            pa.RecordBatchReader.from_batches(table.schema, table.to_batches()),
+        )
+        if shops_from_orders:
+            _shop_from_order(con, names)
         try:
             if not created:
                 con.execute(f"CREATE OR REPLACE TABLE stage AS {sql}")
@@ -336,7 +374,11 @@ def _stage_batches(
             ) from None
         finally:
             with contextlib.suppress(duckdb.Error):
-                con.unregister("batch")
+                if shops_from_orders:
+                    con.execute("DROP VIEW IF EXISTS batch")
+                    con.unregister("batch_in")
+                else:
+                    con.unregister("batch")
         bad = con.execute(
             "SELECT __line, __reason FROM stage WHERE __reason IS NOT NULL AND __line BETWEEN ? AND ? "
             "ORDER BY __line",
@@ -346,7 +388,7 @@ def _stage_batches(
             lines = batch.lines.to_pylist()
             for line, reason in bad:
                 k = bisect.bisect_left(lines, line)
-                rejects.append(Reject(p.reader.name, f"{p.reader.line_label} {line}", batch.raw(k), reason))
+                rejects.append(Reject(p.reader.name, p.reader.where(line, reason), batch.raw(k), reason))
         result.rows_read += n
         if progress is not None:
             progress(p.reader.name, result.rows_read, p.reader.total_rows)
@@ -361,6 +403,27 @@ def _stage_batches(
         con.execute(f"CREATE OR REPLACE TABLE stage AS {sql}")
         con.unregister("batch")
     return rejects
+
+
+def _shop_from_order(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """The view `batch`: the comments of `batch_in` with the shop of their order where they name none (SPEC
+    §2: the open platform's comments carry no shop). A comment whose order is not loaded says so.
+
+    (The promoter is left to scoring, which takes it from the order when a review has none: a cps list
+    loaded later changes an order's promoter, and its reviews follow.)"""
+    cols = ", ".join(
+        "coalesce(b.shop_id, o.shop_id) AS shop_id" if n == "shop_id" else f"b.{ident(n)}" for n in names
+    )
+    missing = (
+        "'column shop_id: the comment names no shop and its order ' || b.order_id || ' is not loaded; "
+        "load its orders (open.order.cursor.list responses or an orders export) first or in the same command'"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW batch AS SELECT {cols}, b.__line, "
+        "CASE WHEN b.__shape IS NULL AND b.shop_id IS NULL AND o.order_id IS NULL AND b.order_id IS NOT NULL "
+        f"THEN {missing} ELSE b.__shape END AS __shape "
+        "FROM batch_in b LEFT JOIN orders o ON o.order_id = b.order_id"
+    )
 
 
 def _first(a: pa.Array) -> int:
@@ -415,7 +478,8 @@ def _load_one(
     else:
         rejects = _stage_batches(con, p, options, result, progress)
         source = "stage"
-    if result.rows_read == 0:
+    if result.rows_read == 0 and p.reader.method is None:
+        # (an empty page of responses is the last page of a cursor, not a mistake)
         result.warnings.append(f"{p.reader.name}: no data rows (only a header)")
     with _polling(con, p, progress, set_based), _damaged(p, set_based):
         if was_empty:
@@ -432,9 +496,7 @@ def _load_one(
     # (a set-based file past the reject rate fetched only its first rejects: count them all)
     result.rejected = result.rows_read - valid
     result.rejects = rejects[:SHOW_REJECTS]
-    id_row = first_row(con.execute("SELECT nextval('load_id_seq')"))
-    assert id_row is not None
-    result.load_id = int(id_row[0])
+    result.load_id = _next_load_id(con)
     # written once every file passed the reject-rate check; the differing duplicates are kept there too
     result.all_rejects = rejects + duplicate_rejects
     result.sha256 = digest.result()
@@ -443,6 +505,23 @@ def _load_one(
             "INSERT INTO load_changes SELECT ?, ?, key, change FROM __touched", [result.load_id, p.table]
         )
         con.execute("DROP TABLE __touched")
+    _record_load(con, p, result, started, t0)
+    con.execute("DROP TABLE IF EXISTS stage")
+    con.execute("DROP VIEW IF EXISTS src")
+    con.execute("DROP VIEW IF EXISTS src_file")
+    return result
+
+
+def _next_load_id(con: duckdb.DuckDBPyConnection) -> int:
+    row = first_row(con.execute("SELECT nextval('load_id_seq')"))
+    assert row is not None
+    return int(row[0])
+
+
+def _record_load(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, result: FileResult, started: datetime, t0: float
+) -> None:
+    """The `loads` row of one file (or sheet)."""
     result.seconds = time.perf_counter() - t0
     con.execute(
         'INSERT INTO loads (load_id, "table", file, file_sha256, rows_read, inserted, updated, unchanged, '
@@ -467,9 +546,100 @@ def _load_one(
             result.regressed,
         ],
     )
+
+
+# --- open-platform cps lists: marks on stored orders -------------------------------------------------------
+
+
+def _mark_orders(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, options: LoadOptions, progress: ProgressCallback | None
+) -> FileResult:
+    """Apply a cps list (open.seller.order.cps.list) to the stored orders: each order it names becomes a
+    distribution order of its promoter.
+
+    Joined at load time, after every other file of the load (the orders among them), because the orders
+    table is the one place scorecards read sale_mode and promoter_id from: scoring stays one table, and the
+    reviews of a marked order follow it (scoring takes a review's promoter from its order). A row whose
+    order is not stored is rejected with that reason, kept in `rejected_rows` and counted against the reject
+    limits like any bad row, so that it is never dropped unsaid; loading the file again after its orders
+    applies it. An order the cps list names is changed only where it differs; the orders whose own data
+    said otherwise (self-sold, another promoter) are named in a warning.
+    """
+    started = datetime.now()
+    t0 = time.perf_counter()
+    result = FileResult(p.table, p.reader.name, "", str(p.reader.path))
+    result.warnings = list(p.notes)
+    rejects = _stage_batches(con, p, options, result, progress)
+    valid = first_row(con.execute("SELECT count(*) FROM stage WHERE __reason IS NULL"))
+    assert valid is not None
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE marks AS SELECT order_id, promoter_id, __line FROM stage "
+        "WHERE __reason IS NULL QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY __line DESC) = 1"
+    )
+    counts = first_row(con.execute("SELECT count(*) FROM marks"))
+    assert counts is not None
+    result.duplicates = int(valid[0]) - int(counts[0])
+
+    def differs(o: str) -> str:
+        return (
+            f"({o}.sale_mode IS DISTINCT FROM 'distribution' OR "
+            f"(m.promoter_id IS NOT NULL AND {o}.promoter_id IS DISTINCT FROM m.promoter_id))"
+        )
+
+    missing = con.execute(
+        "SELECT m.order_id, m.__line FROM marks m ANTI JOIN orders o ON o.order_id = m.order_id "
+        "ORDER BY m.__line"
+    ).fetchall()
+    changed = con.execute(
+        "SELECT m.order_id, o.sale_mode, o.promoter_id, m.promoter_id FROM marks m JOIN orders o "
+        f"ON o.order_id = m.order_id WHERE {differs('o')} ORDER BY m.__line"
+    ).fetchall()
+    result.updated = len(changed)
+    result.unchanged = int(counts[0]) - len(missing) - len(changed)
+    if changed:
+        con.execute(
+            "UPDATE orders SET sale_mode = 'distribution', "
+            "promoter_id = coalesce(m.promoter_id, orders.promoter_id), "
+            "promoter_name = CASE WHEN m.promoter_id IS NULL OR m.promoter_id = orders.promoter_id "
+            "THEN orders.promoter_name END "
+            f"FROM marks m WHERE orders.order_id = m.order_id AND {differs('orders')}"
+        )
+        said = [
+            f"order {oid} {mode}{f' (promoter {was})' if was else ''} → distribution (promoter {now or was})"
+            for oid, mode, was, now in changed
+            if mode != "distribution" or was is not None
+        ]
+        if said:
+            more = f"; … {len(said) - SHOW_REJECTS} more" if len(said) > SHOW_REJECTS else ""
+            result.warnings.append(
+                f"{p.reader.name}: {len(said)} order(s) whose own data said self-sold or another promoter "
+                f"are distribution orders of the cps list's promoter: {'; '.join(said[:SHOW_REJECTS])}{more}"
+            )
+    raw = _raw_lines(p, options, {int(line) for _, line in missing}) if missing else {}
+    unmatched = [
+        Reject(
+            p.reader.name,
+            p.reader.where(int(line)),
+            raw.get(int(line), ""),
+            f"order {oid} is not among the loaded orders; load its orders (open.order.cursor.list responses "
+            "or an orders export) first or in the same command, then this file again",
+        )
+        for oid, line in missing
+    ]
+    result.rejected = result.rows_read - int(valid[0]) + len(unmatched)
+    result.all_rejects = rejects + unmatched
+    result.rejects = result.all_rejects[:SHOW_REJECTS]
+    result.load_id = _next_load_id(con)
+    if changed:
+        con.execute(
+            "INSERT INTO load_changes SELECT ?, 'orders', CAST(order_id AS VARCHAR), 'update' "
+            "FROM (SELECT unnest(?::VARCHAR[]) AS order_id)",
+            [result.load_id, [row[0] for row in changed]],
+        )
+    result.sha256 = file_sha256(p.reader.path)
+    _record_load(con, p, result, started, t0)
     con.execute("DROP TABLE IF EXISTS stage")
-    con.execute("DROP VIEW IF EXISTS src")
-    con.execute("DROP VIEW IF EXISTS src_file")
+    con.execute("DROP TABLE IF EXISTS marks")
     return result
 
 

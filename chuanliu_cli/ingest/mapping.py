@@ -37,6 +37,9 @@ class TableMapping:
     unit_headers: dict[str, dict[str, Unit]] = field(default_factory=dict)
     # of one file: the unit of each column whose header named one (set by `for_headers`, empty otherwise)
     units: dict[str, Unit] = field(default_factory=dict)
+    # canonical column -> the canonical value of a row whose file has no such column or an empty cell
+    # (`defaults: {carrier: live}` for the open platform's orders, which do not say where they were sold)
+    defaults: dict[str, str] = field(default_factory=dict)
 
     def for_headers(self, headers: list[str]) -> TableMapping:
         """This mapping for one file with `headers`: carrying the unit its headers give to bare numbers.
@@ -128,10 +131,13 @@ _SCALE_OK = re.compile(r"^[0-9.eE+-]+$")
 
 
 def load_mapping(path: Path | None) -> Mapping:
-    """The shipped map extended by a YAML file `{table: {column: [alias, ...]}, values: {...}, scale: {...}}`.
+    """The shipped map extended by a YAML file `{table: {column: [alias, ...]}, values: {...}, scale: {...},
+    defaults: {...}}`.
 
     `values:` is `{table: {column: {raw: canonical}}}` (or `{column: {raw: canonical}}` applied to every
-    table with that column) and `scale:` is `{column: factor}` or `{table: {column: factor}}`.
+    table with that column), `scale:` is `{column: factor}` or `{table: {column: factor}}`, and `defaults:`
+    is `{column: value}` or `{table: {column: value}}`: the value of an optional text or enumerated column
+    for rows that have none (a raw value is mapped like a cell's, and must be one the column accepts).
     """
     mapping = default_mapping()
     if path is None:
@@ -149,14 +155,14 @@ def load_mapping(path: Path | None) -> Mapping:
     if not isinstance(doc, dict):
         raise DataError(f"{path}: a mapping file is a YAML mapping of table names")
     for key, body in doc.items():
-        if key in ("values", "scale"):
+        if key in ("values", "scale", "defaults"):
             _apply_nested(mapping, path, key, body)
         elif key in mapping.tables:
             _apply_aliases(mapping.tables[key], path, body)
         else:
             raise DataError(
                 f"{path}: unknown table {key!r} in mapping file",
-                hint=f"tables are {', '.join(TABLES)}, plus `values:` and `scale:`",
+                hint=f"tables are {', '.join(TABLES)}, plus `values:`, `scale:` and `defaults:`",
             )
     return mapping
 
@@ -200,6 +206,8 @@ def _apply_nested(mapping: Mapping, path: Path, kind: str, body: Any) -> None:
                     if isinstance(spec, bool) or not isinstance(spec, int | float) or spec <= 0:
                         raise DataError(f"{path}: scale of {col} must be a positive number, not {spec!r}")
                     tm.scale[col] = float(spec)
+                elif kind == "defaults":
+                    tm.defaults[col] = _default_value(tm, path, col, spec)
                 else:
                     if not isinstance(spec, dict):
                         raise DataError(f"{path}: values of {col} must map raw values to canonical ones")
@@ -212,3 +220,25 @@ def _apply_nested(mapping: Mapping, path: Path, kind: str, body: Any) -> None:
                                 + ", ".join(sorted(allowed))
                             )
                         vm[normalize_value(str(raw))] = str(canon)
+
+
+def _default_value(tm: TableMapping, path: Path, col: str, spec: Any) -> str:
+    """The canonical value of `defaults: {col: spec}`: an optional text or enumerated column only."""
+    column = tm.table.column(col)
+    if column.required or column.type not in ("text", "enum"):
+        raise DataError(
+            f"{path}: defaults: {tm.table.name}.{col} cannot have a default",
+            hint="defaults are for optional text and enumerated columns (e.g. carrier: live)",
+        )
+    if isinstance(spec, bool) or not isinstance(spec, str | int) or str(spec).strip() == "":
+        raise DataError(f"{path}: defaults: {col} must be a value, not {spec!r}")
+    if column.type == "text":
+        return str(spec).strip()
+    allowed = set(column.values.values())
+    value = tm.values.get(col, {}).get(normalize_value(str(spec)), str(spec).strip())
+    if value not in allowed:
+        raise DataError(
+            f"{path}: defaults: {col} value {spec!r} is not one of {', '.join(sorted(allowed))}",
+            hint=f"e.g. defaults: {{{col}: {sorted(allowed)[0]}}}",
+        )
+    return value

@@ -1,4 +1,5 @@
-"""Readers turn an export file (CSV, Parquet, XLSX) into batches of text cells with their line numbers."""
+"""Readers turn an export file (CSV, Parquet, XLSX, JSON lines, saved API responses) into batches of text
+cells with their line numbers."""
 
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def detect_format(path: Path) -> FileFormat:
         return "parquet"
     if suffix in (".xlsx", ".xlsm"):
         return "xlsx"
+    from chuanliu_cli.ingest.formats.openplatform import looks_like_json, sniff
+
+    # saved open-platform responses are recognised by their shape (an envelope of result and data)
+    if looks_like_json(path) and sniff(path) is not None:
+        return "openplatform"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
     return "csv"
@@ -81,6 +87,10 @@ def open_file(
         return [_open_parquet(path)]
     if fmt == "jsonl":
         return [_open_jsonl(path, encoding)]
+    if fmt == "openplatform":
+        from chuanliu_cli.ingest.formats.openplatform import open_responses
+
+        return [open_responses(path, encoding)]
     if fmt == "csv":
         return [_open_csv(path, encoding)]
     if fmt == "html":

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-FileFormat = Literal["csv", "parquet", "xlsx", "jsonl", "html"]
+FileFormat = Literal["csv", "parquet", "xlsx", "jsonl", "html", "openplatform"]
 
 
 @dataclass
@@ -21,9 +21,13 @@ class Batch:
     lines: pa.Array  # int64 line (text files) or row (Parquet, sheets) numbers
     rows: list[list[str]] | None = None  # text files: every cell of every row, for `rejected_rows`
     shape_errors: dict[int, str] = field(default_factory=dict)  # row index -> reason
+    # the record of each row as the file holds it, when that is not a row of cells (an API response's order)
+    raws: list[str] | None = None
 
     def raw(self, k: int) -> str:
         """Row k as it was in the file (CSV-quoted), for `rejected_rows`."""
+        if self.raws is not None:
+            return self.raws[k]
         if self.rows is not None:
             cells = self.rows[k]
         else:
@@ -53,6 +57,11 @@ class FileReader:
     # What reading found that the caller should hear (a skipped summary sheet, a change of encoding); notes
     # found while reading are appended by the time the batches are exhausted.
     notes: list[str] = field(default_factory=list)
+    # open-platform responses: the API method the file holds, the unit of its amounts (fen: 0.01 per column),
+    # and where a row is (its line and JSON path, and the field a reason names) for `rejected_rows`
+    method: str | None = None
+    scale: dict[str, float] = field(default_factory=dict)
+    locate: Callable[[int, str], str] | None = field(default=None, repr=False)
     _open: Callable[[list[int]], Iterator[Batch]] | None = field(default=None, repr=False)
     _close: Callable[[], None] | None = field(default=None, repr=False)
 
@@ -65,6 +74,12 @@ class FileReader:
         """Batches of the rows with the file columns `selected` (indexes into `headers`), read once."""
         assert self._open is not None
         return self._open(selected)
+
+    def where(self, line: int, reason: str = "") -> str:
+        """Where row `line` is, for messages: `line 12`, or its JSON path (to the field `reason` names)."""
+        if self.locate is not None:
+            return self.locate(line, reason)
+        return f"{self.line_label} {line}"
 
     def close(self) -> None:
         """Release the file when its batches will not be read (only the header was wanted)."""
