@@ -222,11 +222,21 @@ def _more(console: Console, shown: int, listed: int, hint: str) -> None:
         console.print(Text(f"… {_n(listed - shown)} more: {hint}", style="bold"))
 
 
-def _rank_header(res: ScorecardResult, population: Any) -> str:
+def _rank_header(res: ScorecardResult, population: Any, labels: str = "en") -> str:
     """`rank`, or `rank of N loaded` when the population is only what a directory of exports holds."""
     if population is not None and population.relative:
-        return f"rank of {population.entities} loaded"
-    return "rank"
+        n = population.entities
+        return f"排名（共加载 {n} 个）" if labels == "zh" else f"rank of {n} loaded"
+    return "排名" if labels == "zh" else "rank"
+
+
+def _headers(names: Sequence[str], labels: str, sc: Any) -> list[str]:
+    """A result table's column headers: the names, or (--labels zh) the Chinese ones csv and xlsx write."""
+    if labels != "zh":
+        return list(names)
+    from chuanliu_cli.present.documents import ruleset_labels, zh_headers
+
+    return zh_headers(names, ruleset_labels(sc))
 
 
 def render_eligible(
@@ -239,6 +249,7 @@ def render_eligible(
     selected: Any = None,
     limit: int | None = None,
     hint: str = "--all to show every row (and the ineligible), --top N, or --format csv",
+    labels: str = "en",
 ) -> None:
     """The reward list: rank, key, name, tier, total, grant (and, with --all, the ineligible and why, and
     the listed entities without activity, `selected` holding those rows too). With `limit`, only the first
@@ -249,11 +260,12 @@ def render_eligible(
     sc = res.scorecard
     title = f"{sc.title or sc.name} · {run.period.label}"
     table = Table(title=title, title_justify="left")
-    rank = _rank_header(res, population)
-    for name in (rank, sc.key, "name", "tier", sc.rank_by, "grant"):
-        table.add_column(name, justify="right" if name in (rank, sc.rank_by, "grant") else "left")
+    names = ("rank", sc.key, "name", "tier", sc.rank_by, "grant")
+    heads = [_rank_header(res, population, labels), *_headers(names[1:], labels, sc)]
+    for name, head in zip(names, heads, strict=True):
+        table.add_column(head, justify="right" if name in ("rank", sc.rank_by, "grant") else "left")
     if include_ineligible:
-        table.add_column("not eligible because")
+        table.add_column("不合格原因" if labels == "zh" else "not eligible because")
     reasons = {g.id: g.reason for g in sc.gates}
     rows = listed(res, include_ineligible, selected)
     shown = rows if limit is None else rows.head(limit)
@@ -286,20 +298,18 @@ def render_scores(
     population: Any = None,
     limit: int | None = None,
     hint: str = "--all to show every row, --top N, or --format csv",
+    labels: str = "en",
 ) -> None:
     """Every entity with each score, eligibility (✓/✗ and failed gates), tier and grant. With `limit`,
     only the first `limit` rows, then how many more there are and `hint`, how to see them."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     table = Table(title=f"{sc.title or sc.name} · scores · {run.period.label}", title_justify="left")
-    table.add_column(_rank_header(res, population), justify="right")
-    table.add_column(sc.key)
-    table.add_column("name")
-    for s in sc.scores:
-        table.add_column(s.name, justify="right")
-    table.add_column("eligible")
-    table.add_column("tier")
-    table.add_column("grant", justify="right")
+    table.add_column(_rank_header(res, population, labels), justify="right")
+    names = (sc.key, "name", *(s.name for s in sc.scores), "eligible", "tier", "grant")
+    scores = {s.name for s in sc.scores}
+    for name, head in zip(names, _headers(names, labels, sc), strict=True):
+        table.add_column(head, justify="right" if name in scores or name == "grant" else "left")
     shown = rows if limit is None else rows.head(limit)
     for row in shown.iter_rows(named=True):
         failed = row["failed_gates"] or []

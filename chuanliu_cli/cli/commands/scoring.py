@@ -140,6 +140,7 @@ def score(
             result.warnings,
             result.population,
             limit=table_limit(console, show_all or top is not None or bool(ids)),
+            labels=to.labels.value,
         )
 
     emit(
@@ -215,6 +216,7 @@ def eligible(
             result.population,
             result.selected,
             limit=table_limit(console, show_all or top is not None),
+            labels=to.labels.value,
         )
 
     emit(
