@@ -845,6 +845,7 @@ class Session:
                     stored_id = find_stored_run(source, ruleset, p, name, inputs)
             if stored_id is not None:
                 run = load_stored_run(source, stored_id, ruleset, p, only)
+                run = _stored_labels(source, run, name)
                 record = False
             else:
                 run = score_period(source, ruleset, p, upto=name)
@@ -931,6 +932,19 @@ def _other_scorecard(source: Any, ruleset: Ruleset, scorecard: str, key: str) ->
     return None
 
 
+def _stored_labels(source: Any, run: RunResult, scorecard: str) -> RunResult:
+    """A recorded run read back, with the label columns it does not store (a shop's group_id and category,
+    pipeline.label_columns) read from the data now, as a fresh run has them."""
+    from chuanliu_cli.engines.duckdb import as_engine
+    from chuanliu_cli.scoring.pipeline import label_columns, with_labels
+
+    res = run.scorecards[scorecard]
+    if set(label_columns(res.scorecard)) <= set(res.frame.columns):
+        return run
+    frame = with_labels(res.scorecard, res.frame, as_engine(source).names(res.key))
+    return replace(run, scorecards={**run.scorecards, scorecard: replace(res, frame=frame)})
+
+
 def _names_of(source: Any, column: str) -> dict[str, str | None]:
     """Display names of every known key of `column` (shops: all of them, with or without activity)."""
     from chuanliu_cli.engines.duckdb import as_engine
@@ -938,7 +952,7 @@ def _names_of(source: Any, column: str) -> dict[str, str | None]:
     frame = as_engine(source).names(column)
     if frame is None:
         return {}
-    return {str(k): (None if n is None else str(n)) for k, n in frame.iter_rows()}
+    return {str(k): (None if n is None else str(n)) for k, n in frame.select("k", "name").iter_rows()}
 
 
 def incomplete_message(run: RunResult) -> str:

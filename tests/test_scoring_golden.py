@@ -94,7 +94,7 @@ def test_json_shape(invoke: Callable[..., Any]) -> None:
     assert totals["allocated"] + totals["unallocated"] == totals["pool"] == 4_000_000_000
     assert set(totals["per_tier"]) == {"S", "A", "B", "C"} and all(totals["per_tier"].values())
     first = entities[0]
-    assert list(first)[:4] == ["shop_id", "name", "rank", "eligible"]
+    assert list(first)[:6] == ["shop_id", "name", "group_id", "category", "rank", "eligible"]
     assert first["rank"] == 1 and isinstance(first["grant"], int)
     assert set(first["scores"]) == {"store_experience", "diligence", "distribution", "incremental", "total"}
     assert "live_days" in first["metrics"]
@@ -111,7 +111,7 @@ def test_jsonl_and_default_csv_when_piped(invoke: Callable[..., Any]) -> None:
     rows = [json.loads(x) for x in lines.stdout.splitlines()]
     assert all(r["eligible"] for r in rows) and rows[0]["rank"] == 1
     piped = invoke("eligible", "--month", "2023-05", "--data", str(REPO / "sample_data"))
-    assert piped.stdout.splitlines()[0].startswith("shop_id,name,rank,eligible,failed_gates")
+    assert piped.stdout.splitlines()[0].startswith("shop_id,name,group_id,category,rank,eligible,failed_gates")
 
 
 def test_parquet_output_is_flat(invoke: Callable[..., Any], tmp_path: Path) -> None:

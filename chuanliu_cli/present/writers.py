@@ -330,7 +330,7 @@ def write_entities_json(out: IO[bytes], doc: EntityDocument, indent: int | None,
     fields: list[tuple[str, list[pl.Expr | str]]] = [
         (doc.key, [value(doc.key)]),
         ("name", [value("name")]),
-        *((c, [value(c)]) for c in ("group_id", "category") if c in doc.columns),  # a shop's (SHOP_FIELDS)
+        *((c, list[pl.Expr | str]([value(c)])) for c in ("group_id", "category") if c in doc.columns),
         ("rank", [value("rank")]),
         ("eligible", [eligible]),
         ("failed_gates", [array(reasons=False)]),

@@ -49,6 +49,7 @@ from chuanliu_cli.rules.model import (
     ConversionStep,
     Expr,
     FormulaMetric,
+    KeyFrom,
     Metric,
     Ruleset,
     Scorecard,
@@ -68,6 +69,21 @@ METRIC_VALUES = "metric_values"
 def scorecard_table(name: str) -> str:
     """The table holding an earlier scorecard's results (key, eligible, tier, total) for `where`."""
     return f"scorecard_{name}"
+
+
+def key_table(key_from: KeyFrom) -> str:
+    """The alias of the table a grouped scorecard reads its key from (`key_shops`)."""
+    return f"key_{key_from.table}"
+
+
+def entity_key(sc: Scorecard, alias: str) -> exp.Expr:
+    """The entity of a row of the source `alias`: its key column, or for a grouped scorecard (key_from,
+    SPEC §9) the key of its `on` row in the key table (joined as `key_table`), else its own `on` value:
+    a shop without a group (NULL or empty group_id, or not in shops) is its own group."""
+    if sc.key_from is None:
+        return column(sc.key, alias)
+    grouped = exp.Nullif(this=column(sc.key, key_table(sc.key_from)), expression=exp.Literal.string(""))
+    return exp.Coalesce(this=grouped, expressions=[column(sc.key_from.on, alias)])
 
 
 @dataclass(frozen=True)
@@ -274,14 +290,22 @@ class _Compiler:
 
     def source_from(self, select: exp.Select, alias: str, joins: set[str]) -> exp.Select:
         """FROM the source (or the filled reviews), LEFT JOIN each earlier scorecard used."""
-        if alias == "reviews" and self.needs_fill:
+        if alias in self.flagged:  # rows with the integrity flags the scorecard reads (rules/integrity.py)
+            select = select.from_(_table(integrity.flagged_table(alias), alias), copy=False)
+        elif alias == "reviews" and self.needs_fill:
             select = select.from_(_table(FILLED_REVIEWS, alias), copy=False)
         else:
             select = select.from_(_table(alias), copy=False)
-        for name in sorted(joins):
-            earlier = self.ruleset.scorecard(name)
-            table = scorecard_table(name)
-            on = exp.EQ(this=column(earlier.key, table), expression=column(earlier.key, alias))
+        earlier = [self.ruleset.scorecard(name) for name in sorted(joins)]
+        # grouped scorecards (this one, and earlier ones read here) find their keys in the key table
+        key_froms = {sc.key_from for sc in (self.sc, *earlier) if sc.key_from is not None}
+        for key_from in sorted(key_froms, key=lambda k: (k.table, k.on)):
+            on = exp.EQ(this=column(key_from.on, key_table(key_from)), expression=column(key_from.on, alias))
+            keys = _table(key_from.table, key_table(key_from))
+            select = select.join(keys, on=on, join_type="left", copy=False)
+        for sc in earlier:
+            table = scorecard_table(sc.name)
+            on = exp.EQ(this=column(sc.key, table), expression=entity_key(sc, alias))
             select = select.join(_table(table), on=on, join_type="left", copy=False)
         return select
 
@@ -307,18 +331,18 @@ class _Compiler:
         alias = scan.source
         ranges = _merge(scan.ranges)
         joins: set[str] = set()
-        items: list[exp.Expr] = [_alias(column(self.key, alias), self.key)]
+        items: list[exp.Expr] = [_alias(entity_key(self.sc, alias), self.key)]
         for metric in scan.metrics:
             value = self.row_tree(metric.value, alias, joins)
             condition = self.condition(metric.where, metric.window, ranges, alias, joins)
             items.append(_alias(_zero_sums(_with_filter(value, condition)), metric.name))
-        where: exp.Expr = exp.Not(this=exp.Is(this=column(self.key, alias), expression=exp.Null()))
+        where: exp.Expr = exp.Not(this=exp.Is(this=entity_key(self.sc, alias), expression=exp.Null()))
         time_column = schema.TABLES[alias].time_column
         if time_column is not None:
             where = exp.and_(where, _in_ranges(column(time_column, alias), ranges))
         select = exp.select(*items)
         select = self.source_from(select, alias, joins)
-        return select.where(where, copy=False).group_by(column(self.key, alias), copy=False)
+        return select.where(where, copy=False).group_by(entity_key(self.sc, alias), copy=False)
 
     def filled_reviews(self, ranges: Sequence[tuple[date, date]]) -> exp.Expr:
         """Reviews whose promoter_id / item_id come from their order when the review has none.
@@ -435,7 +459,7 @@ class _Compiler:
         joins: set[str] = set()
         condition = self.step_condition(step, alias, joins)
         items = [
-            _alias(column(self.key, alias), self.key),
+            _alias(entity_key(self.sc, alias), self.key),
             _alias(column(metric.key, alias), "conversion_key"),
             _alias(agg(this=column(self.time_column(alias), alias)), f"{side}_time"),
         ]
@@ -445,14 +469,15 @@ class _Compiler:
         select = self.source_from(exp.select(*items), alias, joins)
         if partner is not None:
             on = exp.and_(
-                exp.EQ(this=column(self.key, alias), expression=column(self.key, other)),
+                exp.EQ(this=entity_key(self.sc, alias), expression=column(self.key, other)),
                 exp.EQ(this=column(metric.key, alias), expression=column("conversion_key", other)),
             )
             select = select.join(_table(other), on=on, copy=False)
-        where = exp.and_(self.not_null(self.key, alias), self.not_null(metric.key, alias), condition)
-        return select.where(where, copy=False).group_by(
-            column(self.key, alias), column(metric.key, alias), copy=False
+        key = entity_key(self.sc, alias)
+        where = exp.and_(
+            exp.Not(this=exp.Is(this=key, expression=exp.Null())), self.not_null(metric.key, alias), condition
         )
+        return select.where(where, copy=False).group_by(key.copy(), column(metric.key, alias), copy=False)
 
     @staticmethod
     def not_null(name: str, table: str) -> exp.Expr:
@@ -492,11 +517,11 @@ class _Compiler:
         used: set[str] = set()
         for metric in self.sc.metrics:
             if isinstance(metric, AggregateMetric) and metric.source == "reviews":
-                used |= {self.sc.key} | self.names_in(metric.where) | self.names_in(metric.value)
+                used |= {self.sc.row_key} | self.names_in(metric.where) | self.names_in(metric.value)
             elif isinstance(metric, ConversionMetric):
                 for step in (metric.first, metric.then):
                     if step.source == "reviews":
-                        used |= {self.sc.key, metric.key} | self.names_in(step.where)
+                        used |= {self.sc.row_key, metric.key} | self.names_in(step.where)
         return bool(used & set(FILLED_REVIEW_COLUMNS))
 
     def names_in(self, expr: Expr | None, seen: tuple[str, ...] = ()) -> set[str]:
@@ -507,7 +532,7 @@ class _Compiler:
         # `<scorecard>.eligible` joins on that scorecard's key, a column of this source too.
         for col in parse_expression(expr).find_all(exp.Column):
             if col.table:
-                names.add(self.ruleset.scorecard(str(col.table)).key)
+                names.add(self.ruleset.scorecard(str(col.table)).row_key)
         for name in sorted(names & self.ruleset.filters.keys()):
             if name not in seen:
                 names |= self.names_in(self.ruleset.filters[name], (*seen, name))
@@ -642,6 +667,7 @@ def compile_metrics(
         tiers=(),
         reward=None,
         loc=sc.loc,
+        key_from=sc.key_from,
     )
     return _compile(ruleset, reduced, period, dialect, cast_metrics)
 

@@ -168,6 +168,17 @@ class Reward:
 
 
 @dataclass(frozen=True)
+class KeyFrom:
+    """`key_from: {table: shops, on: shop_id}` (SPEC §9 groups): the scorecard's key is a column of `table`,
+    and each source row takes the value of the `table` row whose `on` is the row's `on`; a row whose
+    `table` row is missing or has no value there is its own entity (its `on` value)."""
+
+    table: str
+    on: str
+    loc: Loc
+
+
+@dataclass(frozen=True)
 class Scorecard:
     """Entities identified by `key`, their metrics, scores, gates, tiers and reward."""
 
@@ -181,6 +192,12 @@ class Scorecard:
     tiers: tuple[Tier, ...]  # sorted by min_score descending
     reward: Reward | None
     loc: Loc
+    key_from: KeyFrom | None = None  # the key is read from another table (groups of shops)
+
+    @property
+    def row_key(self) -> str:
+        """The column of the source rows that identifies an entity: `key`, or key_from's `on`."""
+        return self.key if self.key_from is None else self.key_from.on
 
     def metric(self, name: str) -> Metric:
         """The metric called `name`; KeyError if none."""

@@ -28,6 +28,7 @@ from chuanliu_cli.rules.model import (
     Expr,
     FormulaMetric,
     Gate,
+    KeyFrom,
     Loc,
     Metric,
     Normalizer,
@@ -52,7 +53,8 @@ MAX_WINDOW_PERIODS = 520
 _WINDOW = re.compile(r"^(\d+)([dmw])$")
 
 TOP_KEYS = ("version", "name", "description", "assumptions", "timezone", "period", "filters", "scorecards")
-SCORECARD_KEYS = ("title", "key", "metrics", "scores", "rank_by", "gates", "tiers", "reward")
+SCORECARD_KEYS = ("title", "key", "key_from", "metrics", "scores", "rank_by", "gates", "tiers", "reward")
+KEY_FROM_KEYS = ("table", "on")
 METRIC_KEYS = ("label", "from", "where", "window", "value", "formula", "conversion")
 CONVERSION_KEYS = ("key", "first", "then", "after")
 STEP_KEYS = ("from", "where", "window")
@@ -112,6 +114,7 @@ class _Reader(NodeReader):
             if not self.errors:
                 self.error(Loc(self.path, 1, 1), "the ruleset file is empty; it starts with `version: 1`")
             return None
+        self.key_from_on: str | None = None  # key_from's `on` in the scorecard being read (groups)
         top = self.mapping(root, "the ruleset", TOP_KEYS, ("version", "name", "scorecards"))
         if top is None:
             return None
@@ -150,7 +153,8 @@ class _Reader(NodeReader):
                     declared = self.declared.get(sc.name, {})
                     self.add_formatted(checks.check_scorecard(context, sc, earlier, declared))
                     scorecards.append(sc)
-                earlier[str(key.value)] = sc.key if sc is not None else None
+                # (a later scorecard joins a grouped one through the group's `on` column: rules/compiler)
+                earlier[str(key.value)] = sc.row_key if sc is not None else None
         self.add_formatted(checks.check_filters(filters, self.locators))
         if self.errors or name is None:
             return None
@@ -202,13 +206,23 @@ class _Reader(NodeReader):
         if found is None or name is None:
             return None
         entity_key = self.name(found["key"][1], "key") if "key" in found else None
+        key_from = None
+        if "key_from" in found and not self.is_null(found["key_from"][1]):
+            key_from = self.key_from(found["key_from"][1], found.get("key"), entity_key)
+        # the sources' rows carry key_from's `on`, not the key (SPEC §9 groups)
+        self.key_from_on = key_from.on if key_from is not None else None
+        row_key = self.key_from_on or entity_key
+        if "key_from" in found and key_from is None:
+            row_key = None  # a broken key_from is reported already: its sources are not checked for a key
         title = self.optional_text(found, "title")
         metrics: list[Metric] = []
         declared: dict[str, list[str]] = {"metrics": [], "scores": []}
         if "metrics" in found:
             for mkey, mnode in self.entries(found["metrics"][1], f"metrics of {what}"):
                 declared["metrics"].append(str(mkey.value))
-                metric = self.metric(mkey, mnode, entity_key, period)
+                if key_from is not None and mkey.value == entity_key:
+                    self.error(mkey, f"metric '{entity_key}' has the name of the scorecard's key; rename it")
+                metric = self.metric(mkey, mnode, row_key, period)
                 if metric is not None:
                     metrics.append(metric)
         scores: list[Score] = []
@@ -249,7 +263,51 @@ class _Reader(NodeReader):
             tiers=tuple(sorted(tiers, key=lambda t: -t.min_score)),
             reward=reward,
             loc=self.loc(key),
+            key_from=key_from,
         )
+
+    def key_from(
+        self, node: Node, key_node: tuple[ScalarNode, Node] | None, entity_key: str | None
+    ) -> KeyFrom | None:
+        """`key_from: {table: shops, on: shop_id}` (SPEC §9 groups): the key is a column of `table`, found
+        through `on`, a column of `table` (its primary key: one row each) and of every source used."""
+        found = self.mapping(node, "key_from", KEY_FROM_KEYS, KEY_FROM_KEYS)
+        if found is None or len(found) < 2:
+            return None
+        table = self.string(found["table"][1], "key_from table")
+        on = self.name(found["on"][1], "key_from on")
+        if table is None or on is None:
+            return None
+        if table not in schema.TABLES:
+            hint = suggest(table, list(schema.TABLES)) or "; key_from reads shops"
+            self.error(found["table"][1], f"unknown table '{table}'{hint}")
+            return None
+        # one row per `on` value, so that a source row meets at most one: the optional dimension table
+        keyed = [t.name for t in schema.TABLES.values() if t.time_column is None]
+        if table not in keyed:
+            self.error(
+                found["table"][1],
+                f"key_from reads a table with one row per key, not {table}; use {' or '.join(keyed)}",
+            )
+            return None
+        columns = schema.TABLES[table].names
+        bad = False
+        if entity_key is not None and entity_key not in columns:
+            where = key_node[1] if key_node is not None else node
+            self.error(
+                where,
+                f"the scorecard's key '{entity_key}' is not a column of {table} (key_from); "
+                f"{table} has: {', '.join(columns)}",
+            )
+            bad = True
+        if on != schema.TABLES[table].key:
+            detail = "a column" if on in columns else "not a column"
+            self.error(
+                found["on"][1],
+                f"key_from on '{on}' is {detail} of {table}; join on its key: on: {schema.TABLES[table].key}",
+            )
+            bad = True
+        return None if bad else KeyFrom(table, on, self.loc(node))
 
     def window(self, node: Node, period: PeriodKind, source: str | None) -> Window | None:
         text = self.string(node, "window")
@@ -294,10 +352,10 @@ class _Reader(NodeReader):
             return None
         columns = schema.TABLES[src].names
         if entity_key is not None and entity_key not in columns:
+            whose = "key_from's on" if self.key_from_on == entity_key else "the scorecard's key"
             self.error(
                 node,
-                f"the scorecard's key '{entity_key}' is not a column of {src} ({what}); "
-                f"{src} has: {', '.join(columns)}",
+                f"{whose} '{entity_key}' is not a column of {src} ({what}); {src} has: {', '.join(columns)}",
             )
         return cast(Source, src)
 

@@ -233,8 +233,8 @@ def finish_scorecard(
     frame = compute_scores(sc, metrics)
     frame = apply_gates(sc, frame)
     frame, allocation = rank_and_allocate(sc, frame)
-    frame = frame.with_columns(_names(sc, frame, names).alias("name"))
-    order = [sc.key, "name", *(m.name for m in sc.metrics), *(s.name for s in sc.scores)]
+    frame = with_labels(sc, frame, names)
+    order = [sc.key, *label_columns(sc), *(m.name for m in sc.metrics), *(s.name for s in sc.scores)]
     order += ["eligible", "failed_gates", "tier", "rank", "grant", "grant_note"]
     frame = _result_order(frame, sc)
     outcomes = frame.select(sc.key, *(gate_column(g) for g in sc.gates)) if sc.gates else None
@@ -482,19 +482,48 @@ def rank_and_allocate(sc: Scorecard, frame: pl.DataFrame) -> tuple[pl.DataFrame,
     return frame, done if sc.reward is not None else None
 
 
-def _names(sc: Scorecard, frame: pl.DataFrame, names: pl.DataFrame | None) -> pl.Series:
-    """The display name of each entity (NULL where there is none)."""
+#: The columns that follow `name` in the results of shop-keyed scorecards (SPEC §9): the shop's group
+#: (主体) and category, from `shops`; NULL when shops are not loaded or do not list the shop.
+SHOP_FIELDS = ("group_id", "category")
+
+
+def label_columns(sc: Scorecard) -> tuple[str, ...]:
+    """The descriptive columns after the key: name, and group_id and category for shop keys."""
+    return ("name", *SHOP_FIELDS) if sc.key == "shop_id" else ("name",)
+
+
+def with_labels(
+    sc: Scorecard, frame: pl.DataFrame, names: pl.DataFrame | Mapping[str, str | None] | None
+) -> pl.DataFrame:
+    """`frame` with the label columns it lacks (label_columns: NULL where `names` has no value) right
+    after the key. `names`: engine.names (k, name and, for shops, group_id and category), or k → name."""
     import polars as pl
 
-    if names is None or names.height == 0:
-        return pl.Series("name", [None] * frame.height, dtype=pl.Utf8)
-    joined = frame.select(pl.col(sc.key).alias("k")).join(
-        names.select(pl.col("k").cast(pl.Utf8), pl.col("name").cast(pl.Utf8)).unique("k", keep="first"),
-        on="k",
-        how="left",
-        maintain_order="left",
-    )
-    return joined["name"]
+    wanted = [c for c in label_columns(sc) if c not in frame.columns]
+    if not wanted:
+        return frame
+    if isinstance(names, Mapping):
+        names = pl.DataFrame(
+            {"k": list(names), "name": list(names.values())}, schema={"k": pl.Utf8, "name": pl.Utf8}
+        )
+    have = [] if names is None else [c for c in wanted if c in names.columns]
+    if names is None or names.height == 0 or not have:
+        found = pl.DataFrame([pl.Series(c, [None] * frame.height, dtype=pl.Utf8) for c in wanted])
+    else:
+        found = frame.select(pl.col(sc.key).cast(pl.Utf8).alias("k")).join(
+            names.select(pl.col("k").cast(pl.Utf8), *(pl.col(c).cast(pl.Utf8) for c in have)).unique(
+                "k", keep="first"
+            ),
+            on="k",
+            how="left",
+            maintain_order="left",
+        )
+        found = found.select(pl.col(c) if c in have else pl.lit(None, dtype=pl.Utf8).alias(c) for c in wanted)
+    out = frame.hstack(found.get_columns())
+    key_at = out.columns.index(sc.key)
+    rest = [c for c in out.columns if c != sc.key and c not in label_columns(sc)]
+    order = [*out.columns[:key_at], sc.key, *(c for c in label_columns(sc) if c in out.columns), *rest]
+    return out.select(list(dict.fromkeys(order)))
 
 
 # --- entities without activity -----------------------------------------------------------------------------
@@ -547,7 +576,9 @@ def absent_metrics(sc: Scorecard) -> dict[str, float | None]:
         con.close()
 
 
-def score_absent(res: ScorecardResult, keys: list[str], names: dict[str, str | None]) -> ScorecardResult:
+def score_absent(
+    res: ScorecardResult, keys: list[str], names: pl.DataFrame | Mapping[str, str | None]
+) -> ScorecardResult:
     """`res` with rows added for entities outside the population (listed, without activity): their
     no-activity metrics, scores and gates computed beside the population (so that `rank` normalizers see
     everyone), never ranked, tiered or granted (grant_note says why). Totals and allocation stay those of
@@ -565,14 +596,17 @@ def score_absent(res: ScorecardResult, keys: list[str], names: dict[str, str | N
     )
     together = pl.concat([res.frame.select(sc.key, *metric_names), absent])
     scored = apply_gates(sc, compute_scores(sc, together)).filter(pl.col(sc.key).is_in(keys))
-    rows = scored.with_columns(
-        pl.col(sc.key).replace_strict(names, default=None, return_dtype=pl.Utf8).alias("name"),
-        pl.lit(False).alias("eligible"),
-        pl.lit(None, dtype=pl.Utf8).alias("tier"),
-        pl.lit(None, dtype=pl.Int64).alias("rank"),
-        pl.lit(0 if sc.reward is not None else None, dtype=pl.Int64).alias("grant"),  # as any ineligible
-        pl.lit(NOT_IN_POPULATION).alias("grant_note"),
-    ).select(res.frame.columns)
+    rows = (
+        with_labels(sc, scored, names)
+        .with_columns(
+            pl.lit(False).alias("eligible"),
+            pl.lit(None, dtype=pl.Utf8).alias("tier"),
+            pl.lit(None, dtype=pl.Int64).alias("rank"),
+            pl.lit(0 if sc.reward is not None else None, dtype=pl.Int64).alias("grant"),  # as any ineligible
+            pl.lit(NOT_IN_POPULATION).alias("grant_note"),
+        )
+        .select(res.frame.columns)
+    )
     outcomes = res.gate_outcomes
     if outcomes is not None:
         outcomes = pl.concat([outcomes, scored.select(outcomes.columns)])
