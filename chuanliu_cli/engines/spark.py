@@ -383,6 +383,7 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
     """Table -> (format, paths) for the files and folders in `data`, recognised by name as the loader's
     directory discovery does."""
     location = data
+    local: Path | None = None
     if "://" not in data and not data.startswith("file:"):
         local = Path(data)
         if not local.is_dir():
@@ -401,6 +402,8 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
         # The loader's rules (ingest.discover); a folder named like a table is a Parquet dataset.
         folder = bool(status.isDirectory())
         reason = skip_reason(name, folder)
+        if reason is None and not folder and local is not None:
+            _refuse_responses(local / name, f"{data}/{name}")
         if reason is not None and not (folder and reason != HIDDEN):
             entry = DiscoveredFile(Path(name), None, reason)
         else:
@@ -426,6 +429,19 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
     if not found:
         raise no_exports(data, skipped)
     return found
+
+
+def _refuse_responses(path: Path, shown: str) -> None:
+    """Saved open-platform responses are read by `chuanliu load` (DuckDB) only: refused here, by name."""
+    from chuanliu_cli.ingest.discover import response_file
+
+    found = response_file(path)
+    if found is not None:
+        raise DataError(
+            f"{shown}: saved open-platform responses ({found.why}); the Spark engine does not read them",
+            hint="load them into a database with `chuanliu load` and score it there, or score the directory "
+            "with the DuckDB engine (--data), which reads them",
+        )
 
 
 def _spark_header(spark: SparkSession, status: Any) -> HeaderReader:
