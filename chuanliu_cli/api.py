@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chuanliu_cli.periods import Period
     from chuanliu_cli.rules.model import Ruleset
     from chuanliu_cli.rules.validate import RulesetSummary
+    from chuanliu_cli.scoring.casetests import CaseReport
     from chuanliu_cli.scoring.compare import Comparison
     from chuanliu_cli.scoring.explain import Explanation
     from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
@@ -50,6 +51,7 @@ __all__ = [
     "check_rules",
     "compile_rules",
     "load_rules",
+    "run_rule_cases",
     "write_sample",
 ]
 
@@ -970,3 +972,18 @@ def run_warnings(run: RunResult, scorecard: str) -> list[str]:
         warnings.append(incomplete_message(run))
     warnings.extend(data_lints(run, scorecard))
     return warnings
+
+
+# --- ruleset design: test cases and lint (issue #24) -------------------------------------------------------
+
+
+def run_rule_cases(rules: str | Path | Ruleset | None = None, cases: PathLike | None = None) -> CaseReport:
+    """Run a ruleset's test cases (`cases`, default `<ruleset>.cases.yaml` beside the ruleset; the bundled
+    ruleset ships its own): each case's result against its expectations, and the coverage of the ruleset's
+    gates and tiers. An invalid ruleset or case file raises RulesetError (CaseFileError), located."""
+    from chuanliu_cli.rules.cases import default_cases_path, load_cases
+    from chuanliu_cli.scoring.casetests import run_cases
+
+    ruleset = load_rules(rules, check=True)
+    path = Path(cases) if cases is not None else default_cases_path(ruleset.path)
+    return run_cases(ruleset, load_cases(path, ruleset))

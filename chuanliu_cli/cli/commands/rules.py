@@ -1,15 +1,28 @@
-"""`chuanliu rules check|show|sql`: validate, render and compile rulesets."""
+"""`chuanliu rules check|show|sql|test|lint`: validate, render, compile, test and lint rulesets."""
 
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from chuanliu_cli.cli.emit import settings, warn
-from chuanliu_cli.cli.options import EngineName, MonthOption, RulesOption, ScorecardOption
+from chuanliu_cli.cli.emit import emit, settings, target, warn
+from chuanliu_cli.cli.options import (
+    EngineName,
+    MonthOption,
+    OutOption,
+    OutputFormat,
+    RulesOption,
+    ScorecardOption,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from chuanliu_cli.present.documents import Document
 
 RulesFileArgument = Annotated[
     Path | None,
@@ -76,3 +89,59 @@ def rules_sql(
     ruleset, period, compiled = compile_rules(month, scorecard, rules, dialect.value)
     for name, sql in compiled:
         sys.stdout.write(f"-- scorecard {name} · {ruleset.name} · {period.label}\n{sql};\n\n")
+
+
+class CasesFormat(StrEnum):
+    """`rules test` and `rules lint` write a report (table) or its JSON document."""
+
+    table = "table"
+    json = "json"
+
+
+def rules_test(
+    file: RulesFileArgument = None,
+    cases: Annotated[
+        Path | None,
+        typer.Option("--cases", help="The case file [default: <ruleset>.cases.yaml beside the ruleset]."),
+    ] = None,
+    min_coverage: Annotated[
+        float | None,
+        typer.Option(
+            "--min-coverage",
+            min=0,
+            max=100,
+            help="Exit 1 unless this percentage of the gate outcomes (each gate passing and failing) and "
+            "tiers of every scorecard was exercised by some case.",
+        ),
+    ] = None,
+    fmt: Annotated[CasesFormat, typer.Option("--format", help="table, or the JSON document.")] = (
+        CasesFormat.table
+    ),
+    output: OutOption = None,
+) -> None:
+    """Run the ruleset's test cases: one line per case (PASS/FAIL), each failure with expected vs actual and
+    the explanation, and the coverage of gates and tiers. Exit 0 when every case passes (and the coverage
+    reaches --min-coverage), 1 otherwise, 3 for an invalid ruleset or case file."""
+    from chuanliu_cli.api import run_rule_cases
+    from chuanliu_cli.present.casetests import case_report_json, render_case_report
+
+    to = target(OutputFormat(fmt.value), output)
+    report = run_rule_cases(file, cases)
+    warn(report.warnings)
+
+    def table(console: Console) -> None:
+        render_case_report(console, report, min_coverage)
+
+    emit(to, lambda: _report_document(case_report_json(report, min_coverage), "cases"), table)
+    below = min_coverage is not None and report.coverage_percent < min_coverage
+    if report.failed or below:
+        raise typer.Exit(1)
+
+
+def _report_document(document: dict[str, Any], rows: str) -> Document:
+    """A report's JSON document (json); its `rows` list is the records of jsonl and the rows of csv."""
+    from chuanliu_cli.present.documents import Document
+
+    records = list(document[rows])
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    return Document(document, records, records, columns)
