@@ -466,6 +466,8 @@ ZH_COLUMNS = {
     "entity": "主体ID",
     "key": "ID",
     "name": "名称",
+    "group_id": "集团ID",
+    "category": "类目",
     "eligible": "合格",
     "failed_gates": "未通过门槛",
     "reasons": "不合格原因",

@@ -1,0 +1,314 @@
+"""xlsx output (present/xlsx.py): every cell equals the csv of the same command, typed and formatted; the
+facts sheet; -o suffix inference and mismatch; --labels zh headers; LibreOffice opens the workbook."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chuanliu_cli.present.writers import safe_cell
+from tests.conftest import REPO
+
+#: A shop name a spreadsheet would run as a formula: an xlsx text cell holds it as text.
+HOSTILE = '=HYPERLINK("http://x","y")'
+COMMANDS = {
+    "eligible": ["eligible", "--month", "2023-05", "--all"],
+    "explain": ["explain", "ks700001", "--month", "2023-05"],
+    "compare": ["compare", "--month", "2023-05", "--against-month", "2023-04", "--all"],
+    "runs": ["runs", "--id", "1"],
+    "status": ["status"],
+}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The sample data (shop ks700001 renamed to a formula) loaded once."""
+    from typer.testing import CliRunner
+
+    from chuanliu_cli.cli.app import app
+
+    tmp = tmp_path_factory.mktemp("xlsx")
+    data = tmp / "data"
+    shutil.copytree(REPO / "sample_data", data)
+    shops = (data / "shops.csv").read_text(encoding="utf-8")
+    (data / "shops.csv").write_text(
+        shops.replace("云源珠宝文玩旗舰店", HOSTILE.replace('"', '""').join('""'))
+    )
+    db = str(tmp / "x.duckdb")
+    runner = CliRunner()
+    loaded = runner.invoke(app, ["-q", "--db", db, "load", *sorted(str(p) for p in data.glob("*.csv"))])
+    assert loaded.exit_code == 0, loaded.output
+    return db
+
+
+@pytest.fixture(scope="module")
+def outputs(db: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Each command's csv and xlsx files (eligible records run 1)."""
+    from typer.testing import CliRunner
+
+    from chuanliu_cli.cli.app import app
+
+    tmp = tmp_path_factory.mktemp("xlsx-out")
+    runner = CliRunner()
+    files = {}
+    for name, args in COMMANDS.items():
+        pair = (tmp / f"{name}.csv", tmp / f"{name}.xlsx")
+        for out in pair:
+            result = runner.invoke(app, ["-q", "--db", db, *args, "-o", str(out)])
+            assert result.exit_code == 0, result.output
+        files[name] = pair
+    return files
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+def _sheet_rows(path: Path, sheet: int = 0) -> list[list[Any]]:
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return [list(r) for r in book.worksheets[sheet].iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
+def _same_cell(value: Any, text: str) -> bool:
+    """An xlsx value equals a csv cell: blank as empty, booleans as true/false, numbers to the 16
+    significant digits xlsx keeps, text as the csv writes it (formula-safe)."""
+    if value is None:
+        return text == ""
+    if isinstance(value, bool):
+        return text == ("true" if value else "false")
+    if isinstance(value, int | float):
+        return math.isclose(value, float(text), rel_tol=1e-15)
+    return safe_cell(value) == text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_cell_equals_the_csv(outputs: dict[str, tuple[Path, Path]], command: str) -> None:
+    csv_path, xlsx_path = outputs[command]
+    want = _csv_rows(csv_path)
+    got = _sheet_rows(xlsx_path)
+    assert len(got) == len(want) > 1
+    assert got[0] == want[0]  # the header row
+    for r, (row, expected) in enumerate(zip(got, want, strict=True)):
+        assert len(row) == len(expected), r
+        for value, text in zip(row, expected, strict=True):
+            assert _same_cell(value, text), (r, value, text)
+
+
+def test_cells_are_typed_and_formatted(outputs: dict[str, tuple[Path, Path]]) -> None:
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(outputs["eligible"][1]).worksheets[0]
+    header = [c.value for c in sheet[1]]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, len(header)).column_letter}{sheet.max_row}"
+    assert all(c.font.b for c in sheet[1])
+    row = {h: c for h, c in zip(header, sheet[2], strict=True)}
+    assert row["shop_id"].data_type == "s" and row["shop_id"].number_format == "@"
+    assert row["rank"].value == 1 and row["rank"].number_format == "0"
+    assert isinstance(row["grant"].value, int) and row["grant"].number_format == "#,##0"
+    assert isinstance(row["total"].value, float) and row["total"].number_format == "#,##0.00"
+    assert row["negative_rate_90d"].number_format == "0.00%"  # a rate: a fraction shown as a percentage
+    assert row["live_days"].number_format == "#,##0"  # whole numbers: no decimals
+    assert row["eligible"].value is True
+    widths = [sheet.column_dimensions[sheet.cell(1, i + 1).column_letter].width for i in range(len(header))]
+    assert all(6 < w < 52 for w in widths)
+    # the formula-looking shop name is a text cell, not a formula
+    names = [r[1] for r in sheet.iter_rows(min_row=2)]
+    hostile = [c for c in names if c.value == HOSTILE]
+    assert hostile and hostile[0].data_type == "s"
+
+
+def test_the_second_sheet_holds_the_footer_facts(
+    outputs: dict[str, tuple[Path, Path]], invoke: Callable[..., Any], db: str
+) -> None:
+    import openpyxl
+
+    book = openpyxl.load_workbook(outputs["eligible"][1], read_only=True)
+    assert book.sheetnames == ["data", "about"]
+    facts = {r[0]: r[1] for r in _sheet_rows(outputs["eligible"][1], 1)[1:]}
+    doc = json.loads(
+        invoke("--db", db, "eligible", "--month", "2023-05", "--no-record", "--format", "json").stdout
+    )
+    assert facts["ruleset.name"] == doc["ruleset"]["name"] == "chuanliu-2023"
+    assert facts["ruleset.sha256"] == doc["ruleset"]["sha256"]
+    assert facts["period.label"] == "2023-05" and facts["period.complete"] is True
+    assert facts["totals.pool"] == doc["totals"]["pool"] and isinstance(facts["totals.pool"], int)
+    assert facts["totals.allocated"] == doc["totals"]["allocated"]
+    assert facts["assumptions"] == doc["assumptions"]
+    assert {"period.missing_history", "warnings", "population.entities"} <= set(facts)
+
+
+def test_missing_history_and_warnings_are_on_the_second_sheet(
+    invoke: Callable[..., Any], may_only: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "may.xlsx"
+    result = invoke("eligible", "--month", "2023-05", "--data", str(may_only), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    facts = {r[0]: r[1] for r in _sheet_rows(out, 1)[1:]}
+    assert facts["period.complete"] is False
+    missing = json.loads(facts["period.missing_history"])
+    assert {m["table"] for m in missing} >= {"orders"}
+    assert "incomplete" in facts["warnings"]
+
+
+def test_labels_zh_in_csv_xlsx_and_parquet(invoke: Callable[..., Any], db: str, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    headers = {}
+    for suffix in ("csv", "xlsx", "parquet", "json"):
+        out = tmp_path / f"list.{suffix}"
+        args = ("--db", db, "eligible", "--month", "2023-05", "--no-record", "--labels", "zh", "-o", str(out))
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        if suffix == "csv":
+            headers[suffix] = _csv_rows(out)[0]
+        elif suffix == "xlsx":
+            headers[suffix] = _sheet_rows(out)[0]
+        elif suffix == "parquet":
+            headers[suffix] = pq.read_table(out).column_names
+        else:
+            assert "shop_id" in json.loads(out.read_text(encoding="utf-8"))["entities"][0]  # keys stay
+    assert headers["csv"] == headers["xlsx"] == headers["parquet"]
+    head = headers["csv"]
+    assert head[:2] == ["店铺ID", "名称"]
+    assert {"排名", "合格", "档位", "流量奖励", "总分", "自播天数", "分销GMV", "差评率"} <= set(head)
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in h) for h in head)  # no English name left
+    assert len(set(head)) == len(head)
+
+
+def test_labels_zh_on_the_table(invoke: Callable[..., Any], db: str) -> None:
+    result = invoke(
+        "--db", db, "eligible", "--month", "2023-05", "--no-record", "--labels", "zh", "--format", "table"
+    )
+    assert result.exit_code == 0, result.output
+    for head in ("排名", "店铺ID", "名称", "档位", "总分", "流量奖励"):
+        assert head in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("fmt", "suffix"), [("csv", "xlsx"), ("xlsx", "csv"), ("json", "jsonl"), ("parquet", "json")]
+)
+def test_a_format_the_suffix_contradicts_is_exit_2(
+    invoke: Callable[..., Any], db: str, tmp_path: Path, fmt: str, suffix: str
+) -> None:
+    out = tmp_path / f"list.{suffix}"
+    result = invoke(
+        "--db", db, "eligible", "--month", "2023-05", "--no-record", "--format", fmt, "-o", str(out)
+    )
+    assert result.exit_code == 2, result.output
+    assert f"--format {fmt} disagrees with -o {out}, whose name says {suffix}" in result.output
+    assert not out.exists()
+
+
+def test_the_suffix_implies_xlsx_and_a_pipe_takes_it(
+    invoke: Callable[..., Any], db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "list.XLSX"
+    result = invoke("--db", db, "eligible", "--month", "2023-05", "--no-record", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:2] == b"PK" and [p.name for p in tmp_path.iterdir()] == [out.name]
+    piped = invoke("--db", db, "eligible", "--month", "2023-05", "--no-record", "--format", "xlsx")
+    assert piped.exit_code == 0, piped.output
+    (tmp_path / "piped.xlsx").write_bytes(piped.stdout_bytes)
+    assert _sheet_rows(tmp_path / "piped.xlsx") == _sheet_rows(out)
+
+
+def test_xlsx_is_refused_on_a_terminal(
+    invoke: Callable[..., Any], db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: stdout is a terminal
+    result = invoke("--db", db, "eligible", "--month", "2023-05", "--no-record", "--format", "xlsx")
+    assert result.exit_code == 2, result.output
+    assert "xlsx is binary: write it to a file with -o FILE" in result.output
+
+
+def test_what_a_sheet_cannot_hold_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chuanliu_cli.errors import UsageError
+    from chuanliu_cli.present import xlsx
+    from chuanliu_cli.present.documents import Document
+
+    long = Document({}, [], [{"raw": "x" * 40_000}], ["raw"])
+    with pytest.raises(UsageError, match="at most 32,767 characters in a cell; row 2, column raw"):
+        xlsx.write_xlsx(io.BytesIO(), long)
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 3)
+    many = Document({}, [], [{"n": i} for i in range(3)], ["n"])
+    with pytest.raises(UsageError, match="at most 2 rows on a sheet; this result has 3"):
+        xlsx.write_xlsx(io.BytesIO(), many)
+
+
+def test_big_integers_and_non_finite_numbers_stay_exact(tmp_path: Path) -> None:
+    from chuanliu_cli.present.documents import Document
+    from chuanliu_cli.present.writers import render
+    from chuanliu_cli.present.xlsx import write_xlsx
+
+    rows = [{"id": 2**60 + 1, "x": float("nan")}, {"id": 7, "x": 0.5}]
+    doc = Document({}, rows, rows, ["id", "x"])
+    out = tmp_path / "big.xlsx"
+    with out.open("wb") as f:
+        write_xlsx(f, doc)
+    got = _sheet_rows(out)
+    want = list(csv.reader(io.StringIO(str(render("csv", doc)))))
+    assert got[1] == [str(2**60 + 1), "nan"] and want[1] == got[1]
+    assert got[2] == [7, 0.5]
+
+
+def test_libreoffice_opens_the_workbook(outputs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    assert shutil.which("soffice"), (
+        "needs LibreOffice Calc: apt-get install libreoffice-calc-nogui (as .ci/run)"
+    )
+    csv_path, xlsx_path = outputs["eligible"]
+    # raw values, not as shown (44 = comma, 34 = quote, 76 = UTF-8, from line 1; token 9 false)
+    filt = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false"
+    done = subprocess.run(
+        [
+            "soffice",
+            "--headless",
+            "--norestore",
+            f"-env:UserInstallation=file://{tmp_path / 'profile'}",
+            "--convert-to",
+            filt,
+            "--outdir",
+            str(tmp_path),
+            str(xlsx_path),
+        ],
+        capture_output=True,
+        timeout=180,
+    )
+    converted = tmp_path / "eligible.csv"
+    assert converted.exists(), done.stderr.decode(errors="replace")
+    got = _csv_rows(converted)
+    want = _csv_rows(csv_path)
+    assert len(got) == len(want) and got[0] == want[0]
+    for row, expected in zip(got[1:], want[1:], strict=True):
+        for text, csv_text in zip(row, expected, strict=True):
+            if text in ("TRUE", "FALSE"):
+                assert csv_text == text.lower()
+            elif text.endswith("%"):  # a rate column: LibreOffice writes the percentage
+                assert math.isclose(float(text[:-1]) / 100, float(csv_text), rel_tol=1e-12, abs_tol=1e-15)
+            elif csv_text and _number(csv_text):
+                assert math.isclose(float(text), float(csv_text), rel_tol=1e-14), (text, csv_text)
+            else:
+                assert safe_cell(text) == csv_text
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
