@@ -21,7 +21,6 @@ from chuanliu_cli.rules.model import (
     FormulaMetric,
     Metric,
     Ruleset,
-    Scorecard,
     Window,
 )
 
