@@ -571,13 +571,13 @@ class Session:
         require_complete: bool = False,
         command: str | None = None,
         strict: bool = False,
+        group: str | None = None,
     ) -> ScoreResult:
         """Every entity of a scorecard ranked (only `ids`, or the first `top`, when given), with each score,
         eligibility and tier. With a database and `record`, the run is recorded in `runs`, under `command`
         (default: this call). An id that is not in the population raises DataError (exit 4), naming the
-        nearest ones. With `strict`, any warning raises StrictError and nothing is recorded."""
-        import polars as pl
-
+        nearest ones. `group`: only one owner's shops (those whose group_id it is; see `choose`). With
+        `strict`, any warning raises StrictError and nothing is recorded."""
         scored = self._score(
             period,
             scorecard,
@@ -587,18 +587,10 @@ class Session:
             command or f"Session.score({period!r})",
             strict,
             reuse=bool(ids),
-            only=list(ids) if ids else None,
+            only=list(ids) if ids and group is None else None,  # a group's shops: every row is read
         )
         res = scored.result
-        frame = res.frame
-        if ids:
-            from chuanliu_cli.scoring.explain import unknown_key_error
-
-            known = set(frame[res.key].to_list())
-            for wanted in ids:
-                if wanted not in known:
-                    raise unknown_key_error(scored.run, scored.scorecard, wanted)
-            frame = frame.filter(pl.col(res.key).is_in(list(ids)))
+        frame = self.choose(scored, res.frame, ids, group)
         if top is not None:
             frame = frame.head(top)
         if frame.height != res.size or res.stored_size is not None:
@@ -616,12 +608,15 @@ class Session:
         include_ineligible: bool = False,
         command: str | None = None,
         strict: bool = False,
+        ids: Sequence[str] | None = None,
+        group: str | None = None,
     ) -> ScoreResult:
         """The reward list: eligible entities with rank, tier, total and grant (and, with
         `include_ineligible`, the others with their failed gates). `require_complete` raises
         IncompletePeriodError when the data does not cover the period; with a database and `record` the
         run is recorded in `runs`, under `command` (default: this call). With `strict`, any warning raises
-        StrictError and nothing is recorded."""
+        StrictError and nothing is recorded. `ids` or `group` (see `choose`) list only those entities,
+        eligible or not (an asked entity is never left out silently)."""
         scored = self._score(
             period,
             scorecard,
@@ -631,19 +626,59 @@ class Session:
             command or f"Session.eligible({period!r})",
             strict,
         )
-        if include_ineligible:
+        if include_ineligible or group is not None:
             # every listed shop is accounted for: those without activity follow, not in the population
             res = scored.result
             if res.key == "shop_id":
+                from chuanliu_cli.engines.duckdb import as_engine
                 from chuanliu_cli.scoring.pipeline import score_absent
 
                 with self._source() as source:
-                    names = _names_of(source, "shop_id")
+                    shops = as_engine(source).names("shop_id")
                 present = set(res.frame[res.key].to_list())
-                idle = sorted(k for k in names if k not in present)
-                if idle:
-                    scored = replace(scored, selected=score_absent(res, idle, names).frame)
+                idle = [] if shops is None else sorted(str(k) for k in shops["k"] if k not in present)
+                if idle and shops is not None:
+                    scored = replace(scored, selected=score_absent(res, idle, shops).frame)
+        if ids or group is not None:
+            base = scored.result.frame if scored.selected is None else scored.selected
+            return replace(scored, selected=self.choose(scored, base, ids, group), include_ineligible=True)
         return replace(scored, include_ineligible=include_ineligible)
+
+    def choose(
+        self, scored: ScoreResult, frame: pl.DataFrame, ids: Sequence[str] | None, group: str | None
+    ) -> pl.DataFrame:
+        """The rows of `frame` (rows of `scored`'s result) that `ids` and `group` ask for, in its order; all
+        of them when neither is given. Each id must be a key of the result (else DataError, exit 4, with
+        the nearest keys). `group`: for a shop-keyed scorecard, its shops whose group_id is `group` (a
+        group_id no shop in `shops` has is DataError with the nearest); for a scorecard grouped by
+        key_from, the group's own row; for any other scorecard a UsageError."""
+        import polars as pl
+
+        from chuanliu_cli.scoring.explain import unknown_key_error
+
+        res = scored.result
+        if not ids and group is None:
+            return frame
+        known = set(frame[res.key].to_list())
+        for wanted in ids or ():
+            if wanted not in known:
+                raise unknown_key_error(scored.run, scored.scorecard, wanted)
+        keep = pl.col(res.key).is_in(list(ids or ()))
+        if group is not None:
+            if res.scorecard.key_from is not None:
+                if group not in known:
+                    raise unknown_key_error(scored.run, scored.scorecard, group)
+                keep = keep | (pl.col(res.key) == group)
+            elif res.key == "shop_id" and "group_id" in frame.columns:
+                with self._source() as source:
+                    _require_group(source, group)
+                keep = keep | (pl.col("group_id") == group)
+            else:
+                raise UsageError(
+                    f"--group lists one owner's shops: scorecard {scored.scorecard} is keyed by {res.key}",
+                    hint="use it with a scorecard keyed by shop_id, or one grouped by key_from",
+                )
+        return frame.filter(keep)
 
     def explain(
         self,
@@ -736,13 +771,14 @@ class Session:
         top: int = 2000,
         ids: Sequence[str] = (),
         list_output: PathLike | None = None,
+        group: str | None = None,
     ) -> ReportResult:
         """One self-contained HTML report (reward list, distributions, gates, pool, movers against
         `against_period`, default the previous period); written atomically to `output` when given.
         Distributions, gates and movers cover every entity; the list and the per-entity breakdowns cover
         the first `top` in rank order and `ids` (an id not in the population raises DataError, exit 4).
         `list_output` (csv, json, jsonl or parquet by its suffix) gets every entity, as `score` writes
-        them."""
+        them. `group` adds one owner's shops to `ids` (as `score(group=)` chooses them)."""
         from chuanliu_cli import __version__
         from chuanliu_cli.periods import parse_period
         from chuanliu_cli.present.report import build_report
@@ -770,14 +806,10 @@ class Session:
                 Side(previous.label, before, before.scorecards[name]),
                 Side(p.label, run, run.scorecards[name]),
             )
-        if ids:
-            from chuanliu_cli.scoring.explain import unknown_key_error
-
-            res = run.scorecards[name]
-            known = set(res.frame[res.key].to_list())
-            for wanted in ids:
-                if wanted not in known:
-                    raise unknown_key_error(run, name, wanted)
+        if ids or group is not None:
+            scored = ScoreResult(run, name)
+            chosen = self.choose(scored, run.scorecards[name].frame, ids, group)
+            ids = list(dict.fromkeys([*ids, *(str(k) for k in chosen[scored.result.key].to_list())]))
         warnings = [*self._data_warnings, *run_warnings(run, name)]
         if strict and warnings:
             from chuanliu_cli.errors import StrictError
@@ -945,6 +977,26 @@ def _stored_labels(source: Any, run: RunResult, scorecard: str) -> RunResult:
         return run
     frame = with_labels(res.scorecard, res.frame, as_engine(source).names(res.key))
     return replace(run, scorecards={**run.scorecards, scorecard: replace(res, frame=frame)})
+
+
+def _require_group(source: Any, group: str) -> None:
+    """DataError (exit 4) unless a shop in `shops` has group_id `group`, naming the nearest group ids."""
+    import difflib
+
+    from chuanliu_cli.engines.duckdb import as_engine
+
+    shops = as_engine(source).names("shop_id")
+    groups = sorted({str(g) for g in shops["group_id"].drop_nulls()}) if shops is not None else []
+    if group in groups:
+        return
+    near = difflib.get_close_matches(group, groups, n=3, cutoff=0.5)
+    if near:
+        hint = "nearest known: " + ", ".join(near)
+    else:
+        hint = (
+            "no shop has a similar group_id" if groups else "no shop has a group_id: load shops with group_id"
+        )
+    raise DataError(f"unknown group_id {group!r}: no shop in shops has it", hint=hint)
 
 
 def _names_of(source: Any, column: str) -> dict[str, str | None]:

@@ -153,6 +153,15 @@ AllowRegressOption = Annotated[
     ),
 ]
 IdsOption = Annotated[list[str] | None, typer.Option("--id", help="Only these entities (repeatable).")]
+GroupOption = Annotated[
+    str | None,
+    typer.Option(
+        "--group",
+        metavar="GROUP_ID",
+        help="Only one owner's shops (多店多号): the shops whose group_id in shops is GROUP_ID; with a "
+        "scorecard grouped by key_from, that group. Unknown groups exit 4.",
+    ),
+]
 TopOption = Annotated[
     int | None,
     typer.Option(

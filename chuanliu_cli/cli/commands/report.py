@@ -11,6 +11,7 @@ from chuanliu_cli.cli.emit import info, warn
 from chuanliu_cli.cli.options import (
     DataOption,
     DbOption,
+    GroupOption,
     MemoryLimitOption,
     MonthOption,
     RulesOption,
@@ -40,6 +41,7 @@ def report(
         list[str] | None,
         typer.Option("--id", help="Also list this entity in full (repeatable); unknown ids exit 4."),
     ] = None,
+    group: GroupOption = None,
     list_out: Annotated[
         Path | None,
         typer.Option(
@@ -63,6 +65,7 @@ def report(
             top=top,
             ids=ids or (),
             list_output=list_out,
+            group=group,
         )
     warn(result.warnings)
     info(f"Wrote {output} ({len(result.html.encode()) / 1024:,.0f} KiB)")

@@ -18,6 +18,7 @@ from chuanliu_cli.cli.options import (
     EngineName,
     EngineOption,
     FormatOption,
+    GroupOption,
     IdsOption,
     Labels,
     LabelsOption,
@@ -87,6 +88,7 @@ def score(
     scorecard: ScorecardOption = None,
     top: TopOption = None,
     ids: IdsOption = None,
+    group: GroupOption = None,
     show_all: Annotated[
         bool,
         typer.Option("--all", help="On a terminal, show every row (the table shows the first 50)."),
@@ -126,6 +128,7 @@ def score(
             require_complete=require_complete,
             command=command_line(),
             strict=strict,
+            group=group,
         )
     report_run(result)
 
@@ -139,7 +142,7 @@ def score(
             result.frame,
             result.warnings,
             result.population,
-            limit=table_limit(console, show_all or top is not None or bool(ids)),
+            limit=table_limit(console, show_all or top is not None or bool(ids) or group is not None),
             labels=to.labels.value,
         )
 
@@ -164,6 +167,11 @@ def eligible(
         ),
     ] = False,
     top: TopOption = None,
+    ids: Annotated[
+        list[str] | None,
+        typer.Option("--id", help="Only these entities, eligible or not (repeatable); unknown ids exit 4."),
+    ] = None,
+    group: GroupOption = None,
     rules: RulesOption = None,
     data: DataOption = None,
     fmt: FormatOption = None,
@@ -198,7 +206,10 @@ def eligible(
             include_ineligible=show_all,
             command=command_line(),
             strict=strict,
+            ids=ids,
+            group=group,
         )
+    chosen = bool(ids) or group is not None  # the entities asked for are listed, eligible or not
     report_run(result)
     if top is not None and result.frame.height > top:
         # only the rows listed change: ranks, grants and totals stay those of everyone (as score --top)
@@ -211,18 +222,23 @@ def eligible(
             console,
             result.run,
             result.scorecard,
-            show_all,
+            show_all or chosen,
             result.warnings,
             result.population,
             result.selected,
-            limit=table_limit(console, show_all or top is not None),
+            limit=table_limit(console, show_all or top is not None or chosen),
             labels=to.labels.value,
         )
 
     emit(
         to,
         lambda: scores_document(
-            result.run, result.scorecard, show_all, result.warnings, result.population, result.selected
+            result.run,
+            result.scorecard,
+            show_all or chosen,
+            result.warnings,
+            result.population,
+            result.selected,
         ),
         table,
     )
