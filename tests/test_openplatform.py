@@ -317,15 +317,6 @@ def test_flat_json_lines_are_still_rows(tmp_path: Path) -> None:
     assert _rows(db, "SELECT order_id, paid_amount FROM orders") == [("2704810274450369", Decimal("12.50"))]
 
 
-def test_the_spark_engine_refuses_responses_by_name(tmp_path: Path) -> None:
-    from chuanliu_cli.engines.spark import _refuse_responses
-
-    with pytest.raises(DataError, match="the Spark engine does not read them") as info:
-        _refuse_responses(PAGES[0], "data/orders_page1.json")
-    assert "chuanliu load" in (info.value.hint or "")
-    _refuse_responses(DATA / "livestreams.csv", "data/livestreams.csv")  # any other file: nothing to say
-
-
 RULES = """\
 version: 1
 name: responses
@@ -372,11 +363,7 @@ def test_scoring_a_month_loaded_from_responses(invoke: Callable[..., Any], tmp_p
     db = str(tmp_path / "db.duckdb")
     rules = tmp_path / "rules.yaml"
     rules.write_text(textwrap.dedent(RULES), encoding="utf-8")
-    folder = tmp_path / "responses"
-    folder.mkdir()
-    for name in ("orders_page1.json", "orders_page2.json", "cps_orders.json", "comments.jsonl"):
-        shutil.copy(DATA / name, folder / name)
-    shutil.copy(DATA / "livestreams.csv", folder / "livestreams.csv")
+    folder = _responses_dir(tmp_path)
     shutil.copy(DATA / "unknown.json", folder / "items.json")  # listed as skipped, with why
     loaded = invoke("load", "--db", db, "--dir", str(folder))
     assert loaded.exit_code == 0, loaded.output
@@ -401,3 +388,35 @@ def test_scoring_a_month_loaded_from_responses(invoke: Callable[..., Any], tmp_p
         ),
     }  # fmt: skip
     assert [e["shop_id"] for e in doc["entities"]] == ["1002", "1001"]
+
+
+def _responses_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "responses"
+    folder.mkdir()
+    for name in ("orders_page1.json", "orders_page2.json", "cps_orders.json", "comments.jsonl"):
+        shutil.copy(DATA / name, folder / name)
+    shutil.copy(DATA / "livestreams.csv", folder / "livestreams.csv")
+    return folder
+
+
+@pytest.mark.spark
+def test_spark_reads_responses_like_load(tmp_path: Path) -> None:
+    """The Spark engine reads the same responses through the same readers: the same metrics per shop."""
+    folder = _responses_dir(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(textwrap.dedent(RULES), encoding="utf-8")
+    frames = []
+    warnings = []
+    for engine in ("duckdb", "spark"):
+        with Session(data=folder, engine=engine) as s:  # type: ignore[arg-type]
+            result = s.eligible("2023-05", rules=rules, record=False)
+            frames.append(result.frame.sort("shop_id"))
+            warnings.append(result.warnings)
+    duck, spark = frames
+    assert duck.columns == spark.columns
+    assert duck.to_dicts() == spark.to_dicts()
+    assert duck["gmv"].to_list() == [89.99, 188.01]
+    # the comment left out and the cps row without its order are said on Spark too
+    said = "\n".join(warnings[1])
+    assert "left out 1 comment(s)" in said
+    assert "2704810274459999" in said

@@ -37,8 +37,10 @@ from chuanliu_cli.ingest.discover import (
     HeaderReader,
     infer,
     no_exports,
+    response_file,
     skip_reason,
 )
+from chuanliu_cli.ingest.formats.openplatform import CPS
 from chuanliu_cli.ingest.loader import SHOW_REJECTS
 from chuanliu_cli.ingest.mapping import TableMapping, default_mapping
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES, Table
@@ -357,8 +359,16 @@ def read_checked_tables(
         elif table.name in found:
             kind, paths = found[table.name]
             what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
-            checked = _read_files(spark, table, kind, paths, timezone)
+            notes: list[str] = []
+            if kind == "openplatform":
+                orders = tables["orders"].valid if "orders" in tables else None
+                checked = _read_responses(spark, table, paths, timezone, orders, notes)
+            else:
+                checked = _read_files(spark, table, kind, paths, timezone)
+            if table.name == "orders" and MARKS in found:
+                checked = _apply_marks(spark, checked, found[MARKS][1], timezone, notes)
             tables[table.name] = check_table(checked, table, what, cache or kind != "parquet")
+            tables[table.name].warnings.extend(notes)
         elif table.optional:
             tables[table.name] = CheckedTable(_empty(spark, table), None)
         else:
@@ -371,6 +381,151 @@ def read_checked_tables(
                 f"table for it (SparkSettings.tables: {table.name} = db.{table.name})",
             )
     return tables
+
+
+#: The entry of `_discover`'s result holding the cps lists of the open platform (they mark orders).
+MARKS = "orders:cps"
+
+
+def _responses_frame(spark: SparkSession, paths: list[str], lines: bool = False) -> tuple[DataFrame, Any]:
+    """The rows of saved responses (ingest.formats.openplatform, as `chuanliu load` reads them) as a Spark
+    frame of text cells with `__shape`, and `__line` (numbered across the files) when `lines`; and the
+    first file's reader (its method and the scale of its amounts)."""
+    import pyarrow as pa
+
+    from chuanliu_cli.ingest.formats.openplatform import open_responses
+
+    parts: list[pa.Table] = []
+    first = None
+    number = 0
+    notes: list[str] = []
+    for path in paths:
+        reader = open_responses(Path(path))
+        first = first or reader
+        selected = list(range(len(reader.headers)))
+        for batch in reader.batches(selected):
+            n = len(batch.lines)
+            shape = [batch.shape_errors.get(k) for k in range(n)]
+            arrays = [batch.columns[i] for i in selected] + [pa.array(shape, type=pa.string())]
+            names = [*reader.headers, "__shape"]
+            if lines:
+                arrays.append(pa.array(range(number + 1, number + n + 1), type=pa.int64()))
+                names.append("__line")
+                number += n
+            parts.append(pa.Table.from_arrays(arrays, names=names))
+        notes.extend(reader.notes)
+    assert first is not None
+    first.notes = notes
+    names = [*first.headers, "__shape", *(["__line"] if lines else [])]
+    table = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string()) for c in names})
+    if lines and not parts:
+        table = table.set_column(len(names) - 1, "__line", pa.array([], pa.int64()))
+    _quiet_pyspark()
+    if _arrow_input_supported():
+        return spark.createDataFrame(table), first
+    return spark.createDataFrame(table.to_pandas(), schema=_text_schema(table)), first
+
+
+def _text_schema(table: Any) -> str:
+    return ", ".join(f"`{n}` {'bigint' if n == '__line' else 'string'}" for n in table.column_names)
+
+
+def _read_responses(
+    spark: SparkSession,
+    table: Table,
+    paths: list[str],
+    timezone: str,
+    orders: DataFrame | None,
+    notes: list[str],
+) -> DataFrame:
+    """Saved responses of one table converted like `chuanliu load` converts them: amounts in fen (the
+    scale of the format), and comments that name no shop take their order's (`orders`: the valid ones).
+    What reading found (comments left out) is added to `notes`."""
+    from dataclasses import replace
+
+    from pyspark.sql import functions as F
+
+    raw, reader = _responses_frame(spark, paths)
+    what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+    tm = default_mapping().for_table(table.name)
+    tm = replace(tm, scale={**tm.scale, **reader.scale})
+    if table.name == "reviews" and orders is not None:
+        shops = orders.select(F.col("order_id").alias("__order"), F.col("shop_id").alias("__order_shop"))
+        joined = raw.join(shops, raw["order_id"] == shops["__order"], "left")
+        unknown = F.concat(
+            F.lit("column shop_id: the comment names no shop and its order "),
+            F.col("order_id"),
+            F.lit(
+                " is not loaded; load its orders (open.order.cursor.list responses or an orders export) "
+                "first or in the same command"
+            ),
+        )
+        missing = F.col("shop_id").isNull() & F.col("__order").isNull() & F.col("order_id").isNotNull()
+        raw = joined.select(
+            *(
+                F.coalesce(F.col("shop_id"), F.col("__order_shop")).alias("shop_id") if c == "shop_id" else c
+                for c in raw.columns
+                if c != "__shape"
+            ),
+            F.when(F.col("__shape").isNull() & missing, unknown).otherwise(F.col("__shape")).alias("__shape"),
+        )
+    notes.extend(reader.notes)  # comments the platform marks invalid, left out
+    return canonical(raw, table, timezone, what, tm)
+
+
+def _apply_marks(
+    spark: SparkSession, orders: DataFrame, paths: list[str], timezone: str, notes: list[str]
+) -> DataFrame:
+    """The converted orders with the cps lists' marks applied as `chuanliu load` applies them: each order a
+    list names becomes a distribution order of its promoter; a row naming no loaded order is said in
+    `notes` (and left out), as are rows the canonicalization refuses."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from chuanliu_cli.ingest.formats.openplatform import marks_mapping
+
+    what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+    raw, _ = _responses_frame(spark, paths, lines=True)
+    tm = marks_mapping(default_mapping().for_table("orders"))
+    converted = canonical(raw, tm.table, timezone, what, tm)
+    bad = (
+        converted.where("`__reason` IS NOT NULL").select("order_id", "__reason").limit(SHOW_REJECTS).collect()
+    )
+    last = Window.partitionBy("order_id").orderBy(F.col("__line").desc())
+    marks = (
+        converted.where("`__reason` IS NULL")
+        .withColumn("__n", F.row_number().over(last))
+        .where("__n = 1")
+        .select(F.col("order_id").alias("__mark"), F.col("promoter_id").alias("__promoter"))
+    )
+    valid = orders.where("`__reason` IS NULL").select(F.col("order_id").alias("__known"))
+    unmatched = marks.join(valid, marks["__mark"] == valid["__known"], "left_anti")
+    missing = [r[0] for r in unmatched.select("__mark").limit(SHOW_REJECTS + 1).collect()]
+    if missing:
+        count = unmatched.count() if len(missing) > SHOW_REJECTS else len(missing)
+        notes.append(
+            f"{what}: {count} cps row(s) name orders that are not among the orders and were left out "
+            f"(load their orders too): order {', '.join(missing[:SHOW_REJECTS])}"
+        )
+    if bad:
+        notes.append(f"{what}: cps rows refused: " + "; ".join(f"{r[0]}: {r[1]}" for r in bad))
+    joined = orders.join(marks, orders["order_id"] == marks["__mark"], "left")
+    marked = F.col("__mark").isNotNull()
+    same = F.col("__promoter").isNull() | (F.col("__promoter") == F.col("promoter_id"))
+    columns = []
+    for c in orders.columns:
+        if c == "sale_mode":
+            columns.append(F.when(marked, F.lit("distribution")).otherwise(F.col(c)).alias(c))
+        elif c == "promoter_id":
+            columns.append(
+                F.when(marked, F.coalesce(F.col("__promoter"), F.col(c))).otherwise(F.col(c)).alias(c)
+            )
+        elif c == "promoter_name":
+            kept = F.when(same, F.col(c)).otherwise(F.lit(None).cast("string"))
+            columns.append(F.when(marked, kept).otherwise(F.col(c)).alias(c))
+        else:
+            columns.append(F.col(c))
+    return joined.select(*columns)
 
 
 def _hadoop_path(spark: SparkSession, location: str) -> Any:
@@ -402,9 +557,22 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
         # The loader's rules (ingest.discover); a folder named like a table is a Parquet dataset.
         folder = bool(status.isDirectory())
         reason = skip_reason(name, folder)
-        if reason is None and not folder and local is not None:
-            _refuse_responses(local / name, f"{data}/{name}")
-        if reason is not None and not (folder and reason != HIDDEN):
+        # saved open-platform responses are read on the driver (a local directory: they are small pages)
+        path = local / name if local is not None and reason is None and not folder else None
+        shaped = response_file(path) if path is not None else None
+        if path is not None and shaped is not None and shaped.table is not None:
+            table = MARKS if shaped.why == f"open-platform response {CPS.name}" else shaped.table
+            previous = found.get(table)
+            if previous is not None and previous[0] != "openplatform":
+                raise DataError(
+                    f"{data}: {table} comes as both {previous[0]} and open-platform responses; "
+                    "keep one format"
+                )
+            found.setdefault(table, ("openplatform", []))[1].append(str(path))
+            continue
+        if shaped is not None:
+            entry = shaped  # an unknown method: skipped, with why
+        elif reason is not None and not (folder and reason != HIDDEN):
             entry = DiscoveredFile(Path(name), None, reason)
         else:
             entry = infer(Path(name), None if folder else _spark_header(spark, status))
@@ -424,24 +592,12 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
             )
         previous = found.get(table)
         if previous is not None and previous[0] != kind:
-            raise DataError(f"{data}: {table} comes as both {previous[0]} and {kind}; keep one format")
+            shown = "open-platform responses" if previous[0] == "openplatform" else previous[0]
+            raise DataError(f"{data}: {table} comes as both {shown} and {kind}; keep one format")
         found.setdefault(table, (kind, []))[1].append(str(status.getPath().toString()))
-    if not found:
+    if not [t for t in found if t != MARKS]:
         raise no_exports(data, skipped)
     return found
-
-
-def _refuse_responses(path: Path, shown: str) -> None:
-    """Saved open-platform responses are read by `chuanliu load` (DuckDB) only: refused here, by name."""
-    from chuanliu_cli.ingest.discover import response_file
-
-    found = response_file(path)
-    if found is not None:
-        raise DataError(
-            f"{shown}: saved open-platform responses ({found.why}); the Spark engine does not read them",
-            hint="load them into a database with `chuanliu load` and score it there, or score the directory "
-            "with the DuckDB engine (--data), which reads them",
-        )
 
 
 def _spark_header(spark: SparkSession, status: Any) -> HeaderReader:

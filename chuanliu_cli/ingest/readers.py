@@ -175,7 +175,7 @@ def _open_jsonl(path: Path, encoding: str | None) -> FileReader:
             break
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # (a line nested too deeply is no object either)
             continue
         if isinstance(obj, dict):
             headers.extend(k for k in obj if k not in headers)
@@ -200,6 +200,13 @@ def _jsonl_batches(path: Path, enc: str, headers: list[str], selected: list[int]
         except json.JSONDecodeError as exc:
             obj = None
             shape[len(rows)] = f"not valid JSON ({exc.msg} at column {exc.colno})"
+        except (ValueError, RecursionError) as exc:  # a number of over 4300 digits, nesting too deep
+            obj = None
+            shape[len(rows)] = (
+                "not valid JSON ("
+                + ("nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:80])
+                + ")"
+            )
         if obj is not None and not isinstance(obj, dict):
             shape[len(rows)] = "not a JSON object"
             obj = None

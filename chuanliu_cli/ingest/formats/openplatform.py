@@ -406,7 +406,7 @@ def responses(path: Path, encoding: str | None = None) -> Iterator[tuple[Mode, i
         raise DataError(f"{path}: the file is empty")
     try:
         first = _loads(line.lstrip("\ufeff"))
-    except ValueError:
+    except (ValueError, RecursionError):
         first = None
     if isinstance(first, dict):
         yield "lines", number, first
@@ -416,7 +416,7 @@ def responses(path: Path, encoding: str | None = None) -> Iterator[tuple[Mode, i
                 continue
             try:
                 value = _loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise DataError(
                     f"{path}: line {number}: not valid JSON ({_json_error(exc)}); a response cut short? "
                     "nothing was loaded",
@@ -433,7 +433,7 @@ def responses(path: Path, encoding: str | None = None) -> Iterator[tuple[Mode, i
     text = path.read_bytes().decode(enc, errors="strict").lstrip("\ufeff")
     try:
         doc = _loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise DataError(f"{path}: not valid JSON ({_json_error(exc)})") from None
     if isinstance(doc, list):
         for k, value in enumerate(doc, start=1):
@@ -442,9 +442,11 @@ def responses(path: Path, encoding: str | None = None) -> Iterator[tuple[Mode, i
         yield "document", 1, doc
 
 
-def _json_error(exc: ValueError) -> str:
+def _json_error(exc: ValueError | RecursionError) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     return str(exc)
 
 
