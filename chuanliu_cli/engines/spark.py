@@ -9,7 +9,8 @@ The session computes in UTC with `spark.sql.timestampType=TIMESTAMP_NTZ`: times 
 on, as DuckDB errors rather than silently overflowing or mis-casting.
 
 The four tables come from a directory or any Spark-readable location (`SparkSettings.data`: Parquet or CSV
-with the canonical column names) or from tables of Spark's catalog (`SparkSettings.tables`, e.g.
+with the canonical column names; in a local directory also saved open-platform responses, read on the
+driver by the loader's reader) or from tables of Spark's catalog (`SparkSettings.tables`, e.g.
 `("orders", "db.orders")`). Either way
 the rows go through the canonicalization of `chuanliu load` (`ingest.canonical.conversion_sql`, rendered
 for Spark): the same parsing, defaults, derived columns and checks. Rows it rejects are left out of the
