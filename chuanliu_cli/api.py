@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from chuanliu_cli.scoring.compare import Comparison
     from chuanliu_cli.scoring.explain import Explanation
     from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+    from chuanliu_cli.scoring.rulelint import LintReport
     from chuanliu_cli.store.database import Database
     from chuanliu_cli.store.status import StoreStatus
 
@@ -50,6 +51,7 @@ __all__ = [
     "StatusResult",
     "check_rules",
     "compile_rules",
+    "lint_rules",
     "load_rules",
     "run_rule_cases",
     "write_sample",
@@ -915,6 +917,23 @@ class Session:
         )
         return Population(n, True, note)
 
+    def lint_rules(self, period: str, rules: str | Path | Ruleset | None = None) -> LintReport:
+        """`rules lint --month`: the ruleset's design lints (rulelint.lint_ruleset) and those the period's
+        data shows: normalizer ranges beyond the values, parts every entity scores alike, tiers nobody
+        reached, a pool that cannot be spent. Every scorecard is scored for `period` (nothing is recorded)."""
+        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.scoring.pipeline import score_period
+        from chuanliu_cli.scoring.rulelint import lint_ruleset
+
+        ruleset = load_rules(rules, check=True)
+        p = parse_period(period, ruleset.period)
+        with self._source() as source:
+            run = score_period(source, ruleset, p)
+        warnings = [*self._data_warnings, *ruleset.warnings]
+        if not run.complete:
+            warnings.append(incomplete_message(run))
+        return lint_ruleset(ruleset, run, warnings)
+
 
 def _list_format(path: Path) -> str:
     """The data format a `--list-out` file's suffix asks for; UsageError for any other suffix."""
@@ -1039,3 +1058,13 @@ def run_rule_cases(rules: str | Path | Ruleset | None = None, cases: PathLike | 
     ruleset = load_rules(rules, check=True)
     path = Path(cases) if cases is not None else default_cases_path(ruleset.path)
     return run_cases(ruleset, load_cases(path, ruleset))
+
+
+def lint_rules(rules: str | Path | Ruleset | None = None) -> LintReport:
+    """The design lints of a ruleset without data (scoring/rulelint.py): unreachable tiers, multipliers that
+    do not rise, parts and scores whose weights cannot matter, gates implied by others. With a period's
+    data: `Session.lint_rules`."""
+    from chuanliu_cli.scoring.rulelint import lint_ruleset
+
+    ruleset = load_rules(rules, check=True)
+    return lint_ruleset(ruleset, None, ruleset.warnings)

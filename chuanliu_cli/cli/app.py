@@ -166,6 +166,7 @@ for _typer_app, _name, _func in (
     (rules_app, "show", rules.rules_show),
     (rules_app, "sql", rules.rules_sql),
     (rules_app, "test", rules.rules_test),
+    (rules_app, "lint", rules.rules_lint),
 ):
     _typer_app.command(_name)(_handle_errors(_func))
 

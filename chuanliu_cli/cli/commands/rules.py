@@ -11,13 +11,19 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, settings, target, warn
 from chuanliu_cli.cli.options import (
+    DataOption,
+    DbOption,
     EngineName,
+    MemoryLimitOption,
     MonthOption,
     OutOption,
     OutputFormat,
     RulesOption,
     ScorecardOption,
+    WaitOption,
+    session,
 )
+from chuanliu_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -145,3 +151,59 @@ def _report_document(document: dict[str, Any], rows: str) -> Document:
     records = list(document[rows])
     columns = list(dict.fromkeys(k for r in records for k in r))
     return Document(document, records, records, columns)
+
+
+class FailOn(StrEnum):
+    """Which findings make `rules lint` exit 1."""
+
+    error = "error"
+    warning = "warning"
+
+
+def rules_lint(
+    file: RulesFileArgument = None,
+    month: Annotated[
+        str | None,
+        typer.Option(
+            "--month",
+            help="Also lint against this period's data (--data DIR or the database): normalizer ranges "
+            "beyond the values, tiers nobody reached, a pool that cannot be spent.",
+        ),
+    ] = None,
+    data: DataOption = None,
+    fmt: Annotated[CasesFormat, typer.Option("--format", help="table, or the JSON document.")] = (
+        CasesFormat.table
+    ),
+    output: OutOption = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option("--fail-on", help="Exit 1 on errors only (default), or on warnings too."),
+    ] = FailOn.error,
+    db: DbOption = None,
+    memory_limit: MemoryLimitOption = None,
+    wait: WaitOption = 60.0,
+) -> None:
+    """Lint a ruleset's design: unreachable tiers, multipliers that do not rise, weights that cannot matter,
+    gates implied by others; with --month, against the period's data too. Each finding has a code, the
+    ruleset path, FILE:LINE:COL, a message and a fix. Exit 0 when no error (warnings are printed), 1 when
+    an error (or, with --fail-on warning, any finding), 3 for an invalid ruleset."""
+    from chuanliu_cli.present.rulelint import render_lint_report
+
+    to = target(OutputFormat(fmt.value), output)
+    if month is None:
+        if data is not None:
+            raise UsageError("--data is read with --month: give the period to lint against")
+        from chuanliu_cli.api import lint_rules
+
+        report = lint_rules(file)
+    else:
+        with session(db, data, memory_limit, wait) as s:
+            report = s.lint_rules(month, file)
+    warn(report.warnings)
+
+    def table(console: Console) -> None:
+        render_lint_report(console, report)
+
+    emit(to, lambda: _report_document(report.to_dict(), "findings"), table)
+    if report.errors or (fail_on is FailOn.warning and report.findings):
+        raise typer.Exit(1)
