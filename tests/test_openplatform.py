@@ -233,6 +233,22 @@ def test_an_array_of_responses_is_located_by_its_index(tmp_path: Path) -> None:
     assert _rows(db, "SELECT line FROM rejected_rows") == [("[1].data.orderList[1].orderBaseInfo.totalFee",)]
 
 
+def test_an_order_repeated_across_pages_keeps_the_last(tmp_path: Path) -> None:
+    path = tmp_path / "pages.jsonl"
+    pages = [_response("orderList", [_order(1, fee=1000)]), _response("orderList", [_order(1, fee=1200)])]
+    path.write_text("\n".join(json.dumps(p) for p in pages) + "\n", encoding="utf-8")
+    db = tmp_path / "db.duckdb"
+    result = _load(db, path)
+    assert (result.files[0].duplicates, result.files[0].inserted) == (1, 1)
+    assert _rows(db, "SELECT paid_amount FROM orders") == [(Decimal("12.00"),)]
+    assert _rows(db, "SELECT line, reason FROM rejected_rows") == [
+        (
+            "line 1, data.orderList[0]",
+            "duplicate order_id 1 (line 2, data.orderList[0] kept, differs in paid_amount)",
+        )
+    ]
+
+
 def test_an_error_response_refuses_the_file_with_its_message(
     invoke: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -678,14 +678,17 @@ def _conflicts(
     ).fetchall()
     found = [_Conflict(str(k), int(line), int(kept), str(cols)) for k, line, kept, cols in rows]
     if found and options.on_duplicate == "error":
-        label = p.reader.line_label
+        label, where = p.reader.line_label, p.reader.where
+
+        def both(a: int, b: int) -> str:
+            return f"{label}s {a} and {b}" if p.reader.locate is None else f"{where(a)} and {where(b)}"
+
         raise DataError(
             f"{p.reader.name}: {len(found)} row(s) repeat a key ({table.key}) with different values and the "
             "duplicate policy is to refuse them; nothing was written",
             hint="remove the repeated rows, or keep the last or the first occurrence of each key",
             details=[
-                f"{table.key} {c.key}: {label}s {min(c.line, c.kept)} and {max(c.line, c.kept)} differ in "
-                f"{c.columns}"
+                f"{table.key} {c.key}: {both(min(c.line, c.kept), max(c.line, c.kept))} differ in {c.columns}"
                 for c in found[:SHOW_REJECTS]
             ],
         )
@@ -712,13 +715,13 @@ def _conflict_rejects(
         )
     else:
         raw = _raw_lines(p, options, set(lines))
-    key, label = TABLES[p.table].key, p.reader.line_label
+    key, where = TABLES[p.table].key, p.reader.where
     return [
         Reject(
             p.reader.name,
-            f"{label} {c.line}",
+            where(c.line),
             raw.get(c.line, ""),
-            f"duplicate {key} {c.key} ({label} {c.kept} kept, differs in {c.columns})",
+            f"duplicate {key} {c.key} ({where(c.kept)} kept, differs in {c.columns})",
         )
         for c in conflicts
     ]
@@ -748,9 +751,9 @@ def _conflict_warning(p: _Prepared, result: FileResult, conflicts: list[_Conflic
     """Differing duplicates are reported by key with the columns that differ, the first few in a warning."""
     if not conflicts:
         return
-    key, label = TABLES[p.table].key, p.reader.line_label
+    key, where = TABLES[p.table].key, p.reader.where
     shown = "; ".join(
-        f"{key} {c.key} {label} {c.line} ({label} {c.kept} kept) differs in {c.columns}"
+        f"{key} {c.key} {where(c.line)} ({where(c.kept)} kept) differs in {c.columns}"
         for c in conflicts[:SHOW_REJECTS]
     )
     more = f"; … {len(conflicts) - SHOW_REJECTS} more" if len(conflicts) > SHOW_REJECTS else ""
