@@ -430,7 +430,14 @@ def responses(path: Path, encoding: str | None = None) -> Iterator[tuple[Mode, i
             f"{path}: a JSON document of {size >> 20} MiB; larger than {MAX_DOCUMENT_BYTES >> 20} MiB",
             hint="save one response a line (JSON lines)",
         )
-    text = path.read_bytes().decode(enc, errors="strict").lstrip("\ufeff")
+    try:
+        text = path.read_bytes().decode(enc).lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: byte offset {exc.start}: invalid {enc} byte sequence "
+            f"{exc.object[exc.start : exc.start + 4]!r}",
+            hint="JSON is UTF-8; if the file is in another encoding, give the encoding",
+        ) from None
     try:
         doc = _loads(text)
     except (ValueError, RecursionError) as exc:
