@@ -312,3 +312,27 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@pytest.mark.slow
+def test_the_workbook_is_written_in_bounded_memory(tmp_path: Path) -> None:
+    """The Python memory the writer holds does not grow with the rows (constant_memory streams each row to
+    disk): 5 times the rows, about the same peak."""
+    import tracemalloc
+
+    from chuanliu_cli.present.documents import scores_document
+    from chuanliu_cli.present.xlsx import write_xlsx
+    from tests.test_report_scale import synthetic_run
+
+    peaks = []
+    for n in (20_000, 100_000):
+        doc = scores_document(synthetic_run(n), "merchant")
+        out = tmp_path / f"{n}.xlsx"
+        tracemalloc.start()
+        with out.open("wb") as f:
+            write_xlsx(f, doc)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert len(_sheet_rows(out, 1)) > 10
+    print(f"peak Python memory: {peaks[0] / 2**20:.1f} MB at 20k rows, {peaks[1] / 2**20:.1f} MB at 100k")
+    assert peaks[1] < 1.5 * peaks[0] + 2**20

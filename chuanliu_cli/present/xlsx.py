@@ -86,15 +86,14 @@ def write_xlsx(out: IO[bytes], doc: Document | EntityDocument, labels: Literal["
         cells = [_cell_writer(sheet, kinds[c], styles.get(formats[c] or ""), styles[TEXT]) for c in columns]
         for r, values in enumerate(rows, start=1):
             for col, value in enumerate(values):
-                shown = cells[col](r, col, value)
-                if shown < 0:
+                if cells[col](r, col, value) < 0:
                     raise UsageError(
                         f"xlsx keeps at most {MAX_TEXT:,} characters in a cell; row {r + 1}, column "
                         f"{columns[col]} holds {len(str(value)):,}",
                         hint="write csv or parquet instead (-o list.csv)",
                     )
-                if r <= 200 and shown > widths[col]:  # widths from the header and the first rows
-                    widths[col] = shown
+            if r <= 200:  # widths from the header and the first rows
+                widths = [max(w, _shown(v)) for w, v in zip(widths, values, strict=True)]
         for col, width in enumerate(widths):
             sheet.set_column(col, col, min(max(width, 6), 50) + 1, styles.get(formats[columns[col]] or ""))
         if columns:
@@ -112,38 +111,45 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
+def _shown(value: Any) -> int:
+    """About the width a value takes in its cell (numbers with separators and two decimals)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return len(f"{value:,}")
+    if isinstance(value, float):
+        return len(f"{value:,.2f}") if math.isfinite(value) else 4
+    return _width(value if isinstance(value, str) else _text(value))
+
+
 def _cell_writer(sheet: Any, kind: Kind, style: Any, text_style: Any) -> Any:
     """A function writing one value of a column of `kind` at (row, col) in its `style` (text in
-    `text_style`), returning the width shown (or a negative number when Excel cannot hold the value)."""
+    `text_style`), returning 0, or a negative number when Excel cannot hold the value."""
+    write_string, write_number, write_boolean = sheet.write_string, sheet.write_number, sheet.write_boolean
 
     def text(r: int, c: int, value: Any) -> int:
         if value is None or value == "":
             return 0
-        s = value if isinstance(value, str) else _text(value)
-        if sheet.write_string(r, c, s, text_style) < 0:
-            return -1
-        return _width(s)
+        return int(write_string(r, c, value if isinstance(value, str) else _text(value), text_style))
 
     def number(r: int, c: int, value: Any) -> int:
         if value is None:
             return 0
         if isinstance(value, bool):
-            sheet.write_boolean(r, c, value)
-            return 5
-        if isinstance(value, int) and abs(value) < EXACT_INT:
-            sheet.write_number(r, c, value, style)
-            return len(f"{value:,}")
-        if isinstance(value, float) and math.isfinite(value):
-            sheet.write_number(r, c, value, style)
-            return len(f"{value:,.2f}")
+            return int(write_boolean(r, c, value))
+        if (isinstance(value, int) and abs(value) < EXACT_INT) or (
+            isinstance(value, float) and math.isfinite(value)
+        ):
+            return int(write_number(r, c, value, style))
         return text(r, c, value)  # NaN, inf (as the csv writes them), integers past 2**53: exact text
 
     def boolean(r: int, c: int, value: Any) -> int:
         if value is None:
             return 0
         if isinstance(value, bool):
-            sheet.write_boolean(r, c, value)
-            return 5
+            return int(write_boolean(r, c, value))
         return text(r, c, value)
 
     if kind in ("int", "float"):
