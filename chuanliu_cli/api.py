@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chuanliu_cli.periods import Period
     from chuanliu_cli.rules.model import Ruleset
     from chuanliu_cli.rules.validate import RulesetSummary
+    from chuanliu_cli.scoring.budget import BudgetYear
     from chuanliu_cli.scoring.casetests import CaseReport
     from chuanliu_cli.scoring.compare import Comparison
     from chuanliu_cli.scoring.explain import Explanation
@@ -270,11 +271,10 @@ def compile_rules(
     dialect: EngineName = "duckdb",
 ) -> tuple[Ruleset, Period, list[tuple[str, str]]]:
     """The SQL compiled from a ruleset for a period: (scorecard, sql) for every scorecard, or one."""
-    from chuanliu_cli.periods import parse_period
     from chuanliu_cli.rules.compiler import compile_scorecard
+    from chuanliu_cli.rules.effective import ruleset_for_period
 
-    ruleset = load_rules(rules)
-    p = parse_period(period, ruleset.period)
+    ruleset, p = ruleset_for_period(rules, period)
     names = [sc.name for sc in ruleset.scorecards]
     chosen = [scorecard_name(ruleset, scorecard)] if scorecard else names
     return ruleset, p, [(n, compile_scorecard(ruleset, n, p, dialect=dialect).sql) for n in chosen]
@@ -694,10 +694,11 @@ class Session:
         no-activity values, as not in the population; a key of another scorecard, or one the data never
         saw, raises DataError naming the scorecard or the nearest keys."""
 
+        from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
         from chuanliu_cli.scoring.pipeline import ranks_everyone, score_absent
 
-        ruleset = load_rules(rules)  # (through the cache; _score checks it)
+        ruleset, _p = ruleset_for_period(rules, period)  # (through the cache; _score checks it)
         # an explanation needs everyone's values when a score ranks among them, else the entity's row
         only = None if ranks_everyone(ruleset.scorecard(scorecard_name(ruleset, scorecard))) else [key]
         scored = self._score(period, scorecard, rules, False, False, None, reuse=True, only=only)
@@ -727,20 +728,21 @@ class Session:
         (A) against `against_period` (B): entrants, leavers, tier moves and grant deltas. With `strict`,
         any warning of either side raises StrictError."""
         from chuanliu_cli.errors import RulesetError, StrictError
-        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.compare import Side, compare_results
         from chuanliu_cli.scoring.pipeline import score_period
 
         if (against is None) == (against_period is None):
             raise UsageError("compare against another ruleset or another period (one of them)")
-        ruleset_a = load_rules(rules, check=True)
+        ruleset_a, period_a = ruleset_for_period(rules, period, check=True)
         try:
-            ruleset_b = load_rules(against, check=True) if against is not None else ruleset_a
+            if against is not None:
+                ruleset_b, period_b = ruleset_for_period(against, period, check=True)
+            else:  # the same rules in the other period: the version in force then (SPEC §9)
+                ruleset_b, period_b = ruleset_for_period(rules, str(against_period), check=True)
         except RulesetError as exc:
-            exc.hint = f"the error is in ruleset B ({against})"
+            exc.hint = f"the error is in ruleset B ({against if against is not None else against_period})"
             raise
-        period_a = parse_period(period, ruleset_a.period)
-        period_b = parse_period(against_period, ruleset_b.period) if against_period else period_a
         if period_a.kind != period_b.kind:
             raise UsageError("the two rulesets score different period kinds (month vs week)")
         name = scorecard_name(ruleset_a, scorecard)
@@ -750,6 +752,8 @@ class Session:
             run_b = score_period(source, ruleset_b, period_b, upto=name)
         label_a = f"{ruleset_a.name} ({Path(str(ruleset_a.path)).name})" if against else period_a.label
         label_b = f"{ruleset_b.name} ({Path(str(ruleset_b.path)).name})" if against else period_b.label
+        if against is None and ruleset_a.sha256 != ruleset_b.sha256:  # across a version change (SPEC §9)
+            label_a, label_b = f"{label_a} ({ruleset_a.name})", f"{label_b} ({ruleset_b.name})"
         comparison = compare_results(
             Side(label_a, run_a, run_a.scorecards[name]), Side(label_b, run_b, run_b.scorecards[name])
         )
@@ -782,9 +786,11 @@ class Session:
         `list_output` (csv, json, jsonl or parquet by its suffix) gets every entity, as `score` writes
         them. `group` adds one owner's shops to `ids` (as `score(group=)` chooses them)."""
         from chuanliu_cli import __version__
+        from chuanliu_cli.errors import RulesetError
         from chuanliu_cli.periods import parse_period
         from chuanliu_cli.present.report import build_report
         from chuanliu_cli.present.writers import atomic_write, check_writable
+        from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.compare import Side, compare_results
         from chuanliu_cli.scoring.pipeline import score_period
 
@@ -795,15 +801,20 @@ class Session:
         list_format = _list_format(list_path) if list_path is not None else None
         if top < 0:
             raise UsageError(f"--top must be 0 or more, not {top}")
-        ruleset = load_rules(rules, check=True)
-        p = parse_period(period, ruleset.period)
+        ruleset, p = ruleset_for_period(rules, period, check=True)
         previous = parse_period(against_period, ruleset.period) if against_period else p.previous()
         name = scorecard_name(ruleset, scorecard)
+        try:  # the movers: against the version in force then, which may lack the scorecard (or any range)
+            found = ruleset_for_period(rules, previous, check=True)[0]
+            scorecard_name(found, name)
+            ruleset_before: Ruleset | None = found
+        except (RulesetError, UsageError):
+            ruleset_before = None
         with self._source() as source:
             run = score_period(source, ruleset, p, upto=name)
-            before = score_period(source, ruleset, previous, upto=name)
+            before = score_period(source, ruleset_before, previous, upto=name) if ruleset_before else None
         movers = None
-        if before.scorecards[name].frame.height:
+        if before is not None and before.scorecards[name].frame.height:
             movers = compare_results(
                 Side(previous.label, before, before.scorecards[name]),
                 Side(p.label, run, run.scorecards[name]),
@@ -862,12 +873,13 @@ class Session:
         score --id), a recorded run of the same ruleset, tool version and data is read back instead of
         scoring again, and nothing new is recorded."""
         from chuanliu_cli.errors import IncompletePeriodError, StrictError
-        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.rules.effective import ruleset_for_period
+        from chuanliu_cli.scoring.budget import pace_rewards
         from chuanliu_cli.scoring.pipeline import score_period
 
         started = datetime.now()
-        ruleset = load_rules(rules, check=True)  # an invalid ruleset never scores anything
-        p = parse_period(period, ruleset.period)
+        # an invalid ruleset never scores anything; a directory gives the version in force in the period
+        ruleset, p = ruleset_for_period(rules, period, check=True)
         name = scorecard_name(ruleset, scorecard)
         record = record and self.reads_database
         inputs = None
@@ -878,7 +890,15 @@ class Session:
 
                 inputs = snapshot_inputs(source)
                 if reuse:
+                    # a budget's pool for the period first: a stored run is read back only with that pool
+                    ruleset = pace_rewards(source, ruleset, p, [name])
                     stored_id = find_stored_run(source, ruleset, p, name, inputs)
+                    reward = ruleset.scorecard(name).reward
+                    if stored_id is not None and reward is not None and reward.budget is not None:
+                        from chuanliu_cli.store.runs import recorded_pool
+
+                        if recorded_pool(source, stored_id) != reward.pool:
+                            stored_id = None  # the budget paces another pool now: score again
             if stored_id is not None:
                 run = load_stored_run(source, stored_id, ruleset, p, only)
                 run = _stored_labels(source, run, name)
@@ -916,6 +936,18 @@ class Session:
             f"{self.data}; grants assume these are the whole population"
         )
         return Population(n, True, note)
+
+    def budget(
+        self, year: int, scorecard: str | None = None, rules: str | Path | Ruleset | None = None
+    ) -> BudgetYear:
+        """A scorecard's pools over `year` (SPEC §9): per period the pool, allocated, unallocated and what
+        the year's budget has left, each from the latest recorded `eligible` run or scored now with the
+        ruleset in force then (scoring/budget.py); through the last period the data reaches."""
+        from chuanliu_cli.scoring.budget import budget_year
+
+        with self._source() as source:
+            found = budget_year(source, rules, year, scorecard)
+        return replace(found, warnings=(*self._data_warnings, *found.warnings))
 
     def lint_rules(self, period: str, rules: str | Path | Ruleset | None = None) -> LintReport:
         """`rules lint --month`: the ruleset's design lints (rulelint.lint_ruleset) and those the period's

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from chuanliu_cli import __version__
 from chuanliu_cli.cli import emit
 from chuanliu_cli.cli.commands import (
+    budget,
     compare,
     explain,
     load,
@@ -162,6 +163,7 @@ for _typer_app, _name, _func in (
     (runs_app, "diff", runs_diff.runs_diff),
     (app, "compare", compare.compare),
     (app, "report", report.report),
+    (app, "budget", budget.budget),
     (rules_app, "check", rules.rules_check),
     (rules_app, "show", rules.rules_show),
     (rules_app, "sql", rules.rules_sql),

@@ -70,7 +70,10 @@ ScorecardOption = Annotated[
 RulesOption = Annotated[
     Path | None,
     typer.Option(
-        "--rules", envvar="CHUANLIU_RULES", help="Ruleset YAML [default: the bundled chuanliu-2023]."
+        "--rules",
+        envvar="CHUANLIU_RULES",
+        help="Ruleset YAML, or a directory of versions with `effective` ranges (the one in force in the "
+        "period is used) [default: the bundled chuanliu-2023-01 (2023-01..04), chuanliu-2023 (2023-05..)].",
     ),
 ]
 DataOption = Annotated[

@@ -113,8 +113,9 @@ def _reward(sc: Scorecard) -> Table | None:
         return None
     reward = sc.reward
     table = _table("Reward", "pool", "unit", "cap per entity", "minimum grant")
+    budget = reward.budget
     table.add_row(
-        f"{reward.pool:,}",
+        f"budget {budget.amount:,} a {budget.per}, paced {budget.pacing}" if budget else f"{reward.pool:,}",
         escape(reward.unit),
         f"{reward.cap:,}" if reward.cap is not None else "none",
         f"{reward.min_grant:,}" if reward.min_grant is not None else "none",
@@ -135,6 +136,10 @@ def _header(ruleset: Ruleset) -> Panel:
     grid.add_row(
         "period", ruleset.period + (" (ISO weeks, Monday start)" if ruleset.period == "week" else "")
     )
+    if ruleset.effective is not None:
+        end = ruleset.effective.end
+        start = ruleset.effective.start
+        grid.add_row("effective", f"{start} to {end}" if end else f"from {start}")
     for name, expr in ruleset.filters.items():
         grid.add_row(f"filter {escape(name)}", escape(expr.text))
     if ruleset.assumptions:

@@ -177,6 +177,8 @@ def _footer(
             f"Pool {_n(totals['pool'])} {unit} · allocated {_n(totals['allocated'])} · "
             f"unallocated {_n(totals['unallocated'])}"
         )
+        if totals.get("pool_basis"):  # a yearly budget's pool (scoring/budget.py)
+            lines.append(f"Pool of a yearly budget: {totals['pool_basis']}")
     per_tier = " · ".join(f"{k} {v}" for k, v in totals["per_tier"].items())
     lines.append(
         f"Entities {_n(totals['entities'])} · eligible {_n(totals['eligible'])}"

@@ -19,8 +19,10 @@ MAX_FILE_BYTES = 1_000_000
 
 
 def default_ruleset_path() -> Path:
-    """The bundled chuanliu-2023 ruleset (identical to `rules/chuanliu.yaml` in the repository)."""
-    return Path(__file__).resolve().parent.parent / "data" / "chuanliu.yaml"
+    """The bundled chuanliu-2023 ruleset (identical to `rules/chuanliu.yaml` in the repository). The
+    directory holding it is the bundled default of `--rules`: chuanliu-2023 and the launch version
+    chuanliu-2023-01, each with its `effective` range (rules/effective.py)."""
+    return Path(__file__).resolve().parent.parent / "data" / "rules" / "chuanliu.yaml"
 
 
 def read_ruleset_bytes(path: str | Path) -> bytes:

@@ -157,14 +157,35 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A yearly amount paced over the year's periods (SPEC §9): `even` shares, or what is `remaining`."""
+
+    amount: int
+    per: Literal["year"]
+    pacing: Literal["even", "remaining"]
+    loc: Loc | None = None
+
+
+@dataclass(frozen=True)
 class Reward:
-    """The period's reward pool, in whole `unit`s."""
+    """The period's reward pool, in whole `unit`s.
+
+    With a `budget` the file sets no pool: scoring derives the period's pool from the budget
+    (scoring/budget.py) and sets `pool` and `basis` (how it was derived); until then `pool` is 0 and
+    `basis` None, and nothing allocates from it."""
 
     pool: int
     unit: str = "impressions"
     cap: int | None = None
     min_grant: int | None = None
     loc: Loc | None = None
+    budget: Budget | None = None
+    basis: str | None = None
+
+    @property
+    def paced(self) -> bool:
+        """True when the pool is known: a fixed pool, or a budget's pool derived for a period."""
+        return self.budget is None or self.basis is not None
 
 
 @dataclass(frozen=True)
@@ -215,6 +236,21 @@ class Scorecard:
 
 
 @dataclass(frozen=True)
+class Effective:
+    """The periods a ruleset is in force (SPEC §9): `start` to `end` inclusive (None: open), as period
+    labels of the ruleset's kind (`2023-05`, `2023-W18`)."""
+
+    start: str
+    end: str | None
+    loc: Loc
+
+    @property
+    def text(self) -> str:
+        """`2023-01..2023-04`, or `2023-05..` when open."""
+        return f"{self.start}..{self.end or ''}"
+
+
+@dataclass(frozen=True)
 class Ruleset:
     """A whole ruleset file: named filters and scorecards evaluated in order."""
 
@@ -231,6 +267,10 @@ class Ruleset:
     text: str = field(default="", repr=False)
     # what is valid but surely not meant (an unreachable tier): shown by `rules check` and every scoring run
     warnings: tuple[str, ...] = ()
+    effective: Effective | None = None
+    # the directory of rulesets this one was chosen from for a period (rules/effective.py), else None:
+    # the other periods of its year are scored with their own versions from there (scoring/budget.py)
+    versions: str | None = None
 
     def scorecard(self, name: str) -> Scorecard:
         """The scorecard called `name`; KeyError if none."""

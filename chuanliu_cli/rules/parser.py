@@ -23,8 +23,10 @@ from chuanliu_cli.rules.files import MAX_FILE_BYTES, read_ruleset_bytes
 from chuanliu_cli.rules.files import default_ruleset_path as default_ruleset_path  # (re-exported)
 from chuanliu_cli.rules.model import (
     AggregateMetric,
+    Budget,
     ConversionMetric,
     ConversionStep,
+    Effective,
     Expr,
     FormulaMetric,
     Gate,
@@ -52,7 +54,17 @@ MAX_WINDOW_PERIODS = 520
 
 _WINDOW = re.compile(r"^(\d+)([dmw])$")
 
-TOP_KEYS = ("version", "name", "description", "assumptions", "timezone", "period", "filters", "scorecards")
+TOP_KEYS = (
+    "version",
+    "name",
+    "description",
+    "assumptions",
+    "timezone",
+    "period",
+    "effective",
+    "filters",
+    "scorecards",
+)
 SCORECARD_KEYS = ("title", "key", "key_from", "metrics", "scores", "rank_by", "gates", "tiers", "reward")
 KEY_FROM_KEYS = ("table", "on")
 METRIC_KEYS = ("label", "from", "where", "window", "value", "formula", "conversion")
@@ -63,7 +75,9 @@ PART_KEYS = ("metric", "score", "weight", "normalize", "missing")
 REQUIRES_KEYS = ("metric", "at_least")
 GATE_KEYS = ("id", "when", "reason", "missing")
 TIER_KEYS = ("name", "min_score", "multiplier")
-REWARD_KEYS = ("pool", "unit", "cap", "min_grant")
+REWARD_KEYS = ("pool", "budget", "unit", "cap", "min_grant")
+BUDGET_KEYS = ("amount", "per", "pacing")
+EFFECTIVE_KEYS = ("from", "to")
 NORMALIZERS = ("linear", "log", "bands", "rank")
 SOURCES: tuple[str, ...] = tuple(schema.TABLES)
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -133,6 +147,9 @@ class _Reader(NodeReader):
         period: PeriodKind = "month"
         if "period" in top:
             period = cast(PeriodKind, self.choice(top["period"][1], "period", ("month", "week")) or "month")
+        effective = None
+        if "effective" in top and not self.is_null(top["effective"][1]):
+            effective = self.effective(top["effective"][1], period)
         filters: dict[str, Expr] = {}
         if "filters" in top:
             filters = self.filters(top["filters"][1])
@@ -171,6 +188,7 @@ class _Reader(NodeReader):
             sha256=sha256,
             text=self.text,
             warnings=tuple(self.warnings),
+            effective=effective,
         )
 
     def timezone(self, node: Node) -> str | None:
@@ -678,9 +696,19 @@ class _Reader(NodeReader):
                 )
 
     def reward(self, node: Node, what: str) -> Reward | None:
-        found = self.mapping(node, f"reward of {what}", REWARD_KEYS, ("pool",))
-        if found is None or "pool" not in found:
+        found = self.mapping(node, f"reward of {what}", REWARD_KEYS)
+        if found is None:
             return None
+        if ("pool" in found) == ("budget" in found):
+            both = "has both 'pool' and 'budget'" if "pool" in found else "is missing 'pool' (or 'budget')"
+            where = found["budget"][0] if "pool" in found else node
+            self.error(where, f"reward of {what} {both}: give a fixed pool per period, or a yearly budget")
+            return None
+        budget = None
+        if "budget" in found:
+            budget = self.budget(found["budget"][1], what)
+            if budget is None:
+                return None
         values: dict[str, int | None] = {}
         for key, minimum in (("pool", 0), ("cap", 1), ("min_grant", 0)):
             if key not in found or self.is_null(found[key][1]):
@@ -698,6 +726,61 @@ class _Reader(NodeReader):
         if cap is not None and min_grant is not None and min_grant > cap:
             self.error(found["min_grant"][1], f"min_grant ({min_grant}) is larger than cap ({cap})")
             return None
+        if budget is not None:
+            # the period's pool is derived when a period is scored (scoring/budget.py)
+            return Reward(0, unit, cap, min_grant, self.loc(node), budget=budget)
         if pool is None:
             return None
         return Reward(pool, unit, cap, min_grant, self.loc(node))
+
+    def budget(self, node: Node, what: str) -> Budget | None:
+        """`budget: {amount: N, per: year, pacing: even | remaining}` (SPEC §9)."""
+        found = self.mapping(node, f"budget of {what}", BUDGET_KEYS, ("amount", "pacing"))
+        if found is None or "amount" not in found or "pacing" not in found:
+            return None
+        amount = self.integer(found["amount"][1], "budget amount")
+        if amount is not None and amount < 0:
+            self.error(found["amount"][1], f"budget amount must be at least 0, got {amount}")
+            amount = None
+        per = "year"
+        if "per" in found:
+            per = self.choice(found["per"][1], "budget period ('per')", ("year",)) or ""
+        pacing = self.choice(found["pacing"][1], "pacing", ("even", "remaining"))
+        if amount is None or per != "year" or pacing is None:
+            return None
+        return Budget(amount, "year", cast(Literal["even", "remaining"], pacing), self.loc(node))
+
+    def effective(self, node: Node, period: PeriodKind) -> Effective | None:
+        """`effective: {from: 2023-05, to: 2023-12}` (weeks `2023-W18`; `to` optional, inclusive)."""
+        from chuanliu_cli.rules.effective import period_label
+
+        found = self.mapping(node, "effective", EFFECTIVE_KEYS, ("from",))
+        if found is None or "from" not in found:
+            return None
+        labels: dict[str, str] = {}
+        for key in ("from", "to"):
+            if key not in found or (key == "to" and self.is_null(found[key][1])):
+                continue
+            value = found[key][1]
+            text = self.string(value, f"effective {key}")
+            if text is None:
+                continue
+            label = period_label(text, period)
+            if label is None:
+                example = "2023-05" if period == "month" else "2023-W18"
+                self.error(
+                    value,
+                    f"effective {key} '{text}' is not a {period} of this {period}ly ruleset; "
+                    f"write it like {example}",
+                )
+                continue
+            labels[key] = label
+        if "from" not in labels or (
+            "to" in found and not self.is_null(found["to"][1]) and "to" not in labels
+        ):
+            return None
+        start, end = labels["from"], labels.get("to")
+        if end is not None and end < start:
+            self.error(found["to"][1], f"effective to ({end}) is before from ({start})")
+            return None
+        return Effective(start, end, self.loc(node))

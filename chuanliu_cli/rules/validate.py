@@ -107,7 +107,7 @@ def summarize(ruleset: Ruleset) -> RulesetSummary:
                 len(sc.scores),
                 len(sc.gates),
                 len(sc.tiers),
-                sc.reward.pool if sc.reward is not None else None,
+                sc.reward.pool if sc.reward is not None and sc.reward.budget is None else None,
             )
             for sc in ruleset.scorecards
         ),

@@ -78,7 +78,7 @@ class ScorecardResult:
         pool = sc.reward.pool if sc.reward else 0
         # the grants of the frame (a stored run has no Allocation object; the two always agree)
         allocated = int(self.frame["grant"].fill_null(0).sum()) if sc.reward else 0
-        return {
+        totals = {
             "pool": pool,
             "allocated": allocated,
             "unallocated": pool - allocated if sc.reward else 0,
@@ -88,6 +88,9 @@ class ScorecardResult:
             "eligible": eligible.height,
             "per_tier": per_tier,
         }
+        if sc.reward is not None and sc.reward.basis is not None:
+            totals["pool_basis"] = sc.reward.basis  # a budget's pool: how it was derived (scoring/budget.py)
+        return totals
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ def score_period(
     """Score `upto` for `period` (every scorecard when None), and first the earlier scorecards it
     references (only those: rules/compiler.scorecards_needed)."""
     from chuanliu_cli.rules.windows import history_needed
+    from chuanliu_cli.scoring.budget import pace_rewards
     from chuanliu_cli.store.status import completeness
 
     engine = as_engine(source)
@@ -127,8 +131,9 @@ def score_period(
         raise DataError(f"the ruleset scores {ruleset.period}s, not {period.kind}s")
     results: dict[str, ScorecardResult] = {}
     registered: list[str] = []
+    needed = _needed(ruleset, upto)
+    ruleset = pace_rewards(engine, ruleset, period, needed)  # a budget's pool for `period`
     try:
-        needed = _needed(ruleset, upto)
         for sc in ruleset.scorecards:
             if sc.name not in needed:
                 continue
@@ -477,6 +482,10 @@ def tier_for(sc: Scorecard, value: float | None) -> str | None:
 def rank_and_allocate(sc: Scorecard, frame: pl.DataFrame) -> tuple[pl.DataFrame, RankedAllocation | None]:
     """Tier eligible entities, rank them (rank_by descending, key ascending) and allocate the pool, as
     columns (scoring/allocation.rank_tier_allocate)."""
+    if sc.reward is not None and not sc.reward.paced:  # pragma: no cover - score_period paces every budget
+        raise ValueError(
+            f"scorecard {sc.name}: the budget's pool was not derived for {frame.height} entities"
+        )
     done = rank_tier_allocate(frame[sc.key], frame[sc.rank_by], frame["eligible"], sc.tiers, sc.reward)
     frame = frame.with_columns(done.tier, done.rank, done.grant, done.grant_note)
     return frame, done if sc.reward is not None else None
