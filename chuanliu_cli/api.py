@@ -306,8 +306,11 @@ def write_sample(
     encoding: Literal["utf-8", "gb18030"] = "utf-8",
     fmt: Literal["csv", "parquet", "xlsx"] = "csv",
     orders: int | None = None,
+    late_refunds: bool = False,
 ) -> dict[str, Path]:
-    """Write the deterministic synthetic dataset (the same arguments give byte-identical files)."""
+    """Write the deterministic synthetic dataset (the same arguments give byte-identical files);
+    `late_refunds` also writes late/orders_late_refunds.<fmt>, refunds exported after the last month's
+    list (a restatement to show with `runs diff`)."""
     from chuanliu_cli.periods import parse_period
     from chuanliu_cli.sample import generate_sample
 
@@ -322,6 +325,7 @@ def write_sample(
         encoding=encoding,
         fmt=fmt,
         orders=orders,
+        late_refunds=late_refunds,
     )
 
 

@@ -248,6 +248,7 @@ def generate_sample(
     encoding: Encoding = "utf-8",
     fmt: Format = "csv",
     orders: int | None = None,
+    late_refunds: bool = False,
 ) -> dict[str, Path]:
     """Write a deterministic synthetic dataset (orders, reviews, livestreams, shops) into `outdir`.
 
@@ -291,6 +292,8 @@ def generate_sample(
     finally:
         for writer in writers.values():
             writer.close()
+    if late_refunds:  # (after the dataset: it is chosen from the dataset's own reward list)
+        paths["late_refunds"] = _write_late_refunds(plan, outdir, headers, encoding, fmt, end_period)
     return paths
 
 
@@ -1489,3 +1492,93 @@ def _open_writer(
     return _XlsxWriter(
         path, FILE_STEMS[headers][table.name], datetime.combine(export_day, datetime.min.time())
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Late refunds (`sample --late-refunds`): an export made after the last month's list was published.
+
+#: Where the late export is written, beside (not among) the dataset's files, so that `load --dir` of the
+#: dataset does not read it: it is loaded on its own, after a recorded run (the restatement walkthrough).
+LATE_REFUNDS = Path("late") / "orders_late_refunds"
+
+
+def _write_late_refunds(
+    plan: _Plan, outdir: Path, headers: Headers, encoding: Encoding, fmt: Format, end_period: Period
+) -> Path:
+    """Write `late/orders_late_refunds.<fmt>`: the last month's live-room orders of one rewarded merchant,
+    each now refunded in full (status refunded, refund_amount = paid_amount, reason 协商一致退款), as
+    the backend exports them after the month's reward list was published.
+
+    The merchant is the one of the bundled ruleset's merchant reward list for the last month (scored
+    from the dataset just written) with a grant and the fewest valid self live-room orders without a
+    refund (ties by shop_id); those orders are the file. Its self live-room GMV falls to what its partly
+    refunded orders kept (0 when there are none: it then fails the `active` gate), so that `runs diff`
+    has a restatement to show once the file is loaded. The rows are the dataset's own (regenerated: every
+    draw is the same), in its headers, encoding and format; the dataset's files are not touched.
+    """
+    import polars as pl
+
+    from chuanliu_cli.api import Session
+
+    with Session(data=outdir) as session:
+        listed = session.eligible(end_period.label, "merchant", record=False).frame
+    rewarded = set(listed.filter(pl.col("grant").fill_null(0) > 0)["shop_id"].to_list())
+    if not rewarded:
+        raise UsageError(
+            f"no merchant has a grant in {end_period.label}: there is no published list to restate",
+            hint="use more --merchants or --months (the 90-day gates need history)",
+        )
+
+    def name(column: str) -> str:
+        return TABLES["orders"].column(column).aliases[0] if headers == "zh" else column
+
+    def value(column: str, canonical: str) -> str:
+        return _enum(column, (canonical,), headers)[0]
+
+    settled = [value("status", s) for s in ("pending", "closed", "refunded")]  # invalid, or refunded already
+
+    class _Kept:
+        """Keeps the last month's valid self live-room orders without a refund of the rewarded merchants
+        (orders: `keep`), or nothing (the other tables)."""
+
+        def __init__(self, keep: bool) -> None:
+            self.keep = keep
+            self.frames: list[pl.DataFrame] = []
+
+        def write(self, df: pl.DataFrame) -> None:
+            if not self.keep:
+                return
+            start = datetime.combine(end_period.start, datetime.min.time())
+            self.frames.append(
+                df.filter(
+                    pl.col(name("shop_id")).is_in(sorted(rewarded))
+                    & (pl.col(name("order_time")) >= start)
+                    & ~pl.col(name("status")).is_in(settled)
+                    & (pl.col(name("refund_amount")).fill_null(0) == 0)
+                    & (pl.col(name("sale_mode")) == value("sale_mode", "self"))
+                    & (pl.col(name("carrier")) == value("carrier", "live"))
+                )
+            )
+
+        def close(self) -> None:
+            pass
+
+    kept = _Kept(keep=True)
+    _write_all(plan, {table: kept if table == "orders" else _Kept(keep=False) for table in TABLES}, headers)
+    orders = pl.concat(kept.frames)
+    counts = orders.group_by(name("shop_id")).len().sort(["len", name("shop_id")])
+    chosen = counts[name("shop_id")][0]
+    late = orders.filter(pl.col(name("shop_id")) == chosen).sort(name("order_id"))
+    late = late.with_columns(
+        pl.lit(value("status", "refunded")).alias(name("status")),
+        pl.col(name("paid_amount")).alias(name("refund_amount")),
+        pl.lit("协商一致退款").alias(name("refund_reason")),
+    )
+    path = outdir / f"{LATE_REFUNDS}.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = _open_writer(path, TABLES["orders"], headers, encoding, fmt, end_period.end)
+    try:
+        writer.write(late)
+    finally:
+        writer.close()
+    return path

@@ -41,6 +41,15 @@ def sample(
     orders: Annotated[
         int | None, typer.Option("--orders", min=1, help="Target number of orders (for scale tests).")
     ] = None,
+    late_refunds: Annotated[
+        bool,
+        typer.Option(
+            "--late-refunds",
+            help="Also write late/orders_late_refunds.csv (in the dataset's format): the last month's "
+            "live-room orders of one rewarded merchant, refunded in full after the list was published; "
+            "load it after a recorded run to restate it (`runs diff`).",
+        ),
+    ] = False,
 ) -> None:
     """Write a deterministic synthetic dataset: the same options give byte-identical files."""
     from chuanliu_cli.api import write_sample
@@ -55,6 +64,7 @@ def sample(
         encoding=encoding.value,
         fmt=fmt.value,
         orders=orders,
+        late_refunds=late_refunds,
     )
     if not settings().quiet:
         for table, path in written.items():
