@@ -14,6 +14,8 @@ from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chuanliu_cli.api import Session
 from chuanliu_cli.errors import DataError
@@ -406,6 +408,32 @@ def test_scoring_a_month_loaded_from_responses(invoke: Callable[..., Any], tmp_p
     assert [e["shop_id"] for e in doc["entities"]] == ["1002", "1001"]
 
 
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.decimals(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+_FIELDS = ["orderBaseInfo", "orderItemInfo", "orderCpsInfo", "orderRefundList", "oid", "totalFee", "refundFee",
+           "payTime", "createTime", "distributorId", "promoterId", "commentId", "valid", "cheatStatus"]  # fmt: skip
+_ELEMENTS = st.dictionaries(
+    st.sampled_from(_FIELDS), _JSON | st.dictionaries(st.sampled_from(_FIELDS), _JSON), max_size=6
+)
+
+
+@given(element=_ELEMENTS)
+@settings(max_examples=100, deadline=None)
+def test_any_element_becomes_cells_or_a_reason(element: dict[str, Any]) -> None:
+    """No element, however odd, makes a reader raise: it is a row of text cells, refused with a reason or
+    left out."""
+    from chuanliu_cli.ingest.formats.openplatform import METHODS
+
+    for method in METHODS:
+        flat = method.flatten(element)
+        assert set(flat.cells) <= set(method.fields)
+        assert all(v is None or isinstance(v, str) for v in flat.cells.values())
+        assert flat.error is None or isinstance(flat.error, str)
+
+
 def _responses_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "responses"
     folder.mkdir()
@@ -424,7 +452,7 @@ def test_spark_reads_responses_like_load(tmp_path: Path) -> None:
     frames = []
     warnings = []
     for engine in ("duckdb", "spark"):
-        with Session(data=folder, engine=engine) as s:  # type: ignore[arg-type]
+        with Session(data=folder, engine=engine) as s:
             result = s.eligible("2023-05", rules=rules, record=False)
             frames.append(result.frame.sort("shop_id"))
             warnings.append(result.warnings)
