@@ -37,12 +37,14 @@ def _cases(tmp_path: Path, body: str, name: str = "my.cases.yaml") -> Path:
 # --- the bundled ruleset's cases --------------------------------------------------------------------------
 
 
-def test_the_bundled_cases_pass_with_full_coverage() -> None:
-    report = run_rule_cases()  # the bundled ruleset and the cases shipped beside it
-    assert report.failed == ()
-    assert len(report.results) >= 16
-    assert report.coverage_percent == 100.0, [i.describe() for i in report.unexercised]
-    assert {r.case.kind for r in report.results} == {"metrics", "data"}
+def test_the_bundled_cases_pass_with_full_coverage(invoke: Callable[..., Any]) -> None:
+    """`chuanliu rules test` without a file: the bundled ruleset and the cases shipped beside it."""
+    result = invoke("rules", "test", "--min-coverage", "100", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["summary"]["failed"] == 0 and doc["summary"]["cases"] >= 16
+    assert doc["coverage"]["percent"] == 100.0
+    assert {c["kind"] for c in doc["cases"]} == {"metrics", "data"}
 
 
 def test_the_bundled_cases_file_is_shipped_with_the_package() -> None:
@@ -50,12 +52,22 @@ def test_the_bundled_cases_file_is_shipped_with_the_package() -> None:
     assert packaged.read_bytes() == default_cases_path(RULES).read_bytes()
 
 
-def test_rules_test_cli_passes_on_the_bundled_ruleset(invoke: Callable[..., Any]) -> None:
-    result = invoke("rules", "test", str(RULES), "--min-coverage", "100")
+def test_the_table_lists_every_case_and_the_coverage(tmp_path: Path, invoke: Callable[..., Any]) -> None:
+    cases = _cases(
+        tmp_path,
+        f"""
+        period: 2023-05
+        cases:
+          - name: steady merchant
+            given: {{metrics: {STEADY}}}
+            expect: {{eligible: true, tier: A}}
+        """,
+    )
+    result = invoke("rules", "test", str(RULES), "--cases", str(cases))
     assert result.exit_code == 0, result.output
-    assert "PASS  merchant · every part at its best reaches S with 100" in result.output
-    assert "coverage 100.0% (19 of 19)" in result.output
-    assert "16 passed, 0 failed" in result.output
+    assert "PASS  merchant · steady merchant · case · 2023-05 (metrics)" in result.output
+    assert "merchant: gates passing 4/4, gates failing 0/4, tiers 1/4" in result.output
+    assert "1 passed, 0 failed" in result.output
 
 
 # --- outcomes -------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ result (checked in)."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -405,27 +406,34 @@ def test_the_bundled_ruleset_lint_result_is_the_checked_in_one(
 ) -> None:
     """The bundled ruleset has no finding of its own; against the sample's May one warning stands: the
     sample's merchants have no complaints, so complaint_rate_90d linear [0.02, 0] gives nearly all of them
-    full points. It stays: the part is a penalty for the few with complaints, which real data has."""
-    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    full points. It stays: the part is a penalty for the few with complaints, which real data has.
+    Regenerate with CHUANLIU_UPDATE_GOLDEN=1 after an intended change (of the ruleset or the sample), and
+    review the diff."""
     monkeypatch.chdir(REPO)
-    alone = invoke("rules", "lint", "rules/chuanliu.yaml", "--format", "json")
-    assert alone.exit_code == 0, alone.output
-    assert json.loads(alone.stdout)["findings"] == golden["ruleset"]
-    data = invoke(
-        "rules",
-        "lint",
-        "rules/chuanliu.yaml",
-        "--month",
-        "2023-05",
-        "--data",
-        "sample_data",
-        "--format",
-        "json",
-    )
-    assert data.exit_code == 0, data.output  # warnings only
-    doc = json.loads(data.stdout)
-    assert doc["findings"] == golden["2023-05"]
-    assert doc["summary"] == {"errors": 0, "warnings": len(golden["2023-05"])}
+    month = ("--month", "2023-05", "--data", "sample_data")
+    found = {}
+    for name, extra in (("ruleset", ()), ("2023-05", month)):
+        result = invoke("rules", "lint", "rules/chuanliu.yaml", *extra, "--format", "json")
+        assert result.exit_code == 0, result.output  # warnings only
+        doc = json.loads(result.stdout)
+        assert doc["summary"] == {"errors": 0, "warnings": len(doc["findings"])}
+        found[name] = _unlocated(doc["findings"])
+    if os.environ.get("CHUANLIU_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(found, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    assert found == json.loads(GOLDEN.read_text(encoding="utf-8"))
+
+
+def _unlocated(findings: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The findings without their line and column (the golden file outlives edits elsewhere in the ruleset),
+    each location checked instead: its line holds the name the message starts with."""
+    lines = RULES.read_text(encoding="utf-8").splitlines()
+    out = []
+    for f in findings:
+        file, line, _col = f["location"].rsplit(":", 2)
+        assert file == "rules/chuanliu.yaml"
+        assert f["message"].split()[0] in lines[int(line) - 1], f
+        out.append({k: v for k, v in f.items() if k != "location"})
+    return out
 
 
 def test_lint_prints_each_finding_and_exits_1_on_errors(
