@@ -956,13 +956,13 @@ class Session:
     def lint_rules(self, period: str, rules: str | Path | Ruleset | None = None) -> LintReport:
         """`rules lint --month`: the ruleset's design lints (rulelint.lint_ruleset) and those the period's
         data shows: normalizer ranges beyond the values, parts every entity scores alike, tiers nobody
-        reached, a pool that cannot be spent. Every scorecard is scored for `period` (nothing is recorded)."""
-        from chuanliu_cli.periods import parse_period
+        reached, a pool that cannot be spent. Every scorecard is scored for `period` (nothing is recorded);
+        of a directory of versions, the version in force in `period` is linted."""
+        from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.pipeline import score_period
         from chuanliu_cli.scoring.rulelint import lint_ruleset
 
-        ruleset = load_rules(rules, check=True)
-        p = parse_period(period, ruleset.period)
+        ruleset, p = ruleset_for_period(rules, period, check=True)  # a directory: the version in force
         with self._source() as source:
             run = score_period(source, ruleset, p)
         warnings = [*self._data_warnings, *ruleset.warnings]
@@ -1084,23 +1084,64 @@ def run_warnings(run: RunResult, scorecard: str) -> list[str]:
 # --- ruleset design: test cases and lint (issue #24) -------------------------------------------------------
 
 
-def run_rule_cases(rules: str | Path | Ruleset | None = None, cases: PathLike | None = None) -> CaseReport:
-    """Run a ruleset's test cases (`cases`, default `<ruleset>.cases.yaml` beside the ruleset; the bundled
-    ruleset ships its own): each case's result against its expectations, and the coverage of the ruleset's
-    gates and tiers. An invalid ruleset or case file raises RulesetError (CaseFileError), located."""
-    from chuanliu_cli.rules.cases import default_cases_path, load_cases
+def run_rule_cases(
+    rules: str | Path | Ruleset | None = None, cases: PathLike | None = None
+) -> tuple[CaseReport, ...]:
+    """Run a ruleset's test cases (`cases`, default `<ruleset>.cases.yaml` beside the ruleset): each case's
+    result against its expectations, and the coverage of the ruleset's gates and tiers. A directory of
+    versions (default: the bundled one, whose versions ship their cases) runs each version with the cases
+    beside it, one report each. An invalid ruleset or case file, or a version without cases, raises
+    RulesetError (CaseFileError), every problem located."""
+    from chuanliu_cli.errors import RulesetError
+    from chuanliu_cli.rules.cases import CaseFileError, default_cases_path, load_cases
     from chuanliu_cli.scoring.casetests import run_cases
 
-    ruleset = load_rules(rules, check=True)
-    path = Path(cases) if cases is not None else default_cases_path(ruleset.path)
-    return run_cases(ruleset, load_cases(path, ruleset))
+    files = _ruleset_files(rules)
+    if files is None:
+        ruleset = load_rules(rules, check=True)
+        path = Path(cases) if cases is not None else default_cases_path(ruleset.path)
+        return (run_cases(ruleset, load_cases(path, ruleset)),)
+    if cases is not None:
+        raise UsageError(
+            f"{rules}: a directory holds several rulesets, each with its own cases beside it",
+            hint="give RULES as a ruleset file to run it with --cases",
+        )
+    reports, errors = [], []
+    for file in files:
+        try:
+            ruleset = load_rules(file, check=True)
+            reports.append(run_cases(ruleset, load_cases(default_cases_path(file), ruleset)))
+        except RulesetError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise CaseFileError(errors)
+    return tuple(reports)
 
 
-def lint_rules(rules: str | Path | Ruleset | None = None) -> LintReport:
+def lint_rules(rules: str | Path | Ruleset | None = None) -> tuple[LintReport, ...]:
     """The design lints of a ruleset without data (scoring/rulelint.py): unreachable tiers, multipliers that
-    do not rise, parts and scores whose weights cannot matter, gates implied by others. With a period's
-    data: `Session.lint_rules`."""
+    do not rise, parts and scores whose weights cannot matter, gates implied by others; one report per
+    version of a directory (default: the bundled one). With a period's data: `Session.lint_rules`."""
     from chuanliu_cli.scoring.rulelint import lint_ruleset
 
-    ruleset = load_rules(rules, check=True)
-    return lint_ruleset(ruleset, None, ruleset.warnings)
+    files = _ruleset_files(rules)
+    chosen: list[str | Path | Ruleset | None] = list(files) if files is not None else [rules]
+    return tuple(lint_ruleset(r, None, r.warnings) for r in (load_rules(c, check=True) for c in chosen))
+
+
+def _ruleset_files(rules: str | Path | Ruleset | None) -> list[Path] | None:
+    """The versions of a directory of rulesets (None, the default: the bundled directory), or None when
+    `rules` is one ruleset (a file or a model)."""
+    from chuanliu_cli.errors import RulesetError
+    from chuanliu_cli.rules.effective import default_rules_dir, ruleset_files
+
+    if rules is None:
+        directory = default_rules_dir()
+    elif isinstance(rules, str | Path) and Path(rules).is_dir():
+        directory = Path(rules)
+    else:
+        return None
+    files = ruleset_files(directory)
+    if not files:
+        raise RulesetError([f"{directory}: the directory holds no ruleset (*.yaml)"])
+    return files

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chuanliu_cli.api import run_rule_cases
-from chuanliu_cli.rules.cases import CaseFileError, default_cases_path
+from chuanliu_cli.rules.cases import CaseFileError
 from chuanliu_cli.rules.files import default_ruleset_path
 from tests.conftest import REPO
 
@@ -38,18 +38,35 @@ def _cases(tmp_path: Path, body: str, name: str = "my.cases.yaml") -> Path:
 
 
 def test_the_bundled_cases_pass_with_full_coverage(invoke: Callable[..., Any]) -> None:
-    """`chuanliu rules test` without a file: the bundled ruleset and the cases shipped beside it."""
+    """`chuanliu rules test` without a file: every version of the bundled directory, each with the cases
+    shipped beside it."""
     result = invoke("rules", "test", "--min-coverage", "100", "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["summary"]["failed"] == 0 and doc["summary"]["cases"] >= 16
-    assert doc["coverage"]["percent"] == 100.0
-    assert {c["kind"] for c in doc["cases"]} == {"metrics", "data"}
+    assert [r["ruleset"]["name"] for r in doc["rulesets"]] == ["chuanliu-2023-01", "chuanliu-2023"]
+    assert doc["summary"]["failed"] == 0 and doc["summary"]["cases"] >= 28
+    assert all(r["coverage"]["percent"] == 100.0 for r in doc["rulesets"])
+    assert {c["kind"] for c in doc["rulesets"][1]["cases"]} == {"metrics", "data"}
 
 
-def test_the_bundled_cases_file_is_shipped_with_the_package() -> None:
-    packaged = default_cases_path(default_ruleset_path())
-    assert packaged.read_bytes() == default_cases_path(RULES).read_bytes()
+@pytest.mark.parametrize("name", ["chuanliu", "chuanliu-2023-01"])
+def test_the_bundled_cases_files_are_shipped_with_the_package(name: str) -> None:
+    packaged = default_ruleset_path().parent / f"{name}.cases.yaml"
+    assert packaged.read_bytes() == (REPO / "rules" / f"{name}.cases.yaml").read_bytes()
+
+
+def test_a_directory_runs_each_version_with_its_own_cases(tmp_path: Path, invoke: Callable[..., Any]) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for name in ("chuanliu-2023-01", "chuanliu"):
+        (versions / f"{name}.yaml").write_bytes((REPO / "rules" / f"{name}.yaml").read_bytes())
+    (versions / "chuanliu.cases.yaml").write_bytes((REPO / "rules" / "chuanliu.cases.yaml").read_bytes())
+    missing = invoke("rules", "test", str(versions))
+    assert missing.exit_code == 3, missing.output
+    assert f"{versions / 'chuanliu-2023-01.cases.yaml'}:1:1: cannot read the case file" in missing.output
+    both = invoke("rules", "test", str(versions), "--cases", str(versions / "chuanliu.cases.yaml"))
+    assert both.exit_code == 2, both.output
+    assert "give RULES as a ruleset file to run it with --cases" in both.output
 
 
 def test_the_table_lists_every_case_and_the_coverage(tmp_path: Path, invoke: Callable[..., Any]) -> None:
@@ -115,7 +132,9 @@ def test_the_json_document(tmp_path: Path, invoke: Callable[..., Any]) -> None:
     )
     result = invoke("rules", "test", str(RULES), "--cases", str(cases), "--format", "json")
     assert result.exit_code == 1, result.output
-    doc = json.loads(result.stdout)
+    whole = json.loads(result.stdout)
+    assert whole["summary"] == {"rulesets": 1, "cases": 2, "passed": 1, "failed": 1}
+    (doc,) = whole["rulesets"]
     assert doc["ruleset"]["name"] == "chuanliu-2023"
     assert doc["summary"] == {"cases": 2, "passed": 1, "failed": 1}
     first, second = doc["cases"]
@@ -177,7 +196,7 @@ def test_missing_amounts_are_compared_per_gate(tmp_path: Path) -> None:
             expect: {{missing: {{active: {{self_live_gmv: 1}}}}}}
         """,
     )
-    report = run_rule_cases(RULES, cases)
+    (report,) = run_rule_cases(RULES, cases)
     shown = {r.case.name: [m.describe() for m in r.mismatches] for r in report.results}
     assert shown == {
         "right amount": [],
@@ -213,7 +232,7 @@ def test_a_data_case_is_loaded_and_scored_like_score_data(tmp_path: Path) -> Non
             expect: {eligible: false, failed_gates: [stable_live]}
         """,
     )
-    report = run_rule_cases(RULES, cases)
+    (report,) = run_rule_cases(RULES, cases)
     (result,) = report.results
     assert result.passed, [m.describe() for m in result.mismatches]
     assert result.entity == "007"

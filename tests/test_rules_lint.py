@@ -415,8 +415,9 @@ def test_the_bundled_ruleset_lint_result_is_the_checked_in_one(
     for name, extra in (("ruleset", ()), ("2023-05", month)):
         result = invoke("rules", "lint", "rules/chuanliu.yaml", *extra, "--format", "json")
         assert result.exit_code == 0, result.output  # warnings only
-        doc = json.loads(result.stdout)
-        assert doc["summary"] == {"errors": 0, "warnings": len(doc["findings"])}
+        whole = json.loads(result.stdout)
+        (doc,) = whole["rulesets"]
+        assert whole["summary"] == {"rulesets": 1, "errors": 0, "warnings": len(doc["findings"])}
         found[name] = _unlocated(doc["findings"])
     if os.environ.get("CHUANLIU_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(found, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -463,6 +464,14 @@ def test_lint_prints_each_finding_and_exits_1_on_errors(
     )
     assert invoke("rules", "lint", str(rules)).exit_code == 0
     assert invoke("rules", "lint", str(rules), "--fail-on", "warning").exit_code == 1
+
+
+def test_lint_without_a_file_lints_every_bundled_version(invoke: Callable[..., Any]) -> None:
+    result = invoke("rules", "lint", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [r["ruleset"]["name"] for r in doc["rulesets"]] == ["chuanliu-2023-01", "chuanliu-2023"]
+    assert doc["summary"] == {"rulesets": 2, "errors": 0, "warnings": 0}
 
 
 def test_lint_needs_a_month_to_read_data(invoke: Callable[..., Any]) -> None:

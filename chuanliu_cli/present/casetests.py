@@ -3,6 +3,7 @@ the explain trace, and the coverage of gates and tiers; or the same as one JSON 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.rules.cases import Between, MissingGate
@@ -11,6 +12,35 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from chuanliu_cli.scoring.casetests import CaseReport, CaseResult
+
+
+def render_case_reports(
+    console: Console, reports: Sequence[CaseReport], min_coverage: float | None = None
+) -> None:
+    """Each ruleset's report (a directory of versions has several), then the totals when there are several."""
+    from rich.text import Text
+
+    for report in reports:
+        render_case_report(console, report, min_coverage)
+    if len(reports) > 1:
+        failed = sum(len(r.failed) for r in reports)
+        total = sum(len(r.results) for r in reports)
+        bad = failed or any(_below(r, min_coverage) for r in reports)
+        console.print(
+            Text(
+                f"{len(reports)} rulesets: {total - failed} passed, {failed} failed",
+                style="bold red" if bad else "bold green",
+            )
+        )
+
+
+def failing(reports: Sequence[CaseReport], min_coverage: float | None) -> bool:
+    """Whether a case failed, or a ruleset's coverage is below `min_coverage` (exit 1)."""
+    return any(r.failed or _below(r, min_coverage) for r in reports)
+
+
+def _below(report: CaseReport, min_coverage: float | None) -> bool:
+    return min_coverage is not None and report.coverage_percent < min_coverage
 
 
 def render_case_report(console: Console, report: CaseReport, min_coverage: float | None = None) -> None:
@@ -54,9 +84,9 @@ def render_case_report(console: Console, report: CaseReport, min_coverage: float
         console.print(Text(f"  not exercised: {item.describe()}", style="yellow"))
     failed, total = len(report.failed), len(report.results)
     summary = f"{total - failed} passed, {failed} failed"
-    if min_coverage is not None and report.coverage_percent < min_coverage:
+    if _below(report, min_coverage):
         summary += f"; coverage {report.coverage_percent:.1f}% is below --min-coverage {min_coverage:g}"
-    bad = failed or (min_coverage is not None and report.coverage_percent < min_coverage)
+    bad = failed or _below(report, min_coverage)
     console.print(Text(summary, style="bold red" if bad else "bold green"))
 
 
@@ -64,8 +94,19 @@ def _title(r: CaseResult) -> str:
     return f"{r.case.scorecard} · {r.case.name} · {r.entity} · {r.case.period} ({r.case.kind})"
 
 
+def case_reports_json(reports: Sequence[CaseReport], min_coverage: float | None = None) -> dict[str, Any]:
+    """The JSON document of `rules test --format json` (shape documented in the README): each ruleset's
+    report under `rulesets`, and the totals."""
+    failed = sum(len(r.failed) for r in reports)
+    total = sum(len(r.results) for r in reports)
+    return {
+        "rulesets": [case_report_json(r, min_coverage) for r in reports],
+        "summary": {"rulesets": len(reports), "cases": total, "passed": total - failed, "failed": failed},
+    }
+
+
 def case_report_json(report: CaseReport, min_coverage: float | None = None) -> dict[str, Any]:
-    """The JSON document of `rules test --format json` (shape documented in the README)."""
+    """One ruleset's report as JSON."""
     from chuanliu_cli.present.documents import explanation_json
 
     seen = sum(i.seen for i in report.coverage)

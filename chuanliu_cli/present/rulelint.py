@@ -3,12 +3,30 @@ ruleset path; the message; the fix), then the counts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from chuanliu_cli.scoring.rulelint import LintReport
+
+
+def render_lint_reports(console: Console, reports: Sequence[LintReport]) -> None:
+    """Each ruleset's findings (a directory of versions has several rulesets)."""
+    for report in reports:
+        render_lint_report(console, report)
+
+
+def lint_reports_json(reports: Sequence[LintReport]) -> dict[str, Any]:
+    """The JSON document of `rules lint --format json`: each ruleset's findings under `rulesets`, and the
+    totals."""
+    errors = sum(len(r.errors) for r in reports)
+    findings = sum(len(r.findings) for r in reports)
+    return {
+        "rulesets": [r.to_dict() for r in reports],
+        "summary": {"rulesets": len(reports), "errors": errors, "warnings": findings - errors},
+    }
 
 
 def render_lint_report(console: Console, report: LintReport) -> None:

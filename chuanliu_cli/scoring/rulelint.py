@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chuanliu_cli.rules.model import Gate, Loc, Normalizer, Ruleset, Score, Scorecard, ScorePart
 from chuanliu_cli.scoring.allocation import round_micro
@@ -84,7 +84,7 @@ class LintReport:
         """The findings of severity error."""
         return tuple(f for f in self.findings if f.severity == "error")
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON document of `rules lint --format json`."""
         return {
             "ruleset": {"name": self.ruleset.name, "sha256": self.ruleset.sha256, "path": self.ruleset.path},

@@ -129,26 +129,28 @@ def rules_test(
     the explanation, and the coverage of gates and tiers. Exit 0 when every case passes (and the coverage
     reaches --min-coverage), 1 otherwise, 3 for an invalid ruleset or case file."""
     from chuanliu_cli.api import run_rule_cases
-    from chuanliu_cli.present.casetests import case_report_json, render_case_report
+    from chuanliu_cli.present.casetests import case_reports_json, failing, render_case_reports
 
     to = target(OutputFormat(fmt.value), output)
-    report = run_rule_cases(file, cases)
-    warn(report.warnings)
+    reports = run_rule_cases(file, cases)
+    warn(w for r in reports for w in r.warnings)
 
     def table(console: Console) -> None:
-        render_case_report(console, report, min_coverage)
+        render_case_reports(console, reports, min_coverage)
 
-    emit(to, lambda: _report_document(case_report_json(report, min_coverage), "cases"), table)
-    below = min_coverage is not None and report.coverage_percent < min_coverage
-    if report.failed or below:
+    def document() -> Document:
+        doc = case_reports_json(reports, min_coverage)
+        return _report_document(doc, [c for r in doc["rulesets"] for c in r["cases"]])
+
+    emit(to, document, table)
+    if failing(reports, min_coverage):
         raise typer.Exit(1)
 
 
-def _report_document(document: dict[str, Any], rows: str) -> Document:
-    """A report's JSON document (json); its `rows` list is the records of jsonl and the rows of csv."""
+def _report_document(document: dict[str, Any], records: list[dict[str, Any]]) -> Document:
+    """A report's JSON document (json); `records` are the records of jsonl and the rows of csv."""
     from chuanliu_cli.present.documents import Document
 
-    records = list(document[rows])
     columns = list(dict.fromkeys(k for r in records for k in r))
     return Document(document, records, records, columns)
 
@@ -187,7 +189,7 @@ def rules_lint(
     gates implied by others; with --month, against the period's data too. Each finding has a code, the
     ruleset path, FILE:LINE:COL, a message and a fix. Exit 0 when no error (warnings are printed), 1 when
     an error (or, with --fail-on warning, any finding), 3 for an invalid ruleset."""
-    from chuanliu_cli.present.rulelint import render_lint_report
+    from chuanliu_cli.present.rulelint import lint_reports_json, render_lint_reports
 
     to = target(OutputFormat(fmt.value), output)
     if month is None:
@@ -195,15 +197,20 @@ def rules_lint(
             raise UsageError("--data is read with --month: give the period to lint against")
         from chuanliu_cli.api import lint_rules
 
-        report = lint_rules(file)
+        reports = lint_rules(file)
     else:
         with session(db, data, memory_limit, wait) as s:
-            report = s.lint_rules(month, file)
-    warn(report.warnings)
+            reports = (s.lint_rules(month, file),)
+    warn(dict.fromkeys(w for r in reports for w in r.warnings))
 
     def table(console: Console) -> None:
-        render_lint_report(console, report)
+        render_lint_reports(console, reports)
 
-    emit(to, lambda: _report_document(report.to_dict(), "findings"), table)
-    if report.errors or (fail_on is FailOn.warning and report.findings):
+    def document() -> Document:
+        doc = lint_reports_json(reports)
+        return _report_document(doc, [f for r in doc["rulesets"] for f in r["findings"]])
+
+    emit(to, document, table)
+    errors = any(r.errors for r in reports)
+    if errors or (fail_on is FailOn.warning and any(r.findings for r in reports)):
         raise typer.Exit(1)
