@@ -265,7 +265,8 @@ def test_budget_command_and_the_paced_list(invoke: Callable[..., object], db: st
     plan = str(plan_dir(tmp_path))
     from chuanliu_cli.api import Session
 
-    with Session(db=db) as session:  # recorded as `Session.eligible('2023-04')`: an eligible run
+    with Session(db=db) as session:  # recorded as `Session.eligible('2023-03')`: eligible runs
+        march = session.eligible("2023-03", rules=plan)
         april = session.eligible("2023-04", rules=plan)
     april_doc = april.to_dict()
     assert april_doc["ruleset"]["name"] == "chuanliu-2023-01" and "pool_basis" not in april_doc["totals"]
@@ -274,8 +275,10 @@ def test_budget_command_and_the_paced_list(invoke: Callable[..., object], db: st
     doc = json.loads(result.stdout)  # type: ignore[attr-defined]
     rows = doc["periods"]
     assert [r["period"] for r in rows] == ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
-    assert [r["source"] for r in rows] == ["scored", "scored", "scored", "run", "scored"]
+    assert [r["source"] for r in rows] == ["scored", "scored", "run", "run", "scored"]
+    assert [r["run_id"] for r in rows[2:4]] == [march.run_id, april.run_id]
     assert rows[3]["allocated"] == april_doc["totals"]["allocated"]
+    assert rows[0]["allocated"] == rows[1]["allocated"] == 0  # (the data starts in March)
     assert [r["pool"] for r in rows[:4]] == [2_000_000_000] * 4
     granted = sum(r["allocated"] for r in rows[:4])
     assert rows[4]["pool"] == (48_000_000_000 - granted) // 8
@@ -285,10 +288,10 @@ def test_budget_command_and_the_paced_list(invoke: Callable[..., object], db: st
     assert rows[4]["unallocated"] == rows[4]["pool"] - rows[4]["allocated"]
     assert doc["periods_after"] == 7
     assert doc["warnings"] == [
-        "2023-01, 2023-02, 2023-03, 2023-05: no recorded `eligible` run of merchant; scored now with the "
+        "2023-01, 2023-02, 2023-05: no recorded `eligible` run of merchant; scored now with the "
         "ruleset in force then (record a period with `chuanliu eligible --month ...`)"
     ]
-    assert "2023-01, 2023-02, 2023-03, 2023-05: no recorded" in result.output  # type: ignore[attr-defined]
+    assert "2023-01, 2023-02, 2023-05: no recorded" in result.output  # type: ignore[attr-defined]
     # the May list uses that pool, and says how it was derived
     may_list = invoke(
         "eligible", "--db", db, "--rules", plan, "--month", "2023-05", "--format", "json", "--no-record"
@@ -296,7 +299,7 @@ def test_budget_command_and_the_paced_list(invoke: Callable[..., object], db: st
     assert may_list.exit_code == 0, may_list.output  # type: ignore[attr-defined]
     totals = json.loads(may_list.stdout)["totals"]  # type: ignore[attr-defined]
     assert totals["pool"] == rows[4]["pool"]
-    assert f"(recorded run {rows[3]['run_id']}; scored 2023-01, 2023-02, 2023-03)" in totals["pool_basis"]
+    assert f"(recorded runs {march.run_id}, {april.run_id}; scored 2023-01, 2023-02)" in totals["pool_basis"]
     table = invoke("budget", "--db", db, "--rules", plan, "--year", "2023", "--format", "table")
     assert table.exit_code == 0, table.output  # type: ignore[attr-defined]
     assert f"run {rows[3]['run_id']}" in table.stdout  # type: ignore[attr-defined]

@@ -207,7 +207,17 @@ def _needed(ruleset: Ruleset, upto: str | None) -> tuple[str, ...]:
 
         return scorecards_needed(ruleset, upto)
 
-    return tuple(cache.remembered("needed", (cache.model_digest(ruleset), upto or ""), compute))
+    return tuple(cache.remembered("needed", (_query_digest(ruleset), upto or ""), compute))
+
+
+def _query_digest(ruleset: Ruleset) -> str:
+    """A digest of what the compiled queries depend on: the ruleset without its rewards, warnings and the
+    directory it was chosen from, so that a budget's pool paced for each period (scoring/budget.py), or a
+    warning added for a period, does not compile the same SQL again."""
+    from chuanliu_cli.rules import cache
+
+    bare = tuple(replace(sc, reward=None) for sc in ruleset.scorecards)
+    return cache.model_digest(replace(ruleset, scorecards=bare, warnings=(), versions=None))
 
 
 def metric_sql(ruleset: Ruleset, scorecard: str, period: Period, dialect: str) -> str:
@@ -220,7 +230,7 @@ def metric_sql(ruleset: Ruleset, scorecard: str, period: Period, dialect: str) -
 
         return compile_scorecard(ruleset, scorecard, period, dialect=dialect).sql
 
-    question = (cache.model_digest(ruleset), scorecard, period.kind, period.label, dialect)
+    question = (_query_digest(ruleset), scorecard, period.kind, period.label, dialect)
     return cache.remembered("sql", question, compute)
 
 
