@@ -201,6 +201,29 @@ def test_labels_zh_on_the_table(invoke: Callable[..., Any], db: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("command", "heads"),
+    [
+        ("runs", ("排名", "主体ID", "名称", "档位", "总分", "流量奖励")),
+        ("status", ("表", "行数", "最早时间", "月份")),
+        ("explain", ("指标", "数值", "分数", "权重", "门槛")),
+        ("compare", ("店铺ID", "档位 A→B", "A总分", "流量奖励变化")),
+    ],
+)
+def test_labels_zh_on_the_other_tables(
+    invoke: Callable[..., Any],
+    outputs: dict[str, tuple[Path, Path]],
+    db: str,
+    command: str,
+    heads: tuple[str, ...],
+) -> None:
+    result = invoke("--db", db, *COMMANDS[command], "--labels", "zh", "--format", "table")
+    assert result.exit_code == 0, result.output
+    header_lines = [line for line in result.stdout.splitlines() if "┃" in line]
+    for head in heads:
+        assert any(head in line for line in header_lines), head
+
+
+@pytest.mark.parametrize(
     ("fmt", "suffix"), [("csv", "xlsx"), ("xlsx", "csv"), ("json", "jsonl"), ("parquet", "json")]
 )
 def test_a_format_the_suffix_contradicts_is_exit_2(

@@ -79,24 +79,24 @@ def render_load_summary(
         console.print(files)
 
 
-def render_status(console: Console, status: StoreStatus, db_path: str) -> None:
+def render_status(console: Console, status: StoreStatus, db_path: str, labels: str = "en") -> None:
     """The tables of `chuanliu status`."""
     tz = f" (times in {status.timezone})" if status.timezone else ""
     console.print(f"[bold]Database[/bold] {db_path}{tz}")
     t = Table(title="Tables", title_justify="left")
     for name in ("table", "rows", "from", "to"):
-        t.add_column(name, justify="right" if name == "rows" else "left")
+        t.add_column(_h(name, labels), justify="right" if name == "rows" else "left")
     for ts in status.tables:
         t.add_row(ts.name, _n(ts.rows), _fmt_time(ts.time_min), _fmt_time(ts.time_max))
     console.print(t)
     months = sorted({m for ts in status.tables for m in ts.months})
     if months:
         m = Table(title="Rows per month", title_justify="left")
-        m.add_column("month")
+        m.add_column(_h("month", labels))
         timed = [ts for ts in status.tables if ts.months or ts.time_min is not None]
         for ts in timed:
             m.add_column(ts.name, justify="right")
-        m.add_column("complete for scoring")
+        m.add_column(_h("complete for scoring", labels))
         for month in months:
             done = "✓" if month in status.complete_months else "✗ " + status.month_notes.get(month, "partial")
             m.add_row(month, *(_n(ts.months.get(month, 0)) for ts in timed), done)
@@ -117,7 +117,9 @@ def render_status(console: Console, status: StoreStatus, db_path: str) -> None:
             "finished",
             "regressed",
         ):
-            lt.add_column(name, justify="right" if name not in ("table", "file", "finished") else "left")
+            lt.add_column(
+                _h(name, labels), justify="right" if name not in ("table", "file", "finished") else "left"
+            )
         for load_id, table, file, read, ins, upd, unch, rej, finished, *more in status.loads:
             lt.add_row(
                 str(load_id),
@@ -132,14 +134,14 @@ def render_status(console: Console, status: StoreStatus, db_path: str) -> None:
     console.print(f"Rejected rows kept: {_n(status.rejects)} (table rejected_rows)")
 
 
-def render_rejects(console: Console, rows: Sequence[dict[str, Any]], total: int) -> None:
+def render_rejects(console: Console, rows: Sequence[dict[str, Any]], total: int, labels: str = "en") -> None:
     """The rejected rows of `chuanliu rejects`: load, table, file, line, reason and the raw record."""
     if not rows:
         console.print("No rejected rows.")
         return
     t = Table(title="Rejected rows", title_justify="left")
     for name in ("load", "table", "file", "line", "reason", "raw"):
-        t.add_column(name, justify="right" if name == "load" else "left", overflow="fold")
+        t.add_column(_h(name, labels), justify="right" if name == "load" else "left", overflow="fold")
     for r in rows:
         # the raw record and the reason are the file's own text: never read as markup
         t.add_row(
@@ -239,6 +241,61 @@ def _headers(names: Sequence[str], labels: str, sc: Any) -> list[str]:
     from chuanliu_cli.present.documents import ruleset_labels, zh_headers
 
     return zh_headers(names, ruleset_labels(sc))
+
+
+#: Chinese headers of the tables' own columns (--labels zh); the data columns' are documents.ZH_COLUMNS.
+_ZH_HEADS = {
+    "run": "运行",
+    "when": "时间",
+    "orders": "订单行数",
+    "max load": "最大导入ID",
+    "ruleset": "规则集",
+    "tier A→B": "档位 A→B",
+    "total A": "A总分",
+    "total B": "B总分",
+    "grant A": "A流量奖励",
+    "grant B": "B流量奖励",
+    "Δ grant": "流量奖励变化",
+    "now failing": "新未通过门槛",
+    "from": "最早时间",
+    "to": "最晚时间",
+    "month": "月份",
+    "complete for scoring": "可打分",
+    "id": "导入ID",
+    "load": "导入ID",
+    "read": "读取",
+    "inserted": "新增",
+    "updated": "更新",
+    "unchanged": "未变",
+    "rejected": "拒绝",
+    "finished": "完成时间",
+    "regressed": "回退",
+    "metric": "指标",
+    "label": "名称",
+    "source": "来源",
+    "window": "窗口",
+    "filter": "筛选",
+    "expression": "表达式",
+    "part": "组成",
+    "raw": "原值",
+    "normalizer": "归一化",
+    "normalized": "归一值",
+    "weight": "权重",
+    "points": "得分",
+    "gate": "门槛",
+    "condition": "条件",
+    "values": "取值",
+    "reason / needed": "原因 / 所需",
+}
+
+
+def _h(name: str, labels: str) -> str:
+    """One table header: the name, or (--labels zh) its Chinese."""
+    if labels != "zh":
+        return name
+    from chuanliu_cli.present.documents import ZH_COLUMNS
+
+    return _ZH_HEADS.get(name) or ZH_COLUMNS.get(name) or name
 
 
 def render_eligible(
@@ -344,7 +401,7 @@ def _num(v: float | None, digits: int = 4) -> str:
     return f"{v:,.{digits}f}".rstrip("0").rstrip(".")
 
 
-def render_explanation(console: Console, ex: Explanation) -> None:
+def render_explanation(console: Console, ex: Explanation, labels: str = "en") -> None:
     """`chuanliu explain`: header, metrics, score parts, gates and what the entity is missing."""
     status = "✓ eligible" if ex.eligible else "✗ not eligible (" + ", ".join(ex.failed_gates) + ")"
     head = Text()
@@ -363,12 +420,12 @@ def render_explanation(console: Console, ex: Explanation) -> None:
         )
     if ex.population_note:
         # One merchant's own exports: what does not depend on others first, the relative standing last.
-        _explanation_body(console, ex)
+        _explanation_body(console, ex, labels)
         console.print(Text(f"Standing: {ex.population_note}.", style="bold yellow"))
         _explanation_standing(console, ex, status)
     else:
         _explanation_standing(console, ex, status)
-        _explanation_body(console, ex)
+        _explanation_body(console, ex, labels)
 
 
 def _explanation_standing(console: Console, ex: Explanation, status: str) -> None:
@@ -388,11 +445,11 @@ def _explanation_standing(console: Console, ex: Explanation, status: str) -> Non
         )
 
 
-def _explanation_body(console: Console, ex: Explanation) -> None:
+def _explanation_body(console: Console, ex: Explanation, labels: str = "en") -> None:
     """Metrics, score parts, gates and what is missing: the entity's own values."""
     mt = Table(title="Metrics", title_justify="left")
     for name in ("metric", "label", "value", "source", "window", "filter", "expression"):
-        mt.add_column(name, justify="right" if name == "value" else "left")
+        mt.add_column(_h(name, labels), justify="right" if name == "value" else "left")
     for m in ex.metrics:
         mt.add_row(
             *(
@@ -412,7 +469,8 @@ def _explanation_body(console: Console, ex: Explanation) -> None:
 
     st = Table(title="Scores", title_justify="left")
     for name in ("score", "part", "raw", "normalizer", "normalized", "weight", "points"):
-        st.add_column(name, justify="left" if name in ("score", "part", "normalizer") else "right")
+        head = "分数" if labels == "zh" and name == "score" else _h(name, labels)  # (not the total)
+        st.add_column(head, justify="left" if name in ("score", "part", "normalizer") else "right")
     for s in ex.scores:
         st.add_row(
             Text(f"{s.name} = {_score(s.value)} / {_num(s.scale)}", style="bold"),
@@ -438,7 +496,7 @@ def _explanation_body(console: Console, ex: Explanation) -> None:
     if ex.gates:
         gt = Table(title="Gates", title_justify="left")
         for name in ("gate", "", "condition", "values", "reason / needed"):
-            gt.add_column(name)
+            gt.add_column(_h(name, labels))
         for g in ex.gates:
             values = ", ".join(f"{k} = {_num(v)}" for k, v in g.values.items())
             mark = "✓ pass" if g.passed else "✗ fail"
@@ -479,7 +537,7 @@ def _explanation_body(console: Console, ex: Explanation) -> None:
             console.print(Text(f"    – {ex.no_suggestion_reason}"))
 
 
-def render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
+def render_runs(console: Console, runs: list[dict[str, Any]], labels: str = "en") -> None:
     """`chuanliu runs`: the recorded runs, newest first."""
     if not runs:
         console.print("No run recorded yet: `chuanliu eligible --month M` records one.")
@@ -497,7 +555,7 @@ def render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
         "allocated",
     ):
         table.add_column(
-            name,
+            _h(name, labels),
             justify="right" if name in ("run", "orders", "max load", "eligible", "allocated") else "left",
         )
     for r in runs:
@@ -515,7 +573,9 @@ def render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def render_run(console: Console, run: dict[str, Any], results: list[dict[str, Any]]) -> None:
+def render_run(
+    console: Console, run: dict[str, Any], results: list[dict[str, Any]], labels: str = "en"
+) -> None:
     """`chuanliu runs --id N`: one run's inputs and per-entity results."""
     console.print(
         Text(
@@ -529,7 +589,7 @@ def render_run(console: Console, run: dict[str, Any], results: list[dict[str, An
     )
     table = Table(title="Results", title_justify="left")
     for name in ("rank", "entity", "name", "eligible", "tier", "score", "grant"):
-        table.add_column(name, justify="right" if name in ("rank", "score", "grant") else "left")
+        table.add_column(_h(name, labels), justify="right" if name in ("rank", "score", "grant") else "left")
     for r in results:
         table.add_row(
             str(r["rank"]) if r["rank"] is not None else "-",
@@ -543,7 +603,9 @@ def render_run(console: Console, run: dict[str, Any], results: list[dict[str, An
     console.print(table)
 
 
-def render_comparison(console: Console, cmp: Comparison, rows: list[dict[str, Any]] | None) -> None:
+def render_comparison(
+    console: Console, cmp: Comparison, rows: list[dict[str, Any]] | None, labels: str = "en"
+) -> None:
     """`chuanliu compare`: summary, tier matrix, biggest movers and (optionally) every entity."""
     s = cmp.summary()
     console.print(Text(f"{cmp.scorecard}: A = {cmp.a.label} · B = {cmp.b.label}", style="bold"))
@@ -584,7 +646,9 @@ def render_comparison(console: Console, cmp: Comparison, rows: list[dict[str, An
         "Δ grant",
         "now failing",
     ):
-        table.add_column(name, justify="right" if name.startswith(("total", "grant", "Δ")) else "left")
+        table.add_column(
+            _h(name, labels), justify="right" if name.startswith(("total", "grant", "Δ")) else "left"
+        )
     for r in rows:
         table.add_row(
             Text(str(r["key"])),

@@ -82,6 +82,6 @@ def compare(
         from chuanliu_cli.present.tables import render_comparison
 
         listed = [r for r in cmp.rows if r["key"] in ids] if ids else (cmp.rows if show_all else None)
-        render_comparison(console, cmp, listed)
+        render_comparison(console, cmp, listed, to.labels.value)
 
     emit(to, lambda: comparison_document(cmp, ids), table)

@@ -70,6 +70,6 @@ def explain(
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_explanation
 
-        render_explanation(console, result.explanation)
+        render_explanation(console, result.explanation, to.labels.value)
 
     emit(to, lambda: explanation_document(result.explanation), table)

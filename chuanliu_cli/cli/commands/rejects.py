@@ -57,6 +57,6 @@ def rejects(
     def table_view(console: Console) -> None:
         from chuanliu_cli.present.tables import render_rejects
 
-        render_rejects(console, result.rows, result.total)
+        render_rejects(console, result.rows, result.total, to.labels.value)
 
     emit(to, document, table_view)

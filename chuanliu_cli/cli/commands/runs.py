@@ -54,8 +54,8 @@ def runs(
         from chuanliu_cli.present.tables import render_run, render_runs
 
         if result.run is None:
-            render_runs(console, list(result.runs))
+            render_runs(console, list(result.runs), to.labels.value)
         else:
-            render_run(console, result.run, list(result.results))
+            render_run(console, result.run, list(result.results), to.labels.value)
 
     emit(to, document, table)

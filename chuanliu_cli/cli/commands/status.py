@@ -38,6 +38,6 @@ def status(
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_status
 
-        render_status(console, result.status, result.path)
+        render_status(console, result.status, result.path, to.labels.value)
 
     emit(to, lambda: status_document(result.status, result.path), table)
