@@ -250,6 +250,38 @@ class Effective:
         return f"{self.start}..{self.end or ''}"
 
 
+TunableKind = Literal["param", "weight", "min_score", "pool", "cap"]
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """A value left for `rules calibrate` to choose: `{tune: [low, high]}` written in place of a number.
+
+    The model holds `low` in its place until then (a ruleset with tunables is refused by scoring); `span`
+    is the node's character range in the file text, which `rules calibrate` replaces with the number chosen.
+    """
+
+    path: str  # params.<name>, <scorecard>.scores.<score>.<ref>.weight, <scorecard>.tiers.<tier>.min_score,
+    # <scorecard>.reward.pool, <scorecard>.reward.cap
+    kind: TunableKind
+    low: float
+    high: float
+    loc: Loc
+    span: tuple[int, int]
+    scorecard: str | None = None  # None for a parameter: ParamUse says which gates read it
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class ParamUse:
+    """A gate that reads named parameters (`params.<name>`), with its condition as written."""
+
+    scorecard: str
+    gate: str
+    written: Expr
+    params: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Ruleset:
     """A whole ruleset file: named filters and scorecards evaluated in order."""
@@ -271,6 +303,11 @@ class Ruleset:
     # the directory of rulesets this one was chosen from for a period (rules/effective.py), else None:
     # the other periods of its year are scored with their own versions from there (scoring/budget.py)
     versions: str | None = None
+    # named parameters (`params:`; gates read them as params.<name>, bound to their values at parse time),
+    # the gates that read them, and the values left to `rules calibrate` (rules/tuning.py)
+    params: dict[str, float] = field(default_factory=dict)
+    param_uses: tuple[ParamUse, ...] = ()
+    tunables: tuple[Tunable, ...] = ()
 
     def scorecard(self, name: str) -> Scorecard:
         """The scorecard called `name`; KeyError if none."""

@@ -34,6 +34,7 @@ from chuanliu_cli.rules.model import (
     Loc,
     Metric,
     Normalizer,
+    ParamUse,
     PeriodKind,
     Requires,
     Reward,
@@ -43,6 +44,8 @@ from chuanliu_cli.rules.model import (
     ScorePart,
     Source,
     Tier,
+    Tunable,
+    TunableKind,
     Window,
 )
 from chuanliu_cli.rules.yamlnodes import NodeReader, describe
@@ -62,6 +65,7 @@ TOP_KEYS = (
     "timezone",
     "period",
     "effective",
+    "params",
     "filters",
     "scorecards",
 )
@@ -121,6 +125,11 @@ class _Reader(NodeReader):
         # them is not reported again as unknown.
         self.declared: dict[str, dict[str, list[str]]] = {}
         self.warnings: list[str] = []
+        # named parameters, the gates reading them and the tunable values (rules/tuning.py)
+        self.params: dict[str, float] = {}
+        self.param_uses: list[ParamUse] = []
+        self.tunables: list[Tunable] = []
+        self.at: dict[str, str] = {}  # the scorecard and score being read, for the paths of tunables
 
     def read(self, sha256: str) -> Ruleset | None:
         root = self.compose()
@@ -153,6 +162,8 @@ class _Reader(NodeReader):
         filters: dict[str, Expr] = {}
         if "filters" in top:
             filters = self.filters(top["filters"][1])
+        if "params" in top and not self.is_null(top["params"][1]):
+            self.read_params(top["params"][1])
         scorecards: list[Scorecard] = []
         if "scorecards" in top:
             entries = self.entries(top["scorecards"][1], "scorecards")
@@ -173,6 +184,7 @@ class _Reader(NodeReader):
                 # (a later scorecard joins a grouped one through the group's `on` column: rules/compiler)
                 earlier[str(key.value)] = sc.row_key if sc is not None else None
         self.add_formatted(checks.check_filters(filters, self.locators))
+        self.tuning_warnings(top)
         if self.errors or name is None:
             return None
         return Ruleset(
@@ -188,8 +200,105 @@ class _Reader(NodeReader):
             sha256=sha256,
             text=self.text,
             warnings=tuple(self.warnings),
+            params=dict(self.params),
+            param_uses=tuple(self.param_uses),
+            tunables=tuple(self.tunables),
             effective=effective,
         )
+
+    # -- named parameters and tunable values (SPEC §10, rules/tuning.py) -------------------------------
+
+    def read_params(self, node: Node) -> None:
+        """`params: {name: number | {tune: [low, high]}}`: values the gates read as params.<name>."""
+        for key, value in self.entries(node, "params"):
+            name = self.name(key, "parameter name")
+            got = self.tunable_number(value, f"parameter '{key.value}'", f"params.{key.value}", "param")
+            if name is not None and got is not None:
+                self.params[name] = got
+
+    def tunable_number(
+        self, node: Node, what: str, path: str, kind: TunableKind, integer: bool = False
+    ) -> float | None:
+        """A number, or `{tune: [low, high]}`: then the tunable is recorded and `low` holds its place."""
+        if not (
+            isinstance(node, MappingNode)
+            and len(node.value) == 1
+            and isinstance(node.value[0][0], ScalarNode)
+            and node.value[0][0].value == "tune"
+        ):
+            if integer:
+                whole = self.integer(node, what)
+                return None if whole is None else float(whole)
+            return self.number(node, what)
+        args = node.value[0][1]
+        if integer:
+            if not isinstance(args, SequenceNode) or len(args.value) != 2:
+                self.error(args, f"tune of {what} takes [low, high], got {describe(args)}")
+                return None
+            ints = [self.integer(item, f"tune of {what}") for item in args.value]
+            pair: tuple[float, ...] | None = None
+            if None not in ints:
+                pair = (float(cast(int, ints[0])), float(cast(int, ints[1])))
+        else:
+            pair = self.numbers(args, f"tune of {what}", 2)
+        if pair is None:
+            return None
+        low, high = pair
+        if not low < high:
+            self.error(args, f"tune of {what} needs low < high, got [{low:g}, {high:g}]")
+            return None
+        if kind == "weight" and low <= 0:
+            self.error(args, f"tune of {what}: a weight must be greater than 0, got low {low:g}")
+            return None
+        if kind in ("pool", "cap") and low < (1 if kind == "cap" else 0):
+            self.error(args, f"tune of {what} must be at least {1 if kind == 'cap' else 0}, got {low:g}")
+            return None
+        # a block mapping's end mark is the next key's line: the node ends with its [low, high]
+        end = node.end_mark.index if node.flow_style else args.end_mark.index
+        scorecard = None if kind == "param" else self.at.get("scorecard")
+        span = (node.start_mark.index, end)
+        self.tunables.append(Tunable(path, kind, low, high, self.loc(node), span, scorecard, integer))
+        return low
+
+    def tuning_warnings(self, top: dict[str, tuple[ScalarNode, Node]]) -> None:
+        """Parameters no gate reads, and the reminder that tunable values score nothing until calibrated."""
+        read = {name for use in self.param_uses for name in use.params}
+        if "params" in top and isinstance(top["params"][1], MappingNode):
+            for key, _value in top["params"][1].value:
+                if isinstance(key, ScalarNode) and key.value in self.params and key.value not in read:
+                    self.warnings.append(f"{self.loc(key)}: parameter '{key.value}' is not read by any gate")
+        if self.tunables:
+            self.warnings.append(
+                f"{self.tunables[0].loc}: {len(self.tunables)} tunable value(s): this ruleset scores nothing "
+                "until `chuanliu rules calibrate` writes one with numbers"
+            )
+
+    def tuned(self, prefix: str) -> bool:
+        """Whether a tunable value was read whose path starts with `prefix`."""
+        return any(t.path.startswith(prefix) for t in self.tunables)
+
+    def bind_params(self, when: Expr, gate: str) -> Expr:
+        """The gate condition with each params.<name> replaced by the parameter's value (rules/tuning)."""
+        from chuanliu_cli.rules.expressions import default_locator
+        from chuanliu_cli.rules.tuning import bind, param_references
+
+        refs = param_references(when.text)
+        if not refs:
+            return when
+        locate = self.locators.get(when) or default_locator(when)
+        unknown = [(start, name) for start, _end, name in refs if name not in self.params]
+        for start, name in unknown:
+            line, col = locate(start)
+            hint = suggest(name, list(self.params)) or "; declare it in the ruleset's params: section"
+            self.error(Loc(self.path, line, col), f"unknown parameter '{name}'{hint}")
+        if unknown:
+            return when
+        text, origin = bind(when.text, self.params)
+        bound = Expr(text, when.loc)
+        self.locators[bound] = lambda offset: locate(origin[max(0, min(offset, len(origin) - 1))])
+        names = tuple(dict.fromkeys(name for _s, _e, name in refs))
+        self.param_uses.append(ParamUse(str(self.at.get("scorecard")), gate, when, names))
+        return bound
 
     def timezone(self, node: Node) -> str | None:
         text = self.string(node, "timezone")
@@ -223,6 +332,7 @@ class _Reader(NodeReader):
         found = self.mapping(node, what, SCORECARD_KEYS, ("key", "metrics"))
         if found is None or name is None:
             return None
+        self.at["scorecard"] = name
         entity_key = self.name(found["key"][1], "key") if "key" in found else None
         key_from = None
         if "key_from" in found and not self.is_null(found["key_from"][1]):
@@ -278,7 +388,8 @@ class _Reader(NodeReader):
             scores=tuple(ordered),
             rank_by=rank_by,
             gates=tuple(gates),
-            tiers=tuple(sorted(tiers, key=lambda t: -t.min_score)),
+            # (listed order is min_score descending; a tunable min_score keeps its place until calibrated)
+            tiers=tuple(tiers if self.tuned(f"{name}.tiers.") else sorted(tiers, key=lambda t: -t.min_score)),
             reward=reward,
             loc=self.loc(key),
             key_from=key_from,
@@ -481,6 +592,7 @@ class _Reader(NodeReader):
         found = self.mapping(node, what, SCORE_KEYS, ("parts",))
         if found is None or name is None:
             return None
+        self.at["score"] = name
         scale = 100.0
         if "scale" in found:
             got = self.number(found["scale"][1], "scale")
@@ -524,7 +636,11 @@ class _Reader(NodeReader):
             self.error(node, f"a part of {what} names exactly one of metric or score")
             return None
         ref = self.name(found[refs[0]][1], refs[0])
-        weight = self.number(found["weight"][1], "weight") if "weight" in found else None
+        weight = None
+        if "weight" in found:
+            where = f"{self.at.get('scorecard')}.scores.{self.at.get('score')}"
+            path = f"{where}.{found[refs[0]][1].value}.weight"
+            weight = self.tunable_number(found["weight"][1], "weight", path, "weight")
         if weight is not None and weight <= 0:
             self.error(found["weight"][1], f"weight must be greater than 0, got {found['weight'][1].value}")
             weight = None
@@ -630,6 +746,8 @@ class _Reader(NodeReader):
                 self.error(found["id"][1], f"duplicate gate id '{gid}' (first at line {seen[gid].line})")
                 gid = None
             when = self.expr(found["when"][1], "gate condition")
+            if when is not None and gid is not None:
+                when = self.bind_params(when, gid)
             reason = self.string(found["reason"][1], "reason")
             missing = "fail"
             if "missing" in found:
@@ -652,7 +770,8 @@ class _Reader(NodeReader):
             if found is None or len(found) < 3:
                 continue
             name = self.string(found["name"][1], "tier name")
-            min_score = self.number(found["min_score"][1], "min_score")
+            path = f"{self.at.get('scorecard')}.tiers.{name}.min_score"
+            min_score = self.tunable_number(found["min_score"][1], "min_score", path, "min_score")
             multiplier = self.number(found["multiplier"][1], "multiplier")
             if multiplier is not None and multiplier <= 0:
                 self.error(found["multiplier"][1], f"multiplier must be greater than 0, got {multiplier:g}")
@@ -662,6 +781,10 @@ class _Reader(NodeReader):
             clash = next((t for t in tiers if t.name == name), None)
             if clash is not None:
                 self.error(found["name"][1], f"duplicate tier name '{name}' (first at line {clash.loc.line})")
+                continue
+            if self.tuned(f"{self.at.get('scorecard')}.tiers."):
+                # the order of tunable thresholds is checked when they are chosen (rules calibrate)
+                tiers.append(Tier(name, min_score, multiplier, self.loc(item)))
                 continue
             same = next((t for t in tiers if t.min_score == min_score), None)
             if same is not None:
@@ -714,7 +837,13 @@ class _Reader(NodeReader):
             if key not in found or self.is_null(found[key][1]):
                 values[key] = None
                 continue
-            got = self.integer(found[key][1], key)
+            if key != "min_grant":
+                path = f"{self.at.get('scorecard')}.reward.{key}"
+                kind: TunableKind = "pool" if key == "pool" else "cap"
+                tuned = self.tunable_number(found[key][1], key, path, kind, integer=True)
+                got = int(tuned) if tuned is not None else None
+            else:
+                got = self.integer(found[key][1], key)
             if got is not None and got < minimum:
                 self.error(found[key][1], f"{key} must be at least {minimum}, got {got}")
                 got = None

@@ -122,6 +122,7 @@ def score_period(
 ) -> RunResult:
     """Score `upto` for `period` (every scorecard when None), and first the earlier scorecards it
     references (only those: rules/compiler.scorecards_needed)."""
+    from chuanliu_cli.rules.tuning import require_numbers
     from chuanliu_cli.rules.windows import history_needed
     from chuanliu_cli.scoring.budget import pace_rewards
     from chuanliu_cli.store.status import completeness
@@ -134,6 +135,7 @@ def score_period(
     needed = _needed(ruleset, upto)
     ruleset = pace_rewards(engine, ruleset, period, needed)  # a budget's pool for `period`
     try:
+        require_numbers(ruleset, needed)  # a value left {tune: [low, high]} scores nothing (SPEC §10)
         for sc in ruleset.scorecards:
             if sc.name not in needed:
                 continue
