@@ -25,6 +25,8 @@ from chuanliu_cli.errors import DataError, UsageError
 if TYPE_CHECKING:
     import polars as pl
 
+    from chuanliu_cli.design.calibrate import Calibration
+    from chuanliu_cli.design.sensitivity import Sensitivity
     from chuanliu_cli.engines.spark import SparkSettings
     from chuanliu_cli.ingest.discover import DiscoveredFile
     from chuanliu_cli.ingest.loader import DuplicatePolicy, FileResult
@@ -234,6 +236,28 @@ class StatusResult:
 
     status: StoreStatus
     path: str
+
+
+@dataclass(frozen=True)
+class SensitivityResult:
+    """`Session.sensitivity`: the run as written, each knob's changes, and the warnings."""
+
+    run: RunResult
+    sensitivity: Sensitivity
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """SPEC §10: {"knobs": [{"path", "value", "changes": [{"delta", "eligible", "entrants", "leavers",
+        "grant_moved"}]}]}, with the ruleset, scorecard, period and the result as written beside it."""
+        s = self.sensitivity
+        return {
+            "ruleset": {"name": self.run.ruleset.name, "sha256": self.run.ruleset.sha256},
+            "scorecard": s.scorecard,
+            "period": self.run.period.label,
+            "base": {"eligible": s.eligible, "allocated": s.allocated},
+            "knobs": [k.to_dict() for k in s.knobs],
+            "warnings": list(self.warnings),
+        }
 
 
 # --- rulesets, without a session ---------------------------------------------------------------------------
@@ -969,6 +993,151 @@ class Session:
         if not run.complete:
             warnings.append(incomplete_message(run))
         return lint_ruleset(ruleset, run, warnings)
+
+    # -- ruleset design (SPEC §10) --
+
+    def calibrate(
+        self,
+        periods: Sequence[str],
+        targets: Sequence[str],
+        output: PathLike,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+        against: str | Path | Ruleset | None = None,
+    ) -> Calibration:
+        """Choose the ruleset's tunable values ({tune: [low, high]}) of one scorecard so that the targets
+        are met over `periods` (or come closest), and write the ruleset with those numbers to `output`
+        (atomically). See design/calibrate.py for the targets, the distance and the search."""
+        from chuanliu_cli.design.calibrate import calibrate_ruleset
+        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.present.writers import atomic_write, check_writable
+
+        ruleset = load_rules(rules, check=True)
+        old = load_rules(against, check=True) if against is not None else None
+        out = Path(output)
+        check_writable(out)
+        chosen = [parse_period(p, ruleset.period) for p in dict.fromkeys(periods)]
+        with self._source() as source:
+            result = calibrate_ruleset(source, ruleset, chosen, targets, scorecard, str(out), old)
+        with atomic_write(out) as f:
+            f.write(result.written.text)
+        data = [*self._data_warnings]
+        scored = run_warnings(result.runs[0], result.scorecard)
+        return replace(result, warnings=tuple(dict.fromkeys((*data, *result.warnings, *scored))))
+
+    def sensitivity(
+        self,
+        period: str,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+    ) -> SensitivityResult:
+        """Each threshold, weight, min_score, cap and pool of a scorecard moved by ±5 % and ±20 %: eligible
+        count, entrants, leavers and grant moved against the ruleset as written (design/sensitivity.py)."""
+        from chuanliu_cli.design.sensitivity import sensitivity
+        from chuanliu_cli.design.variants import Variants
+        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.scoring.pipeline import score_period
+
+        ruleset = load_rules(rules, check=True)
+        p = parse_period(period, ruleset.period)
+        name = scorecard_name(ruleset, scorecard)
+        with self._source() as source:
+            run = score_period(source, ruleset, p, upto=name)
+        found = sensitivity(Variants.of(ruleset, run.scorecards[name]))
+        warnings = [*self._data_warnings, *run_warnings(run, name)]
+        warnings += [
+            f"gate {g} of {name}: its thresholds are not varied ({why})"
+            for g, why in found.whole_gates.items()
+        ]
+        return SensitivityResult(run, found, tuple(warnings))
+
+    def integrity(
+        self,
+        period: str,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+        rows: bool = False,
+    ) -> IntegrityResult:
+        """The integrity flags of a period (SPEC §11): per flag the rows, amount and shops caught, the
+        entities with the largest flagged share, threshold bunching of the scorecard's gates and tiers, and
+        with `rows` every flagged row (scoring/integrity.py)."""
+        from chuanliu_cli.engines.duckdb import as_engine
+        from chuanliu_cli.scoring.integrity import integrity_report
+
+        scored = self._score(period, scorecard, rules, False, False, None, reuse=True)
+        with self._source() as source:
+            result = integrity_report(
+                as_engine(source), scored.run.ruleset, scored.run.period, scored.result, rows
+            )
+        return replace(result, warnings=scored.warnings)
+
+    def lint_rules(self, period: str, rules: str | Path | Ruleset | None = None) -> LintReport:
+        """`rules lint --month`: the ruleset's design lints (rulelint.lint_ruleset) and those the period's
+        data shows: normalizer ranges beyond the values, parts every entity scores alike, tiers nobody
+        reached, a pool that cannot be spent. Every scorecard is scored for `period` (nothing is recorded);
+        of a directory of versions, the version in force in `period` is linted."""
+        from chuanliu_cli.rules.effective import ruleset_for_period
+        from chuanliu_cli.scoring.pipeline import score_period
+        from chuanliu_cli.scoring.rulelint import lint_ruleset
+
+        ruleset, p = ruleset_for_period(rules, period, check=True)  # a directory: the version in force
+        with self._source() as source:
+            run = score_period(source, ruleset, p)
+        warnings = [*self._data_warnings, *ruleset.warnings]
+        if not run.complete:
+            warnings.append(incomplete_message(run))
+        return lint_ruleset(ruleset, run, warnings)
+
+    def impact(
+        self,
+        period: str,
+        outcome: str = "self_live_gmv",
+        horizon: int = 1,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+        strict: bool = False,
+    ) -> ImpactResult:
+        """Did the grants of `period` change `outcome` (a metric of the scorecard) in the `horizon` (1 to 3)
+        periods after it (SPEC §12)? Regression discontinuity at each tier cutoff and difference-in-
+        differences on the panel of periods the data covers; each period's grants are read from its
+        recorded run when the inputs are unchanged, else scored. Needs the extra chuanliu[impact]
+        (UsageError naming it otherwise); a later period without data raises DataError, one only partly
+        covered IncompletePeriodError. With `strict`, any warning raises StrictError."""
+        from chuanliu_cli.impact import require_libraries
+
+        require_libraries()
+        if not 1 <= horizon <= 3:
+            raise UsageError(f"--horizon must be 1, 2 or 3, not {horizon}")
+        from chuanliu_cli.impact.panel import gather
+        from chuanliu_cli.impact.result import evaluate
+        from chuanliu_cli.rules.effective import ruleset_for_period
+
+        ruleset, p = ruleset_for_period(rules, period, check=True)
+        name = scorecard_name(ruleset, scorecard)
+        sc = ruleset.scorecard(name)
+        names = [m.name for m in sc.metrics] + [x.name for x in sc.scores]
+        if outcome not in names:
+            import difflib
+
+            close = difflib.get_close_matches(outcome, names, n=1)
+            raise UsageError(
+                f"--outcome {outcome!r} is not a metric or score of scorecard {name} ({ruleset.name})",
+                hint=(f"did you mean {close[0]!r}? " if close else "") + "metrics: " + ", ".join(names[:12]),
+            )
+        scored: dict[str, ScoreResult] = {}
+
+        def score(label: str) -> ScoreResult:
+            if label not in scored:
+                scored[label] = self._score(label, name, rules, False, False, None, reuse=True)
+            return scored[label]
+
+        result = evaluate(gather(score, p, horizon, outcome), horizon, name)
+        warnings = tuple(dict.fromkeys([*self._data_warnings, *result.warnings]))
+        if strict and warnings:
+            from chuanliu_cli.errors import StrictError
+
+            raise StrictError(list(warnings))
+        return replace(result, warnings=warnings)
 
 
 def _list_format(path: Path) -> str:

@@ -25,6 +25,7 @@ from chuanliu_cli.cli.commands import (
     rejects,
     report,
     rules,
+    rules_design,
     runs,
     runs_diff,
     sample,
@@ -167,6 +168,8 @@ for _typer_app, _name, _func in (
     (rules_app, "check", rules.rules_check),
     (rules_app, "show", rules.rules_show),
     (rules_app, "sql", rules.rules_sql),
+    (rules_app, "calibrate", rules_design.rules_calibrate),
+    (rules_app, "sensitivity", rules_design.rules_sensitivity),
     (rules_app, "test", rules.rules_test),
     (rules_app, "lint", rules.rules_lint),
 ):
