@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chuanliu_cli.design.calibrate import Calibration
     from chuanliu_cli.design.sensitivity import Sensitivity
     from chuanliu_cli.engines.spark import SparkSettings
+    from chuanliu_cli.impact.result import ImpactResult
     from chuanliu_cli.ingest.discover import DiscoveredFile
     from chuanliu_cli.ingest.loader import DuplicatePolicy, FileResult
     from chuanliu_cli.periods import Period
@@ -332,9 +333,10 @@ def write_sample(
     orders: int | None = None,
     late_refunds: bool = False,
 ) -> dict[str, Path]:
-    """Write the deterministic synthetic dataset (the same arguments give byte-identical files);
-    `late_refunds` also writes late/orders_late_refunds.<fmt>, refunds exported after the last month's
-    list (a restatement to show with `runs diff`)."""
+    """Write the deterministic synthetic dataset (the same arguments give byte-identical files); `effect`
+    plants a known effect of the grants on the next month's self live-room GMV (SPEC §12); `late_refunds`
+    also writes late/orders_late_refunds.<fmt>, refunds exported after the last month's list (a restatement
+    to show with `runs diff`)."""
     from chuanliu_cli.periods import parse_period
     from chuanliu_cli.sample import generate_sample
 
@@ -388,6 +390,7 @@ class Session:
                 )
             from chuanliu_cli.engines.spark import SparkSettings
 
+    effect: float = 0.0,
             spark = spark or SparkSettings()
             if data is not None:
                 spark = replace(spark, data=str(data))
@@ -407,6 +410,7 @@ class Session:
         self._data_warnings: tuple[str, ...] = ()
 
     # -- lifecycle --
+        effect=effect,
 
     def __enter__(self) -> Session:
         return self

@@ -228,6 +228,8 @@ class _Plan:
     item_cum: Array  # cumulative item popularity with a leading 0
     buyer_offsets: Array  # first local buyer index of each merchant in the global buyer space
     shared_buyers: int  # platform-wide buyers who shop at many merchants
+    # (merchants, months): the factor on each self live-room order's amount (`sample --effect`); None: 1
+    live_uplift: Array | None = None
 
     @property
     def merchants(self) -> int:
@@ -248,6 +250,7 @@ def generate_sample(
     encoding: Encoding = "utf-8",
     fmt: Format = "csv",
     orders: int | None = None,
+    effect: float = 0.0,
     late_refunds: bool = False,
 ) -> dict[str, Path]:
     """Write a deterministic synthetic dataset (orders, reviews, livestreams, shops) into `outdir`.
@@ -259,7 +262,8 @@ def generate_sample(
     after the cast of 60), so a platform's three months are `merchants=500_000, orders=20_000_000`.
     `headers="zh"` writes the Chinese headers and values of the merchant backend and Chinese file names;
     `encoding` applies to CSV only. The same options always give byte-identical files. Returns table
-    name → written file.
+    name → written file. `effect` plants a known causal effect of the grants (see _plant_effect); 0 plants
+    nothing and leaves every byte as it was.
     """
     if merchants < 1:
         raise UsageError(f"--merchants must be at least 1, got {merchants}")
@@ -276,6 +280,8 @@ def generate_sample(
     end_period = parse_period(end)
     month_list = tuple(_month(end_period.shift(k - months + 1)) for k in range(months))
     plan = _plan(merchants, month_list, seed, orders)
+    if effect:
+        plan = _plant_effect(plan, effect)
     if fmt == "xlsx" and int(plan.self_counts.sum() + plan.dist_counts.sum()) + 3 >= _XLSX_MAX_ROWS:
         raise UsageError(
             "an XLSX sheet holds at most 1,048,575 data rows; this sample has more orders",
@@ -534,6 +540,53 @@ def _scramble(seq: Array, digits: int, mult: int, add: int) -> Array:
     return out.astype(np.int64)
 
 
+def _plant_effect(plan: _Plan, effect: float) -> _Plan:
+    """The plan with a known causal effect of the grants planted (SPEC §12, `sample --effect E`).
+
+    In the month after each month, every self live-room order of a merchant is worth (1 + E × g / c) times
+    as much, where g is the merchant's grant in the bundled ruleset's reward list of that month (the
+    merchant scorecard) and c its cap: so its self live-room GMV is multiplied by that factor, on top of its
+    own trend. The grants are those the real pipeline gives the generated data, so the months are planted
+    in order: month k is written (with the uplift of months up to k), scored, and its grants fix the uplift
+    of month k + 1. Only amounts change (every random draw stays the same), so a month's data never
+    depends on later grants. Each round writes Parquet into a temporary directory that is then deleted.
+    """
+    import dataclasses
+    import tempfile
+
+    import numpy as np
+
+    if not -1.0 < effect <= 10.0:
+        raise UsageError(f"--effect must be above -1 and at most 10, got {effect}")
+    from chuanliu_cli.api import Session
+
+    uplift = np.ones((plan.merchants, len(plan.months)))
+    index = {key: i for i, key in enumerate(_Output.build(plan, "en").shop_ids.to_list())}
+    for k, month in enumerate(plan.months[:-1]):
+        planted = dataclasses.replace(plan, live_uplift=uplift.copy())
+        with tempfile.TemporaryDirectory(prefix="chuanliu-effect-") as tmp:
+            writers = {
+                name: _open_writer(
+                    Path(tmp) / f"{name}.parquet", table, "en", "utf-8", "parquet", month.period.end
+                )
+                for name, table in TABLES.items()
+            }
+            try:
+                _write_all(planted, writers, "en")
+            finally:
+                for writer in writers.values():
+                    writer.close()
+            with Session(data=tmp) as session:
+                result = session.eligible(month.period.label, scorecard="merchant").result
+        reward = result.scorecard.reward
+        if reward is None or not reward.cap:
+            raise UsageError("--effect needs the bundled ruleset's merchant scorecard to have a reward cap")
+        rows = result.frame.filter(result.frame["grant"].fill_null(0) > 0)
+        merchant = np.array([index[key] for key in rows["shop_id"].to_list()], dtype=np.int64)
+        uplift[merchant, k + 1] = 1.0 + effect * rows["grant"].to_numpy() / reward.cap
+    return dataclasses.replace(plan, live_uplift=uplift)
+
+
 # --------------------------------------------------------------------------------------------------
 # Generation: a block of merchants at a time, all months, so that buyers can convert across months.
 
@@ -655,6 +708,11 @@ def _block_rows(plan: _Plan, block: int, counters: dict[str, int]) -> _Rows:
     dist = _distribution_orders(plan, cells, rng)
     prom = _promoter_sessions(plan, cells, dist, len(self_live["start"]), rng)
     self_ = _self_orders(plan, cells, self_live, rng)
+    if plan.live_uplift is not None:  # (after every draw: the planted effect changes amounts only)
+        factor = np.where(
+            self_["carrier"] == 0, plan.live_uplift[self_["merchant"], cells.month[self_["cell"]]], 1
+        )
+        self_["paid"] = np.maximum(np.round(self_["paid"] * factor), 1).astype(np.int64)
     _buyers(plan, cells, dist, self_, rng)
     orders = _concat([dist, self_])
     end = plan.months[-1].end

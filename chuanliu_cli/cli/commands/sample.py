@@ -41,6 +41,15 @@ def sample(
     orders: Annotated[
         int | None, typer.Option("--orders", min=1, help="Target number of orders (for scale tests).")
     ] = None,
+    effect: Annotated[
+        float,
+        typer.Option(
+            "--effect",
+            help="Plant a known effect of the grants: in the month after each month, a merchant's self "
+            "live-room GMV is multiplied by (1 + E × grant / cap), its grant being that of the bundled "
+            "ruleset's reward list (for validating `impact`). 0 plants nothing.",
+        ),
+    ] = 0.0,
     late_refunds: Annotated[
         bool,
         typer.Option(
@@ -64,6 +73,7 @@ def sample(
         encoding=encoding.value,
         fmt=fmt.value,
         orders=orders,
+        effect=effect,
         late_refunds=late_refunds,
     )
     if not settings().quiet:
