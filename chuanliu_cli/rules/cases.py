@@ -16,7 +16,8 @@ What a case cannot test honestly is refused here, before anything runs:
 - a metric case must give every metric its scorecard's gates and scores read (a value or `null`): a
   metric left out would silently be NULL;
 - a metric case holds one entity, so it cannot expect a `grant` (a share of the pool among everyone) nor
-  test a scorecard that normalizes by `rank` (a percent rank among one is always 1): use rows for those.
+  test a scorecard that normalizes by `rank` (a percent rank among one is always 1; refused by
+  scoring/casetests.py, which knows which scorecards rank): use rows for those.
 
 This module reads and checks the file against the ruleset's model; scoring/casetests.py runs the cases.
 """
@@ -103,6 +104,7 @@ class Case:
     metrics: dict[str, float | None] | None  # a metric case
     rows: dict[str, tuple[Row, ...]] | None  # a data case
     expect: dict[str, Expected] = field(default_factory=dict)
+    given_loc: Loc | None = None  # where `metrics:` or the first table of rows is written
 
     @property
     def kind(self) -> str:
@@ -166,11 +168,6 @@ def needed_metrics(sc: Scorecard) -> set[str]:
     if sc.rank_by in metrics:
         needed.add(sc.rank_by)
     return needed & metrics
-
-
-def ranks_by_population(sc: Scorecard) -> bool:
-    """Whether a score part normalizes by `rank` (an entity's value then depends on everyone's)."""
-    return any(p.normalize is not None and p.normalize.kind == "rank" for s in sc.scores for p in s.parts)
 
 
 class _CaseReader(NodeReader):
@@ -268,15 +265,8 @@ class _CaseReader(NodeReader):
             self.error(found["given"][1], f"given of {what} needs metrics or rows (orders, reviews, ...)")
             return None
         if "metrics" in given:
+            # (a scorecard that ranks by population cannot be tested this way: scoring/casetests.py says so)
             metrics = self.metrics(given["metrics"][1], sc, what)
-            if ranks_by_population(sc):
-                self.error(
-                    given["metrics"][0],
-                    f"{what}: scorecard {sc.name} normalizes a part by rank (a percent rank among the "
-                    "population); a metric case holds one entity, whose rank would always be 1. Give rows "
-                    "of several entities instead",
-                )
-                return None
         else:
             read = {table: self.rows(value, table, what) for table, (_key, value) in given.items()}
             if all(got is not None for got in read.values()):
@@ -285,7 +275,20 @@ class _CaseReader(NodeReader):
         expect = self.expect(found["expect"][1], sc, what, "metrics" in given)
         if expect is None or (metrics is None and rows is None):
             return None
-        return Case(name, loc, scorecard, period_text, period_loc, entity, entity_loc, metrics, rows, expect)
+        given_loc = self.loc(next(iter(given.values()))[0])
+        return Case(
+            name,
+            loc,
+            scorecard,
+            period_text,
+            period_loc,
+            entity,
+            entity_loc,
+            metrics,
+            rows,
+            expect,
+            given_loc,
+        )
 
     def period_ok(self, text: str, loc: Loc) -> bool:
         from chuanliu_cli.errors import UsageError

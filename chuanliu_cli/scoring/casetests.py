@@ -25,6 +25,7 @@ from chuanliu_cli.rules.cases import Between, Case, CaseFile, CaseFileError, Mis
 from chuanliu_cli.rules.model import Gate, Loc, Ruleset, Scorecard
 from chuanliu_cli.scoring.allocation import round_micro
 from chuanliu_cli.scoring.gates import comparisons, holds
+from chuanliu_cli.scoring.pipeline import ranks_everyone
 
 if TYPE_CHECKING:
     from chuanliu_cli.periods import Period
@@ -271,8 +272,15 @@ def _write_rows(path: Path, table: str, rows: tuple[Any, ...]) -> None:
 
 
 def _static_problems(sc: Scorecard, case: Case) -> list[str]:
-    """A `missing` expectation must name a gate of the `metric op constant` form and one of its names."""
+    """What a case cannot test: a metric case of a scorecard that ranks by population; a `missing`
+    expectation on a gate without the `metric op constant` form, or on a name the gate does not compare."""
     problems: list[str] = []
+    if case.metrics is not None and ranks_everyone(sc):
+        problems.append(
+            f"{case.given_loc or case.loc}: case '{case.name}': scorecard {sc.name} normalizes a part by "
+            "rank (a percent rank among the population); a metric case holds one entity, whose rank would "
+            "always be 1. Give rows of several entities instead"
+        )
     expected = case.expect.get("missing")
     if expected is None:
         return problems
