@@ -221,7 +221,10 @@ def _data_run(
         if errors:
             raise CaseFileError(errors)
         disable_external_access(db.con)
-        run = score_period(db.con, ruleset, period, upto=sc.name)
+        try:
+            run = score_period(db.con, ruleset, period, upto=sc.name)
+        except DataError as exc:
+            raise CaseFileError([f"{case.loc}: {what}: its rows cannot be scored: {exc.message}"]) from None
     finally:
         db.con.close()
     frame = run.scorecards[sc.name].frame
