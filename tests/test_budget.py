@@ -289,16 +289,23 @@ def test_budget_command_and_the_paced_list(invoke: Callable[..., object], db: st
     assert doc["periods_after"] == 7
     assert doc["warnings"] == [
         "2023-01, 2023-02, 2023-05: no recorded `eligible` run of merchant; scored now with the "
-        "ruleset in force then (record a period with `chuanliu eligible --month ...`)"
+        "ruleset in force then (record a period with `chuanliu eligible --month ...`)",
+        "merchant 2023: 2023-01, 2023-02 were scored on data that does not cover them (chuanliu status): "
+        "what they granted may be understated; load their data, or record the list that was published",
     ]
+    assert [r["complete"] for r in rows] == [False, False, None, None, True]
     assert "2023-01, 2023-02, 2023-05: no recorded" in result.output  # type: ignore[attr-defined]
     # the May list uses that pool, and says how it was derived
     may_list = invoke(
         "eligible", "--db", db, "--rules", plan, "--month", "2023-05", "--format", "json", "--no-record"
     )
     assert may_list.exit_code == 0, may_list.output  # type: ignore[attr-defined]
-    totals = json.loads(may_list.stdout)["totals"]  # type: ignore[attr-defined]
+    may_doc = json.loads(may_list.stdout)  # type: ignore[attr-defined]
+    totals = may_doc["totals"]
     assert totals["pool"] == rows[4]["pool"]
+    assert "merchant pool of 2023-05: 2023-01, 2023-02 were scored on data that does not cover them" in str(
+        may_doc["warnings"]
+    )
     assert f"(recorded runs {march.run_id}, {april.run_id}; scored 2023-01, 2023-02)" in totals["pool_basis"]
     table = invoke("budget", "--db", db, "--rules", plan, "--year", "2023", "--format", "table")
     assert table.exit_code == 0, table.output  # type: ignore[attr-defined]

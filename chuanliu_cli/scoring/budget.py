@@ -98,6 +98,7 @@ class PeriodBudget:
     basis: str | None
     amount: int | None  # the yearly budget of the version in force; None with a fixed pool
     granted_to_date: int  # Σ allocated of the year's periods through this one
+    complete: bool | None = None  # scored: whether the data covered the period (None: not scored)
 
     @property
     def unallocated(self) -> int | None:
@@ -128,6 +129,7 @@ class PeriodBudget:
             "source": self.source,
             "run_id": self.run_id,
             "basis": self.basis,
+            "complete": self.complete,
         }
 
 
@@ -247,6 +249,7 @@ def year_figures(engine: Any, resolve: Resolver, name: str, periods: Sequence[Pe
                 basis,
                 amount,
                 granted,
+                run.complete,
             )
         )
     return out
@@ -308,6 +311,7 @@ def pace_rewards(
             granted = sum(r.allocated for r in rows)
             granted_from = _sources(rows)
             scored = [r.period.label for r in rows if r.source == "scored"]
+            notes.extend(_incomplete(rows, f"{sc.name} pool of {period.label}"))
             if scored:
                 many = len(scored) > 1
                 notes.append(
@@ -399,4 +403,19 @@ def budget_year(engine: Any, rules: Any, year: int, scorecard: str | None = None
             f"{', '.join(scored)}: no recorded `eligible` run of {scorecard}; scored now with the ruleset in "
             "force then (record a period with `chuanliu eligible --month ...`)"
         )
+    warnings.extend(_incomplete(rows, f"{scorecard} {year}"))
     return BudgetYear(year, scorecard, kind, tuple(rows), len(periods) - len(shown), tuple(warnings))
+
+
+def _incomplete(rows: Sequence[PeriodBudget], what: str) -> list[str]:
+    """A warning naming the periods scored on data that does not cover them: what they granted (0 for a
+    period without data) may be less than was really granted."""
+    short = [r.period.label for r in rows if r.source == "scored" and r.complete is False]
+    if not short:
+        return []
+    many = len(short) > 1
+    return [
+        f"{what}: {', '.join(short)} {'were' if many else 'was'} scored on data that does not cover "
+        f"{'them' if many else 'it'} (chuanliu status): what {'they' if many else 'it'} granted may be "
+        "understated; load their data, or record the list that was published"
+    ]

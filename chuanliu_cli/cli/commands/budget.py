@@ -36,6 +36,7 @@ BUDGET_COLUMNS = [
     "source",
     "run_id",
     "basis",
+    "complete",
     "sha256",
 ]
 
@@ -61,6 +62,7 @@ def budget(
         from chuanliu_cli.present.documents import Document
 
         types: dict[str, ColumnType] = {c: "str" for c in BUDGET_COLUMNS}
+        types["complete"] = "bool"
         for c in ("pool", "allocated", "unallocated", "granted_to_date", "left_of_year", "run_id"):
             types[c] = "int"
         return Document(result.to_dict(), result.rows, result.rows, list(BUDGET_COLUMNS), types)
