@@ -269,3 +269,11 @@ def test_nothing_to_calibrate_is_a_usage_error(sample: Session, tmp_path: Path) 
         sample.calibrate(
             ["2023-05"], ["eligible >= 10"], tmp_path / "o.yaml", rules=REPO / "rules" / "chuanliu.yaml"
         )
+
+
+def test_targets_hold_in_each_month_given(sample: Session, tuned_file: Path, tmp_path: Path) -> None:
+    c = sample.calibrate(["2023-04", "2023-05"], ["eligible >= 20"], tmp_path / "o.yaml", rules=tuned_file)
+    assert [m.period for m in c.search.measured] == ["2023-04", "2023-05"]
+    assert c.search.met and [r.period.label for r in c.runs] == ["2023-04", "2023-05"]
+    for run in c.runs:
+        assert run.scorecards["merchant"].totals()["eligible"] >= 20

@@ -187,3 +187,16 @@ def test_the_command_writes_the_spec_json(sample: Session, invoke: Any, tmp_path
         "leavers": None,
         "grant_moved": None,
     }
+
+
+def test_csv_has_a_row_per_knob_and_delta() -> None:
+    from chuanliu_cli.present.design import SENSITIVITY_COLUMNS, sensitivity_document
+    from chuanliu_cli.present.writers import render
+
+    found = sensitivity(tiny_variants())
+    text = render("csv", sensitivity_document({"knobs": []}, found))
+    assert isinstance(text, str)
+    lines = text.splitlines()
+    assert lines[0] == ",".join(SENSITIVITY_COLUMNS)
+    assert len(lines) == 1 + 4 * len(found.knobs)
+    assert "merchant.gates.enough.days,10.0,-0.2,8.0,4,1,0,174" in lines

@@ -523,7 +523,16 @@ def calibrate_ruleset(
     elif scorecard not in names:
         raise UsageError(f"unknown scorecard {scorecard!r}", hint=f"scorecards: {', '.join(names)}")
     needed = scorecards_needed(ruleset, scorecard)
-    require_numbers(ruleset, tuple(n for n in needed if n != scorecard))  # earlier scorecards: numbers first
+    earlier = tuple(n for n in needed if n != scorecard)
+    try:
+        require_numbers(ruleset, earlier)  # the scorecards this one reads must have their numbers first
+    except RulesetError as exc:
+        first = next(n for n in earlier if any(n in scorecards_tuned(ruleset, t) for t in ruleset.tunables))
+        exc.hint = (
+            f"scorecard {scorecard} reads scorecard {first}'s results: calibrate {first} first "
+            f"(--scorecard {first}), then {scorecard} on the file written"
+        )
+        raise
     tunables = tuple(t for t in ruleset.tunables if scorecard in scorecards_tuned(ruleset, t))
     if not tunables:
         raise UsageError(f"scorecard {scorecard} has no tunable values", hint="name another with --scorecard")
