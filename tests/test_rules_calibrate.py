@@ -277,3 +277,33 @@ def test_targets_hold_in_each_month_given(sample: Session, tuned_file: Path, tmp
     assert c.search.met and [r.period.label for r in c.runs] == ["2023-04", "2023-05"]
     for run in c.runs:
         assert run.scorecards["merchant"].totals()["eligible"] >= 20
+
+
+def test_a_name_read_by_two_parts_has_one_path_per_part() -> None:
+    import polars as pl
+
+    from chuanliu_cli.design.calibrate import knobs_for
+    from chuanliu_cli.design.variants import Variants
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.scoring.pipeline import finish_scorecard
+
+    text = """\
+version: 1
+name: two-parts
+scorecards:
+  merchant:
+    key: shop_id
+    metrics:
+      days: {from: livestreams, value: count(*)}
+    scores:
+      total:
+        parts:
+          - {metric: days, weight: 1, normalize: {linear: [0, 20]}}
+          - {metric: days, weight: {tune: [1, 3]}, normalize: {log: [0, 20]}}
+"""
+    rs = parse_ruleset(text, "two.yaml")
+    assert [t.path for t in rs.tunables] == ["merchant.scores.total.days.weight#2"]
+    metrics = pl.DataFrame({"shop_id": ["a", "b"], "days": [3.0, 9.0]})
+    res = finish_scorecard(rs.scorecard("merchant"), parse_period("2023-05", "month"), metrics)
+    [(_tunable, knob)] = knobs_for(Variants.of(rs, res), rs.tunables)
+    assert (knob.score, knob.part) == ("total", 1)

@@ -130,6 +130,7 @@ class _Reader(NodeReader):
         self.param_uses: list[ParamUse] = []
         self.tunables: list[Tunable] = []
         self.at: dict[str, str] = {}  # the scorecard and score being read, for the paths of tunables
+        self.part_refs: list[str] = []  # the names read by the parts of that score so far
 
     def read(self, sha256: str) -> Ruleset | None:
         root = self.compose()
@@ -593,6 +594,7 @@ class _Reader(NodeReader):
         if found is None or name is None:
             return None
         self.at["score"] = name
+        self.part_refs = []
         scale = 100.0
         if "scale" in found:
             got = self.number(found["scale"][1], "scale")
@@ -639,7 +641,10 @@ class _Reader(NodeReader):
         weight = None
         if "weight" in found:
             where = f"{self.at.get('scorecard')}.scores.{self.at.get('score')}"
-            path = f"{where}.{found[refs[0]][1].value}.weight"
+            ref_name = str(found[refs[0]][1].value)
+            self.part_refs.append(ref_name)
+            seen = self.part_refs.count(ref_name)  # a name read by two parts: the second is <name>.weight#2
+            path = f"{where}.{ref_name}.weight" + (f"#{seen}" if seen > 1 else "")
             weight = self.tunable_number(found["weight"][1], "weight", path, "weight")
         if weight is not None and weight <= 0:
             self.error(found["weight"][1], f"weight must be greater than 0, got {found['weight'][1].value}")
