@@ -151,3 +151,17 @@ def test_runs_diff_on_the_command_line_writes_the_adjustments(
     assert listing.exit_code == 0 and json.loads(listing.stdout)[0]["run_id"] == run_id  # type: ignore[attr-defined]
     missing = cli("--db", db, "runs", "diff", "42")
     assert missing.exit_code == 4  # type: ignore[attr-defined]
+
+
+def test_a_budgeted_run_is_restated_with_the_pool_it_published(db: str) -> None:
+    """With `remaining` pacing, recording an earlier month changes what a later month's pool would be
+    now; a restatement re-shares the pool that was published, so nothing changes without new data."""
+    budget = REPO / "rules" / "examples" / "chuanliu-2023-budget.yaml"
+    with Session(db=db) as s:
+        may = s.eligible(MAY, rules=budget)
+        s.eligible("2023-04")  # April as published under the launch rules: what May's pacing now counts
+        repaced = s.eligible(MAY, rules=budget, record=False)
+        result = s.runs_diff(may.run_id or 0)
+    assert may.totals["pool"] != repaced.totals["pool"]  # (the fixture: pacing would move the pool)
+    assert result.frame.height == 0
+    assert result.diff.allocated_after == result.diff.allocated_before

@@ -81,7 +81,7 @@ def diff_run(
     head = first_row(
         con.execute(
             "SELECT run_id, command, period, scorecard, ruleset_name, ruleset_sha256, max_load_id, "
-            "allocated, tool_version, detail, started_at FROM runs WHERE run_id = ?",
+            "allocated, tool_version, detail, started_at, pool FROM runs WHERE run_id = ?",
             [run_id],
         )
     )
@@ -90,7 +90,7 @@ def diff_run(
         hint = f"run ids go up to {last[0]}" if last and last[0] is not None else "no run is recorded yet"
         raise DataError(f"unknown run {run_id}", hint=hint)
     names = ("run_id", "command", "period", "scorecard", "ruleset_name", "ruleset_sha256", "max_load_id",
-             "allocated", "tool_version", "detail", "started_at")  # fmt: skip
+             "allocated", "tool_version", "detail", "started_at", "pool")  # fmt: skip
     run = dict(zip(names, head, strict=True))
     detail = json.loads(run.pop("detail")) if head[9] else None
     sha = run["ruleset_sha256"]
@@ -102,6 +102,7 @@ def diff_run(
             hint=f"pass that ruleset file with --rules (its sha256 must be {sha})",
         )
     name, key = run["scorecard"], ruleset.scorecard(run["scorecard"]).key
+    ruleset = _published_pool(ruleset, name, run)
     period = parse_period(run["period"], ruleset.period)
     before = _recorded(con, run_id, detail)
     after_run = score_period(con, ruleset, period, upto=name)
@@ -162,6 +163,20 @@ def diff_run(
     return RunDiff(
         run, ruleset, period, name, key, frame, loads, run["allocated"], allocated_after, tuple(warnings)
     ), after_run
+
+
+def _published_pool(ruleset: Ruleset, name: str, run: dict[str, Any]) -> Ruleset:
+    """A budget's pool as the run had it: restating a month re-shares the pool that was published, not
+    one paced again from the runs recorded since (SPEC §9)."""
+    from dataclasses import replace
+
+    sc = ruleset.scorecard(name)
+    reward = sc.reward
+    if reward is None or reward.budget is None or run["pool"] is None:
+        return ruleset
+    paced = replace(reward, pool=int(run["pool"]), basis=f"the pool recorded with run {run['run_id']}")
+    cards = tuple(replace(c, reward=paced) if c.name == name else c for c in ruleset.scorecards)
+    return replace(ruleset, scorecards=cards)
 
 
 def _version() -> str:
