@@ -40,17 +40,38 @@ RulesFileArgument = Annotated[
 ]
 
 
+def _versions(file: Path | None) -> list[Any] | None:
+    """The rulesets of a directory of versions (checked together: ranges, period kinds), or None for a
+    file; the bundled default is such a directory."""
+    from chuanliu_cli.rules.effective import default_rules_dir, load_versions
+
+    directory = default_rules_dir() if file is None else file
+    if not directory.is_dir():
+        return None
+    return list(load_versions(directory, check=True).rulesets)
+
+
 def rules_check(file: RulesFileArgument = None) -> None:
-    """Validate a ruleset (parse, names and types, compile against the table schemas); exit 0 or 3."""
+    """Validate a ruleset, or every version in a directory of rulesets (parse, names and types, compile
+    against the table schemas; a directory's ranges must neither overlap nor mix period kinds); exit 0 or
+    3."""
+    versions = _versions(file)
+    for ruleset in versions if versions is not None else [file]:
+        _check_one(ruleset)
+
+
+def _check_one(rules: Any) -> None:
     from rich.table import Table
 
     from chuanliu_cli.api import check_rules
 
-    ruleset, summary = check_rules(file)
+    ruleset, summary = check_rules(rules)
     warn(ruleset.warnings)  # valid, but surely not meant (a tier no entity can reach)
     if settings().quiet:
         return
     console = settings().console()
+    if ruleset.effective is not None:
+        console.print(f"{ruleset.name}: effective {ruleset.effective.text}")
     console.print(f"{ruleset.path}: OK · {ruleset.name} · sha256 {ruleset.sha256} · period {ruleset.period}")
     table = Table(title="Scorecards", title_justify="left")
     for name in ("scorecard", "key", "metrics", "scores", "gates", "tiers", "pool"):
@@ -69,14 +90,16 @@ def rules_check(file: RulesFileArgument = None) -> None:
 
 
 def rules_show(file: RulesFileArgument = None) -> None:
-    """Render a ruleset as tables: metrics, scores and their parts, gates, tiers and reward."""
+    """Render a ruleset (or every version in a directory) as tables: metrics, scores and their parts,
+    gates, tiers and reward."""
     from chuanliu_cli.api import load_rules
     from chuanliu_cli.present.ruleset import render_ruleset
 
-    ruleset = load_rules(file)
+    versions = _versions(file)
     console = settings().console()
-    for renderable in render_ruleset(ruleset):
-        console.print(renderable)
+    for ruleset in versions if versions is not None else [load_rules(file)]:
+        for renderable in render_ruleset(ruleset):
+            console.print(renderable)
 
 
 def rules_sql(

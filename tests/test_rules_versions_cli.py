@@ -1,0 +1,29 @@
+"""`rules check` and `rules show` on a directory of versions (the bundled default is one): every version
+is checked, and a directory whose ranges overlap is exit 3 naming both files."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_rules_check_checks_every_version_of_the_default_directory(cli: Callable[..., object]) -> None:
+    result = cli("rules", "check")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    out = result.stdout  # type: ignore[attr-defined]
+    assert "chuanliu-2023-01: effective 2023-01..2023-04" in out
+    assert "chuanliu-2023: effective 2023-05.." in out
+    assert out.count(": OK · ") == 2
+    shown = cli("rules", "show", str(REPO / "rules"))
+    assert shown.exit_code == 0 and "chuanliu-2023-01" in shown.stdout  # type: ignore[attr-defined]
+
+
+def test_rules_check_of_overlapping_versions_is_exit_3(tmp_path: Path, cli: Callable[..., object]) -> None:
+    for name in ("a.yaml", "b.yaml"):
+        shutil.copy(REPO / "rules" / "chuanliu.yaml", tmp_path / name)
+    result = cli("rules", "check", str(tmp_path))
+    assert result.exit_code == 3
+    assert "b.yaml" in result.output and "overlaps" in result.output and "a.yaml" in result.output  # type: ignore[attr-defined]
