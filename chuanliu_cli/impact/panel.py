@@ -9,19 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.errors import DataError, IncompletePeriodError, RulesetError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from chuanliu_cli.api import ScoreResult
     from chuanliu_cli.periods import Period
     from chuanliu_cli.rules.model import Tier
 
-#: A period label → its scored (or recorded) result for the scorecard.
-Scorer = Callable[[str], "ScoreResult"]
+#: A period label → its scored (or recorded) result for the scorecard: the library's ScoreResult (run,
+#: result, run_id, stored, warnings); typed loosely here because only the API layer may name it.
+Scorer = Callable[[str], Any]
 
 #: Periods before the grant period that the panel reaches back at most (DiD and event study).
 MAX_PANEL = 24

@@ -160,7 +160,13 @@ def evaluate(panel: Panel, horizon: int, scorecard: str) -> ImpactResult:
         )
     rulesets = {p.ruleset for p in panel.periods}
     if len(rulesets) > 1:
-        spans = ", ".join(f"{p.period.label}: {p.ruleset}" for p in panel.periods)
+        runs: list[list[Any]] = []  # consecutive periods of one ruleset: [first, last, ruleset]
+        for p in panel.periods:
+            if runs and runs[-1][2] == p.ruleset:
+                runs[-1][1] = p.period.label
+            else:
+                runs.append([p.period.label, p.period.label, p.ruleset])
+        spans = "; ".join(f"{a}{'' if a == b else ' to ' + b}: {r}" for a, b, r in runs)
         warnings.append(
             f"the periods were scored with different rulesets ({spans}): the rules that set the grants "
             "changed inside the panel, and the estimates mix the periods before and after the change"
@@ -229,6 +235,8 @@ def _rd(panel: Panel) -> list[RdEstimate]:
     for part in later:
         frame = frame.join(part, on=key, how="left")
     ys = [f"y{h}" for h in range(len(later))]
+    # an entity absent from an outcome period (no activity there) has no outcome for the horizon
+    frame = frame.filter(pl.all_horizontal(pl.col(ys).is_not_null()))
     frame = frame.with_columns(y=pl.mean_horizontal(ys)).filter(pl.col("y") > 0)
     baseline = frame["outcome"].to_numpy()
     base = np.log(baseline) if (baseline > 0).all() else None

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from chuanliu_cli.present.charts import _BAR, _H, _LINE, _PAD_B, _PAD_L, _PAD_R, _PAD_T, _W, _fmt
+# the sizes and colours of present/charts.py, so that the report's charts match
+_W, _H = 560, 220
+_PAD_L, _PAD_R, _PAD_T, _PAD_B = 44, 12, 14, 34
+_BAR = "#4e79a7"
+_LINE = "#e15759"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
 
 if TYPE_CHECKING:
     from chuanliu_cli.impact.rd import RdPoint
