@@ -558,7 +558,11 @@ def _plant_effect(plan: _Plan, effect: float) -> _Plan:
 
     if not -1.0 < effect <= 10.0:
         raise UsageError(f"--effect must be above -1 and at most 10, got {effect}")
-    from chuanliu_cli.api import Session
+    from chuanliu_cli.ingest.discover import discover
+    from chuanliu_cli.ingest.loader import LoadOptions, load_files
+    from chuanliu_cli.rules.effective import ruleset_for_period
+    from chuanliu_cli.scoring.pipeline import score_period
+    from chuanliu_cli.store.database import memory_database
 
     uplift = np.ones((plan.merchants, len(plan.months)))
     index = {key: i for i, key in enumerate(_Output.build(plan, "en").shop_ids.to_list())}
@@ -576,8 +580,14 @@ def _plant_effect(plan: _Plan, effect: float) -> _Plan:
             finally:
                 for writer in writers.values():
                     writer.close()
-            with Session(data=tmp) as session:
-                result = session.eligible(month.period.label, scorecard="merchant").result
+            # what `eligible --data` does: the exports validated like `load`, the version in force scored
+            db = memory_database(None)
+            try:
+                load_files(db, discover(Path(tmp)), LoadOptions())
+                ruleset, period = ruleset_for_period(None, month.period.label, check=True)
+                result = score_period(db.con, ruleset, period, upto="merchant").scorecards["merchant"]
+            finally:
+                db.con.close()
         reward = result.scorecard.reward
         if reward is None or not reward.cap:
             raise UsageError("--effect needs the bundled ruleset's merchant scorecard to have a reward cap")
