@@ -1020,6 +1020,11 @@ class Session:
         old = load_rules(against, check=True) if against is not None else None
         out = Path(output)
         check_writable(out)
+        if out.resolve() == Path(str(ruleset.path)).resolve():
+            raise UsageError(
+                f"-o {out} is the ruleset being calibrated",
+                hint="write the calibrated ruleset to another file: the tunable one calibrates again",
+            )
         chosen = [parse_period(p, ruleset.period) for p in dict.fromkeys(periods)]
         with self._source() as source:
             result = calibrate_ruleset(source, ruleset, chosen, targets, scorecard, str(out), old)

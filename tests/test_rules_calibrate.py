@@ -307,3 +307,9 @@ scorecards:
     res = finish_scorecard(rs.scorecard("merchant"), parse_period("2023-05", "month"), metrics)
     [(_tunable, knob)] = knobs_for(Variants.of(rs, res), rs.tunables)
     assert (knob.score, knob.part) == ("total", 1)
+
+
+def test_the_output_may_not_be_the_tunable_ruleset(sample: Session, tuned_file: Path) -> None:
+    with pytest.raises(UsageError, match="is the ruleset being calibrated"):
+        sample.calibrate(["2023-05"], ["eligible >= 10"], tuned_file, rules=tuned_file)
+    assert "tune:" in tuned_file.read_text(encoding="utf-8")
