@@ -313,3 +313,42 @@ def test_the_output_may_not_be_the_tunable_ruleset(sample: Session, tuned_file: 
     with pytest.raises(UsageError, match="is the ruleset being calibrated"):
         sample.calibrate(["2023-05"], ["eligible >= 10"], tuned_file, rules=tuned_file)
     assert "tune:" in tuned_file.read_text(encoding="utf-8")
+
+
+def test_tier_ranges_whose_middles_are_out_of_order_are_refused() -> None:
+    import polars as pl
+
+    from chuanliu_cli.design.calibrate import knobs_for, search
+    from chuanliu_cli.design.variants import Variants
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.scoring.pipeline import finish_scorecard
+
+    text = """\
+version: 1
+name: tiers
+scorecards:
+  merchant:
+    key: shop_id
+    metrics:
+      days: {from: livestreams, value: count(*)}
+    scores:
+      total:
+        parts:
+          - {metric: days, weight: 1, normalize: {linear: [0, 20]}}
+    tiers:
+      - {name: S, min_score: {tune: [60, 70]}, multiplier: 2}
+      - {name: A, min_score: {tune: [65, 75]}, multiplier: 1}
+"""
+    rs = parse_ruleset(text, "tiers.yaml")
+    metrics = pl.DataFrame({"shop_id": ["a", "b"], "days": [3.0, 19.0]})
+    res = finish_scorecard(rs.scorecard("merchant"), parse_period("2023-05", "month"), metrics)
+    v = Variants.of(rs, res)
+    with pytest.raises(RulesetError) as info:
+        search(
+            [("2023-05", v)],
+            knobs_for(v, rs.tunables),
+            [parse_target("tier:S <= 1", ["S", "A"], False, False)],
+        )
+    assert "do not make a valid ruleset" in info.value.errors[0]
+    assert info.value.errors[2].startswith("tiers.yaml:")
+    assert "merchant.tiers.A.min_score starts near 70" in info.value.errors[2]

@@ -248,6 +248,22 @@ def search(
         if k.kind in ("gate", "min_score"):
             cands = _threshold_candidates(t, k, months, state)
             state[t.path] = cands[int(np.argmin([abs(c - _middle(t)) for c in cands]))]
+    if math.isinf(objective(state)[0]):
+        from chuanliu_cli.errors import RulesetError
+
+        # the middles of the ranges make no valid ruleset: tiers out of order, or a cap below min_grant
+        shown = [
+            f"{t.loc}: {t.path} starts near {_middle(t):g}, the middle of [{t.low:g}, {t.high:g}]"
+            for t, _k in active
+        ]
+        raise RulesetError(
+            [
+                "the middles of the tune ranges do not make a valid ruleset (tiers must keep strictly "
+                "descending min_score; a cap must stay above min_grant)",
+                *shown,
+            ],
+            hint="narrow the tune ranges so that their middles are in order",
+        )
 
     def along(t: Tunable, k: Knob, at: dict[str, float]) -> float:
         """The best value of one tunable, the others as in `at`."""
@@ -519,7 +535,13 @@ def calibrate_ruleset(
         )
     names = [sc.name for sc in ruleset.scorecards]
     if scorecard is None:
-        scorecard = next(n for n in names if any(n in scorecards_tuned(ruleset, t) for t in ruleset.tunables))
+        tuned = [n for n in names if any(n in scorecards_tuned(ruleset, t) for t in ruleset.tunables)]
+        if not tuned:
+            raise UsageError(
+                f"no scorecard of {ruleset.path} reads its tunable values",
+                hint="a tunable parameter counts once a gate reads it as params.<name>",
+            )
+        scorecard = tuned[0]
     elif scorecard not in names:
         raise UsageError(f"unknown scorecard {scorecard!r}", hint=f"scorecards: {', '.join(names)}")
     needed = scorecards_needed(ruleset, scorecard)
