@@ -76,7 +76,8 @@ class Sensitivity:
 def moved(knob: Knob, delta: float) -> float:
     """The knob's value moved by `delta` (relative); pools and caps rounded to whole units."""
     value = knob.value * (1 + delta)
-    return float(round(value)) if knob.integer else round(value, 12)
+    # (6 decimals: what gates and tiers compare, so the value written and the value compared agree)
+    return float(round(value)) if knob.integer else round(value, 6)
 
 
 def sensitivity(variants: Variants, deltas: Sequence[float] = DELTAS) -> Sensitivity:
