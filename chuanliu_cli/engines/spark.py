@@ -497,7 +497,11 @@ def _apply_marks(
         converted.where("`__reason` IS NULL")
         .withColumn("__n", F.row_number().over(last))
         .where("__n = 1")
-        .select(F.col("order_id").alias("__mark"), F.col("promoter_id").alias("__promoter"))
+        .select(
+            F.col("order_id").alias("__mark"),
+            F.col("promoter_id").alias("__promoter"),
+            F.col("promoter_name").alias("__name"),
+        )
     )
     valid = orders.where("`__reason` IS NULL").select(F.col("order_id").alias("__known"))
     unmatched = marks.join(valid, marks["__mark"] == valid["__known"], "left_anti")
@@ -523,7 +527,7 @@ def _apply_marks(
             )
         elif c == "promoter_name":
             kept = F.when(same, F.col(c)).otherwise(F.lit(None).cast("string"))
-            columns.append(F.when(marked, kept).otherwise(F.col(c)).alias(c))
+            columns.append(F.when(marked, F.coalesce(F.col("__name"), kept)).otherwise(F.col(c)).alias(c))
         else:
             columns.append(F.col(c))
     return joined.select(*columns)

@@ -73,6 +73,8 @@ class FileResult:
     regressed: int = 0
     # of `duplicates`: the occurrences that differ from the one kept (each also in rejected_rows)
     conflicts: int = 0
+    # a cps list's marks whose orders are not loaded yet (kept in cps_marks, applied when they are)
+    pending: int = 0
 
     @property
     def reject_rate(self) -> float:
@@ -478,6 +480,7 @@ def _load_one(
     else:
         rejects = _stage_batches(con, p, options, result, progress)
         source = "stage"
+    source = _with_marks(con, p, source, result)
     if result.rows_read == 0 and p.reader.method is None:
         # (an empty page of responses is the last page of a cursor, not a mistake)
         result.warnings.append(f"{p.reader.name}: no data rows (only a header)")
@@ -506,6 +509,7 @@ def _load_one(
         )
         con.execute("DROP TABLE __touched")
     _record_load(con, p, result, started, t0)
+    con.execute("DROP VIEW IF EXISTS marked")
     con.execute("DROP TABLE IF EXISTS stage")
     con.execute("DROP VIEW IF EXISTS src")
     con.execute("DROP VIEW IF EXISTS src_file")
@@ -548,22 +552,82 @@ def _record_load(
     )
 
 
-# --- open-platform cps lists: marks on stored orders -------------------------------------------------------
+# --- open-platform cps lists: marks kept beside the orders --------------------------------------------------
+
+#: An order `o` as the cps mark `m` (a row of cps_marks, or NULLs) makes it: a distribution order of the
+#: mark's promoter (the order's own when the mark names none), named by the mark, else by the order when
+#: the promoter stays the same.
+_MARKED = {
+    "sale_mode": "CASE WHEN m.order_id IS NULL THEN {o}.sale_mode ELSE 'distribution' END",
+    "promoter_id": "coalesce(m.promoter_id, {o}.promoter_id)",
+    "promoter_name": "CASE WHEN m.order_id IS NULL THEN {o}.promoter_name WHEN m.promoter_name IS NOT NULL "
+    "THEN m.promoter_name WHEN m.promoter_id IS NULL OR m.promoter_id = {o}.promoter_id "
+    "THEN {o}.promoter_name END",
+}
+
+
+def _unlike_mark(o: str) -> str:
+    """Whether order `o` differs from what its mark `m` makes it (the mark then changes it)."""
+    return " OR ".join(f"({_MARKED[c].format(o=o)}) IS DISTINCT FROM {o}.{c}" for c in _MARKED)
+
+
+def _contradicts_mark(o: str) -> str:
+    """Whether order `o`'s own data said otherwise than its mark `m`: self-sold, or another promoter."""
+    return (
+        f"({o}.sale_mode = 'self' OR (m.promoter_id IS NOT NULL AND {o}.promoter_id IS NOT NULL "
+        f"AND {o}.promoter_id <> m.promoter_id))"
+    )
+
+
+def _said_otherwise(name: str, rows: list[tuple[str, str, str | None, str | None]], how: str) -> str:
+    """The warning naming the orders whose own data a cps mark overrides: (order, mode, promoter, mark's)."""
+    said = [
+        f"order {oid} {mode}{f' (promoter {was})' if was else ''} → distribution (promoter {now or was})"
+        for oid, mode, was, now in rows
+    ]
+    more = f"; … {len(said) - SHOW_REJECTS} more" if len(said) > SHOW_REJECTS else ""
+    return (
+        f"{name}: {len(said)} order(s) whose own data said self-sold or another promoter are distribution "
+        f"orders of {how}: {'; '.join(said[:SHOW_REJECTS])}{more}"
+    )
+
+
+def _with_marks(con: duckdb.DuckDBPyConnection, p: _Prepared, source: str, result: FileResult) -> str:
+    """The rows of an orders file with the stored cps marks applied (the temp view `marked`), before they are
+    compared with the stored orders: so an orders page loaded after a cps list keeps its marks, and loading
+    it again changes nothing. `source` itself when no mark is stored (the usual case: no cost). The orders
+    whose own data said otherwise are named in a warning."""
+    if p.table != "orders" or first_row(con.execute("SELECT 1 FROM cps_marks LIMIT 1")) is None:
+        return source
+    replaced = ", ".join(f"{e.format(o='s')} AS {ident(c)}" for c, e in _MARKED.items())
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW marked AS SELECT s.* REPLACE ({replaced}) FROM {source} s "
+        "LEFT JOIN cps_marks m ON m.order_id = s.order_id"
+    )
+    said = con.execute(
+        f"SELECT s.order_id, s.sale_mode, s.promoter_id, m.promoter_id FROM {source} s JOIN cps_marks m "
+        f"ON m.order_id = s.order_id WHERE s.__reason IS NULL AND {_contradicts_mark('s')} "
+        "ORDER BY s.__line"
+    ).fetchall()
+    if said:
+        result.warnings.append(_said_otherwise(p.reader.name, said, "the cps lists loaded before"))
+    return "marked"
 
 
 def _mark_orders(
     con: duckdb.DuckDBPyConnection, p: _Prepared, options: LoadOptions, progress: ProgressCallback | None
 ) -> FileResult:
-    """Apply a cps list (open.seller.order.cps.list) to the stored orders: each order it names becomes a
-    distribution order of its promoter.
+    """Load a cps list (open.seller.order.cps.list): keep its rows as marks in `cps_marks` and apply them to
+    the stored orders; each order it names becomes a distribution order of its promoter.
 
-    Joined at load time, after every other file of the load (the orders among them), because the orders
-    table is the one place scorecards read sale_mode and promoter_id from: scoring stays one table, and the
-    reviews of a marked order follow it (scoring takes a review's promoter from its order). A row whose
-    order is not stored is rejected with that reason, kept in `rejected_rows` and counted against the reject
-    limits like any bad row, so that it is never dropped unsaid; loading the file again after its orders
-    applies it. An order the cps list names is changed only where it differs; the orders whose own data
-    said otherwise (self-sold, another promoter) are named in a warning.
+    The orders table is the one place scorecards read sale_mode and promoter_id from (scoring stays one
+    table, and the reviews of a marked order follow it: scoring takes a review's promoter from its order).
+    The marks are kept, and every later orders load applies them to its rows (`_with_marks`), so that
+    loading an orders page again does not undo them and the order of loading pages and lists never
+    matters. A mark whose order is not loaded yet waits in cps_marks and is said (`pending`), never dropped.
+    A later list's mark of the same order replaces the earlier one; within one list the last row wins.
+    The counts are the orders': `updated` the orders the list changes, `unchanged` its other marks (the
+    order already so, or not loaded yet); the orders whose own data said otherwise are named in a warning.
     """
     started = datetime.now()
     t0 = time.perf_counter()
@@ -573,69 +637,82 @@ def _mark_orders(
     valid = first_row(con.execute("SELECT count(*) FROM stage WHERE __reason IS NULL"))
     assert valid is not None
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE marks AS SELECT order_id, promoter_id, __line FROM stage "
-        "WHERE __reason IS NULL QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY __line DESC) = 1"
+        "CREATE OR REPLACE TEMP TABLE marks AS SELECT order_id, promoter_id, promoter_name, __line "
+        "FROM stage WHERE __reason IS NULL "
+        "QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY __line DESC) = 1"
     )
     counts = first_row(con.execute("SELECT count(*) FROM marks"))
     assert counts is not None
     result.duplicates = int(valid[0]) - int(counts[0])
+    result.load_id = _next_load_id(con)
+    # the marks kept: new ones, and those that differ from the stored mark of their order (an identical one
+    # keeps the load that first gave it)
+    lines = con.execute(
+        "SELECT m.__line FROM marks m LEFT JOIN cps_marks c ON c.order_id = m.order_id "
+        "WHERE c.order_id IS NULL OR c.promoter_id IS DISTINCT FROM m.promoter_id "
+        "OR c.promoter_name IS DISTINCT FROM m.promoter_name"
+    ).fetchall()
+    if lines:
+        import pyarrow as pa
 
-    def differs(o: str) -> str:
-        return (
-            f"({o}.sale_mode IS DISTINCT FROM 'distribution' OR "
-            f"(m.promoter_id IS NOT NULL AND {o}.promoter_id IS DISTINCT FROM m.promoter_id))"
+        where = pa.table(
+            {
+                "__line": pa.array([int(r[0]) for r in lines], pa.int64()),
+                "__where": pa.array([p.reader.where(int(r[0])) for r in lines], pa.string()),
+            }
         )
-
-    missing = con.execute(
+        con.register("mark_lines", where)
+        try:
+            con.execute(
+                "DELETE FROM cps_marks WHERE order_id IN "
+                "(SELECT m.order_id FROM marks m SEMI JOIN mark_lines w ON w.__line = m.__line)"
+            )
+            con.execute(
+                "INSERT INTO cps_marks SELECT m.order_id, m.promoter_id, m.promoter_name, ?, ?, w.__where "
+                "FROM marks m JOIN mark_lines w ON w.__line = m.__line",
+                [result.load_id, p.reader.name],
+            )
+        finally:
+            con.unregister("mark_lines")
+    pending = con.execute(
         "SELECT m.order_id, m.__line FROM marks m ANTI JOIN orders o ON o.order_id = m.order_id "
         "ORDER BY m.__line"
     ).fetchall()
     changed = con.execute(
-        "SELECT m.order_id, o.sale_mode, o.promoter_id, m.promoter_id FROM marks m JOIN orders o "
-        f"ON o.order_id = m.order_id WHERE {differs('o')} ORDER BY m.__line"
+        "SELECT m.order_id, o.sale_mode, o.promoter_id, m.promoter_id, "
+        f"{_contradicts_mark('o')} FROM marks m JOIN orders o "
+        f"ON o.order_id = m.order_id WHERE {_unlike_mark('o')} ORDER BY m.__line"
     ).fetchall()
     result.updated = len(changed)
-    result.unchanged = int(counts[0]) - len(missing) - len(changed)
+    result.unchanged = int(counts[0]) - len(changed)
+    result.pending = len(pending)
     if changed:
+        assignments = ", ".join(f"{ident(c)} = {e.format(o='orders')}" for c, e in _MARKED.items())
         con.execute(
-            "UPDATE orders SET sale_mode = 'distribution', "
-            "promoter_id = coalesce(m.promoter_id, orders.promoter_id), "
-            "promoter_name = CASE WHEN m.promoter_id IS NULL OR m.promoter_id = orders.promoter_id "
-            "THEN orders.promoter_name END "
-            f"FROM marks m WHERE orders.order_id = m.order_id AND {differs('orders')}"
+            f"UPDATE orders SET {assignments} FROM marks m "
+            f"WHERE orders.order_id = m.order_id AND ({_unlike_mark('orders')})"
         )
-        said = [
-            f"order {oid} {mode}{f' (promoter {was})' if was else ''} → distribution (promoter {now or was})"
-            for oid, mode, was, now in changed
-            if mode != "distribution" or was is not None
-        ]
+        said = [row[:4] for row in changed if row[4]]
         if said:
-            more = f"; … {len(said) - SHOW_REJECTS} more" if len(said) > SHOW_REJECTS else ""
-            result.warnings.append(
-                f"{p.reader.name}: {len(said)} order(s) whose own data said self-sold or another promoter "
-                f"are distribution orders of the cps list's promoter: {'; '.join(said[:SHOW_REJECTS])}{more}"
-            )
-    raw = _raw_lines(p, options, {int(line) for _, line in missing}) if missing else {}
-    unmatched = [
-        Reject(
-            p.reader.name,
-            p.reader.where(int(line)),
-            raw.get(int(line), ""),
-            f"order {oid} is not among the loaded orders; load its orders (open.order.cursor.list responses "
-            "or an orders export) first or in the same command, then this file again",
-        )
-        for oid, line in missing
-    ]
-    result.rejected = result.rows_read - int(valid[0]) + len(unmatched)
-    result.all_rejects = rejects + unmatched
-    result.rejects = result.all_rejects[:SHOW_REJECTS]
-    result.load_id = _next_load_id(con)
-    if changed:
+            result.warnings.append(_said_otherwise(p.reader.name, said, "the cps list's promoter"))
         con.execute(
             "INSERT INTO load_changes SELECT ?, 'orders', CAST(order_id AS VARCHAR), 'update' "
             "FROM (SELECT unnest(?::VARCHAR[]) AS order_id)",
             [result.load_id, [row[0] for row in changed]],
         )
+    if pending:
+        shown = "; ".join(
+            f"order {oid} ({p.reader.where(int(line))})" for oid, line in pending[:SHOW_REJECTS]
+        )
+        more = f"; … {len(pending) - SHOW_REJECTS} more" if len(pending) > SHOW_REJECTS else ""
+        result.warnings.append(
+            f"{p.reader.name}: {len(pending)} cps row(s) name orders that are not loaded yet: {shown}{more}; "
+            "their marks are kept and apply when those orders are loaded (open.order.cursor.list responses "
+            "or an orders export)"
+        )
+    result.rejected = result.rows_read - int(valid[0])
+    result.all_rejects = rejects
+    result.rejects = rejects[:SHOW_REJECTS]
     result.sha256 = file_sha256(p.reader.path)
     _record_load(con, p, result, started, t0)
     con.execute("DROP TABLE IF EXISTS stage")

@@ -20,7 +20,7 @@ from chuanliu_cli.schema import TABLES, table_ddl
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_DB = "chuanliu.duckdb"
 MEMORY = ":memory:"
 
@@ -146,6 +146,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             "table" VARCHAR NOT NULL,
             "key" VARCHAR NOT NULL,
             change VARCHAR NOT NULL
+        )""",
+    ),
+    # the marks of the open platform's cps lists (open.seller.order.cps.list), kept beside the orders: an
+    # order a list names is a distribution order of its promoter whatever an orders page loaded before or
+    # after the list says, so every orders load applies them again and the order of loading pages and lists
+    # never matters; a mark whose order is not loaded yet waits here for it (the last list loaded wins)
+    5: (
+        """CREATE TABLE IF NOT EXISTS cps_marks (
+            order_id VARCHAR PRIMARY KEY,
+            promoter_id VARCHAR,
+            promoter_name VARCHAR,
+            load_id BIGINT NOT NULL,
+            file VARCHAR NOT NULL,
+            line VARCHAR NOT NULL
         )""",
     ),
 }

@@ -7,7 +7,7 @@ the file's name:
 
 - `open.order.cursor.list`: `data.orderList[]` → orders;
 - `open.seller.order.cps.list`: `data.cpsOrderList[]` → marks orders as distribution orders with their
-  promoter (the loader applies them to the stored orders);
+  promoter (the loader keeps them in `cps_marks` and applies them to the orders, stored and loaded later);
 - `open.comment.list.get`: `data.rootComment[]` → reviews.
 
 Each element becomes one row of text cells under the canonical column names, as a CSV export would hold
@@ -222,13 +222,19 @@ def _order(el: dict[str, Any]) -> Flat:
 
 def _cps(el: dict[str, Any]) -> Flat:
     """An element of data.cpsOrderList: the order it marks and its promoter (distributorId, else
-    promoterId: the 达人 the orders' own orderCpsInfo.distributorId names)."""
+    promoterId: the 达人 the orders' own orderCpsInfo.distributorId names), with distributorName if any."""
     ids: list[str] = []
     promoter = _id(el.get("distributorId"), "distributorId", ids)
     if _absent(promoter):
         promoter = _id(el.get("promoterId"), "promoterId", ids)
     order = _id(el.get("oid"), "oid", ids)
-    return Flat({"order_id": order, "promoter_id": None if _absent(promoter) else promoter}, *ids[:1])
+    named = not _absent(promoter) and isinstance(el.get("distributorName"), str)
+    cells: Cells = {
+        "order_id": order,
+        "promoter_id": None if _absent(promoter) else promoter,
+        "promoter_name": (el.get("distributorName") or None) if named else None,
+    }
+    return Flat(cells, *ids[:1])
 
 
 _FALSE = (False, 0, "0", "false", "False")
@@ -284,7 +290,7 @@ CPS = Method(
     "open.seller.order.cps.list",
     "orders",
     "cpsOrderList",
-    {"order_id": "oid", "promoter_id": "distributorId (else promoterId)"},
+    {"order_id": "oid", "promoter_id": "distributorId (else promoterId)", "promoter_name": "distributorName"},
     (),
     _cps,
     "oid",
@@ -315,8 +321,8 @@ KNOWN = ", ".join(m.name for m in METHODS)
 
 def marks_mapping(orders: TableMapping) -> TableMapping:
     """The rows of a cps list as a table of their own, canonicalized like the orders' columns they name: the
-    order (order_id, required) and its promoter."""
-    columns = (orders.table.column("order_id"), orders.table.column("promoter_id"))
+    order (order_id, required), its promoter and the promoter's name."""
+    columns = tuple(orders.table.column(c) for c in ("order_id", "promoter_id", "promoter_name"))
     table = Table("cps_marks", "order_id", columns, None, ())
     return TableMapping(table, {c.name: [c.name] for c in columns}, {})
 
