@@ -70,7 +70,7 @@ def estimate_did(long: pl.DataFrame, horizon: int, last: int) -> DidEstimate:
 
     # `long` is balanced (every entity in every period), so a shift within an entity is a period back
     frame = long.sort("key", "t").with_columns(
-        ly=pl.when(pl.col("outcome") > 0).then(pl.col("outcome").log())
+        ly=pl.when((pl.col("outcome") > 0) & pl.col("outcome").is_finite()).then(pl.col("outcome").log())
     )
     doses = [f"dose_{lag}" for lag in range(1, horizon + 1)]
     frame = frame.with_columns(
@@ -113,7 +113,12 @@ def estimate_did(long: pl.DataFrame, horizon: int, last: int) -> DidEstimate:
     variables = ["ly", *doses, "growth", *dummies]
     detrended = _detrend(rows, variables)
     formula = f"ly ~ {' + '.join([*doses, 'growth', *dummies])} - 1"
-    fit = _quiet(feols, formula, data=detrended, vcov={"CRV1": "key"})
+    try:
+        fit = _quiet(feols, formula, data=detrended, vcov={"CRV1": "key"})
+    except Exception as exc:  # pyfixest raises plain exceptions on degenerate panels
+        note = f"the panel regression could not be fitted ({type(exc).__name__}: {exc})"
+        checks["note"] = note
+        return DidEstimate(None, None, rows.height, checks, (note,))
     coef = fit.coef()
     vcov = fit._vcov  # (pyfixest keeps the clustered covariance here; its order is that of coef())
     names = list(coef.index)
@@ -171,7 +176,7 @@ def event_study(long: pl.DataFrame, last: int) -> tuple[list[EventTime], dict[st
         long.filter(pl.col("t") <= last)
         .join(granted, on="key", how="left")
         .filter(pl.col("first").is_null() | (pl.col("first") > start))  # granted when first seen: no "before"
-        .filter(pl.col("outcome") > 0)
+        .filter((pl.col("outcome") > 0) & pl.col("outcome").is_finite())
         .with_columns(ly=pl.col("outcome").log(), k=pl.col("t") - pl.col("first") - 1)
     )
     counts = frame.filter(pl.col("k").is_not_null() & (pl.col("k") != -1)).group_by("k").len()

@@ -231,15 +231,17 @@ def _rd(panel: Panel) -> list[RdEstimate]:
     later = [
         p.frame.select(pl.col(key), pl.col("outcome").alias(f"y{h}")) for h, p in enumerate(panel.outcomes)
     ]
-    frame = panel.grant.frame.filter(pl.col("eligible") & pl.col("running").is_not_null())
+    frame = panel.grant.frame.filter(pl.col("eligible") & pl.col("running").is_finite())
     for part in later:
         frame = frame.join(part, on=key, how="left")
     ys = [f"y{h}" for h in range(len(later))]
     # an entity absent from an outcome period (no activity there) has no outcome for the horizon
     frame = frame.filter(pl.all_horizontal(pl.col(ys).is_not_null()))
-    frame = frame.with_columns(y=pl.mean_horizontal(ys)).filter(pl.col("y") > 0)
+    frame = frame.with_columns(y=pl.mean_horizontal(ys)).filter((pl.col("y") > 0) & pl.col("y").is_finite())
     baseline = frame["outcome"].to_numpy()
-    base = np.log(baseline) if (baseline > 0).all() else None
+    base = (
+        np.log(baseline) if len(baseline) and (baseline > 0).all() and np.isfinite(baseline).all() else None
+    )
     cutoffs = [(t.name, float(t.min_score)) for t in panel.grant.tiers]
     return estimate_cutoffs(
         frame["running"].to_numpy(), np.log(frame["y"].to_numpy()), frame["dose"].to_numpy(), base, cutoffs
