@@ -933,7 +933,6 @@ class Session:
                             stored_id = None  # the budget paces another pool now: score again
             if stored_id is not None:
                 run = load_stored_run(source, stored_id, ruleset, p, only)
-                run = _stored_labels(source, run, name)
                 record = False
             else:
                 run = score_period(source, ruleset, p, upto=name)
@@ -1199,19 +1198,6 @@ def _other_scorecard(source: Any, ruleset: Ruleset, scorecard: str, key: str) ->
     return None
 
 
-def _stored_labels(source: Any, run: RunResult, scorecard: str) -> RunResult:
-    """A recorded run read back, with the label columns it does not store (a shop's group_id and category,
-    pipeline.label_columns) read from the data now, as a fresh run has them."""
-    from chuanliu_cli.engines.duckdb import as_engine
-    from chuanliu_cli.scoring.pipeline import label_columns, with_labels
-
-    res = run.scorecards[scorecard]
-    if set(label_columns(res.scorecard)) <= set(res.frame.columns):
-        return run
-    frame = with_labels(res.scorecard, res.frame, as_engine(source).names(res.key))
-    return replace(run, scorecards={**run.scorecards, scorecard: replace(res, frame=frame)})
-
-
 def _require_group(source: Any, group: str) -> None:
     """DataError (exit 4) unless a shop in `shops` has group_id `group`, naming the nearest group ids."""
     import difflib
@@ -1222,7 +1208,9 @@ def _require_group(source: Any, group: str) -> None:
     groups = sorted({str(g) for g in shops["group_id"].drop_nulls()}) if shops is not None else []
     if group in groups:
         return
-    near = difflib.get_close_matches(group, groups, n=3, cutoff=0.5)
+    # the closest first, ties in group order (get_close_matches would put zt880060 before zt880001)
+    ratio = {g: difflib.SequenceMatcher(None, group, g).ratio() for g in groups}
+    near = sorted((g for g in groups if ratio[g] >= 0.5), key=lambda g: (-ratio[g], g))[:3]
     if near:
         hint = "nearest known: " + ", ".join(near)
     else:

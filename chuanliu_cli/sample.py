@@ -1586,10 +1586,20 @@ def _write_late_refunds(
     """
     import polars as pl
 
-    from chuanliu_cli.api import Session
+    from chuanliu_cli.ingest.discover import discover
+    from chuanliu_cli.ingest.loader import LoadOptions, load_files
+    from chuanliu_cli.rules.effective import ruleset_for_period
+    from chuanliu_cli.scoring.pipeline import score_period
+    from chuanliu_cli.store.database import memory_database
 
-    with Session(data=outdir) as session:
-        listed = session.eligible(end_period.label, "merchant", record=False).frame
+    # what `eligible --data` does: the exports validated like `load`, the version in force scored
+    db = memory_database(None)
+    try:
+        load_files(db, discover(outdir), LoadOptions())
+        ruleset, period = ruleset_for_period(None, end_period.label, check=True)
+        listed = score_period(db.con, ruleset, period, upto="merchant").scorecards["merchant"].frame
+    finally:
+        db.con.close()
     rewarded = set(listed.filter(pl.col("grant").fill_null(0) > 0)["shop_id"].to_list())
     if not rewarded:
         raise UsageError(

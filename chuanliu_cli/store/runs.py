@@ -235,8 +235,9 @@ def load_stored_run(
     of `keys` is not among them."""
     import polars as pl
 
+    from chuanliu_cli.engines.duckdb import as_engine
     from chuanliu_cli.scoring.gates import gate_column
-    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
+    from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult, label_columns, with_labels
     from chuanliu_cli.store.status import MissingHistory
 
     head = first_row(con.execute("SELECT scorecard, complete, detail FROM runs WHERE run_id = ?", [run_id]))
@@ -275,7 +276,10 @@ def load_stored_run(
     ).rename({"entity": sc.key})
     order = [sc.key, "name", *metrics, *scores, "eligible", "failed_gates", "tier", "rank", "grant"]
     outcomes = frame.select(sc.key, *(by_id[g] for g in gates)) if gates else None
-    result = ScorecardResult(sc, period, frame.select(*order, "grant_note"), None, outcomes)
+    # a shop's group_id and category are not stored: read from shops now, as scoring adds them
+    shops = as_engine(con).names(sc.key) if label_columns(sc) != ("name",) else None
+    labelled = with_labels(sc, frame.select(*order, "grant_note"), shops)
+    result = ScorecardResult(sc, period, labelled, None, outcomes)
     if some:
         result = replace(
             result,
