@@ -353,3 +353,16 @@ scorecards:
     assert "do not make a valid ruleset" in info.value.errors[0]
     assert info.value.errors[2].startswith("tiers.yaml:")
     assert "merchant.tiers.A.min_score starts near 70" in info.value.errors[2]
+
+
+def test_rules_show_lists_parameters_and_tunable_values() -> None:
+    from rich.console import Console
+
+    from chuanliu_cli.present.ruleset import render_ruleset
+
+    console = Console(width=200, record=True, no_color=True)
+    for renderable in render_ruleset(parse_ruleset(tuned(more=True), "t.yaml")):
+        console.print(renderable)
+    text = console.export_text()
+    assert "param min_live_weeks" in text and "tunable merchant.tiers.S.min_score" in text
+    assert "[70, 90]: chosen by `chuanliu rules calibrate`; shown as 70 until then" in text

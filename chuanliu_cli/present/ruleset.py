@@ -142,6 +142,14 @@ def _header(ruleset: Ruleset) -> Panel:
         grid.add_row("effective", f"{start} to {end}" if end else f"from {start}")
     for name, expr in ruleset.filters.items():
         grid.add_row(f"filter {escape(name)}", escape(expr.text))
+    for name, value in ruleset.params.items():  # (gates show them bound: params.x as its number)
+        grid.add_row(f"param {escape(name)}", _num(value))
+    for t in ruleset.tunables:
+        grid.add_row(
+            f"tunable {escape(t.path)}",
+            f"[{_num(t.low)}, {_num(t.high)}]: chosen by `chuanliu rules calibrate`; "
+            f"shown as {_num(t.low)} until then",
+        )
     if ruleset.assumptions:
         grid.add_row("assumptions", escape(ruleset.assumptions))
     return Panel(grid, title=f"Ruleset {escape(ruleset.name)}", title_align="left")
