@@ -277,6 +277,10 @@ def caveats(outcome: str, horizon: int) -> list[str]:
         "did compares each entity with its own trend (entity intercepts and slopes, period effects) and "
         "with entities of the same recent growth, because the score rewards growth; it assumes nothing "
         "else changed for the granted entities at the same time.",
+        "The event study compares entities first granted in different periods with those never granted, "
+        "with entity and period effects but no entity trends: its leads (k < -1) show whether the granted "
+        "were already on another path before their first grant (the score favours growing merchants, so "
+        "they often are), and its lags mix the effect with that path; did removes each entity's own trend.",
         "The outcome is used in logs: entities whose outcome is 0 are left out (counted in the checks).",
         "Do not trust an estimate whose warnings say there are few entities near the cutoff, that scores "
         "bunch above it, or that the ruleset changed inside the panel.",

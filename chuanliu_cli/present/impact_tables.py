@@ -36,7 +36,8 @@ def _checks(e: dict[str, Any]) -> str:
         )
     pre = c.get("pre_trends") or {}
     return (
-        f"{c.get('entities')} entities; {c.get('dropped_zero_outcome')} with a zero outcome left out; "
+        f"{c.get('entities')} entities; {c.get('dropped_zero_outcome')} entity-periods without an outcome "
+        "above 0 left out; "
         f"pre-trends p {_p(pre.get('p_value'))} ({pre.get('leads', 0)} leads)"
     )
 
