@@ -259,6 +259,14 @@ def test_impact_refuses_a_later_period_without_data(
     assert longer.exit_code == 4 and "2023-08" in longer.output
 
 
+def test_impact_strict_turns_its_warnings_into_exit_7(
+    invoke: Callable[..., Any], database: tuple[Path, dict[str, int]]
+) -> None:
+    result = invoke("impact", "--db", str(database[0]), "--month", "2023-06", "--strict", "--format", "json")
+    assert result.exit_code == 7, result.output
+    assert result.stdout == "" and "too few" in result.output
+
+
 def test_impact_refuses_a_later_period_with_part_of_its_data(
     invoke: Callable[..., Any], samples: dict[float, Path], tmp_path: Path
 ) -> None:
