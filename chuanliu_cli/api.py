@@ -329,7 +329,7 @@ def write_sample(
     seed: int = 42,
     headers: Literal["en", "zh"] = "en",
     encoding: Literal["utf-8", "gb18030"] = "utf-8",
-    fmt: Literal["csv", "parquet", "xlsx"] = "csv",
+    fmt: Literal["csv", "parquet", "xlsx", "api"] = "csv",
     orders: int | None = None,
     late_refunds: bool = False,
 ) -> dict[str, Path]:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 Headers = Literal["en", "zh"]
 Encoding = Literal["utf-8", "gb18030"]
-Format = Literal["csv", "parquet", "xlsx"]
+Format = Literal["csv", "parquet", "xlsx", "api"]  # api: saved open-platform responses (sample_api)
 
 #: Output file stems per header language; the loader recognises both (SPEC §3 `load --dir`).
 FILE_STEMS: dict[Headers, dict[str, str]] = {
@@ -265,6 +265,16 @@ def generate_sample(
     name → written file. `effect` plants a known causal effect of the grants (see _plant_effect); 0 plants
     nothing and leaves every byte as it was.
     """
+    if fmt == "api":  # the same dataset as saved open-platform responses, converted by sample_api
+        from functools import partial
+
+        from chuanliu_cli.sample_api import write_api_sample
+
+        same = partial(
+            generate_sample, merchants=merchants, months=months, end=end, seed=seed, orders=orders,
+            effect=effect, late_refunds=late_refunds,
+        )  # fmt: skip
+        return write_api_sample(outdir, headers, encoding, same)
     if merchants < 1:
         raise UsageError(f"--merchants must be at least 1, got {merchants}")
     if months < 1:

@@ -25,6 +25,7 @@ class SampleFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
     xlsx = "xlsx"
+    api = "api"  # saved open-platform responses (JSON lines), livestreams and shops as CSV
 
 
 def sample(
@@ -37,7 +38,9 @@ def sample(
     encoding: Annotated[
         SampleEncoding, typer.Option("--encoding", help="CSV text encoding.")
     ] = SampleEncoding.utf8,
-    fmt: Annotated[SampleFormat, typer.Option("--format", help="File format.")] = SampleFormat.csv,
+    fmt: Annotated[
+        SampleFormat, typer.Option("--format", help="File format; api: saved open-platform responses.")
+    ] = SampleFormat.csv,
     orders: Annotated[
         int | None, typer.Option("--orders", min=1, help="Target number of orders (for scale tests).")
     ] = None,
