@@ -151,7 +151,7 @@ def target(
     elif implied is not None and implied != "table" and implied != fmt.value:
         raise UsageError(
             f"--format {fmt.value} disagrees with -o {output}, whose name says {implied}",
-            hint=f"drop --format (the name decides), or name the file .{_suffix(fmt)}",
+            hint=f"give --format {implied} (or none) for a .{implied} file, or name the file .{_suffix(fmt)}",
         )
     if csv_encoding is not None and fmt is not OutputFormat.csv:
         raise UsageError(

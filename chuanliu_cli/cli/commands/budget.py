@@ -8,8 +8,11 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, target, warn
 from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
     DataOption,
     DbOption,
+    Labels,
+    LabelsOption,
     OutOption,
     RulesOption,
     ScorecardOption,
@@ -48,12 +51,14 @@ def budget(
     data: DataOption = None,
     fmt: TableFormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     db: DbOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
     """Each period's pool, allocated and unallocated, and what the year's budget has left; each figure from
     the latest recorded `eligible` run of the period, or scored now with the ruleset in force then."""
-    to = target(fmt, output, "table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     with session(db, data, wait=wait) as s:
         result = s.budget(year, scorecard, rules)
     warn(result.warnings)

@@ -8,8 +8,11 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, target, warn
 from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
     DataOption,
     DbOption,
+    Labels,
+    LabelsOption,
     MemoryLimitOption,
     MonthOption,
     OutOption,
@@ -41,6 +44,8 @@ def impact(
     data: DataOption = None,
     fmt: TableFormatOption = None,
     output: OutOption = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     strict: StrictOption = False,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
@@ -51,7 +56,7 @@ def impact(
     relative change for a full cap, with 95 % intervals, N and checks (pip install 'chuanliu[impact]')."""
     from chuanliu_cli.impact.result import impact_document
 
-    to = target(fmt, output, piped="table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     with session(db, data, memory_limit, wait) as s:
         result = s.impact(month, outcome, horizon, scorecard, rules, strict=strict)
     warn(result.warnings)

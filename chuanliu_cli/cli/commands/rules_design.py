@@ -9,9 +9,12 @@ import typer
 
 from chuanliu_cli.cli.emit import emit, target, warn
 from chuanliu_cli.cli.options import (
+    CsvEncodingOption,
     DataOption,
     DbOption,
     FormatOption,
+    Labels,
+    LabelsOption,
     MemoryLimitOption,
     MonthOption,
     OutputFormat,
@@ -94,6 +97,8 @@ def rules_sensitivity(
             "-o", "--output", help="Write to FILE (atomically); a .csv .json name implies the format."
         ),
     ] = None,
+    csv_encoding: CsvEncodingOption = None,
+    labels: LabelsOption = Labels.en,
     data: DataOption = None,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
@@ -102,7 +107,7 @@ def rules_sensitivity(
     """How much each number of a scorecard matters: every gate threshold, weight, tier min_score, the cap and
     the pool moved by -20 %, -5 %, +5 % and +20 % (everything else as written), with the eligible count,
     entrants, leavers and grant moved (sum of |grant change| / 2) against the ruleset as written."""
-    to = target(fmt, output, "table")
+    to = target(fmt, output, "table", csv_encoding=csv_encoding, labels=labels)
     with session(db, data, memory_limit, wait) as s:
         result = s.sensitivity(month, scorecard, rules)
     warn(result.warnings)
