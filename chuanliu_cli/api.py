@@ -331,6 +331,7 @@ def write_sample(
     encoding: Literal["utf-8", "gb18030"] = "utf-8",
     fmt: Literal["csv", "parquet", "xlsx", "api"] = "csv",
     orders: int | None = None,
+    effect: float = 0.0,
     late_refunds: bool = False,
 ) -> dict[str, Path]:
     """Write the deterministic synthetic dataset (the same arguments give byte-identical files); `effect`
@@ -351,6 +352,7 @@ def write_sample(
         encoding=encoding,
         fmt=fmt,
         orders=orders,
+        effect=effect,
         late_refunds=late_refunds,
     )
 
@@ -390,7 +392,6 @@ class Session:
                 )
             from chuanliu_cli.engines.spark import SparkSettings
 
-    effect: float = 0.0,
             spark = spark or SparkSettings()
             if data is not None:
                 spark = replace(spark, data=str(data))
@@ -410,7 +411,6 @@ class Session:
         self._data_warnings: tuple[str, ...] = ()
 
     # -- lifecycle --
-        effect=effect,
 
     def __enter__(self) -> Session:
         return self
