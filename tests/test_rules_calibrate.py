@@ -366,3 +366,45 @@ def test_rules_show_lists_parameters_and_tunable_values() -> None:
     text = console.export_text()
     assert "param min_live_weeks" in text and "tunable merchant.tiers.S.min_score" in text
     assert "[70, 90]: chosen by `chuanliu rules calibrate`; shown as 70 until then" in text
+
+
+def test_capped_and_pool_to_are_measured_on_the_grants() -> None:
+    import polars as pl
+
+    from chuanliu_cli.design.calibrate import measure
+    from chuanliu_cli.design.variants import Variants
+    from chuanliu_cli.periods import parse_period
+    from chuanliu_cli.scoring.pipeline import finish_scorecard
+
+    text = """\
+version: 1
+name: capped
+scorecards:
+  merchant:
+    key: shop_id
+    metrics:
+      days: {from: livestreams, value: count(*)}
+    scores:
+      total:
+        parts:
+          - {metric: days, weight: 1, normalize: {linear: [0, 20]}}
+    tiers:
+      - {name: S, min_score: 70, multiplier: 1}
+      - {name: A, min_score: 0, multiplier: 1}
+    reward: {pool: 1000, cap: {tune: [300, 500]}}
+"""
+    rs = parse_ruleset(text, "capped.yaml")
+    metrics = pl.DataFrame({"shop_id": ["k2", "k3", "k4"], "days": [10.0, 12.0, 16.0]})
+    res = finish_scorecard(rs.scorecard("merchant"), parse_period("2023-05", "month"), metrics)
+    v = Variants.of(rs, res)
+    # cap 400: 50:60:80 of 1000 gives k4 421 > 400, so k4 is capped and k2, k3 share 600 as 273 and 327
+    outcome = v.evaluate({"merchant.reward.cap": 400.0})
+    assert outcome is not None
+    targets = [
+        parse_target(t, ["S", "A"], True, True) for t in ("capped = 1", "pool_to:S = 40%", "pool_to:A <= 600")
+    ]
+    assert [(m.actual, m.base, m.met) for m in measure(targets, outcome, 3, "2023-05")] == [
+        (1, 3, True),
+        (400, 1000, True),
+        (600, 1000, True),
+    ]
