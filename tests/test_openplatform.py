@@ -122,12 +122,13 @@ def test_cps_list_marks_loaded_orders_and_keeps_the_others(tmp_path: Path) -> No
     # the cps list first on the command line: it is applied after the orders all the same
     result = _load(db, DATA / "cps_orders.json", *PAGES)
     cps = result.files[-1]
-    assert (cps.file, cps.table, cps.rows_read, cps.updated, cps.unchanged, cps.rejected, cps.pending) == (
+    # its counts are its marks' (kept in cps_marks): three new ones, one of them waiting for its order
+    assert (cps.file, cps.table, cps.rows_read, cps.inserted, cps.unchanged, cps.rejected, cps.pending) == (
         str(DATA / "cps_orders.json"),
-        "orders",
+        "cps_marks",
         3,
-        1,
-        2,
+        3,
+        0,
         0,
         1,
     )
@@ -161,11 +162,11 @@ def test_cps_list_marks_loaded_orders_and_keeps_the_others(tmp_path: Path) -> No
 def test_cps_list_before_its_orders_applies_when_they_are_loaded(tmp_path: Path) -> None:
     db = tmp_path / "db.duckdb"
     first = _load(db, DATA / "cps_orders.json")
-    assert (first.files[0].rejected, first.files[0].updated, first.files[0].pending) == (0, 0, 3)
+    assert (first.files[0].rejected, first.files[0].inserted, first.files[0].pending) == (0, 3, 3)
     _load(db, *PAGES)
     assert _rows(db, "SELECT order_id FROM orders WHERE promoter_id = '88002'") == [("2704810274450373",)]
     again = _load(db, DATA / "cps_orders.json")
-    assert (again.files[0].updated, again.files[0].unchanged, again.files[0].pending) == (0, 3, 1)
+    assert (again.files[0].inserted, again.files[0].unchanged, again.files[0].pending) == (0, 3, 1)
 
 
 def test_comments_take_their_shop_from_the_order(tmp_path: Path) -> None:

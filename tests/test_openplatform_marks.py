@@ -123,7 +123,7 @@ def test_a_pending_mark_applies_when_its_order_arrives(tmp_path: Path) -> None:
     db = tmp_path / "db.duckdb"
     first = _load(db, CPS, PAGE1)
     cps = first.files[-1]
-    assert (cps.updated, cps.unchanged, cps.pending) == (0, 3, 2)  # 371 is so already; 373, 9999 wait
+    assert (cps.inserted, cps.pending) == (3, 2)  # 371 is so already; 373, 9999 wait for their orders
     assert any("2 cps row(s) name orders that are not loaded yet" in w for w in first.warnings)
     loaded = _load(db, PAGE2)
     assert loaded.files[0].inserted == 3
@@ -148,7 +148,7 @@ def test_a_later_list_replaces_the_mark_and_names_the_promoter(tmp_path: Path) -
     }
     later.write_text(json.dumps({"result": 1, "data": {"cpsOrderList": [row]}}), encoding="utf-8")
     result = _load(db, later)
-    assert result.files[0].updated == 1
+    assert (result.files[0].table, result.files[0].updated) == ("cps_marks", 1)  # the mark of 371 replaced
     # the order's own page named 88001: said
     assert any("order 2704810274450371 distribution (promoter 88001) → distribution (promoter 88003)" in w
                for w in result.warnings)  # fmt: skip

@@ -626,12 +626,14 @@ def _mark_orders(
     loading an orders page again does not undo them and the order of loading pages and lists never
     matters. A mark whose order is not loaded yet waits in cps_marks and is said (`pending`), never dropped.
     A later list's mark of the same order replaces the earlier one; within one list the last row wins.
-    The counts are the orders': `updated` the orders the list changes, `unchanged` its other marks (the
-    order already so, or not loaded yet); the orders whose own data said otherwise are named in a warning.
+    The file's counts are its marks', as rows of the table cps_marks (inserted: new, updated: replacing
+    another mark of the order, unchanged: stored as they are, so that loading a list again says nothing
+    changed); the orders they change are recorded in load_changes, and those whose own data said otherwise
+    (self-sold, another promoter) are named in a warning.
     """
     started = datetime.now()
     t0 = time.perf_counter()
-    result = FileResult(p.table, p.reader.name, "", str(p.reader.path))
+    result = FileResult("cps_marks", p.reader.name, "", str(p.reader.path))
     result.warnings = list(p.notes)
     rejects = _stage_batches(con, p, options, result, progress)
     valid = first_row(con.execute("SELECT count(*) FROM stage WHERE __reason IS NULL"))
@@ -648,10 +650,13 @@ def _mark_orders(
     # the marks kept: new ones, and those that differ from the stored mark of their order (an identical one
     # keeps the load that first gave it)
     lines = con.execute(
-        "SELECT m.__line FROM marks m LEFT JOIN cps_marks c ON c.order_id = m.order_id "
+        "SELECT m.__line, c.order_id IS NULL FROM marks m LEFT JOIN cps_marks c ON c.order_id = m.order_id "
         "WHERE c.order_id IS NULL OR c.promoter_id IS DISTINCT FROM m.promoter_id "
         "OR c.promoter_name IS DISTINCT FROM m.promoter_name"
     ).fetchall()
+    result.inserted = sum(1 for _, new in lines if new)
+    result.updated = len(lines) - result.inserted
+    result.unchanged = int(counts[0]) - len(lines)
     if lines:
         import pyarrow as pa
 
@@ -683,8 +688,6 @@ def _mark_orders(
         f"{_contradicts_mark('o')} FROM marks m JOIN orders o "
         f"ON o.order_id = m.order_id WHERE {_unlike_mark('o')} ORDER BY m.__line"
     ).fetchall()
-    result.updated = len(changed)
-    result.unchanged = int(counts[0]) - len(changed)
     result.pending = len(pending)
     if changed:
         assignments = ", ".join(f"{ident(c)} = {e.format(o='orders')}" for c, e in _MARKED.items())
