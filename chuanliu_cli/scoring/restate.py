@@ -257,17 +257,25 @@ def _loads_behind(
 ) -> dict[str, str]:
     """Per changed entity, the loads after the run that inserted or changed its rows inside the windows
     the scorecard reads: `load 7 orders (2023-05 refunds.csv): 3 updated`, one per load, joined by `; `.
-    Tables without the scorecard's key column (or without a time column) are matched on the key alone."""
+    Tables without the scorecard's key column (or without a time column) are matched on the key alone.
+    A grouped scorecard's (key_from) rows are matched through their shop's group, as they are scored."""
     from pathlib import PurePath
 
+    from chuanliu_cli.rules.compiler import entity_key, key_table
     from chuanliu_cli.rules.windows import history_needed
 
     if not entities:
         return {}
     needs = history_needed(ruleset, period, upto=scorecard)
+    sc = ruleset.scorecard(scorecard)
+    entity = f"CAST({entity_key(sc, 't').sql(dialect='duckdb')} AS VARCHAR)"  # t.<key>, or t's group
+    owner = ""
+    if sc.key_from is not None:
+        on, keys = ident(sc.key_from.on), ident(key_table(sc.key_from))
+        owner = f"LEFT JOIN {ident(sc.key_from.table)} AS {keys} ON {keys}.{on} = t.{on} "
     parts = []
     for name, table in TABLES.items():
-        if key not in table.names or (name not in needs and table.time_column is not None):
+        if sc.row_key not in table.names or (name not in needs and table.time_column is not None):
             continue
         when = ""
         params: list[Any] = [name, max_load_id or 0]
@@ -276,11 +284,11 @@ def _loads_behind(
             params += [needs[name].needed_from, period.end]
         parts.append(
             (
-                f'SELECT CAST(t.{ident(key)} AS VARCHAR) AS entity, c.load_id, c."table", c.change, '
+                f'SELECT {entity} AS entity, c.load_id, c."table", c.change, '
                 f"count(*) AS n FROM load_changes c JOIN {ident(name)} t "
-                f"ON CAST(t.{ident(table.key)} AS VARCHAR) = c.key "
+                f"ON CAST(t.{ident(table.key)} AS VARCHAR) = c.key {owner}"
                 f'WHERE c."table" = ? AND c.load_id > ? {when} '
-                f"AND list_contains(?, CAST(t.{ident(key)} AS VARCHAR)) GROUP BY ALL",
+                f"AND list_contains(?, {entity}) GROUP BY ALL",
                 [*params, entities],
             )
         )
