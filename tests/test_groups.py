@@ -483,3 +483,36 @@ def test_grouped_reward_lists_on_spark_match_duckdb(sample_con: Any) -> None:
                 assert left == right, (name, column)
         assert duck_run.scorecards[name].totals() == spark_run.scorecards[name].totals(), name
     assert "云源珠宝文玩旗舰店 等3店" in spark_runs["merchant"].scorecards["merchant"].frame["name"].to_list()
+
+
+@pytest.mark.slow
+def test_runs_diff_of_a_grouped_run_names_the_loads_behind_a_group(tmp_path: Path) -> None:
+    """Refunds of a one-shop group's May live-room orders, loaded after a recorded grouped run: the group
+    leaves the list and the load is named behind it (matched through the shops, not a group_id column)."""
+    from chuanliu_cli.api import Session
+
+    with Session(db=tmp_path / "g.duckdb") as s:
+        s.load(directory=SAMPLE)
+        run = s.eligible("2023-05", "merchant", rules=GROUPS)
+        frame = run.frame
+        group = next(g for g in frame["group_id"] if g == "zt880055")
+        with (SAMPLE / "orders.csv").open(encoding="utf-8", newline="") as f:
+            rows = [
+                r
+                for r in csv.DictReader(f)
+                if r["shop_id"] == "ks700055"
+                and r["order_time"].startswith("2023-05")
+                and (r["sale_mode"], r["carrier"]) == ("self", "live")
+            ]
+        for r in rows:
+            r.update(status="refunded", refund_amount=r["paid_amount"], refund_reason="协商一致退款")
+        late = tmp_path / "late.csv"
+        with late.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        s.load("orders", [late])
+        diff = s.runs_diff(int(run.run_id or 0), rules=GROUPS)
+    row = diff.frame.filter(diff.frame["group_id"] == group).to_dicts()
+    assert len(row) == 1 and row[0]["eligible_after"] is False
+    assert "late.csv" in str(row[0]["loads"])
