@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from chuanliu_cli.periods import Period
     from chuanliu_cli.rules.model import Ruleset
     from chuanliu_cli.rules.validate import RulesetSummary
+    from chuanliu_cli.scoring.attribution import Attribution
     from chuanliu_cli.scoring.budget import BudgetYear
     from chuanliu_cli.scoring.casetests import CaseReport
     from chuanliu_cli.scoring.compare import Comparison
@@ -43,12 +44,17 @@ if TYPE_CHECKING:
     from chuanliu_cli.store.database import Database
     from chuanliu_cli.store.status import StoreStatus
 
+from chuanliu_cli.scoring.history import HistoryResult
+from chuanliu_cli.scoring.restate import RunsDiffResult
+
 __all__ = [
     "CompareResult",
     "ExplainResult",
+    "HistoryResult",
     "LoadResult",
     "RejectsResult",
     "ReportResult",
+    "RunsDiffResult",
     "RunsResult",
     "ScoreResult",
     "Session",
@@ -148,12 +154,20 @@ class ExplainResult:
     run: RunResult
     scorecard: str
     warnings: tuple[str, ...] = ()
+    # explain --against-month: the ranking score part by part against the other period
+    attribution: Attribution | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The explanation as JSON-able data (what `explain --format json` writes)."""
+        """The explanation as JSON-able data (what `explain --format json` writes); with an attribution,
+        under the key `against`."""
         from chuanliu_cli.present.documents import explanation_json
 
-        return explanation_json(self.explanation)
+        data = explanation_json(self.explanation)
+        if self.attribution is not None:
+            from chuanliu_cli.present.attribution import attribution_json
+
+            data["against"] = attribution_json(self.attribution)
+        return data
 
 
 @dataclass(frozen=True)
@@ -720,11 +734,23 @@ class Session:
         period: str,
         scorecard: str | None = None,
         rules: str | Path | Ruleset | None = None,
+        against_period: str | None = None,
     ) -> ExplainResult:
         """Why one entity is or is not eligible, and what it is missing. A key the data knows but that
         did nothing in the period (a shop in `shops`, an item sold before) is explained with its
         no-activity values, as not in the population; a key of another scorecard, or one the data never
-        saw, raises DataError naming the scorecard or the nearest keys."""
+        saw, raises DataError naming the scorecard or the nearest keys. With `against_period`, the
+        ranking score's parts are compared with that period's, largest change first (`attribution`)."""
+        if against_period is not None:
+            from chuanliu_cli.scoring.attribution import attribute
+
+            now = self.explain(key, period, scorecard, rules)
+            then = self.explain(key, against_period, scorecard, rules)
+            attribution = attribute(
+                then.explanation, now.explanation, then.run.ruleset.name, now.run.ruleset.name
+            )
+            warnings = [*now.warnings, *(f"{against_period}: {w}" for w in then.warnings)]
+            return replace(now, warnings=tuple(dict.fromkeys(warnings)), attribution=attribution)
 
         from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
@@ -888,6 +914,99 @@ class Session:
             run, results = run_results(handle.con, run_id)
         return RunsResult(run=run, results=tuple(results))
 
+    def runs_diff(self, run_id: int, rules: str | Path | Ruleset | None = None) -> RunsDiffResult:
+        """Restate run `run_id`: its period scored again with the run's own ruleset (the text recorded
+        with the run; `rules` only when the database predates that and the file's sha256 is the run's)
+        on today's data; the entities whose eligibility, tier or grant changed, with the loads since."""
+        from chuanliu_cli.scoring.restate import diff_run
+
+        self._require_database("a restatement")
+        given = load_rules(rules, check=True) if rules is not None else None
+        with self._source() as source:
+            diff, run = diff_run(source, run_id, given)
+        warnings = [*diff.warnings, *run_warnings(run, diff.scorecard)]
+        return RunsDiffResult(diff, tuple(dict.fromkeys(warnings)))
+
+    def history(
+        self,
+        key: str,
+        start: str,
+        end: str,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+    ) -> HistoryResult:
+        """One entity month by month from `start` to `end` (inclusive): the ruleset version in force,
+        eligibility, failed gates, tier, rank, total and grant, read from the recorded run of the period
+        when its ruleset, tool and data are unchanged (else scored, and nothing recorded). A key that no
+        period knows raises DataError (exit 4) with the nearest keys."""
+        import polars as pl
+
+        from chuanliu_cli.periods import parse_period
+
+        first, last = parse_period(start), parse_period(end)
+        if first.kind != last.kind:
+            raise UsageError(f"--from {start} and --to {end} are periods of different kinds")
+        if last.start < first.start:
+            raise UsageError(f"--to {end} is before --from {start}")
+        periods = []
+        p = first
+        while p.start <= last.start:
+            periods.append(p)
+            p = p.shift(1)
+        if len(periods) > 120:
+            raise UsageError(f"{len(periods)} periods from {start} to {end}: at most 120 at once")
+        rows: list[dict[str, Any]] = []
+        warnings: list[str] = []
+        key_name = None
+        last_scored = None
+        for p in periods:
+            scored = self._score(p.label, scorecard, rules, False, False, None, reuse=True, only=[key])
+            res = scored.result
+            key_name = res.key
+            last_scored = scored
+            warnings.extend(f"{p.label}: {w}" for w in scored.warnings)
+            mine = res.frame.filter(pl.col(res.key) == key)
+            run = scored.run
+            row: dict[str, Any] = {
+                "period": p.label,
+                "ruleset": run.ruleset.name,
+                "sha256": run.ruleset.sha256,
+                "source": f"run {scored.run_id}" if scored.stored else "scored",
+                "complete": run.complete,
+                "in_population": mine.height > 0,
+                "eligible": False,
+                "failed_gates": [],
+                "tier": None,
+                "rank": None,
+                "ranked": res.ranked if res.ranked is not None else int(res.frame["rank"].drop_nulls().len()),
+                "total": None,
+                "grant": None,
+            }
+            if mine.height:
+                r = mine.row(0, named=True)
+                sc = res.scorecard
+                row.update(
+                    eligible=bool(r["eligible"]),
+                    failed_gates=list(r["failed_gates"] or []),
+                    tier=r["tier"],
+                    rank=r["rank"],
+                    total=r[sc.rank_by],
+                    grant=r["grant"] if sc.reward is not None else None,
+                )
+            rows.append(row)
+        if not any(r["in_population"] for r in rows):
+            from chuanliu_cli.scoring.explain import unknown_key_error
+
+            assert last_scored is not None
+            with self._source() as source:
+                known = _key_exists(source, last_scored.result.key, key)
+            if not known:
+                raise unknown_key_error(last_scored.run, last_scored.scorecard, key)
+        assert key_name is not None and last_scored is not None
+        return HistoryResult(
+            key, key_name, last_scored.scorecard, tuple(rows), tuple(dict.fromkeys(warnings))
+        )
+
     def _score(
         self,
         period: str,
@@ -980,23 +1099,6 @@ class Session:
             found = budget_year(source, rules, year, scorecard)
         return replace(found, warnings=(*self._data_warnings, *found.warnings))
 
-    def lint_rules(self, period: str, rules: str | Path | Ruleset | None = None) -> LintReport:
-        """`rules lint --month`: the ruleset's design lints (rulelint.lint_ruleset) and those the period's
-        data shows: normalizer ranges beyond the values, parts every entity scores alike, tiers nobody
-        reached, a pool that cannot be spent. Every scorecard is scored for `period` (nothing is recorded);
-        of a directory of versions, the version in force in `period` is linted."""
-        from chuanliu_cli.rules.effective import ruleset_for_period
-        from chuanliu_cli.scoring.pipeline import score_period
-        from chuanliu_cli.scoring.rulelint import lint_ruleset
-
-        ruleset, p = ruleset_for_period(rules, period, check=True)  # a directory: the version in force
-        with self._source() as source:
-            run = score_period(source, ruleset, p)
-        warnings = [*self._data_warnings, *ruleset.warnings]
-        if not run.complete:
-            warnings.append(incomplete_message(run))
-        return lint_ruleset(ruleset, run, warnings)
-
     # -- ruleset design (SPEC §10) --
 
     def calibrate(
@@ -1058,26 +1160,6 @@ class Session:
             for g, why in found.whole_gates.items()
         ]
         return SensitivityResult(run, found, tuple(warnings))
-
-    def integrity(
-        self,
-        period: str,
-        scorecard: str | None = None,
-        rules: str | Path | Ruleset | None = None,
-        rows: bool = False,
-    ) -> IntegrityResult:
-        """The integrity flags of a period (SPEC §11): per flag the rows, amount and shops caught, the
-        entities with the largest flagged share, threshold bunching of the scorecard's gates and tiers, and
-        with `rows` every flagged row (scoring/integrity.py)."""
-        from chuanliu_cli.engines.duckdb import as_engine
-        from chuanliu_cli.scoring.integrity import integrity_report
-
-        scored = self._score(period, scorecard, rules, False, False, None, reuse=True)
-        with self._source() as source:
-            result = integrity_report(
-                as_engine(source), scored.run.ruleset, scored.run.period, scored.result, rows
-            )
-        return replace(result, warnings=scored.warnings)
 
     def lint_rules(self, period: str, rules: str | Path | Ruleset | None = None) -> LintReport:
         """`rules lint --month`: the ruleset's design lints (rulelint.lint_ruleset) and those the period's
@@ -1247,7 +1329,7 @@ def run_warnings(run: RunResult, scorecard: str) -> list[str]:
     return warnings
 
 
-# --- ruleset design: test cases and lint (issue #24) -------------------------------------------------------
+# --- ruleset design: test cases (issue #24) ----------------------------------------------------------------
 
 
 def run_rule_cases(

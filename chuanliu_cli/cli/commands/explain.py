@@ -31,11 +31,17 @@ from chuanliu_cli.cli.options import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from chuanliu_cli.present.documents import Document
+
 
 def explain(
     entity: Annotated[str, typer.Argument(help="The entity's key (a shop_id for merchants).")],
     month: MonthOption,
     scorecard: ScorecardOption = None,
+    against_month: Annotated[
+        str | None,
+        typer.Option("--against-month", help="Also: what moved the ranking score since this period."),
+    ] = None,
     rules: RulesOption = None,
     data: DataOption = None,
     fmt: TableFormatOption = None,
@@ -58,7 +64,7 @@ def explain(
 
     with session(db, data, memory_limit, wait, engine, spark_master, spark_conf, spark_table) as s:
         try:
-            result = s.explain(entity, month, scorecard, rules)
+            result = s.explain(entity, month, scorecard, rules, against_month)
         except DataError as exc:
             marker = "it is scored by scorecard "
             if exc.hint and marker in exc.hint:
@@ -71,5 +77,21 @@ def explain(
         from chuanliu_cli.present.tables import render_explanation
 
         render_explanation(console, result.explanation, to.labels.value)
+        if result.attribution is not None:
+            from chuanliu_cli.present.attribution import render_attribution
 
-    emit(to, lambda: explanation_document(result.explanation), table)
+            render_attribution(console, result.attribution)
+
+    def document() -> Document:
+        doc = explanation_document(result.explanation)
+        if result.attribution is None:
+            return doc
+        from dataclasses import replace
+
+        from chuanliu_cli.present.attribution import attribution_json, attribution_rows
+
+        rows = attribution_rows(result.attribution, result.explanation.key)
+        body = {**doc.document, "against": attribution_json(result.attribution)}
+        return replace(doc, document=body, records=[*doc.records, *rows], rows=[*doc.rows, *rows])
+
+    emit(to, document, table)
