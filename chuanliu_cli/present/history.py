@@ -9,7 +9,7 @@ from chuanliu_cli.present.documents import Document, clean
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from chuanliu_cli.api import HistoryResult
+    from chuanliu_cli.scoring.history import HistoryResult
 
 _TYPES: dict[str, Any] = {
     "complete": "bool",
@@ -24,7 +24,7 @@ _TYPES: dict[str, Any] = {
 
 def history_document(result: HistoryResult) -> Document:
     """`{key, scorecard, periods: [...], warnings}`; csv/parquet rows join the failed gates with `;`."""
-    from chuanliu_cli.api import HISTORY_COLUMNS
+    from chuanliu_cli.scoring.history import HISTORY_COLUMNS
 
     records = [{k: clean(v) for k, v in r.items()} for r in result.rows]
     rows = [{**r, "failed_gates": ";".join(r["failed_gates"])} for r in records]

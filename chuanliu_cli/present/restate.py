@@ -9,7 +9,7 @@ from chuanliu_cli.present.documents import Document
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from chuanliu_cli.api import RunsDiffResult
+    from chuanliu_cli.scoring.restate import RunsDiffResult
 
 #: Types of the diff's columns in parquet (the key column and text columns are inferred as text).
 _TYPES: dict[str, Any] = {

@@ -66,6 +66,19 @@ class RunDiff:
     warnings: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RunsDiffResult:
+    """`runs diff`: the restated run and every warning of its scoring (Session.runs_diff)."""
+
+    diff: RunDiff
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """One row per changed entity: the key, then DIFF_COLUMNS."""
+        return self.diff.frame
+
+
 def diff_run(
     con: duckdb.DuckDBPyConnection, run_id: int, given: Ruleset | None = None
 ) -> tuple[RunDiff, RunResult]:
