@@ -160,7 +160,8 @@ def render_scorecard(sc: Scorecard) -> RenderableType:
     title = Text(f"Scorecard {sc.name}", style="bold")
     if sc.title:
         title.append(f" — {sc.title}", style="")
-    title.append(f"  (key {sc.key}, ranked by {sc.rank_by})", style="dim")
+    key = sc.key if sc.key_from is None else f"{sc.key} from {sc.key_from.table} by {sc.key_from.on}"
+    title.append(f"  (key {key}, ranked by {sc.rank_by})", style="dim")
     parts: list[RenderableType] = [title, _metrics(sc)]
     if sc.scores:
         parts.append(_scores(sc))
