@@ -703,7 +703,13 @@ def compile_row_probe(
 def referenced_scorecards(ruleset: Ruleset, sc: Scorecard) -> set[str]:
     """The earlier scorecards whose results `sc`'s metrics read (`merchant.eligible` in a where or value,
     directly or through a named filter)."""
-    found: set[str] = set()
+    return {table for table, _field in referenced_fields(ruleset, sc)}
+
+
+def referenced_fields(ruleset: Ruleset, sc: Scorecard) -> set[tuple[str, str]]:
+    """The fields of earlier scorecards that `sc`'s metrics read, as (scorecard, field): ("merchant",
+    "eligible") for `merchant.eligible` in a where or value, directly or through a named filter."""
+    found: set[tuple[str, str]] = set()
     exprs: list[Expr] = []
     for metric in sc.metrics:
         if isinstance(metric, AggregateMetric):
@@ -715,7 +721,7 @@ def referenced_scorecards(ruleset: Ruleset, sc: Scorecard) -> set[str]:
         for col in parse_expression(exprs.pop()).find_all(exp.Column):
             name = str(col.name)
             if col.table:
-                found.add(str(col.table))
+                found.add((str(col.table), name))
             elif name in ruleset.filters and name not in seen:
                 seen.add(name)
                 exprs.append(ruleset.filters[name])

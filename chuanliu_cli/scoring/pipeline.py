@@ -139,11 +139,21 @@ def score_period(
         for sc in ruleset.scorecards:
             if sc.name not in needed:
                 continue
+            view = f"scorecard_{sc.name}"
+            if upto is not None and sc.name != needed[-1] and _eligibility_suffices(ruleset, sc, needed):
+                # read by later scorecards for its eligibility only: its gates' inputs are scored, and it
+                # is not part of the result (scoring/reduce.py)
+                from chuanliu_cli.scoring.reduce import eligibility_only
+
+                reduced = eligibility_only(ruleset, sc.name)
+                res = score_scorecard(engine, reduced, reduced.scorecard(sc.name), period)
+                engine.register(view, _reference_table(res, eligibility_only=True))
+                registered.append(view)
+                continue
             res = score_scorecard(engine, ruleset, sc, period)
             results[sc.name] = res
             if sc.name == needed[-1]:
                 break
-            view = f"scorecard_{sc.name}"
             engine.register(view, _reference_table(res))
             registered.append(view)
     finally:
@@ -162,8 +172,17 @@ def score_period(
     )
 
 
-def _reference_table(res: ScorecardResult) -> Any:
-    """What a later scorecard may reference: key, eligible, tier, total (the `total` score or rank_by)."""
+def _eligibility_suffices(ruleset: Ruleset, sc: Scorecard, needed: tuple[str, ...]) -> bool:
+    """Whether the later scorecards of `needed` read only `<sc>.eligible` of `sc` (then its gates'
+    inputs are all it needs to score)."""
+    from chuanliu_cli.scoring.reduce import ELIGIBILITY_FIELDS, fields_read_later
+
+    return fields_read_later(ruleset, sc.name, needed) <= ELIGIBILITY_FIELDS
+
+
+def _reference_table(res: ScorecardResult, eligibility_only: bool = False) -> Any:
+    """What a later scorecard may reference: key, eligible, tier, total (the `total` score or rank_by);
+    tier and total NULL for a scorecard scored for its eligibility only (nothing reads them)."""
     import polars as pl
 
     sc = res.scorecard
@@ -171,8 +190,10 @@ def _reference_table(res: ScorecardResult) -> Any:
     return res.frame.select(
         pl.col(sc.key).cast(pl.Utf8),
         pl.col("eligible"),
-        pl.col("tier"),
-        pl.col(total).cast(pl.Float64).alias("total"),
+        pl.lit(None, dtype=pl.Utf8).alias("tier") if eligibility_only else pl.col("tier"),
+        (pl.lit(None, dtype=pl.Float64) if eligibility_only else pl.col(total).cast(pl.Float64)).alias(
+            "total"
+        ),
     ).to_arrow()
 
 
