@@ -397,3 +397,8 @@ def test_500k_rows_are_written_in_bounded_memory(tmp_path: Path) -> None:
         xml_size = z.getinfo("xl/worksheets/sheet1.xml").file_size
     print(f"sheet XML {xml_size / 2**20:.0f} MB; peak memory grew {grown / 2**20:.0f} MB while writing")
     assert xml_size > 500 * 2**20 and grown < xml_size / 2
+
+
+def test_labels_zh_with_json_says_the_keys_stay_english(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    result = invoke("runs", "--db", str(tmp_path / "none.duckdb"), "--format", "json", "--labels", "zh")
+    assert "--labels zh: json keeps its stable English keys" in result.output
