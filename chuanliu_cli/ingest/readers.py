@@ -167,10 +167,10 @@ def _open_jsonl(path: Path, encoding: str | None) -> FileReader:
     """One JSON object a line; the columns are the keys of the first objects, in order of appearance."""
     import json
 
-    sample = _head(path)
+    sample = head_bytes(path)
     enc = encoding or detect_encoding(path, sample)
     headers: list[str] = []
-    for n, line in enumerate(_decoded_lines(path, enc)):
+    for n, line in enumerate(decoded_lines(path, enc)):
         if n >= _JSONL_HEADER_SAMPLE:
             break
         try:
@@ -192,7 +192,7 @@ def _jsonl_batches(path: Path, enc: str, headers: list[str], selected: list[int]
     rows: list[list[str]] = []
     lines: list[int] = []
     shape: dict[int, str] = {}
-    for number, line in enumerate(_decoded_lines(path, enc), start=1):
+    for number, line in enumerate(decoded_lines(path, enc), start=1):
         if not line.strip():
             continue
         try:
@@ -279,7 +279,7 @@ def _line_encoding(sample: bytes) -> str | None:
     return first
 
 
-def _decoded_lines(path: Path, encoding: str) -> Iterator[str]:
+def decoded_lines(path: Path, encoding: str) -> Iterator[str]:
     """The file's text in one encoding, line by line (keeping line ends), decoding incrementally so that a
     bad byte is reported with its absolute offset."""
     try:
@@ -424,7 +424,7 @@ def _sniff_delimiter(text: str) -> str:
         return max(counts, key=lambda d: counts[d]) if max(counts.values()) else ","
 
 
-def _head(path: Path) -> bytes:
+def head_bytes(path: Path) -> bytes:
     """The first MiB of a file, for detecting its encoding and delimiter."""
     try:
         with path.open("rb") as f:
@@ -434,7 +434,7 @@ def _head(path: Path) -> bytes:
 
 
 def _open_csv(path: Path, encoding: str | None) -> FileReader:
-    sample = _head(path)
+    sample = head_bytes(path)
     enc = encoding or detect_encoding(path, sample)
     if enc.lower().replace("_", "-") in ("utf-8", "utf8") and sample.startswith(codecs.BOM_UTF8):
         enc = "utf-8-sig"
@@ -457,7 +457,7 @@ def _open_csv(path: Path, encoding: str | None) -> FileReader:
     # A detected (not a given) UTF-8 or GB18030 is read line by line, each line in its own encoding: a first
     # MiB of ASCII may be followed by GBK names, and concatenated exports may switch encoding part-way.
     mixed = encoding is None and enc in ("utf-8", "utf-8-sig", "gb18030")
-    lines = _mixed_lines(path, notes) if mixed else _decoded_lines(path, enc)
+    lines = _mixed_lines(path, notes) if mixed else decoded_lines(path, enc)
     reader = csv.reader(lines, delimiter=delimiter, strict=False)
     headers: list[str] | None = None
     header_line = 0

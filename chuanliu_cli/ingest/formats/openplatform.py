@@ -390,8 +390,8 @@ def looks_like_json(path: Path) -> bool:
 
 
 def _encoding(path: Path, encoding: str | None) -> str:
-    from chuanliu_cli.ingest.readers import _head as sample
     from chuanliu_cli.ingest.readers import detect_encoding
+    from chuanliu_cli.ingest.readers import head_bytes as sample
 
     return encoding or detect_encoding(path, sample(path))
 
@@ -399,10 +399,10 @@ def _encoding(path: Path, encoding: str | None) -> str:
 def responses(path: Path, encoding: str | None = None) -> Iterator[tuple[Mode, int, Any]]:
     """Every JSON value of a file of responses: (mode, slot from 1, value). JSON lines are read line by line;
     a file whose first line is not a whole JSON value is one document (an object, or an array of them)."""
-    from chuanliu_cli.ingest.readers import _decoded_lines
+    from chuanliu_cli.ingest.readers import decoded_lines
 
     enc = _encoding(path, encoding)
-    lines = _decoded_lines(path, enc)
+    lines = decoded_lines(path, enc)
     number = 0
     for line in lines:
         number += 1
