@@ -53,14 +53,15 @@ def write_api_sample(outdir: Path, headers: str, encoding: str, generate: Genera
     """Write the dataset `generate` makes as saved open-platform responses into `outdir`; returns what was
     written, name → path (orders-<carrier>, carrier-<carrier> mapping files, cps_orders, comments,
     livestreams, shops; late_refunds-<carrier> with `--late-refunds`)."""
-    outdir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="chuanliu-sample-api-") as tmp:
-        source = generate(Path(tmp) / "parquet", headers="en", encoding="utf-8", fmt="parquet")
-        # the tables the open platform does not cover, exactly as the csv format writes them
+        # the tables the open platform does not cover, exactly as the csv format writes them (first: it
+        # checks --headers and --encoding before anything is written)
         beside = generate(
             Path(tmp) / "csv", headers=headers, encoding=encoding, fmt="csv", late_refunds=False
         )
+        source = generate(Path(tmp) / "parquet", headers="en", encoding="utf-8", fmt="parquet")
+        outdir.mkdir(parents=True, exist_ok=True)
         for name in ("livestreams", "shops"):
             written[name] = outdir / beside[name].name
             shutil.copyfile(beside[name], written[name])
