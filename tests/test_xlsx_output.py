@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from chuanliu_cli.present.writers import safe_cell
-from tests.conftest import REPO
 
 #: A shop name a spreadsheet would run as a formula: an xlsx text cell holds it as text.
 HOSTILE = '=HYPERLINK("http://x","y")'
@@ -36,15 +35,16 @@ COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The sample data (shop ks700001 renamed to a formula) loaded once."""
+def db(tmp_path_factory: pytest.TempPathFactory, may_only: Path) -> str:
+    """The sample's May exports (an incomplete period: missing history, warnings), a shop's name a
+    formula and two others markup, loaded once."""
     from typer.testing import CliRunner
 
     from chuanliu_cli.cli.app import app
 
     tmp = tmp_path_factory.mktemp("xlsx")
     data = tmp / "data"
-    shutil.copytree(REPO / "sample_data", data)
+    shutil.copytree(may_only, data)
     shops = (data / "shops.csv").read_text(encoding="utf-8")
     shops = shops.replace("云源珠宝文玩旗舰店", HOSTILE.replace('"', '""').join('""'))
     for name, markup in MARKUP.items():
@@ -158,29 +158,17 @@ def test_the_second_sheet_holds_the_footer_facts(
     book = openpyxl.load_workbook(outputs["eligible"][1], read_only=True)
     assert book.sheetnames == ["data", "about"]
     facts = {r[0]: r[1] for r in _sheet_rows(outputs["eligible"][1], 1)[1:]}
-    doc = json.loads(
-        invoke("--db", db, "eligible", "--month", "2023-05", "--no-record", "--format", "json").stdout
-    )
+    result = invoke("--db", db, "eligible", "--month", "2023-05", "--no-record", "--all", "--format", "json")
+    doc = json.loads(result.stdout)
     assert facts["ruleset.name"] == doc["ruleset"]["name"] == "chuanliu-2023"
     assert facts["ruleset.sha256"] == doc["ruleset"]["sha256"]
-    assert facts["period.label"] == "2023-05" and facts["period.complete"] is True
+    assert facts["period.label"] == "2023-05" and facts["period.complete"] is False
     assert facts["totals.pool"] == doc["totals"]["pool"] and isinstance(facts["totals.pool"], int)
     assert facts["totals.allocated"] == doc["totals"]["allocated"]
     assert facts["assumptions"] == doc["assumptions"]
-    assert {"period.missing_history", "warnings", "population.entities"} <= set(facts)
-
-
-def test_missing_history_and_warnings_are_on_the_second_sheet(
-    invoke: Callable[..., Any], may_only: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "may.xlsx"
-    result = invoke("eligible", "--month", "2023-05", "--data", str(may_only), "-o", str(out))
-    assert result.exit_code == 0, result.output
-    facts = {r[0]: r[1] for r in _sheet_rows(out, 1)[1:]}
-    assert facts["period.complete"] is False
-    missing = json.loads(facts["period.missing_history"])
-    assert {m["table"] for m in missing} >= {"orders"}
-    assert "incomplete" in facts["warnings"]
+    assert facts["population.entities"] == doc["population"]["entities"]
+    assert json.loads(facts["period.missing_history"]) == doc["period"]["missing_history"]
+    assert facts["warnings"] == "; ".join(doc["warnings"]) and "incomplete" in facts["warnings"]
 
 
 def test_labels_zh_in_csv_xlsx_and_parquet(invoke: Callable[..., Any], db: str, tmp_path: Path) -> None:
