@@ -143,9 +143,10 @@ def rules_test(
             "tiers of every scorecard was exercised by some case.",
         ),
     ] = None,
-    fmt: Annotated[CasesFormat, typer.Option("--format", help="table, or the JSON document.")] = (
-        CasesFormat.table
-    ),
+    fmt: Annotated[
+        CasesFormat | None,
+        typer.Option("--format", help="table, or the JSON document [default: -o's suffix, else table]."),
+    ] = None,
     output: OutOption = None,
 ) -> None:
     """Run the ruleset's test cases: one line per case (PASS/FAIL), each failure with expected vs actual and
@@ -154,7 +155,7 @@ def rules_test(
     from chuanliu_cli.api import run_rule_cases
     from chuanliu_cli.present.casetests import case_reports_json, failing, render_case_reports
 
-    to = target(OutputFormat(fmt.value), output)
+    to = target(OutputFormat(fmt.value) if fmt is not None else None, output, piped="table")
     reports = run_rule_cases(file, cases)
     warn(w for r in reports for w in r.warnings)
 
@@ -196,9 +197,10 @@ def rules_lint(
         ),
     ] = None,
     data: DataOption = None,
-    fmt: Annotated[CasesFormat, typer.Option("--format", help="table, or the JSON document.")] = (
-        CasesFormat.table
-    ),
+    fmt: Annotated[
+        CasesFormat | None,
+        typer.Option("--format", help="table, or the JSON document [default: -o's suffix, else table]."),
+    ] = None,
     output: OutOption = None,
     fail_on: Annotated[
         FailOn,
@@ -214,7 +216,7 @@ def rules_lint(
     an error (or, with --fail-on warning, any finding), 3 for an invalid ruleset."""
     from chuanliu_cli.present.rulelint import lint_reports_json, render_lint_reports
 
-    to = target(OutputFormat(fmt.value), output)
+    to = target(OutputFormat(fmt.value) if fmt is not None else None, output, piped="table")
     if month is None:
         if data is not None:
             raise UsageError("--data is read with --month: give the period to lint against")
