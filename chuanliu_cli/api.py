@@ -889,14 +889,20 @@ class Session:
         html = build_report(
             run, name, movers, generated_by or f"chuanliu {__version__}", warnings, top=top, ids=ids
         )
-        if list_path is not None and list_format in ("csv", "json", "jsonl", "parquet"):
+        if list_path is not None and list_format is not None:
             from chuanliu_cli.present.documents import scores_document
             from chuanliu_cli.present.writers import render
 
             document = scores_document(run, name, warnings=warnings, population=self._population(run, name))
-            data = render(list_format, document)  # type: ignore[arg-type]  # (checked above)
-            with atomic_write(list_path, "wb" if isinstance(data, bytes) else "w") as f:
-                f.write(data)
+            if list_format == "xlsx":
+                from chuanliu_cli.present.xlsx import write_xlsx
+
+                with atomic_write(list_path, "wb") as f:
+                    write_xlsx(f, document)
+            else:
+                data = render(list_format, document)  # type: ignore[arg-type]  # (checked above)
+                with atomic_write(list_path, "wb" if isinstance(data, bytes) else "w") as f:
+                    f.write(data)
         if path is not None:
             with atomic_write(path) as f:
                 f.write(html)
@@ -1235,10 +1241,10 @@ def _list_format(path: Path) -> str:
     from chuanliu_cli.present.writers import check_writable, format_from_suffix
 
     fmt = format_from_suffix(path)
-    if fmt not in ("csv", "json", "jsonl", "parquet"):
+    if fmt not in ("csv", "json", "jsonl", "parquet", "xlsx"):
         raise UsageError(
             f"cannot tell the format of --list-out {path}",
-            hint="name it .csv, .json, .jsonl or .parquet",
+            hint="name it .csv, .json, .jsonl, .parquet or .xlsx",
         )
     check_writable(path)
     return fmt
