@@ -1151,11 +1151,10 @@ class Session:
         count, entrants, leavers and grant moved against the ruleset as written (design/sensitivity.py)."""
         from chuanliu_cli.design.sensitivity import sensitivity
         from chuanliu_cli.design.variants import Variants
-        from chuanliu_cli.periods import parse_period
+        from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.pipeline import score_period
 
-        ruleset = load_rules(rules, check=True)
-        p = parse_period(period, ruleset.period)
+        ruleset, p = ruleset_for_period(rules, period, check=True)  # a directory: the version in force
         name = scorecard_name(ruleset, scorecard)
         with self._source() as source:
             run = score_period(source, ruleset, p, upto=name)

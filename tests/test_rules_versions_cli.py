@@ -27,3 +27,12 @@ def test_rules_check_of_overlapping_versions_is_exit_3(tmp_path: Path, cli: Call
     result = cli("rules", "check", str(tmp_path))
     assert result.exit_code == 3
     assert "b.yaml" in result.output and "overlaps" in result.output and "a.yaml" in result.output  # type: ignore[attr-defined]
+
+
+def test_sensitivity_uses_the_version_in_force_in_its_month(cli: Callable[..., object]) -> None:
+    import json
+
+    args = ["rules", "sensitivity", "--data", str(REPO / "sample_data"), "--format", "json"]
+    april = json.loads(cli(*args, "--month", "2023-04").stdout)  # type: ignore[attr-defined]
+    may = json.loads(cli(*args, "--month", "2023-05").stdout)  # type: ignore[attr-defined]
+    assert (april["ruleset"]["name"], may["ruleset"]["name"]) == ("chuanliu-2023-01", "chuanliu-2023")
