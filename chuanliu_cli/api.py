@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from chuanliu_cli.scoring.casetests import CaseReport
     from chuanliu_cli.scoring.compare import Comparison
     from chuanliu_cli.scoring.explain import Explanation
+    from chuanliu_cli.scoring.integrity import IntegrityResult
     from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult
     from chuanliu_cli.scoring.rulelint import LintReport
     from chuanliu_cli.store.database import Database
@@ -771,6 +772,12 @@ class Session:
                 raise unknown_key_error(run, name, key, elsewhere)
             run = replace(run, scorecards={**run.scorecards, name: score_absent(res, [key], names)})
         ex = explain_entity(run, name, key, self._population(scored.run, name).note)
+        from chuanliu_cli.engines.duckdb import as_engine
+        from chuanliu_cli.scoring.integrity import explain_flags
+
+        with self._source() as source:  # the entity's rows the integrity flags catch (SPEC §11)
+            flags = explain_flags(as_engine(source), run.ruleset, run.period, res.scorecard.row_key, key)
+        ex = replace(ex, integrity=flags)
         return ExplainResult(ex, run, name, scored.warnings)
 
     def compare(
@@ -1165,6 +1172,26 @@ class Session:
             for g, why in found.whole_gates.items()
         ]
         return SensitivityResult(run, found, tuple(warnings))
+
+    def integrity(
+        self,
+        period: str,
+        scorecard: str | None = None,
+        rules: str | Path | Ruleset | None = None,
+        rows: bool = False,
+    ) -> IntegrityResult:
+        """The integrity flags of a period (SPEC §11): per flag the rows, amount and shops caught, the
+        entities with the largest flagged share, threshold bunching of the scorecard's gates and tiers, and
+        with `rows` every flagged row (scoring/integrity.py)."""
+        from chuanliu_cli.engines.duckdb import as_engine
+        from chuanliu_cli.scoring.integrity import integrity_report
+
+        scored = self._score(period, scorecard, rules, False, False, None, reuse=True)
+        with self._source() as source:
+            result = integrity_report(
+                as_engine(source), scored.run.ruleset, scored.run.period, scored.result, rows
+            )
+        return replace(result, warnings=scored.warnings)
 
     def lint_rules(self, period: str, rules: str | Path | Ruleset | None = None) -> LintReport:
         """`rules lint --month`: the ruleset's design lints (rulelint.lint_ruleset) and those the period's

@@ -741,6 +741,8 @@ def _block_rows(plan: _Plan, block: int, counters: dict[str, int]) -> _Rows:
     if first == 0:
         orders, reviews = _flagship_anchors(plan, orders, reviews)
     sessions = _concat([self_live, prom])
+    if first == 0:
+        orders, reviews, sessions = _plant_gaming(plan, orders, reviews, sessions)
     # A session's gmv is the paid amount of the orders placed during it.
     linked = orders["session"] >= 0
     sessions["gmv"] = np.bincount(
@@ -1122,6 +1124,128 @@ def _flagship_anchors(plan: _Plan, orders: _Cols, reviews: _Cols) -> tuple[_Cols
     return orders, _concat([reviews, added])
 
 
+#: The planted gaming of the end month (SPEC §11, `chuanliu integrity`), by cast index: the shop that
+#: brushes orders, the shop whose promoter buys through its own link (and that promoter), the shop whose
+#: live days come from idle sessions; regulars short of 8 live days are topped up to exactly 8 (bunching).
+_BRUSHING_SHOP, _SELF_PURCHASE_SHOP, _SELF_PURCHASE_PROMOTER, _IDLE_SHOP = 40, 45, 3, 3
+_GAMING_BUYER = 9_000_000_000  # buyers of the planted bursts, far beyond every generated buyer
+_BUNCHED = 10  # regulars of the cast that stream exactly the 8 live days of the stable_live gate
+
+
+def _plant_gaming(plan: _Plan, orders: _Cols, reviews: _Cols, sessions: _Cols) -> tuple[_Cols, _Cols, _Cols]:
+    """The end month's planted gaming, appended to the cast's rows (no random draw: the rest stays as it was).
+
+    - brushing: shop 40 gets two bursts of completed live-room orders, 4 orders of one new buyer in 25
+      minutes and 3 of another in 31, each with a 5-star review (suspicious: a review of a brushing order);
+    - self-purchase: promoter 3 buys three times, days apart, through its own link at shop 45;
+    - idle: shop 3 (5 live days, failing stable_live) streams 3-hour sessions with 3 viewers on 6 more
+      days, at night: with them it would pass the live-day gate;
+    - bunching: the 10 regulars of the cast with the fewest live days (4 or more) stream exactly 8 proper
+      days, the line of `live_days >= 8`: fewer are topped up with ordinary sessions, and on the days
+      beyond 8 the sessions are cut to 20-minute test streams (which count for no live day).
+    Only with the whole cast (60 merchants or more).
+    """
+    import numpy as np
+
+    if plan.merchants < len(_CAST):
+        return orders, reviews, sessions
+    last = plan.months[-1]
+    day = 86400
+    item = lambda m: int(plan.item_ptr[m])  # noqa: E731 - the shop's first item
+    completed = STATUSES.index("completed")
+    # (merchant, time, buyer, promoter, mode, carrier, paid in fen): live-room self orders, then distribution
+    rows: list[tuple[int, ...]] = []
+    bursts = ((9 * day + 21 * 3600, (0, 6, 14, 25)), (17 * day + 22 * 3600 + 600, (0, 9, 31)))
+    for k, (start, offsets) in enumerate(bursts):
+        for minutes in offsets:
+            time = last.start + start + minutes * 60
+            rows.append((_BRUSHING_SHOP, time, _GAMING_BUYER + k, _NULL, 0, 0, 5990))
+    own_link = -2 - _SELF_PURCHASE_PROMOTER  # the promoter as the buyer (_buyer_ids)
+    for d in (4, 12, 21):
+        time = last.start + d * day + 15 * 3600
+        rows.append((_SELF_PURCHASE_SHOP, time, own_link, _SELF_PURCHASE_PROMOTER, 1, 3, 12900))
+    n = len(rows)
+    col = lambda i: np.array([r[i] for r in rows], dtype=np.int64)  # noqa: E731
+    merchant = col(0)
+    planted = {
+        "cell": np.full(n, _NULL, dtype=np.int64),
+        "merchant": merchant,
+        "time": col(1),
+        "buyer": col(2),
+        "item": np.array([item(m) for m in merchant], dtype=np.int64),
+        "promoter": col(3),
+        "mode": col(4),
+        "carrier": col(5),
+        "paid": col(6),
+        "quantity": np.ones(n, dtype=np.int64),
+        "session": np.full(n, _NULL, dtype=np.int64),
+        "status": np.full(n, completed, dtype=np.int64),
+        "refund": np.full(n, _NULL, dtype=np.int64),
+        "reason": np.full(n, _NULL, dtype=np.int64),
+        "commission": np.where(col(3) >= 0, col(6) // 10, _NULL),
+    }
+    row0 = len(orders["time"])
+    orders = _concat([orders, planted])
+    burst = np.arange(row0, row0 + 7, dtype=np.int64)
+    reviews = _concat(
+        [
+            reviews,
+            {
+                "order": burst,
+                "time": orders["time"][burst] + 3 * day,
+                "quality": np.full(7, 5, dtype=np.int64),
+                "logistics": np.full(7, 5, dtype=np.int64),
+                "service": np.full(7, 5, dtype=np.int64),
+                "complaint": np.zeros(7, dtype=np.int64),
+            },
+        ]
+    )
+    # live days of the end month: distinct days of each cast merchant's own sessions of 30 minutes or more
+    own = (sessions["host"] == 0) & (sessions["minutes"] >= 30) & (sessions["start"] >= last.start)
+    own &= (sessions["start"] < last.end) & (sessions["merchant"] < len(_CAST))
+    days: dict[int, set[int]] = {}
+    for m, t in zip(sessions["merchant"][own].tolist(), sessions["start"][own].tolist(), strict=True):
+        days.setdefault(m, set()).add((t - last.start) // day)
+    added: list[tuple[int, int, int, int]] = []  # merchant, start, minutes, viewers
+    free = lambda m: [d for d in range(last.days) if d not in days.get(m, set())]  # noqa: E731
+    for d in free(_IDLE_SHOP)[1::3][:6]:
+        added.append((_IDLE_SHOP, last.start + d * day + 3600, 180, 3))
+    # the weakest regulars stream exactly 8 proper days: fewer are topped up, more are cut to test streams
+    regulars = [i for i, (kind, _s) in enumerate(_CAST) if kind == "regular" and len(days.get(i, ())) >= 4]
+    lengths = sessions["minutes"].copy()
+    for m in sorted(regulars, key=lambda i: (len(days[i]), i))[:_BUNCHED]:
+        have = sorted(days[m])
+        if len(have) < 8:
+            gaps = free(m)
+            for d in gaps[:: max(1, len(gaps) // (8 - len(have)))][: 8 - len(have)]:
+                added.append((m, last.start + d * day + 19 * 3600, 45, int(45 * plan.traffic[m])))
+        else:  # keep 8 days spread over the month; the other days' sessions become 20-minute test streams
+            kept = {have[round(j * (len(have) - 1) / 7)] for j in range(8)}
+            other_day = ~np.isin((sessions["start"] - last.start) // day, list(kept))
+            cut = own & (sessions["merchant"] == m) & other_day
+            lengths[cut] = 20
+    sessions = {**sessions, "minutes": lengths}
+    if added:
+        a = np.array(added, dtype=np.int64)
+        k = len(a)
+        sessions = _concat(
+            [
+                sessions,
+                {
+                    "cell": np.full(k, _NULL, dtype=np.int64),
+                    "merchant": a[:, 0],
+                    "host": np.zeros(k, dtype=np.int64),
+                    "promoter": np.full(k, _NULL, dtype=np.int64),
+                    "start": a[:, 1],
+                    "minutes": a[:, 2],
+                    "viewers": a[:, 3],
+                    "followers": np.zeros(k, dtype=np.int64),
+                },
+            ]
+        )
+    return orders, reviews, sessions
+
+
 def _statuses(plan: _Plan, o: _Cols, end: int, end_month_start: int, rng: Rng) -> None:
     """Order states by age at the export time, refunds with reasons, and commissions of promoters."""
     import numpy as np
@@ -1294,7 +1418,7 @@ class _Output:
         columns = {
             "order_id": _ids(o["order_id"], 16),
             "shop_id": self.shop_ids.gather(o["merchant"]),
-            "buyer_id": _ids(_scramble(o["buyer"], *_BUYER_IDS), 10, "u"),
+            "buyer_id": _buyer_ids(o["buyer"], self.promoter_ids),
             "item_id": _ids(_scramble(o["item"], *_ITEM_IDS), 11),
             "item_name": self.item_names.gather(o["item"]),
             "promoter_id": _gather_nullable(self.promoter_ids, o["promoter"]),
@@ -1359,6 +1483,19 @@ class _Output:
             "group_id": "zt" + pl.Series("v", group_no + 880001).cast(pl.String),
         }
         return _frame(TABLES["shops"], columns, self.headers)
+
+
+def _buyer_ids(buyers: Array, promoter_ids: pl.Series) -> pl.Series:
+    """Buyer ids; a buyer coded −2 − p is promoter p buying through its own link (its id is p's id)."""
+    import numpy as np
+    import polars as pl
+
+    ids = _ids(_scramble(np.maximum(buyers, 0), *_BUYER_IDS), 10, "u")
+    own = buyers <= -2
+    if not own.any():
+        return ids
+    promoters = promoter_ids.gather(np.where(own, -2 - buyers, 0))
+    return pl.select(pl.when(pl.Series(own)).then(promoters).otherwise(ids)).to_series()
 
 
 def _nullable(values: pl.Series) -> pl.Series:

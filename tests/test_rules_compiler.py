@@ -134,9 +134,12 @@ def test_compiled_query_shape(default: Ruleset) -> None:
     assert merchant.columns == ("shop_id", *(m.name for m in default.scorecard("merchant").metrics))
     # One grouped scan per source; orders twice more for the conversion: its narrow step (this month's
     # live-room orders) grouped by (shop, buyer), then the wide step's rows joined to those pairs only.
+    # The default ruleset excludes flagged rows (SPEC §11): each scan reads its source with the flags it
+    # needs, and orders are read twice more for the brushing orders (rules/integrity.brushing_ctes).
     assert merchant.sql.count('FROM "livestreams"') == 1
     assert merchant.sql.count('FROM "reviews"') == 1
-    assert merchant.sql.count('FROM "orders"') == 3
+    assert merchant.sql.count('FROM "orders"') == 5
+    assert merchant.sql.count('"brushing_orders" AS (') == 1
     assert '"conv_converted_buyers_then" AS' in merchant.sql
     assert 'JOIN "conv_converted_buyers_then"' in merchant.sql
     assert "reviews_filled" not in merchant.sql  # the merchant key is the review's own shop_id

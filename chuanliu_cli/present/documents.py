@@ -360,6 +360,10 @@ def explanation_document(ex: Explanation) -> Document:
         add("gate", g.id, None, g.passed, "; ".join(g.needs) or g.reason)
     for sug in ex.suggestions:
         add("suggestion", sug.metric, sug.target, None, f"{ex.rank_by} reaches {sug.reaches:g}")
+    flags = ex.integrity or {}
+    for name, value in flags.items():  # the entity's flagged rows (SPEC §11)
+        if name != "excluded":
+            add("integrity", name, value, None, "excluded: " + ", ".join(flags["excluded"]))
     types: dict[str, ColumnType] = {"value": "float", "passed": "bool"}
     return Document(data, [data], rows, list(EXPLANATION_COLUMNS), types)
 

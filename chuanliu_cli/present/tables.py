@@ -426,6 +426,7 @@ def render_explanation(console: Console, ex: Explanation, labels: str = "en") ->
     else:
         _explanation_standing(console, ex, status)
         _explanation_body(console, ex, labels)
+    _explanation_integrity(console, ex)
 
 
 def _explanation_standing(console: Console, ex: Explanation, status: str) -> None:
@@ -667,3 +668,30 @@ def render_comparison(
             ),
         )
     console.print(table)
+
+
+def _explanation_integrity(console: Console, ex: Explanation) -> None:
+    """The entity's flagged rows (SPEC §11): excluded when the ruleset names the flag, else only counted."""
+    flags = ex.integrity
+    if not flags:
+        return
+    excluded = set(flags.get("excluded", ()))
+    parts = []
+    for flag, count, amount in (
+        ("brushing", "brushing_orders", "brushing_gmv"),
+        ("self_purchase", "self_purchase_orders", "self_purchase_gmv"),
+        ("idle", "idle_sessions", None),
+        ("suspicious", "suspicious_reviews", None),
+    ):
+        n = flags.get(count, 0)
+        if not n:
+            continue
+        what = {"brushing": "brushing order", "self_purchase": "self-purchase order"}.get(flag, "")
+        what = what or ("idle session" if flag == "idle" else "suspicious review")
+        text = f"{n} {what}{'s' if n != 1 else ''}"
+        if amount is not None:
+            text += f" (GMV {flags.get(amount, 0.0):,.2f})"
+        kept = " counted: this ruleset does not exclude them"
+        parts.append(text + (" excluded" if flag in excluded else kept))
+    line = "Integrity: " + ("; ".join(parts) if parts else "nothing flagged in the period") + "."
+    console.print(Text(line, style="bold yellow" if parts else ""))

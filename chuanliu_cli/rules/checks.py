@@ -193,7 +193,9 @@ class _ScorecardChecker:
         return self._row_names[key]
 
     def _build_row_names(self, source: str, kind: str) -> Names:
-        columns = schema.TABLES[source].names
+        from chuanliu_cli.rules.integrity import row_columns
+
+        columns = row_columns(source)  # with the integrity flags of the source (brushing, idle, ...)
         scorecards: dict[str, str | None] = {}
         past = True
         for name in self.context.scorecard_names:

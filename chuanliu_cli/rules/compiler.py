@@ -29,6 +29,7 @@ from sqlglot import exp
 from chuanliu_cli import schema
 from chuanliu_cli.errors import RulesetError, UsageError
 from chuanliu_cli.periods import Period
+from chuanliu_cli.rules import integrity
 from chuanliu_cli.rules.expressions import (
     COLUMN_KINDS,
     DIALECTS,
@@ -204,6 +205,7 @@ class _Compiler:
         self.key = sc.key
         self.ctes: list[tuple[str, exp.Expr]] = []
         self.needs_fill = False
+        self.flagged: dict[str, set[str]] = {}  # source -> the integrity flags its rows need
 
     # -- user expressions ------------------------------------------------------------------------------
 
@@ -224,6 +226,8 @@ class _Compiler:
             if node.table:
                 joins.add(str(node.table))
                 return column(name, scorecard_table(str(node.table)))
+            if name not in columns and integrity.is_flag(alias, name):  # a column of the flagged rows
+                return column(name, alias)
             if name not in columns and name in filters:
                 if name in seen:
                     raise RulesetError([f"{filters[name].loc}: filter '{name}' uses itself"])
@@ -253,7 +257,7 @@ class _Compiler:
                 return SCORECARD_FIELD_KINDS.get(name, "unknown")
             if name in table.names:
                 return COLUMN_KINDS[table.column(name).type]
-            return "boolean" if name in self.ruleset.filters else "unknown"
+            return "boolean" if name in self.ruleset.filters or integrity.is_flag(alias, name) else "unknown"
 
         return kind
 
@@ -263,6 +267,8 @@ class _Compiler:
         table, name = str(col.table), str(col.name)
         if table in schema.TABLES and name in schema.TABLES[table].names:
             return COLUMN_KINDS[schema.TABLES[table].column(name).type]
+        if table in schema.TABLES and integrity.is_flag(table, name):
+            return "boolean"
         if table.startswith("scorecard_"):
             return SCORECARD_FIELD_KINDS.get(name, "unknown")
         return "unknown"
@@ -290,12 +296,15 @@ class _Compiler:
 
     def source_from(self, select: exp.Select, alias: str, joins: set[str]) -> exp.Select:
         """FROM the source (or the filled reviews), LEFT JOIN each earlier scorecard used."""
-        if alias in self.flagged:  # rows with the integrity flags the scorecard reads (rules/integrity.py)
-            select = select.from_(_table(integrity.flagged_table(alias), alias), copy=False)
-        elif alias == "reviews" and self.needs_fill:
-            select = select.from_(_table(FILLED_REVIEWS, alias), copy=False)
+        base = FILLED_REVIEWS if alias == "reviews" and self.needs_fill else None
+        if alias in self.flagged:
+            # the rows with the integrity flags they are read with (SPEC §11), as a subquery of each scan:
+            # each flag computed once a row, and only the columns the scan reads are read (a CTE read by
+            # several scans would be materialized whole)
+            flagged = integrity.flagged_source(self.ruleset.integrity, alias, self.flagged[alias], base)
+            select = select.from_(exp.Subquery(this=flagged, alias=exp.TableAlias(this=ident(alias))), copy=False)
         else:
-            select = select.from_(_table(alias), copy=False)
+            select = select.from_(_table(base or alias, alias), copy=False)
         earlier = [self.ruleset.scorecard(name) for name in sorted(joins)]
         # grouped scorecards (this one, and earlier ones read here) find their keys in the key table
         key_froms = {sc.key_from for sc in (self.sc, *earlier) if sc.key_from is not None}
@@ -538,6 +547,27 @@ class _Compiler:
                 names |= self.names_in(self.ruleset.filters[name], (*seen, name))
         return names
 
+    def flags_used(self) -> dict[str, set[str]]:
+        """The integrity flags each source's rows are read with (through filters too): none, mostly."""
+        used: dict[str, set[str]] = {}
+        for metric in self.sc.metrics:
+            reads: list[tuple[str, set[str]]] = []
+            if isinstance(metric, AggregateMetric):
+                reads = [(metric.source, self.names_in(metric.where) | self.names_in(metric.value))]
+            elif isinstance(metric, ConversionMetric):
+                reads = [(step.source, self.names_in(step.where)) for step in (metric.first, metric.then)]
+            for source, names in reads:
+                flags = {n for n in names if integrity.is_flag(source, n)}
+                if flags:
+                    used.setdefault(source, set()).update(flags)
+        return used
+
+    def add_flagged(self, ranges: dict[str, list[tuple[date, date]]]) -> None:
+        """The brushing orders' CTE when a scan reads brushing or suspicious (rules/integrity.flag_ctes);
+        the other flags are expressions of the row."""
+        self.flagged = self.flags_used()
+        self.ctes += integrity.flag_ctes(self.ruleset.integrity, self.flagged, ranges)
+
     def compile(self) -> exp.Select:
         scans = self.scans()
         if not scans:
@@ -547,6 +577,7 @@ class _Compiler:
         self.needs_fill = "reviews" in scans and self.reviews_need_fill()
         if self.needs_fill:
             self.ctes.append((FILLED_REVIEWS, self.filled_reviews(_merge(scans["reviews"].ranges))))
+        self.add_flagged({name: _merge(scan.ranges) for name, scan in scans.items()})
         value_sources: dict[str, str] = {}  # metric name -> the CTE holding its value
         for name, scan in scans.items():
             self.ctes.append((f"src_{name}", self.scan_query(scan)))
@@ -688,6 +719,9 @@ def compile_row_probe(
         ruleset, ruleset.scorecard(scorecard_name), period, cast_metrics=False, dialect=dialect
     )
     compiler.needs_fill = source == "reviews"
+    flags = {n for n in compiler.names_in(expr) if integrity.is_flag(source, n)}
+    if flags:
+        compiler.flagged = {source: flags}
     joins: set[str] = set()
     tree = compiler.row_tree(expr, source, joins)
     select = compiler.source_from(exp.select(_alias(tree, "probe")), source, joins)
@@ -697,6 +731,8 @@ def compile_row_probe(
             as_=compiler.filled_reviews([window_bounds(Window("period"), period)]),
             copy=False,
         )
+    for name, query in integrity.flag_ctes(ruleset.integrity, {source: flags}):
+        select = select.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
     return select.limit(0, copy=False).sql(dialect=dialect)
 
 

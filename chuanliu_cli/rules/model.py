@@ -283,6 +283,22 @@ class ParamUse:
 
 
 @dataclass(frozen=True)
+class Integrity:
+    """The `integrity:` section (SPEC §11): the thresholds of the row flags and of threshold bunching.
+
+    Brushing: `brushing_orders` consecutive valid orders of one (shop, buyer) less than `brushing_within`
+    minutes apart; idle: fewer than `idle_min_viewers_per_hour` viewers an hour; bunching: a window of
+    `bunching_window` × |threshold| each side, flagged when the one-sided binomial p < `bunching_alpha`."""
+
+    brushing_orders: int = 3
+    brushing_within: float = 60.0
+    idle_min_viewers_per_hour: float = 10.0
+    bunching_window: float = 0.05
+    bunching_alpha: float = 0.01
+    loc: Loc | None = None
+
+
+@dataclass(frozen=True)
 class Ruleset:
     """A whole ruleset file: named filters and scorecards evaluated in order."""
 
@@ -308,6 +324,8 @@ class Ruleset:
     params: dict[str, float] = field(default_factory=dict)
     param_uses: tuple[ParamUse, ...] = ()
     tunables: tuple[Tunable, ...] = ()
+    # the thresholds of the integrity flags and bunching (rules/integrity.py; the §11 defaults if absent)
+    integrity: Integrity = field(default_factory=Integrity)
 
     def scorecard(self, name: str) -> Scorecard:
         """The scorecard called `name`; KeyError if none."""

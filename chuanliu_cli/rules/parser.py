@@ -17,7 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chuanliu_cli import schema
 from chuanliu_cli.errors import RulesetError
-from chuanliu_cli.rules import checks
+from chuanliu_cli.rules import checks, integrity
 from chuanliu_cli.rules.expressions import suggest
 from chuanliu_cli.rules.files import MAX_FILE_BYTES, read_ruleset_bytes
 from chuanliu_cli.rules.files import default_ruleset_path as default_ruleset_path  # (re-exported)
@@ -30,6 +30,7 @@ from chuanliu_cli.rules.model import (
     Expr,
     FormulaMetric,
     Gate,
+    Integrity,
     KeyFrom,
     Loc,
     Metric,
@@ -68,6 +69,7 @@ TOP_KEYS = (
     "params",
     "filters",
     "scorecards",
+    "integrity",
 )
 SCORECARD_KEYS = ("title", "key", "key_from", "metrics", "scores", "rank_by", "gates", "tiers", "reward")
 KEY_FROM_KEYS = ("table", "on")
@@ -186,6 +188,9 @@ class _Reader(NodeReader):
                 earlier[str(key.value)] = sc.row_key if sc is not None else None
         self.add_formatted(checks.check_filters(filters, self.locators))
         self.tuning_warnings(top)
+        checked_integrity = Integrity()  # the thresholds of the flags (rules/integrity.py; §11 defaults)
+        if "integrity" in top and not self.is_null(top["integrity"][1]):
+            checked_integrity = integrity.read_integrity(self, top["integrity"][1])
         if self.errors or name is None:
             return None
         return Ruleset(
@@ -205,6 +210,7 @@ class _Reader(NodeReader):
             param_uses=tuple(self.param_uses),
             tunables=tuple(self.tunables),
             effective=effective,
+            integrity=checked_integrity,
         )
 
     # -- named parameters and tunable values (SPEC §10, rules/tuning.py) -------------------------------
@@ -320,7 +326,7 @@ class _Reader(NodeReader):
             expr = self.expr(value, f"filter '{key.value}'")
             if name is None or expr is None:
                 continue
-            owners = [t.name for t in schema.TABLES.values() if name in t.names]
+            owners = [t for t in schema.TABLES if name in integrity.row_columns(t)]
             if owners:
                 self.error(key, f"filter '{name}' has the name of a column of {owners[0]}; rename the filter")
                 continue

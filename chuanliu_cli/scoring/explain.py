@@ -139,6 +139,8 @@ class Explanation:
     # who rank, tier and grant are relative to, when the data is not the whole platform (one merchant's files)
     population_note: str | None = None
     in_population: bool = True  # False: known (e.g. in shops) but without activity in the period
+    # the entity's rows the integrity flags catch in the period (scoring/integrity.explain_flags), or None
+    integrity: dict[str, Any] | None = None
 
     @property
     def share(self) -> float | None:

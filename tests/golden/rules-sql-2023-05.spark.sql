@@ -1,5 +1,114 @@
 -- scorecard merchant · chuanliu-2023 · 2023-05
-WITH `src_orders` AS (
+WITH `brushing_pairs` AS (
+  SELECT
+    `v`.`pair`
+  FROM (
+    SELECT
+      `o`.`order_id` AS `order_id`,
+      `o`.`shop_id` AS `shop_id`,
+      `o`.`buyer_id` AS `buyer_id`,
+      `o`.`order_time` AS `order_time`,
+      HASH(`o`.`shop_id`, `o`.`buyer_id`) AS `pair`
+    FROM `orders` AS `o`
+    WHERE
+      NOT `o`.`status` IN ('pending', 'closed')
+      AND NOT `o`.`shop_id` IS NULL
+      AND NOT `o`.`buyer_id` IS NULL
+  ) AS `v`
+  GROUP BY
+    `v`.`pair`
+  HAVING
+    COUNT(*) >= 3
+), `brushing_paired` AS (
+  SELECT
+    `o`.`order_id` AS `order_id`,
+    `o`.`shop_id` AS `shop_id`,
+    `o`.`buyer_id` AS `buyer_id`,
+    `o`.`order_time` AS `order_time`,
+    `o`.`pair` AS `pair`,
+    FLOOR((
+      UNIX_TIMESTAMP(`o`.`order_time`)
+    ) / 7200) AS `grid_a`,
+    FLOOR((
+      UNIX_TIMESTAMP(`o`.`order_time`) + 3600
+    ) / 7200) AS `grid_b`
+  FROM (
+    SELECT
+      `o`.`order_id` AS `order_id`,
+      `o`.`shop_id` AS `shop_id`,
+      `o`.`buyer_id` AS `buyer_id`,
+      `o`.`order_time` AS `order_time`,
+      HASH(`o`.`shop_id`, `o`.`buyer_id`) AS `pair`
+    FROM `orders` AS `o`
+    WHERE
+      NOT `o`.`status` IN ('pending', 'closed')
+      AND NOT `o`.`shop_id` IS NULL
+      AND NOT `o`.`buyer_id` IS NULL
+  ) AS `o`
+  JOIN `brushing_pairs` AS `p`
+    ON `p`.`pair` = `o`.`pair`
+), `brushing_orders` AS (
+  SELECT DISTINCT
+    `f`.`order_id`
+  FROM (
+    SELECT
+      `r`.`order_id` AS `order_id`,
+      COALESCE(
+        LEAD(`r`.`order_time`, 2) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) < `r`.`order_time` + INTERVAL '3600' SECOND
+        OR LEAD(`r`.`order_time`, 1) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) < LAG(`r`.`order_time`, 1) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) + INTERVAL '3600' SECOND
+        OR `r`.`order_time` < LAG(`r`.`order_time`, 2) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) + INTERVAL '3600' SECOND,
+        FALSE
+      ) AS `brushing`
+    FROM (
+      SELECT
+        `c`.`order_id`,
+        `c`.`shop_id`,
+        `c`.`buyer_id`,
+        `c`.`order_time`
+      FROM `brushing_paired` AS `c`
+      LEFT JOIN (
+        SELECT
+          `g`.`pair`,
+          `g`.`grid_a`
+        FROM `brushing_paired` AS `g`
+        GROUP BY
+          `g`.`pair`,
+          `g`.`grid_a`
+        HAVING
+          COUNT(*) >= 3
+      ) AS `a`
+        ON `a`.`pair` = `c`.`pair` AND `a`.`grid_a` = `c`.`grid_a`
+      LEFT JOIN (
+        SELECT
+          `g`.`pair`,
+          `g`.`grid_b`
+        FROM `brushing_paired` AS `g`
+        GROUP BY
+          `g`.`pair`,
+          `g`.`grid_b`
+        HAVING
+          COUNT(*) >= 3
+      ) AS `b`
+        ON `b`.`pair` = `c`.`pair` AND `b`.`grid_b` = `c`.`grid_b`
+      WHERE
+        NOT `a`.`pair` IS NULL OR NOT `b`.`pair` IS NULL
+    ) AS `r`
+  ) AS `f`
+  WHERE
+    `f`.`brushing`
+), `src_orders` AS (
   SELECT
     `orders`.`shop_id` AS `shop_id`,
     COALESCE(
@@ -11,6 +120,8 @@ WITH `src_orders` AS (
         AND (
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )
           AND `orders`.`sale_mode` = 'distribution'
         )),
@@ -24,6 +135,8 @@ WITH `src_orders` AS (
       AND (
         (
           NOT `orders`.`status` IN ('pending', 'closed')
+          AND NOT `orders`.`brushing`
+          AND NOT `orders`.`self_purchase`
         )
         AND `orders`.`sale_mode` = 'distribution'
       )) AS `distribution_promoters`,
@@ -31,6 +144,8 @@ WITH `src_orders` AS (
       (
         (
           NOT `orders`.`status` IN ('pending', 'closed')
+          AND NOT `orders`.`brushing`
+          AND NOT `orders`.`self_purchase`
         )
         AND `orders`.`sale_mode` = 'distribution'
       )) AS `distribution_orders_90d`,
@@ -43,6 +158,8 @@ WITH `src_orders` AS (
         AND (
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )
           AND `orders`.`sale_mode` = 'self'
           AND `orders`.`carrier` = 'live'
@@ -58,6 +175,8 @@ WITH `src_orders` AS (
         AND (
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )
           AND `orders`.`sale_mode` = 'self'
           AND `orders`.`carrier` = 'live'
@@ -73,6 +192,8 @@ WITH `src_orders` AS (
         AND (
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )
           AND `orders`.`sale_mode` = 'self'
         )),
@@ -83,17 +204,46 @@ WITH `src_orders` AS (
         SUM(CASE WHEN `orders`.`quality_return` THEN 1.0 ELSE 0.0 END) FILTER(WHERE
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )),
         0
       ) AS DOUBLE) / CAST(NULLIF(
         COUNT(CASE WHEN `orders`.`quality_return` THEN 1.0 ELSE 0.0 END) FILTER(WHERE
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )),
         0
       ) AS DOUBLE)
     ) AS `quality_return_rate_90d`
-  FROM `orders`
+  FROM (
+    SELECT
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`buyer_id` AS `buyer_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`item_name` AS `item_name`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`sale_mode` AS `sale_mode`,
+      `t`.`carrier` AS `carrier`,
+      `t`.`order_time` AS `order_time`,
+      `t`.`paid_amount` AS `paid_amount`,
+      `t`.`quantity` AS `quantity`,
+      `t`.`status` AS `status`,
+      `t`.`refund_amount` AS `refund_amount`,
+      `t`.`refund_reason` AS `refund_reason`,
+      `t`.`commission` AS `commission`,
+      `t`.`net_amount` AS `net_amount`,
+      `t`.`quality_return` AS `quality_return`,
+      `t`.`promoter_name` AS `promoter_name`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `brushing`,
+      COALESCE(`t`.`sale_mode` = 'distribution' AND `t`.`buyer_id` = `t`.`promoter_id`, FALSE) AS `self_purchase`
+    FROM `orders` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `orders`
   WHERE
     NOT `orders`.`shop_id` IS NULL
     AND (
@@ -105,17 +255,69 @@ WITH `src_orders` AS (
 ), `src_reviews` AS (
   SELECT
     `reviews`.`shop_id` AS `shop_id`,
-    COUNT(*) AS `reviews_90d`,
-    AVG(`reviews`.`quality_score`) AS `quality_avg_90d`,
-    AVG(`reviews`.`logistics_score`) AS `logistics_avg_90d`,
-    AVG(`reviews`.`service_score`) AS `service_avg_90d`,
+    COUNT(*) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `reviews_90d`,
+    AVG(`reviews`.`quality_score`) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `quality_avg_90d`,
+    AVG(`reviews`.`logistics_score`) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `logistics_avg_90d`,
+    AVG(`reviews`.`service_score`) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `service_avg_90d`,
     (
-      CAST(COALESCE(SUM(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE) / CAST(NULLIF(COUNT(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE)
+      CAST(COALESCE(
+        SUM(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE) / CAST(NULLIF(
+        COUNT(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE)
     ) AS `negative_rate_90d`,
     (
-      CAST(COALESCE(SUM(CASE WHEN `reviews`.`complaint` THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE) / CAST(NULLIF(COUNT(CASE WHEN `reviews`.`complaint` THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE)
+      CAST(COALESCE(
+        SUM(CASE WHEN `reviews`.`complaint` THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE) / CAST(NULLIF(
+        COUNT(CASE WHEN `reviews`.`complaint` THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE)
     ) AS `complaint_rate_90d`
-  FROM `reviews`
+  FROM (
+    SELECT
+      `t`.`review_id` AS `review_id`,
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`quality_score` AS `quality_score`,
+      `t`.`logistics_score` AS `logistics_score`,
+      `t`.`service_score` AS `service_score`,
+      `t`.`review_time` AS `review_time`,
+      `t`.`complaint` AS `complaint`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `suspicious`
+    FROM `reviews` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `reviews`
   WHERE
     NOT `reviews`.`shop_id` IS NULL
     AND (
@@ -129,18 +331,22 @@ WITH `src_orders` AS (
     `livestreams`.`shop_id` AS `shop_id`,
     COUNT(DISTINCT CAST(`livestreams`.`start_time` AS DATE)) FILTER(WHERE
       (
-        `livestreams`.`host_type` = 'self' AND `livestreams`.`duration_minutes` >= 30
+        `livestreams`.`host_type` = 'self'
+        AND `livestreams`.`duration_minutes` >= 30
+        AND NOT `livestreams`.`idle`
       )) AS `live_days`,
     COALESCE(
       SUM(`livestreams`.`duration_minutes`) FILTER(WHERE
         (
-          `livestreams`.`host_type` = 'self'
+          `livestreams`.`host_type` = 'self' AND NOT `livestreams`.`idle`
         )),
       0
     ) / 60 AS `live_hours`,
     COUNT(DISTINCT DATE_TRUNC('WEEK', `livestreams`.`start_time`)) FILTER(WHERE
       (
-        `livestreams`.`host_type` = 'self' AND `livestreams`.`duration_minutes` >= 30
+        `livestreams`.`host_type` = 'self'
+        AND `livestreams`.`duration_minutes` >= 30
+        AND NOT `livestreams`.`idle`
       )) AS `live_weeks`,
     COALESCE(
       SUM(`livestreams`.`new_followers`) FILTER(WHERE
@@ -149,7 +355,25 @@ WITH `src_orders` AS (
         )),
       0
     ) AS `new_followers`
-  FROM `livestreams`
+  FROM (
+    SELECT
+      `t`.`live_id` AS `live_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`host_type` AS `host_type`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`start_time` AS `start_time`,
+      `t`.`end_time` AS `end_time`,
+      `t`.`duration_minutes` AS `duration_minutes`,
+      `t`.`viewers` AS `viewers`,
+      `t`.`new_followers` AS `new_followers`,
+      `t`.`gmv` AS `gmv`,
+      COALESCE(
+        NOT `t`.`viewers` IS NULL
+        AND `t`.`viewers` * 60 < CAST(10 AS DOUBLE) * `t`.`duration_minutes`,
+        FALSE
+      ) AS `idle`
+    FROM `livestreams` AS `t`
+  ) AS `livestreams`
   WHERE
     NOT `livestreams`.`shop_id` IS NULL
     AND (
@@ -163,7 +387,32 @@ WITH `src_orders` AS (
     `orders`.`shop_id` AS `shop_id`,
     `orders`.`buyer_id` AS `conversion_key`,
     MAX(`orders`.`order_time`) AS `then_time`
-  FROM `orders`
+  FROM (
+    SELECT
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`buyer_id` AS `buyer_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`item_name` AS `item_name`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`sale_mode` AS `sale_mode`,
+      `t`.`carrier` AS `carrier`,
+      `t`.`order_time` AS `order_time`,
+      `t`.`paid_amount` AS `paid_amount`,
+      `t`.`quantity` AS `quantity`,
+      `t`.`status` AS `status`,
+      `t`.`refund_amount` AS `refund_amount`,
+      `t`.`refund_reason` AS `refund_reason`,
+      `t`.`commission` AS `commission`,
+      `t`.`net_amount` AS `net_amount`,
+      `t`.`quality_return` AS `quality_return`,
+      `t`.`promoter_name` AS `promoter_name`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `brushing`,
+      COALESCE(`t`.`sale_mode` = 'distribution' AND `t`.`buyer_id` = `t`.`promoter_id`, FALSE) AS `self_purchase`
+    FROM `orders` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `orders`
   WHERE
     NOT `orders`.`shop_id` IS NULL
     AND NOT `orders`.`buyer_id` IS NULL
@@ -175,6 +424,8 @@ WITH `src_orders` AS (
       AND (
         (
           NOT `orders`.`status` IN ('pending', 'closed')
+          AND NOT `orders`.`brushing`
+          AND NOT `orders`.`self_purchase`
         )
         AND `orders`.`sale_mode` = 'self'
         AND `orders`.`carrier` = 'live'
@@ -189,7 +440,32 @@ WITH `src_orders` AS (
     `orders`.`buyer_id` AS `conversion_key`,
     MIN(`orders`.`order_time`) AS `first_time`,
     MAX(`conv_converted_buyers_then`.`then_time`) AS `then_time`
-  FROM `orders`
+  FROM (
+    SELECT
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`buyer_id` AS `buyer_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`item_name` AS `item_name`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`sale_mode` AS `sale_mode`,
+      `t`.`carrier` AS `carrier`,
+      `t`.`order_time` AS `order_time`,
+      `t`.`paid_amount` AS `paid_amount`,
+      `t`.`quantity` AS `quantity`,
+      `t`.`status` AS `status`,
+      `t`.`refund_amount` AS `refund_amount`,
+      `t`.`refund_reason` AS `refund_reason`,
+      `t`.`commission` AS `commission`,
+      `t`.`net_amount` AS `net_amount`,
+      `t`.`quality_return` AS `quality_return`,
+      `t`.`promoter_name` AS `promoter_name`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `brushing`,
+      COALESCE(`t`.`sale_mode` = 'distribution' AND `t`.`buyer_id` = `t`.`promoter_id`, FALSE) AS `self_purchase`
+    FROM `orders` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `orders`
   JOIN `conv_converted_buyers_then`
     ON `orders`.`shop_id` = `conv_converted_buyers_then`.`shop_id`
     AND `orders`.`buyer_id` = `conv_converted_buyers_then`.`conversion_key`
@@ -204,6 +480,8 @@ WITH `src_orders` AS (
       AND (
         (
           NOT `orders`.`status` IN ('pending', 'closed')
+          AND NOT `orders`.`brushing`
+          AND NOT `orders`.`self_purchase`
         )
         AND `orders`.`sale_mode` = 'distribution'
       )
@@ -334,6 +612,115 @@ WITH `reviews_filled` AS (
     AND (
       `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
     )
+), `brushing_pairs` AS (
+  SELECT
+    `v`.`pair`
+  FROM (
+    SELECT
+      `o`.`order_id` AS `order_id`,
+      `o`.`shop_id` AS `shop_id`,
+      `o`.`buyer_id` AS `buyer_id`,
+      `o`.`order_time` AS `order_time`,
+      HASH(`o`.`shop_id`, `o`.`buyer_id`) AS `pair`
+    FROM `orders` AS `o`
+    WHERE
+      NOT `o`.`status` IN ('pending', 'closed')
+      AND NOT `o`.`shop_id` IS NULL
+      AND NOT `o`.`buyer_id` IS NULL
+  ) AS `v`
+  GROUP BY
+    `v`.`pair`
+  HAVING
+    COUNT(*) >= 3
+), `brushing_paired` AS (
+  SELECT
+    `o`.`order_id` AS `order_id`,
+    `o`.`shop_id` AS `shop_id`,
+    `o`.`buyer_id` AS `buyer_id`,
+    `o`.`order_time` AS `order_time`,
+    `o`.`pair` AS `pair`,
+    FLOOR((
+      UNIX_TIMESTAMP(`o`.`order_time`)
+    ) / 7200) AS `grid_a`,
+    FLOOR((
+      UNIX_TIMESTAMP(`o`.`order_time`) + 3600
+    ) / 7200) AS `grid_b`
+  FROM (
+    SELECT
+      `o`.`order_id` AS `order_id`,
+      `o`.`shop_id` AS `shop_id`,
+      `o`.`buyer_id` AS `buyer_id`,
+      `o`.`order_time` AS `order_time`,
+      HASH(`o`.`shop_id`, `o`.`buyer_id`) AS `pair`
+    FROM `orders` AS `o`
+    WHERE
+      NOT `o`.`status` IN ('pending', 'closed')
+      AND NOT `o`.`shop_id` IS NULL
+      AND NOT `o`.`buyer_id` IS NULL
+  ) AS `o`
+  JOIN `brushing_pairs` AS `p`
+    ON `p`.`pair` = `o`.`pair`
+), `brushing_orders` AS (
+  SELECT DISTINCT
+    `f`.`order_id`
+  FROM (
+    SELECT
+      `r`.`order_id` AS `order_id`,
+      COALESCE(
+        LEAD(`r`.`order_time`, 2) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) < `r`.`order_time` + INTERVAL '3600' SECOND
+        OR LEAD(`r`.`order_time`, 1) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) < LAG(`r`.`order_time`, 1) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) + INTERVAL '3600' SECOND
+        OR `r`.`order_time` < LAG(`r`.`order_time`, 2) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) + INTERVAL '3600' SECOND,
+        FALSE
+      ) AS `brushing`
+    FROM (
+      SELECT
+        `c`.`order_id`,
+        `c`.`shop_id`,
+        `c`.`buyer_id`,
+        `c`.`order_time`
+      FROM `brushing_paired` AS `c`
+      LEFT JOIN (
+        SELECT
+          `g`.`pair`,
+          `g`.`grid_a`
+        FROM `brushing_paired` AS `g`
+        GROUP BY
+          `g`.`pair`,
+          `g`.`grid_a`
+        HAVING
+          COUNT(*) >= 3
+      ) AS `a`
+        ON `a`.`pair` = `c`.`pair` AND `a`.`grid_a` = `c`.`grid_a`
+      LEFT JOIN (
+        SELECT
+          `g`.`pair`,
+          `g`.`grid_b`
+        FROM `brushing_paired` AS `g`
+        GROUP BY
+          `g`.`pair`,
+          `g`.`grid_b`
+        HAVING
+          COUNT(*) >= 3
+      ) AS `b`
+        ON `b`.`pair` = `c`.`pair` AND `b`.`grid_b` = `c`.`grid_b`
+      WHERE
+        NOT `a`.`pair` IS NULL OR NOT `b`.`pair` IS NULL
+    ) AS `r`
+  ) AS `f`
+  WHERE
+    `f`.`brushing`
 ), `src_orders` AS (
   SELECT
     `orders`.`promoter_id` AS `promoter_id`,
@@ -342,6 +729,8 @@ WITH `reviews_filled` AS (
         (
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )
           AND `orders`.`sale_mode` = 'distribution'
           AND `scorecard_merchant`.`eligible`
@@ -352,11 +741,38 @@ WITH `reviews_filled` AS (
       (
         (
           NOT `orders`.`status` IN ('pending', 'closed')
+          AND NOT `orders`.`brushing`
+          AND NOT `orders`.`self_purchase`
         )
         AND `orders`.`sale_mode` = 'distribution'
         AND `scorecard_merchant`.`eligible`
       )) AS `carried_merchants`
-  FROM `orders`
+  FROM (
+    SELECT
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`buyer_id` AS `buyer_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`item_name` AS `item_name`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`sale_mode` AS `sale_mode`,
+      `t`.`carrier` AS `carrier`,
+      `t`.`order_time` AS `order_time`,
+      `t`.`paid_amount` AS `paid_amount`,
+      `t`.`quantity` AS `quantity`,
+      `t`.`status` AS `status`,
+      `t`.`refund_amount` AS `refund_amount`,
+      `t`.`refund_reason` AS `refund_reason`,
+      `t`.`commission` AS `commission`,
+      `t`.`net_amount` AS `net_amount`,
+      `t`.`quality_return` AS `quality_return`,
+      `t`.`promoter_name` AS `promoter_name`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `brushing`,
+      COALESCE(`t`.`sale_mode` = 'distribution' AND `t`.`buyer_id` = `t`.`promoter_id`, FALSE) AS `self_purchase`
+    FROM `orders` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `orders`
   LEFT JOIN `scorecard_merchant`
     ON `scorecard_merchant`.`shop_id` = `orders`.`shop_id`
   WHERE
@@ -370,13 +786,50 @@ WITH `reviews_filled` AS (
 ), `src_reviews` AS (
   SELECT
     `reviews`.`promoter_id` AS `promoter_id`,
-    COUNT(*) AS `reviews_90d`,
-    AVG(`reviews`.`quality_score`) AS `quality_avg_90d`,
-    AVG(`reviews`.`service_score`) AS `service_avg_90d`,
+    COUNT(*) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `reviews_90d`,
+    AVG(`reviews`.`quality_score`) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `quality_avg_90d`,
+    AVG(`reviews`.`service_score`) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `service_avg_90d`,
     (
-      CAST(COALESCE(SUM(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE) / CAST(NULLIF(COUNT(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE)
+      CAST(COALESCE(
+        SUM(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE) / CAST(NULLIF(
+        COUNT(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE)
     ) AS `negative_rate_90d`
-  FROM `reviews_filled` AS `reviews`
+  FROM (
+    SELECT
+      `t`.`review_id` AS `review_id`,
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`quality_score` AS `quality_score`,
+      `t`.`logistics_score` AS `logistics_score`,
+      `t`.`service_score` AS `service_score`,
+      `t`.`review_time` AS `review_time`,
+      `t`.`complaint` AS `complaint`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `suspicious`
+    FROM `reviews_filled` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `reviews`
   WHERE
     NOT `reviews`.`promoter_id` IS NULL
     AND (
@@ -390,9 +843,29 @@ WITH `reviews_filled` AS (
     `livestreams`.`promoter_id` AS `promoter_id`,
     COUNT(DISTINCT CAST(`livestreams`.`start_time` AS DATE)) FILTER(WHERE
       (
-        `livestreams`.`host_type` = 'promoter' AND `livestreams`.`duration_minutes` >= 30
+        `livestreams`.`host_type` = 'promoter'
+        AND `livestreams`.`duration_minutes` >= 30
+        AND NOT `livestreams`.`idle`
       )) AS `promoter_live_days`
-  FROM `livestreams`
+  FROM (
+    SELECT
+      `t`.`live_id` AS `live_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`host_type` AS `host_type`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`start_time` AS `start_time`,
+      `t`.`end_time` AS `end_time`,
+      `t`.`duration_minutes` AS `duration_minutes`,
+      `t`.`viewers` AS `viewers`,
+      `t`.`new_followers` AS `new_followers`,
+      `t`.`gmv` AS `gmv`,
+      COALESCE(
+        NOT `t`.`viewers` IS NULL
+        AND `t`.`viewers` * 60 < CAST(10 AS DOUBLE) * `t`.`duration_minutes`,
+        FALSE
+      ) AS `idle`
+    FROM `livestreams` AS `t`
+  ) AS `livestreams`
   WHERE
     NOT `livestreams`.`promoter_id` IS NULL
     AND (
@@ -487,6 +960,115 @@ WITH `reviews_filled` AS (
     AND (
       `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
     )
+), `brushing_pairs` AS (
+  SELECT
+    `v`.`pair`
+  FROM (
+    SELECT
+      `o`.`order_id` AS `order_id`,
+      `o`.`shop_id` AS `shop_id`,
+      `o`.`buyer_id` AS `buyer_id`,
+      `o`.`order_time` AS `order_time`,
+      HASH(`o`.`shop_id`, `o`.`buyer_id`) AS `pair`
+    FROM `orders` AS `o`
+    WHERE
+      NOT `o`.`status` IN ('pending', 'closed')
+      AND NOT `o`.`shop_id` IS NULL
+      AND NOT `o`.`buyer_id` IS NULL
+  ) AS `v`
+  GROUP BY
+    `v`.`pair`
+  HAVING
+    COUNT(*) >= 3
+), `brushing_paired` AS (
+  SELECT
+    `o`.`order_id` AS `order_id`,
+    `o`.`shop_id` AS `shop_id`,
+    `o`.`buyer_id` AS `buyer_id`,
+    `o`.`order_time` AS `order_time`,
+    `o`.`pair` AS `pair`,
+    FLOOR((
+      UNIX_TIMESTAMP(`o`.`order_time`)
+    ) / 7200) AS `grid_a`,
+    FLOOR((
+      UNIX_TIMESTAMP(`o`.`order_time`) + 3600
+    ) / 7200) AS `grid_b`
+  FROM (
+    SELECT
+      `o`.`order_id` AS `order_id`,
+      `o`.`shop_id` AS `shop_id`,
+      `o`.`buyer_id` AS `buyer_id`,
+      `o`.`order_time` AS `order_time`,
+      HASH(`o`.`shop_id`, `o`.`buyer_id`) AS `pair`
+    FROM `orders` AS `o`
+    WHERE
+      NOT `o`.`status` IN ('pending', 'closed')
+      AND NOT `o`.`shop_id` IS NULL
+      AND NOT `o`.`buyer_id` IS NULL
+  ) AS `o`
+  JOIN `brushing_pairs` AS `p`
+    ON `p`.`pair` = `o`.`pair`
+), `brushing_orders` AS (
+  SELECT DISTINCT
+    `f`.`order_id`
+  FROM (
+    SELECT
+      `r`.`order_id` AS `order_id`,
+      COALESCE(
+        LEAD(`r`.`order_time`, 2) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) < `r`.`order_time` + INTERVAL '3600' SECOND
+        OR LEAD(`r`.`order_time`, 1) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) < LAG(`r`.`order_time`, 1) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) + INTERVAL '3600' SECOND
+        OR `r`.`order_time` < LAG(`r`.`order_time`, 2) OVER (
+          PARTITION BY `r`.`shop_id`, `r`.`buyer_id`
+          ORDER BY `r`.`order_time` NULLS LAST, `r`.`order_id` NULLS LAST
+        ) + INTERVAL '3600' SECOND,
+        FALSE
+      ) AS `brushing`
+    FROM (
+      SELECT
+        `c`.`order_id`,
+        `c`.`shop_id`,
+        `c`.`buyer_id`,
+        `c`.`order_time`
+      FROM `brushing_paired` AS `c`
+      LEFT JOIN (
+        SELECT
+          `g`.`pair`,
+          `g`.`grid_a`
+        FROM `brushing_paired` AS `g`
+        GROUP BY
+          `g`.`pair`,
+          `g`.`grid_a`
+        HAVING
+          COUNT(*) >= 3
+      ) AS `a`
+        ON `a`.`pair` = `c`.`pair` AND `a`.`grid_a` = `c`.`grid_a`
+      LEFT JOIN (
+        SELECT
+          `g`.`pair`,
+          `g`.`grid_b`
+        FROM `brushing_paired` AS `g`
+        GROUP BY
+          `g`.`pair`,
+          `g`.`grid_b`
+        HAVING
+          COUNT(*) >= 3
+      ) AS `b`
+        ON `b`.`pair` = `c`.`pair` AND `b`.`grid_b` = `c`.`grid_b`
+      WHERE
+        NOT `a`.`pair` IS NULL OR NOT `b`.`pair` IS NULL
+    ) AS `r`
+  ) AS `f`
+  WHERE
+    `f`.`brushing`
 ), `src_orders` AS (
   SELECT
     `orders`.`item_id` AS `item_id`,
@@ -495,17 +1077,46 @@ WITH `reviews_filled` AS (
         SUM(CASE WHEN `orders`.`quality_return` THEN 1.0 ELSE 0.0 END) FILTER(WHERE
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )),
         0
       ) AS DOUBLE) / CAST(NULLIF(
         COUNT(CASE WHEN `orders`.`quality_return` THEN 1.0 ELSE 0.0 END) FILTER(WHERE
           (
             NOT `orders`.`status` IN ('pending', 'closed')
+            AND NOT `orders`.`brushing`
+            AND NOT `orders`.`self_purchase`
           )),
         0
       ) AS DOUBLE)
     ) AS `quality_return_rate_90d`
-  FROM `orders`
+  FROM (
+    SELECT
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`buyer_id` AS `buyer_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`item_name` AS `item_name`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`sale_mode` AS `sale_mode`,
+      `t`.`carrier` AS `carrier`,
+      `t`.`order_time` AS `order_time`,
+      `t`.`paid_amount` AS `paid_amount`,
+      `t`.`quantity` AS `quantity`,
+      `t`.`status` AS `status`,
+      `t`.`refund_amount` AS `refund_amount`,
+      `t`.`refund_reason` AS `refund_reason`,
+      `t`.`commission` AS `commission`,
+      `t`.`net_amount` AS `net_amount`,
+      `t`.`quality_return` AS `quality_return`,
+      `t`.`promoter_name` AS `promoter_name`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `brushing`,
+      COALESCE(`t`.`sale_mode` = 'distribution' AND `t`.`buyer_id` = `t`.`promoter_id`, FALSE) AS `self_purchase`
+    FROM `orders` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `orders`
   WHERE
     NOT `orders`.`item_id` IS NULL
     AND (
@@ -517,12 +1128,46 @@ WITH `reviews_filled` AS (
 ), `src_reviews` AS (
   SELECT
     `reviews`.`item_id` AS `item_id`,
-    COUNT(*) AS `reviews_90d`,
-    AVG(`reviews`.`quality_score`) AS `quality_avg_90d`,
+    COUNT(*) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `reviews_90d`,
+    AVG(`reviews`.`quality_score`) FILTER(WHERE
+      (
+        NOT `reviews`.`suspicious`
+      )) AS `quality_avg_90d`,
     (
-      CAST(COALESCE(SUM(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE) / CAST(NULLIF(COUNT(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END), 0) AS DOUBLE)
+      CAST(COALESCE(
+        SUM(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE) / CAST(NULLIF(
+        COUNT(CASE WHEN `reviews`.`quality_score` <= 2 THEN 1.0 ELSE 0.0 END) FILTER(WHERE
+          (
+            NOT `reviews`.`suspicious`
+          )),
+        0
+      ) AS DOUBLE)
     ) AS `negative_rate_90d`
-  FROM `reviews_filled` AS `reviews`
+  FROM (
+    SELECT
+      `t`.`review_id` AS `review_id`,
+      `t`.`order_id` AS `order_id`,
+      `t`.`shop_id` AS `shop_id`,
+      `t`.`item_id` AS `item_id`,
+      `t`.`promoter_id` AS `promoter_id`,
+      `t`.`quality_score` AS `quality_score`,
+      `t`.`logistics_score` AS `logistics_score`,
+      `t`.`service_score` AS `service_score`,
+      `t`.`review_time` AS `review_time`,
+      `t`.`complaint` AS `complaint`,
+      NOT `brushing_orders`.`order_id` IS NULL AS `suspicious`
+    FROM `reviews_filled` AS `t`
+    LEFT JOIN `brushing_orders`
+      ON `brushing_orders`.`order_id` = `t`.`order_id`
+  ) AS `reviews`
   WHERE
     NOT `reviews`.`item_id` IS NULL
     AND (
