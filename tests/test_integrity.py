@@ -404,3 +404,17 @@ def test_brushing_matches_a_brute_force_over_random_orders(con: duckdb.DuckDBPyC
             if valid[j + k - 1][0] - valid[j][0] < within:
                 expected |= {oid for _t, oid in valid[j : j + k]}
     assert brushing(con, integrity) == expected
+
+
+def test_report_section_has_the_flags_and_a_chart_per_threshold(sample_report: Any) -> None:
+    from chuanliu_cli.api import Session
+    from chuanliu_cli.present.integrity_report import integrity_section
+
+    may, _april = sample_report
+    with Session(data=REPO / "sample_data") as s:
+        res = s.eligible("2023-05").result
+    html = integrity_section(may, res)
+    assert html.count("<figure") == len(may.bunching) == 9
+    assert html.count('class="bunching flagged"') == 1
+    assert "gate stable_live: live_days &gt;= 8 · 10 just passing vs 0 just failing" in html
+    assert "<script" not in html and html.count("<svg") == 10  # the flag bars and the 9 charts
