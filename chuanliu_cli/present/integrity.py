@@ -93,7 +93,7 @@ def render_integrity(console: Console, result: IntegrityResult) -> None:
             f.flag,
             f.table,
             f"{f.rows:,}",
-            _num(f.amount),
+            "-" if f.table == "reviews" else _num(f.amount),  # a review has no amount
             f"{f.shops:,}",
             f"{f.promoters:,}",
             "excluded" if f.excluded else "counted",
