@@ -230,6 +230,8 @@ class _Plan:
     shared_buyers: int  # platform-wide buyers who shop at many merchants
     # (merchants, months): the factor on each self live-room order's amount (`sample --effect`); None: 1
     live_uplift: Array | None = None
+    # the planted gaming of the end month (_plant_gaming); off when an exact order count is asked for
+    gaming: bool = True
 
     @property
     def merchants(self) -> int:
@@ -290,6 +292,10 @@ def generate_sample(
     end_period = parse_period(end)
     month_list = tuple(_month(end_period.shift(k - months + 1)) for k in range(months))
     plan = _plan(merchants, month_list, seed, orders)
+    if orders is not None:  # `orders` is the exact count: nothing is planted beside it
+        import dataclasses
+
+        plan = dataclasses.replace(plan, gaming=False)
     if effect:
         plan = _plant_effect(plan, effect)
     if fmt == "xlsx" and int(plan.self_counts.sum() + plan.dist_counts.sum()) + 3 >= _XLSX_MAX_ROWS:
@@ -741,7 +747,7 @@ def _block_rows(plan: _Plan, block: int, counters: dict[str, int]) -> _Rows:
     if first == 0:
         orders, reviews = _flagship_anchors(plan, orders, reviews)
     sessions = _concat([self_live, prom])
-    if first == 0:
+    if first == 0 and plan.gaming:
         orders, reviews, sessions = _plant_gaming(plan, orders, reviews, sessions)
     # A session's gmv is the paid amount of the orders placed during it.
     linked = orders["session"] >= 0
@@ -1143,7 +1149,7 @@ def _plant_gaming(plan: _Plan, orders: _Cols, reviews: _Cols, sessions: _Cols) -
     - bunching: the 10 regulars of the cast with the fewest live days (4 or more) stream exactly 8 proper
       days, the line of `live_days >= 8`: fewer are topped up with ordinary sessions, and on the days
       beyond 8 the sessions are cut to 20-minute test streams (which count for no live day).
-    Only with the whole cast (60 merchants or more).
+    Only with the whole cast (60 merchants or more), and not when `--orders` asks for an exact count.
     """
     import numpy as np
 

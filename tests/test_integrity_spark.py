@@ -1,5 +1,6 @@
 """The integrity flags on Spark (pyspark, local mode): the same flagged rows, entity counts and bunching as
-DuckDB, on the planted sample and on a dense generated set where bursts of one buyer happen by chance."""
+DuckDB, on the planted sample and on a dense generated set (no planting: an exact order count) where bursts
+of one buyer happen by chance."""
 
 from __future__ import annotations
 
@@ -32,11 +33,11 @@ def spark() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """100k orders of 60 merchants (the planted cast): regular buyers order in bursts by chance too."""
+    """100k orders of 8 merchants: their regular buyers order in bursts by chance."""
     from chuanliu_cli.sample import generate_sample
 
     out = tmp_path_factory.mktemp("dense")
-    generate_sample(out, merchants=60, months=3, end="2023-05", seed=11, fmt="parquet", orders=100_000)
+    generate_sample(out, merchants=8, months=3, end="2023-05", seed=11, fmt="parquet", orders=100_000)
     return out
 
 
@@ -89,4 +90,4 @@ def test_spark_reports_the_same_bunching_and_scores(spark: Any, dense: Path) -> 
             reports.append(integrity_report(e, ruleset, period, run.scorecards["merchant"], True))
     a, b = reports
     assert a.flags == b.flags and a.bunching == b.bunching
-    assert {f.flag for f in a.flags if f.rows} >= {"brushing", "self_purchase", "idle", "suspicious"}
+    assert {f.flag for f in a.flags if f.rows} >= {"brushing", "suspicious"}
