@@ -348,6 +348,10 @@ def test_integrity_command_json_and_rows(cli: Callable[..., Any], tmp_path: Path
         ("brushing", "self_purchase", "suspicious", "idle"), True
     )
     assert "rows" not in doc and doc["bunching"][1]["flagged"]
+    assert (doc["flags"][0]["flag"], doc["flags"][0]["amount"]) == (
+        "brushing",
+        419.3,
+    )  # 7 × 59.90, to the cent
     out = tmp_path / "rows.csv"
     result = cli(
         "integrity", "--month", "2023-05", "--data", str(REPO / "sample_data"), "--rows", "-o", str(out)

@@ -367,7 +367,8 @@ def flag_counts(rows: pl.DataFrame, excluded: set[str]) -> tuple[FlagCount, ...]
     out = []
     for flag, table in flags.FLAG_TABLES.items():
         mine = rows.filter(pl.col("flag") == flag)
-        amount = mine["amount"].cast(pl.Float64).sum() if mine.height else 0.0
+        # summed in decimals, then rounded to the cent (float sums leave 419.29999999999995)
+        amount = round(float(mine["amount"].drop_nulls().sum() or 0), 2) if mine.height else 0.0
         out.append(
             FlagCount(
                 flag,
