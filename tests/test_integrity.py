@@ -422,3 +422,18 @@ def test_report_section_has_the_flags_and_a_chart_per_threshold(sample_report: A
     assert html.count('class="bunching flagged"') == 1
     assert "gate stable_live: live_days &gt;= 8 · 10 just passing vs 0 just failing" in html
     assert "<script" not in html and html.count("<svg") == 10  # the flag bars and the 9 charts
+
+
+def test_one_entitys_flags_are_those_of_the_whole_report() -> None:
+    """explain computes brushing over the entity's shops only: the same counts as over everyone."""
+    from chuanliu_cli.api import Session
+    from chuanliu_cli.engines.duckdb import as_engine
+    from chuanliu_cli.scoring.integrity import entity_flags
+
+    with Session(data=REPO / "sample_data") as s, s._source() as source:
+        for key, value in (("shop_id", "ks700041"), ("promoter_id", "dr55115817"), ("shop_id", "ks700001")):
+            one = entity_flags(as_engine(source), Integrity(), MAY, key, [value])
+            everyone = entity_flags(as_engine(source), Integrity(), MAY, key, None)
+            mine = everyone.filter(everyone["key"] == value)
+            assert one.height == 1 and (mine.height == 0 or one.equals(mine)), (key, value)
+            assert mine.height == (value != "ks700001")

@@ -278,7 +278,9 @@ def _cte(name: str, alias: str) -> exp.Table:
 
 
 def brushing_ctes(
-    integrity: Integrity, ranges: Sequence[tuple[date, date]] | None = None
+    integrity: Integrity,
+    ranges: Sequence[tuple[date, date]] | None = None,
+    shops: exp.Expr | None = None,
 ) -> list[tuple[str, exp.Select]]:
     """The CTEs ending with `brushing_orders`: the distinct order_id of the brushing orders (of every
     time, or of the orders in `ranges` widened by the brushing span).
@@ -307,6 +309,10 @@ def brushing_ctes(
     condition = exp.and_(valid_order(o), _not_null("shop_id", o), _not_null("buyer_id", o))
     if ranges:
         condition = exp.and_(condition, _in_days(column("order_time", o), _widened(integrity, ranges)))
+    if shops is not None:  # a shop's flags depend on its own orders only (runs are per shop and buyer)
+        condition = exp.and_(
+            condition, exp.In(this=column("shop_id", o), query=exp.Subquery(this=shops.copy()))
+        )
     pair = exp.Anonymous(this="HASH", expressions=[column("shop_id", o), column("buyer_id", o)])
     valid = (
         exp.select(
@@ -405,12 +411,14 @@ def flag_ctes(
     integrity: Integrity,
     wanted: Mapping[str, Iterable[str]],
     ranges: Mapping[str, Sequence[tuple[date, date]]] | None = None,
+    shops: exp.Expr | None = None,
 ) -> list[tuple[str, exp.Select]]:
     """The CTEs the `wanted` flags of each source read: `brushing_orders` when brushing or suspicious is
     wanted (over the orders of `ranges["orders"]` widened by the brushing span, or over every order when
-    reviews need it: a review's order may be of any time); nothing otherwise."""
+    reviews need it: a review's order may be of any time; only the orders of the shops the query `shops`
+    gives, when the rows read are theirs); nothing otherwise."""
     suspicious = "suspicious" in set(wanted.get("reviews", ()))
     if not (suspicious or "brushing" in set(wanted.get("orders", ()))):
         return []
     order_ranges = None if suspicious else (ranges or {}).get("orders")
-    return brushing_ctes(integrity, order_ranges)
+    return brushing_ctes(integrity, order_ranges, shops)

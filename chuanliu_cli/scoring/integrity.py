@@ -181,10 +181,14 @@ def _text(node: exp.Expr) -> exp.Expr:
 
 
 def _with_flagged(
-    select: exp.Select, integrity: Integrity, period: Period, tables: Sequence[str]
+    select: exp.Select,
+    integrity: Integrity,
+    period: Period,
+    tables: Sequence[str],
+    shops: exp.Expr | None = None,
 ) -> exp.Select:
     wanted = {table: flags.FLAGS[table] for table in tables}
-    ctes = flags.flag_ctes(integrity, wanted, {"orders": [(period.start, period.end)]})
+    ctes = flags.flag_ctes(integrity, wanted, {"orders": [(period.start, period.end)]}, shops)
     ctes += [(flags.flagged_table(t), flags.flagged_source(integrity, t, flags.FLAGS[t])) for t in tables]
     for name, query in ctes:
         select = select.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
@@ -301,7 +305,16 @@ def entity_query(
     select = (
         exp.select(*items).from_(source, copy=False).where(where, copy=False).group_by(k.copy(), copy=False)
     )
-    return _with_flagged(select, integrity, period, [table]).sql(dialect=dialect)
+    shops = None
+    if keys is not None and key in schema.ORDERS.names:  # (explain) brushing over the shops of their orders
+        wanted = [exp.Literal.string(x) for x in keys]
+        shops = (
+            exp.select(column("shop_id", "s"))
+            .distinct()
+            .from_(exp.Table(this=ident("orders"), alias=exp.TableAlias(this=ident("s"))), copy=False)
+        )
+        shops = shops.where(exp.In(this=column(key, "s"), expressions=wanted), copy=False)
+    return _with_flagged(select, integrity, period, [table], shops).sql(dialect=dialect)
 
 
 def entity_flags(
