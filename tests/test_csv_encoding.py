@@ -66,7 +66,7 @@ def test_stdout_takes_the_encoding_and_the_chinese_headers(
     result = _eligible(invoke, data, "--format", "csv", "--csv-encoding", "gb18030", "--labels", "zh")
     rows = list(csv.reader(io.StringIO(result.stdout_bytes.decode("gb18030"))))
     english = list(csv.reader(io.StringIO(text)))
-    assert rows[0][:3] == ["店铺ID", "名称", "集团ID"] and len(rows[0]) == len(english[0])
+    assert rows[0][:3] == ["店铺ID", "名称", "主体ID"] and len(rows[0]) == len(english[0])
     assert rows[1:] == english[1:]  # the same cells under Chinese headers
 
 

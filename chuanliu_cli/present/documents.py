@@ -470,7 +470,7 @@ ZH_COLUMNS = {
     "entity": "主体ID",
     "key": "ID",
     "name": "名称",
-    "group_id": "集团ID",
+    "group_id": "主体ID",
     "category": "类目",
     "eligible": "合格",
     "failed_gates": "未通过门槛",
