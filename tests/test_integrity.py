@@ -313,11 +313,17 @@ def test_bunching_counts_each_side_of_the_line() -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_report() -> Any:
+def sample_session() -> Iterator[Any]:
+    """The checked-in sample, loaded once for the module."""
     from chuanliu_cli.api import Session
 
     with Session(data=REPO / "sample_data") as s:
-        return s.integrity("2023-05", rows=True), s.integrity("2023-04", rows=True)
+        yield s
+
+
+@pytest.fixture(scope="module")
+def sample_report(sample_session: Any) -> Any:
+    return sample_session.integrity("2023-05", rows=True), sample_session.integrity("2023-04", rows=True)
 
 
 def test_every_planted_case_is_found_and_nothing_else(sample_report: Any) -> None:
@@ -368,10 +374,21 @@ def test_explain_shows_the_entitys_excluded_rows(cli: Callable[..., Any]) -> Non
     assert (
         "Integrity: 7 brushing orders (GMV 419.30) excluded; 7 suspicious reviews excluded." in result.stdout
     )
-    doc = json.loads(cli(*args, "--format", "json").stdout)
-    assert (doc["integrity"]["brushing_orders"], doc["integrity"]["brushing_gmv"]) == (7, 419.3)
-    result = cli("explain", "ks700001", "--month", "2023-05", "--data", str(REPO / "sample_data"))
-    assert "Integrity: nothing flagged in the period." in result.stdout
+    result = cli(
+        "explain", "ks700001", "--month", "2023-05", "--data", str(REPO / "sample_data"), "--format", "json"
+    )
+    flags = json.loads(result.stdout)["integrity"]
+    assert flags["orders"] > 0 and flags["flagged_orders"] == flags["idle_sessions"] == 0
+
+
+def test_explain_result_holds_the_flags(sample_session: Any) -> None:
+    from chuanliu_cli.present.documents import explanation_document
+
+    ex = sample_session.explain("ks700041", "2023-05").explanation
+    assert ex.integrity is not None
+    assert (ex.integrity["brushing_orders"], ex.integrity["brushing_gmv"]) == (7, 419.3)
+    rows = [r for r in explanation_document(ex).rows if r["section"] == "integrity"]
+    assert {r["name"]: r["value"] for r in rows}["suspicious_reviews"] == 7
 
 
 def test_period_start_margin_is_whole_days() -> None:
@@ -410,13 +427,13 @@ def test_brushing_matches_a_brute_force_over_random_orders(con: duckdb.DuckDBPyC
     assert brushing(con, integrity) == expected
 
 
-def test_report_section_has_the_flags_and_a_chart_per_threshold(sample_report: Any) -> None:
-    from chuanliu_cli.api import Session
+def test_report_section_has_the_flags_and_a_chart_per_threshold(
+    sample_session: Any, sample_report: Any
+) -> None:
     from chuanliu_cli.present.integrity_report import integrity_section
 
     may, _april = sample_report
-    with Session(data=REPO / "sample_data") as s:
-        res = s.eligible("2023-05").result
+    res = sample_session.eligible("2023-05").result
     html = integrity_section(may, res)
     assert html.count("<figure") == len(may.bunching) == 9
     assert html.count('class="bunching flagged"') == 1
@@ -424,13 +441,12 @@ def test_report_section_has_the_flags_and_a_chart_per_threshold(sample_report: A
     assert "<script" not in html and html.count("<svg") == 10  # the flag bars and the 9 charts
 
 
-def test_one_entitys_flags_are_those_of_the_whole_report() -> None:
+def test_one_entitys_flags_are_those_of_the_whole_report(sample_session: Any) -> None:
     """explain computes brushing over the entity's shops only: the same counts as over everyone."""
-    from chuanliu_cli.api import Session
     from chuanliu_cli.engines.duckdb import as_engine
     from chuanliu_cli.scoring.integrity import entity_flags
 
-    with Session(data=REPO / "sample_data") as s, s._source() as source:
+    with sample_session._source() as source:
         for key, value in (("shop_id", "ks700041"), ("promoter_id", "dr55115817"), ("shop_id", "ks700001")):
             one = entity_flags(as_engine(source), Integrity(), MAY, key, [value])
             everyone = entity_flags(as_engine(source), Integrity(), MAY, key, None)
