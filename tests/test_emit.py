@@ -68,11 +68,16 @@ def test_an_empty_month_is_recorded_and_warned(invoke: Callable[..., Any], tmp_p
     """A typo like 2022-05 crashed in record_run (exit 1); now the empty list is recorded and warned."""
     db = str(tmp_path / "s.duckdb")
     assert invoke("-q", "--db", db, "load", "--dir", SAMPLE).exit_code == 0
-    result = invoke("--db", db, "eligible", "--month", "2022-05", "--format", "json")
+    # the bundled versions hold no ruleset for 2022 (exit 3, naming them); one file scores any month
+    refused = invoke("--db", db, "eligible", "--month", "2022-05", "--format", "json")
+    assert refused.exit_code == 3 and "no ruleset is in force in 2022-05" in refused.output
+    rules = str(Path(SAMPLE).parent / "rules" / "chuanliu.yaml")
+    result = invoke("--db", db, "eligible", "--month", "2022-05", "--rules", rules, "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["entities"] == [] and doc["totals"]["entities"] == 0
     assert "2022-05 is before any data (the data starts 2023-03-01)" in doc["warnings"]
+    assert any("is effective from 2023-05, not in 2022-05" in w for w in doc["warnings"])
     assert "Warning: 2022-05 is before any data" in result.stderr
     assert "Recorded as run 1" in result.stderr
 

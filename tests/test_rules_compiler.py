@@ -458,6 +458,7 @@ def test_default_ruleset_passes_schema_check(default: Ruleset) -> None:
         7,
     )
     week = default_ruleset_path().read_text(encoding="utf-8").replace("period: month", "period: week")
+    week = week.replace("effective: {from: 2023-05}", "effective: {from: 2023-W18}")
     check_ruleset_against_schema(parse_ruleset(week, "week.yaml"))
 
 

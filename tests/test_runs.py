@@ -57,7 +57,7 @@ def test_run_record_holds_inputs(invoke: Callable[..., Any], db: str) -> None:
         grants = con.execute('SELECT sum("grant") FROM run_results').fetchall()[0][0]
     finally:
         con.close()
-    assert row[:8] == ("2023-05", "promoter", "chuanliu-2023", 64, 14630, 4, True, "0.1.0")
+    assert row[:8] == ("2023-05", "promoter", "chuanliu-2023", 64, 14640, 4, True, "0.1.0")
     assert grants == 1_000_000_000
 
 
@@ -72,7 +72,7 @@ def test_no_record_and_data_dir_write_nothing(invoke: Callable[..., Any], db: st
 def test_runs_lists_and_shows(invoke: Callable[..., Any], db: str) -> None:
     invoke("--db", db, "eligible", "--month", "2023-05", "--format", "csv")
     listed = invoke("--db", db, "runs")
-    assert listed.exit_code == 0 and "chuanliu-2023" in listed.output and "48/59" in listed.output
+    assert listed.exit_code == 0 and "chuanliu-2023" in listed.output and "49/59" in listed.output
     shown = invoke("--db", db, "runs", "--id", "1", "--format", "json")
     doc = json.loads(shown.stdout)
     assert doc["run"]["run_id"] == 1 and len(doc["results"]) == 59

@@ -305,6 +305,8 @@ def test_scored_frame_shows_no_helper_column_and_keeps_gate_outcomes() -> None:
     assert res.frame.columns == [
         "shop_id",
         "name",
+        "group_id",  # a shop's owner and category, NULL here: no shops table (SPEC §9 groups)
+        "category",
         "a",
         "total",
         "eligible",

@@ -55,9 +55,9 @@ def test_a_reference_through_a_named_filter_counts(tmp_path: Path) -> None:
         "  distribution_order: valid_order and sale_mode = 'distribution'\n"
         "  with_eligible_merchant: valid_order and merchant.eligible\n",
     )
-    # the product scorecard's first orders metric now reads merchant results, through the filter only
+    # the product scorecard's orders metric now reads merchant results, through the filter only
     start = text.index("\n  product:\n")
-    where = text.index("where: ", start)
+    where = text.index("where: valid_order", start)
     end = text.index("\n", where)
     text = text[:where] + "where: with_eligible_merchant" + text[end:]
     path = tmp_path / "r.yaml"
