@@ -843,13 +843,19 @@ class Session:
         ids: Sequence[str] = (),
         list_output: PathLike | None = None,
         group: str | None = None,
+        integrity: bool = True,
+        sensitivity: bool = False,
+        impact: bool = False,
     ) -> ReportResult:
         """One self-contained HTML report (reward list, distributions, gates, pool, movers against
         `against_period`, default the previous period); written atomically to `output` when given.
         Distributions, gates and movers cover every entity; the list and the per-entity breakdowns cover
         the first `top` in rank order and `ids` (an id not in the population raises DataError, exit 4).
         `list_output` (csv, json, jsonl or parquet by its suffix) gets every entity, as `score` writes
-        them. `group` adds one owner's shops to `ids` (as `score(group=)` chooses them)."""
+        them. `group` adds one owner's shops to `ids` (as `score(group=)` chooses them). Sections after
+        the movers: `integrity` (flag counts and threshold bunching, SPEC §11; on by default),
+        `sensitivity` (a tornado chart of the knobs, SPEC §10) and `impact` (the RD and event-study plots of
+        the previous period's grants on this one, SPEC §12; needs chuanliu[impact])."""
         from chuanliu_cli import __version__
         from chuanliu_cli.errors import RulesetError
         from chuanliu_cli.periods import parse_period
@@ -875,9 +881,38 @@ class Session:
             ruleset_before: Ruleset | None = found
         except (RulesetError, UsageError):
             ruleset_before = None
+        sections: list[tuple[str, str, str]] = []
         with self._source() as source:
             run = score_period(source, ruleset, p, upto=name)
             before = score_period(source, ruleset_before, previous, upto=name) if ruleset_before else None
+            if integrity:
+                from chuanliu_cli.engines.duckdb import as_engine
+                from chuanliu_cli.present.integrity_report import integrity_section
+                from chuanliu_cli.scoring.integrity import integrity_report
+
+                res = run.scorecards[name]
+                flags = integrity_report(as_engine(source), run.ruleset, run.period, res, False)
+                sections.append(("integrity", "", integrity_section(flags, res)))  # (its own heading)
+        if sensitivity:
+            from chuanliu_cli.design.sensitivity import sensitivity as knobs
+            from chuanliu_cli.design.variants import Variants
+            from chuanliu_cli.present.tornado import tornado
+
+            found = knobs(Variants.of(run.ruleset, run.scorecards[name]))
+            sections.append(("sensitivity", "Sensitivity 敏感度 (±5 %, ±20 %)", tornado(found)))
+        if impact:
+            from html import escape
+
+            from chuanliu_cli.present.impact_charts import impact_section
+
+            effect = self.impact(previous.label, scorecard=name, rules=rules)
+            parts = [
+                f"<h3>{escape(title)}</h3>{svg}<p class=\"meta\">{escape(note)}</p>"
+                for title, svg, note in impact_section(effect)
+            ]
+            caveats = "".join(f"<li>{escape(c)}</li>" for c in effect.caveats)
+            title = f"Impact 增量: the grants of {previous.label} on {effect.outcome}"
+            sections.append(("impact", title, "".join(parts) + f"<ul class=\"meta\">{caveats}</ul>"))
         movers = None
         if before is not None and before.scorecards[name].frame.height:
             movers = compare_results(
@@ -894,7 +929,14 @@ class Session:
 
             raise StrictError(warnings)
         html = build_report(
-            run, name, movers, generated_by or f"chuanliu {__version__}", warnings, top=top, ids=ids
+            run,
+            name,
+            movers,
+            generated_by or f"chuanliu {__version__}",
+            warnings,
+            top=top,
+            ids=ids,
+            sections=sections,
         )
         if list_path is not None and list_format is not None:
             from chuanliu_cli.present.documents import scores_document

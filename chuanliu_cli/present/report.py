@@ -114,6 +114,7 @@ def build_report(
     *,
     top: int = DEFAULT_TOP,
     ids: Sequence[str] = (),
+    sections: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     """The HTML text of the report for one scorecard of a scored period; `warnings` are shown under the
     header (the partial period is said there already).
@@ -121,7 +122,9 @@ def build_report(
     The distributions, gate rates, tier counts, pool and the movers summary cover every entity. The list
     and the per-entity breakdowns cover the first `top` entities in rank order (ineligible last) and
     those of `ids` (keys of the scorecard: an unknown one raises DataError, see listed_entities); the
-    page says how many there are and how to get the full list (`--list-out FILE`)."""
+    page says how many there are and how to get the full list (`--list-out FILE`). `sections` are
+    (anchor, title, HTML) shown after the movers (integrity, sensitivity, impact: built by their modules,
+    already escaped)."""
     import jinja2
     import polars as pl
 
@@ -196,6 +199,7 @@ def build_report(
             "more": frame.height - len(records),
         },
         generated_by=generated_by,
+        sections=[{"id": a, "title": t, "html": h} for a, t, h in sections],
         completeness=run.completeness_note(),
         warnings=[w for w in warnings if not w.startswith(f"period {run.period.label} is incomplete: ")],
     )

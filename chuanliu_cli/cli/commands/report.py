@@ -49,11 +49,27 @@ def report(
             help="Write every entity beside the report (.csv, .json, .jsonl or .parquet, as `score` does).",
         ),
     ] = None,
+    integrity: Annotated[
+        bool,
+        typer.Option("--integrity/--no-integrity", help="The integrity section (flags and bunching)."),
+    ] = True,
+    sensitivity: Annotated[
+        bool,
+        typer.Option("--sensitivity", help="Add the sensitivity tornado chart (±5 %, ±20 % of each knob)."),
+    ] = False,
+    impact: Annotated[
+        bool,
+        typer.Option(
+            "--impact",
+            help="Add the RD and event-study plots of the previous month's grants (needs chuanliu[impact]).",
+        ),
+    ] = False,
     db: DbOption = None,
     memory_limit: MemoryLimitOption = None,
     wait: WaitOption = 60.0,
 ) -> None:
-    """One self-contained HTML report: reward list, score distributions, gates, pool, movers, breakdowns."""
+    """One self-contained HTML report: reward list, score distributions, gates, pool, movers, integrity,
+    breakdowns (and, when asked, sensitivity and impact)."""
     with session(db, data, memory_limit, wait) as s:
         result = s.report(
             month,
@@ -66,6 +82,9 @@ def report(
             ids=ids or (),
             list_output=list_out,
             group=group,
+            integrity=integrity,
+            sensitivity=sensitivity,
+            impact=impact,
         )
     warn(result.warnings)
     info(f"Wrote {output} ({len(result.html.encode()) / 1024:,.0f} KiB)")
