@@ -111,7 +111,9 @@ def test_jsonl_and_default_csv_when_piped(invoke: Callable[..., Any]) -> None:
     rows = [json.loads(x) for x in lines.stdout.splitlines()]
     assert all(r["eligible"] for r in rows) and rows[0]["rank"] == 1
     piped = invoke("eligible", "--month", "2023-05", "--data", str(REPO / "sample_data"))
-    assert piped.stdout.splitlines()[0].startswith("shop_id,name,group_id,category,rank,eligible,failed_gates")
+    assert piped.stdout.splitlines()[0].startswith(
+        "shop_id,name,group_id,category,rank,eligible,failed_gates"
+    )
 
 
 def test_parquet_output_is_flat(invoke: Callable[..., Any], tmp_path: Path) -> None:

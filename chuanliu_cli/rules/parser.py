@@ -133,6 +133,7 @@ class _Reader(NodeReader):
         self.tunables: list[Tunable] = []
         self.at: dict[str, str] = {}  # the scorecard and score being read, for the paths of tunables
         self.part_refs: list[str] = []  # the names read by the parts of that score so far
+        self.key_from_on: str | None = None  # key_from's `on` in the scorecard being read (groups)
 
     def read(self, sha256: str) -> Ruleset | None:
         root = self.compose()
@@ -140,7 +141,6 @@ class _Reader(NodeReader):
             if not self.errors:
                 self.error(Loc(self.path, 1, 1), "the ruleset file is empty; it starts with `version: 1`")
             return None
-        self.key_from_on: str | None = None  # key_from's `on` in the scorecard being read (groups)
         top = self.mapping(root, "the ruleset", TOP_KEYS, ("version", "name", "scorecards"))
         if top is None:
             return None
