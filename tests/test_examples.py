@@ -39,7 +39,11 @@ def test_monthly_script_writes_four_files(tmp_path: Path) -> None:
         "chuanliu-promoter-2023-05.csv",
         "chuanliu-promoter-2023-05.json",
     ]
-    assert (tmp_path / "out" / "chuanliu-merchant-2023-05.csv").read_text().startswith("shop_id,name,group_id,category,rank")
+    assert (
+        (tmp_path / "out" / "chuanliu-merchant-2023-05.csv")
+        .read_text()
+        .startswith("shop_id,name,group_id,category,rank")
+    )
 
 
 def test_monthly_script_stops_on_incomplete_month(tmp_path: Path) -> None:

@@ -302,7 +302,8 @@ class _Compiler:
             # each flag computed once a row, and only the columns the scan reads are read (a CTE read by
             # several scans would be materialized whole)
             flagged = integrity.flagged_source(self.ruleset.integrity, alias, self.flagged[alias], base)
-            select = select.from_(exp.Subquery(this=flagged, alias=exp.TableAlias(this=ident(alias))), copy=False)
+            subquery = exp.Subquery(this=flagged, alias=exp.TableAlias(this=ident(alias)))
+            select = select.from_(subquery, copy=False)
         else:
             select = select.from_(_table(base or alias, alias), copy=False)
         earlier = [self.ruleset.scorecard(name) for name in sorted(joins)]

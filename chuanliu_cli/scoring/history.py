@@ -43,5 +43,5 @@ class HistoryResult:
 
         kinds = [pl.Utf8, pl.Utf8, pl.Utf8, pl.Utf8, pl.Boolean, pl.Boolean, pl.Boolean, pl.List(pl.Utf8),
                  pl.Utf8, pl.Int64, pl.Int64, pl.Float64, pl.Int64]  # fmt: skip
-        schema = dict(zip(HISTORY_COLUMNS, kinds, strict=True))
+        schema: dict[str, Any] = dict(zip(HISTORY_COLUMNS, kinds, strict=True))
         return pl.DataFrame([dict(r) for r in self.rows], schema=schema)
