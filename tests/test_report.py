@@ -110,7 +110,14 @@ def test_report_contents(report: Path) -> None:
         "gate store_experience 4",
     ):
         assert text in html, text
-    assert html.count('<svg class="chart"') == 5 + 2  # one per score, gates, pool
+    # one per score, gates, pool; then the integrity section's flag bars and a chart per threshold
+    assert integrity_charts(html) == 1 + 9  # 4 gate comparisons + live_weeks, 4 tiers: 9 thresholds
+    assert html.count('<svg class="chart"') == 5 + 2 + integrity_charts(html)
+
+
+def integrity_charts(html: str) -> int:
+    start = html.index('<section class="integrity">')
+    return html[start : html.index("</section>", start)].count('<svg class="chart"')
 
 
 def test_report_loads_in_chromium_with_charts_and_no_errors(report: Path, tmp_path: Path) -> None:
@@ -118,7 +125,7 @@ def test_report_loads_in_chromium_with_charts_and_no_errors(report: Path, tmp_pa
     assert console == []
     assert 'data-violations="0"' in dom and 'data-resources="0"' in dom
     charts = re.search(r'data-charts="(\d+)"', dom)
-    assert charts and int(charts.group(1)) == 7
+    assert charts and int(charts.group(1)) == 7 + integrity_charts(report.read_text(encoding="utf-8"))
     png = ARTIFACTS / "report-2023-05.png"
     screenshot(report, png, tmp_path)
     assert png.stat().st_size > 10_000
