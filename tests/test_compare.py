@@ -50,6 +50,7 @@ def _grants(invoke: Callable[..., Any], rules: Path, scorecard: str = "merchant"
     return {r[next(iter(r))]: int(r["grant"]) for r in csv.DictReader(io.StringIO(result.stdout))}
 
 
+@pytest.mark.slow
 def test_identical_rulesets_change_nothing(invoke: Callable[..., Any]) -> None:
     doc = _compare(invoke, "--against", str(RULES))
     s = doc["summary"]
@@ -119,7 +120,7 @@ def test_invalid_ruleset_b_is_exit_3_naming_the_file(invoke: Callable[..., Any],
     assert f"{b}:" in result.output and "ruleset B" in result.output
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("fmt", ["csv", pytest.param("jsonl", marks=pytest.mark.slow)])
 def test_row_formats_and_ids(invoke: Callable[..., Any], tmp_path: Path, fmt: str) -> None:
     b = _variant(tmp_path, "live_days >= 8", "live_days >= 12")
     result = invoke(

@@ -515,7 +515,24 @@ def _verify(
 # --- the tests --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(DEFAULT_MOMENTS))
+#: Kill moments left to the slow run: reading positions the every-5-percent test covers, and moments
+#: next to those kept (the default suite stays under 5 minutes on 2 cores).
+SLOW_MOMENTS = frozenset(
+    {
+        "reading-5%",
+        "reading-12%",
+        "reading-20%",
+        "reading-45%",
+        "compare-mid",
+        "source-ready",
+        "loads-written",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MOMENTS else n for n in DEFAULT_MOMENTS]
+)
 def test_killed_load_leaves_state_before_or_after(crash: Crash, cli: Callable[..., Any], name: str) -> None:
     _kill_and_verify(crash, DEFAULT_MOMENTS[name], name, cli)
 
@@ -529,7 +546,10 @@ FIRST_LOAD_MOMENTS = {
 }
 
 
-@pytest.mark.parametrize("name", list(FIRST_LOAD_MOMENTS))
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n != "insert-mid" else n for n in FIRST_LOAD_MOMENTS],
+)
 def test_killed_first_load_into_an_empty_table(
     crash_first_load: Crash, cli: Callable[..., Any], name: str
 ) -> None:

@@ -94,10 +94,16 @@ def test_a_week_for_a_monthly_ruleset_is_exit_2(invoke: Callable[..., Any]) -> N
         ["status"],
         ["rules", "sql", "--month", "2023-05"],
         ["rules", "show"],
-        ["explain", "ks700003", "--month", "2023-05", "--data", SAMPLE],
+        pytest.param(["explain", "ks700003", "--month", "2023-05", "--data", SAMPLE], marks=pytest.mark.slow),
         ["eligible", "--month", "2023-05", "--data", SAMPLE, "--format", "json"],
-        ["eligible", "--month", "2023-05", "--data", SAMPLE, "--format", "csv", "--all"],
-        ["eligible", "--month", "2023-05", "--data", SAMPLE, "--format", "parquet"],
+        pytest.param(
+            ["eligible", "--month", "2023-05", "--data", SAMPLE, "--format", "csv", "--all"],
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["eligible", "--month", "2023-05", "--data", SAMPLE, "--format", "parquet"],
+            marks=pytest.mark.slow,
+        ),
         ["--help"],
     ],
 )

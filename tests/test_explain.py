@@ -201,6 +201,7 @@ def test_a_listed_shop_without_activity_is_explained_not_refused(invoke: Callabl
     assert doc["totals"]["entities"] == 59 and len(doc["entities"]) == 60
 
 
+@pytest.mark.slow
 def test_an_id_of_another_scorecard_names_it(invoke: Callable[..., Any]) -> None:
     data = str(REPO / "sample_data")
     promoter = invoke(

@@ -256,7 +256,9 @@ def _rank_run(nested: bool, entities: int = 80) -> RunResult:
     return replace(base, scorecards={"merchant": result})
 
 
-@pytest.mark.parametrize("nested", [False, True], ids=["rank", "nested-rank"])
+@pytest.mark.parametrize(
+    "nested", [pytest.param(False, id="rank"), pytest.param(True, id="nested-rank", marks=pytest.mark.slow)]
+)
 def test_every_entity_of_a_ruleset_with_rank_parts(nested: bool) -> None:
     run = _rank_run(nested)
     keys = run.scorecards["merchant"].frame["shop_id"].to_list()

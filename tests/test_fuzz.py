@@ -198,6 +198,7 @@ ORDER = {
 }
 
 
+@pytest.mark.slow  # (the parser-level fuzz tests above cover the same cells in the default run)
 @FUZZ_FEW
 @given(
     st.fixed_dictionaries(
@@ -242,6 +243,7 @@ def test_loading_a_fuzzed_order_rejects_or_loads(
 @settings(deadline=None, max_examples=40)
 @given(st.floats(allow_nan=True, allow_infinity=True))
 @example(float("nan"))
+@pytest.mark.slow  # (the csv fuzz test covers the same parse in the default run)
 def test_loading_a_fuzzed_parquet_amount_rejects_or_loads(
     tmp_path_factory: pytest.TempPathFactory, amount: float
 ) -> None:

@@ -92,7 +92,7 @@ micros = st.integers(-(10**9), 10**9)
 offsets = st.sampled_from([0.0, 0.1, 0.3, -0.2, -0.4])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     value=st.tuples(micros, offsets).map(lambda t: (t[0] + t[1]) / 1e6),
     op=st.sampled_from([">=", ">", "<=", "<", "=", "<>"]),

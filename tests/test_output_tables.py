@@ -64,7 +64,7 @@ def test_all_shows_every_row(invoke: Callable[..., Any], terminal: None, listed:
     assert _table_rows(result.stdout) == listed and "more:" not in result.stdout
 
 
-@pytest.mark.parametrize("command", ["eligible", "score"])
+@pytest.mark.parametrize("command", ["eligible", pytest.param("score", marks=pytest.mark.slow)])
 def test_top_shows_n_rows_in_every_format(
     invoke: Callable[..., Any], terminal: None, listed: int, command: str
 ) -> None:
@@ -80,7 +80,7 @@ def test_top_shows_n_rows_in_every_format(
     assert doc["totals"]["entities"] == listed  # totals stay those of everyone
 
 
-@pytest.mark.parametrize("command", ["eligible", "score"])
+@pytest.mark.parametrize("command", ["eligible", pytest.param("score", marks=pytest.mark.slow)])
 def test_pipes_and_files_are_never_cut(
     invoke: Callable[..., Any], listed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:

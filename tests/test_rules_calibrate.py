@@ -207,6 +207,7 @@ def test_a_reachable_target_is_met_exactly(sample: Session, tuned_file: Path, tm
     assert again.read_bytes() == out.read_bytes()
 
 
+@pytest.mark.slow
 def test_several_targets_over_weights_tiers_and_the_cap(sample: Session, tmp_path: Path) -> None:
     rules = tmp_path / "more.yaml"
     rules.write_text(tuned(more=True), encoding="utf-8")

@@ -29,10 +29,9 @@ def test_rules_check_of_overlapping_versions_is_exit_3(tmp_path: Path, cli: Call
     assert "b.yaml" in result.output and "overlaps" in result.output and "a.yaml" in result.output  # type: ignore[attr-defined]
 
 
-def test_sensitivity_uses_the_version_in_force_in_its_month(cli: Callable[..., object]) -> None:
-    import json
+def test_sensitivity_uses_the_version_in_force_in_its_month() -> None:
+    from chuanliu_cli.api import Session
 
-    args = ["rules", "sensitivity", "--data", str(REPO / "sample_data"), "--format", "json"]
-    april = json.loads(cli(*args, "--month", "2023-04").stdout)  # type: ignore[attr-defined]
-    may = json.loads(cli(*args, "--month", "2023-05").stdout)  # type: ignore[attr-defined]
-    assert (april["ruleset"]["name"], may["ruleset"]["name"]) == ("chuanliu-2023-01", "chuanliu-2023")
+    with Session(data=REPO / "sample_data") as s:
+        april, may = s.sensitivity("2023-04"), s.sensitivity("2023-05")
+    assert (april.run.ruleset.name, may.run.ruleset.name) == ("chuanliu-2023-01", "chuanliu-2023")

@@ -44,7 +44,9 @@ def test_sample_reward_list_matches_golden(invoke: Callable[..., Any], scorecard
     assert text == golden.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("scorecard", SCORECARDS)
+@pytest.mark.parametrize(
+    "scorecard", [s if s == "merchant" else pytest.param(s, marks=pytest.mark.slow) for s in SCORECARDS]
+)
 def test_database_and_data_dir_agree(invoke: Callable[..., Any], loaded_db: str, scorecard: str) -> None:
     from_data = _eligible(invoke, "--data", str(REPO / "sample_data"), "--scorecard", scorecard)
     from_db = _eligible(invoke, "--db", loaded_db, "--scorecard", scorecard)

@@ -118,7 +118,10 @@ def test_a_recorded_run_reads_back_as_scored(db: str, scorecard: str) -> None:
     assert back.data_window == recorded.run.data_window
 
 
-@pytest.mark.parametrize("scorecard", ["merchant", "promoter", "product"])
+@pytest.mark.parametrize(
+    "scorecard",
+    ["merchant", *(pytest.param(s, marks=pytest.mark.slow) for s in ("promoter", "product"))],
+)
 def test_explain_and_score_by_id_are_served_from_the_recorded_run(db: str, scorecard: str) -> None:
     session = Session(db=db)
     plain = session.score(MAY, scorecard=scorecard, record=False)
