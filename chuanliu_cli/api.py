@@ -1207,7 +1207,7 @@ class Session:
         name = scorecard_name(ruleset, scorecard)
         with self._source() as source:
             run = score_period(source, ruleset, p, upto=name)
-        found = sensitivity(Variants.of(ruleset, run.scorecards[name]))
+        found = sensitivity(Variants.of(run.ruleset, run.scorecards[name]))  # (a budget: its paced pool)
         warnings = [*self._data_warnings, *run_warnings(run, name)]
         warnings += [
             f"gate {g} of {name}: its thresholds are not varied ({why})"

@@ -35,3 +35,14 @@ def test_sensitivity_uses_the_version_in_force_in_its_month() -> None:
     with Session(data=REPO / "sample_data") as s:
         april, may = s.sensitivity("2023-04"), s.sensitivity("2023-05")
     assert (april.run.ruleset.name, may.run.ruleset.name) == ("chuanliu-2023-01", "chuanliu-2023")
+
+
+def test_sensitivity_of_a_budgeted_ruleset_allocates_its_paced_pool() -> None:
+    from chuanliu_cli.api import Session
+
+    budget = REPO / "rules" / "examples" / "chuanliu-2023-budget.yaml"
+    with Session(data=REPO / "sample_data") as s:
+        result = s.sensitivity("2023-05", rules=budget)
+    assert result.run.scorecards["merchant"].totals()["pool"] > 0
+    # the variants allocate the pool paced for the month, not the placeholder 0 of the file's budget
+    assert result.sensitivity.allocated == result.run.scorecards["merchant"].totals()["allocated"] > 0
