@@ -44,5 +44,6 @@ def test_sensitivity_of_a_budgeted_ruleset_allocates_its_paced_pool() -> None:
     with Session(data=REPO / "sample_data") as s:
         result = s.sensitivity("2023-05", rules=budget)
     assert result.run.scorecards["merchant"].totals()["pool"] > 0
-    # the variants allocate the pool paced for the month, not the placeholder 0 of the file's budget
+    # the variants allocate the pool paced for the month, not the placeholder 0 of the file's budget (a guard:
+    # the variants already took the pool from the scored result when the paced ruleset was passed too)
     assert result.sensitivity.allocated == result.run.scorecards["merchant"].totals()["allocated"] > 0
