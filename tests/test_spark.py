@@ -20,7 +20,7 @@ from chuanliu_cli.rules.compiler import compile_scorecard
 from chuanliu_cli.rules.model import Ruleset
 from chuanliu_cli.rules.parser import default_ruleset_path, load_ruleset, parse_ruleset
 from chuanliu_cli.schema import TABLES
-from chuanliu_cli.scoring.pipeline import RunResult, compute_metrics, score_period
+from chuanliu_cli.scoring.pipeline import RunResult, compute_metrics, label_columns, score_period
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.spark
@@ -95,7 +95,9 @@ def _assert_same_runs(duck: RunResult, spark: RunResult) -> None:
     assert duck.complete == spark.complete
     for name, res in duck.scorecards.items():
         other = spark.scorecards[name]
-        exact = [res.key, "name", "eligible", "failed_gates", "tier", "rank", "grant", "grant_note"]
+        # the key and its labels (name; a shop's group_id and category), eligibility, tiers, grants: exact
+        exact = [res.key, *label_columns(res.scorecard), "eligible", "failed_gates", "tier", "rank", "grant"]
+        exact.append("grant_note")
         # Scores are 0..100 (or 0..5): to 1e-9 absolutely; metrics (GMV in the millions) relatively.
         scores = [s.name for s in res.scorecard.scores]
         _assert_same_frames(res.frame.drop(scores), other.frame.drop(scores), exact, 1e-9, name)
