@@ -89,7 +89,7 @@ def diff_run(
 
     from chuanliu_cli.periods import parse_period
     from chuanliu_cli.scoring.pipeline import score_period
-    from chuanliu_cli.store.runs import stored_ruleset
+    from chuanliu_cli.store.runs import stored_ruleset, unknown_run
 
     head = first_row(
         con.execute(
@@ -99,9 +99,7 @@ def diff_run(
         )
     )
     if head is None:
-        last = first_row(con.execute("SELECT max(run_id) FROM runs"))
-        hint = f"run ids go up to {last[0]}" if last and last[0] is not None else "no run is recorded yet"
-        raise DataError(f"unknown run {run_id}", hint=hint)
+        raise unknown_run(con, run_id)
     names = ("run_id", "command", "period", "scorecard", "ruleset_name", "ruleset_sha256", "max_load_id",
              "allocated", "tool_version", "detail", "started_at", "pool")  # fmt: skip
     run = dict(zip(names, head, strict=True))

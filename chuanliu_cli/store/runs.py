@@ -355,14 +355,19 @@ def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict[str,
     return [dict(zip(RUN_COLUMNS, r, strict=True)) for r in rows]
 
 
+def unknown_run(con: duckdb.DuckDBPyConnection, run_id: int) -> DataError:
+    """The error for a run id the database does not hold, saying which ids it does."""
+    last = first_row(con.execute("SELECT max(run_id) FROM runs"))
+    hint = f"run ids go up to {last[0]}" if last and last[0] is not None else "no run is recorded yet"
+    return DataError(f"unknown run {run_id}", hint=hint)
+
+
 def run_results(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One run and its per-entity results in rank order; DataError for an unknown run id."""
     cols = ", ".join(ident(c) for c in RUN_COLUMNS)
     head = first_row(con.execute(f"SELECT {cols} FROM runs WHERE run_id = ?", [run_id]))
     if head is None:
-        last = first_row(con.execute("SELECT max(run_id) FROM runs"))
-        hint = f"run ids go up to {last[0]}" if last and last[0] is not None else "no run is recorded yet"
-        raise DataError(f"unknown run {run_id}", hint=hint)
+        raise unknown_run(con, run_id)
     names = ("entity", "name", "rank", "eligible", "failed_gates", "tier", "score", "grant")
     rows = con.execute(
         'SELECT entity, name, rank, eligible, failed_gates, tier, score, "grant" FROM run_results '
