@@ -152,6 +152,24 @@ COMPLAINT = {
     "撤销": "false",
 }
 
+#: A review's cheat/invalid marker (SPEC §11): the open platform's cheatStatus (0 is none) or an export's
+#: 是否作弊 / 无效评价 column; a marked review is `suspicious`.
+CHEAT = {
+    "true": "true",
+    "false": "false",
+    "yes": "true",
+    "no": "false",
+    "1": "true",
+    "0": "false",
+    "是": "true",
+    "否": "false",
+    "作弊": "true",
+    "无效": "true",
+    "无效评价": "true",
+    "正常": "false",
+    "有效": "false",
+}
+
 #: Refund reasons that make a refund a quality return (品质退货), canonical lower-case English included.
 QUALITY_REFUND_REASONS: frozenset[str] = frozenset(
     {
@@ -246,6 +264,8 @@ REVIEWS = Table(
         Column("service_score", "score", False, ("服务评分", "serviceScore"), minimum=1, maximum=5),
         Column("review_time", "timestamp", True, ("评价时间", "commentTime", "createTime")),
         Column("complaint", "boolean", False, ("是否投诉", "投诉状态", "complainStatus"), COMPLAINT, "false"),
+        # the export's cheat/invalid marker (added in schema version 6, hence last)
+        Column("cheat", "boolean", False, ("是否作弊", "作弊状态", "cheatStatus"), CHEAT, "false"),
     ),
 )
 

@@ -178,6 +178,18 @@ def test_reviews_of_brushing_orders_are_suspicious(con: duckdb.DuckDBPyConnectio
     assert got == {"v0": True, "v3": False, "v-missing": False}
 
 
+def test_a_review_the_export_marks_as_cheating_is_suspicious(con: duckdb.DuckDBPyConnection) -> None:
+    order(con, "o0", 0)
+    for rid, cheat in (("v-marked", True), ("v-clean", False), ("v-unknown", None)):
+        con.execute(
+            "INSERT INTO reviews (review_id, order_id, shop_id, quality_score, review_time, cheat) "
+            "VALUES (?, 'o0', 's1', 5, ?, ?)",
+            [rid, T0 + timedelta(days=3), cheat],
+        )
+    got = {k: v["suspicious"] for k, v in flags(con, "reviews").items()}
+    assert got == {"v-marked": True, "v-clean": False, "v-unknown": False}
+
+
 # --- the ruleset ---------------------------------------------------------------------------------------------
 
 RULES = """\
@@ -453,3 +465,25 @@ def test_one_entitys_flags_are_those_of_the_whole_report(sample_session: Any) ->
             mine = everyone.filter(everyone["key"] == value)
             assert one.height == 1 and (mine.height == 0 or one.equals(mine)), (key, value)
             assert mine.height == (value != "ks700001")
+
+
+def test_an_exports_cheat_column_is_read_with_its_chinese_header(tmp_path: Path) -> None:
+    from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.store.database import open_database
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "orders.csv").write_text(
+        "订单号,店铺ID,买家ID,订单类型,下单时间,实付金额,订单状态\no1,s1,b1,普通订单,2023-05-02 10:00:00,10,交易成功\n",
+        encoding="gb18030",
+    )
+    (folder / "评价.csv").write_text(
+        "评价ID,订单号,店铺ID,商品质量评分,评价时间,是否作弊\n"
+        "r1,o1,s1,5,2023-05-03 10:00:00,是\nr2,o1,s1,4,2023-05-03 11:00:00,否\nr3,o1,s1,4,2023-05-03 12:00:00,\n",
+        encoding="gb18030",
+    )
+    db = str(tmp_path / "db.duckdb")
+    with open_database(db, "write") as handle:
+        load_files(handle, discover(folder), LoadOptions())
+        rows = handle.con.execute("SELECT review_id, cheat FROM reviews ORDER BY review_id").fetchall()
+    assert rows == [("r1", True), ("r2", False), ("r3", False)]

@@ -175,18 +175,60 @@ def test_comments_take_their_shop_from_the_order(tmp_path: Path) -> None:
     reviews = _rows(
         db,
         "SELECT review_id, order_id, shop_id, item_id, promoter_id, quality_score, logistics_score, "
-        "service_score, review_time, complaint FROM reviews ORDER BY review_id",
+        "service_score, review_time, complaint, cheat FROM reviews ORDER BY review_id",
     )
     t = datetime
     assert reviews == [
-        ("7001", "2704810274450369", "1001", "501", None, 5, 5, 4, t(2023, 5, 15, 8, 0), False),
-        ("7002", "2704810274450371", "1001", "502", None, 2, 4, 3, t(2023, 5, 16, 18, 30), True),
-        ("7004", "2704810274450373", "1002", "601", None, 3, 5, 5, t(2023, 5, 25, 22, 5, 9), False),
+        ("7001", "2704810274450369", "1001", "501", None, 5, 5, 4, t(2023, 5, 15, 8, 0), False, False),
+        ("7002", "2704810274450371", "1001", "502", None, 2, 4, 3, t(2023, 5, 16, 18, 30), True, False),
+        # marked invalid by the platform (valid: false): kept, with its cheat marker (suspicious, SPEC §11)
+        ("7003", "2704810274450372", "1002", "601", None, 1, 1, 1, t(2023, 5, 24, 7, 45), False, True),
+        ("7004", "2704810274450373", "1002", "601", None, 3, 5, 5, t(2023, 5, 25, 22, 5, 9), False, False),
     ]
-    # 7003 is marked invalid by the platform: left out, said with its line (JSON lines) and path
-    left_out = [w for w in result.warnings if "left out 1 comment" in w]
-    assert left_out and "line 3, data.rootComment[0] (commentId 7003): marked invalid" in left_out[0]
+    assert not any("left out" in w for w in result.warnings)
     assert not any("no column promoter_id" in w for w in result.warnings)
+
+
+def test_a_cheat_status_marks_the_review_and_reloading_changes_nothing(tmp_path: Path) -> None:
+    page = {
+        "result": 1,
+        "data": {
+            "rootComment": [
+                {
+                    "commentId": 7101,
+                    "orderId": 2704810274450369,
+                    "qualityScore": 5,
+                    "createTime": 1684108800000,
+                    "cheatStatus": 2,
+                },
+                {
+                    "commentId": 7102,
+                    "orderId": 2704810274450371,
+                    "qualityScore": 4,
+                    "createTime": 1684108800000,
+                    "cheatStatus": "0",
+                    "valid": True,
+                },
+                {
+                    "commentId": 7103,
+                    "orderId": 2704810274450371,
+                    "qualityScore": 4,
+                    "createTime": 1684108800000,
+                },
+            ]
+        },
+    }
+    path = tmp_path / "comments.json"
+    path.write_text(json.dumps(page))
+    db = tmp_path / "db.duckdb"
+    _load(db, path, *PAGES)
+    assert _rows(db, "SELECT review_id, cheat FROM reviews ORDER BY review_id") == [
+        ("7101", True),
+        ("7102", False),
+        ("7103", False),
+    ]
+    again = _load(db, path)
+    assert (again.files[0].inserted, again.files[0].updated, again.files[0].unchanged) == (0, 0, 3)
 
 
 def test_a_comment_whose_order_is_not_loaded_is_rejected_with_why(tmp_path: Path) -> None:
@@ -363,6 +405,7 @@ scorecards:
         value: sum(case when quality_return then 1 else 0 end)
       quality_avg:
         from: reviews
+        where: not suspicious
         value: avg(quality_score)
       complaints:
         from: reviews
@@ -393,7 +436,7 @@ def test_scoring_a_month_loaded_from_responses(invoke: Callable[..., Any], tmp_p
     got = {e["shop_id"]: (e["metrics"], e["scores"]["total"]) for e in doc["entities"]}
     # by hand: 1001 has 19.99 (self) + 120.00 − 50.00 (distribution, quality return); 50.00 is pending.
     # 1002 has 88.00 (self) + 100.01 (marked distribution by the cps list); 500.00 is June 1 in Shanghai.
-    # Reviews: 1001 rated 5 and 2 (a complaint), 1002 rated 3 (the invalid comment left out).
+    # Reviews: 1001 rated 5 and 2 (a complaint), 1002 rated 3 (the comment marked invalid is suspicious).
     assert got == {
         "1002": (
             {"gmv": 188.01, "distribution_gmv": 100.01, "promoters": 1, "quality_returns": 0,

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import polars as pl
 
+    from chuanliu_cli.rules.model import Integrity
+
 
 class Engine(Protocol):
     """Where the metric queries run. Everything after the metric rows is the same Python code."""
@@ -28,6 +30,10 @@ class Engine(Protocol):
 
     def names(self, key: str) -> pl.DataFrame | None:
         """Display names (columns k, name) for entities keyed by `key`, or None."""
+
+    def brushing_marks(self, integrity: Integrity) -> bool:
+        """Whether queries may read the brushing orders the data keeps for these thresholds
+        (store/brushing.py) instead of finding them."""
 
 
 #: How display names are found, per entity key (portable SQL: DuckDB and Spark both run it).

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
+    from chuanliu_cli.rules.model import Integrity
+
 
 class DuckDBEngine:
     """Metric queries on a DuckDB connection (a database file or the in-memory load of --data)."""
@@ -48,6 +50,12 @@ class DuckDBEngine:
         """Shop names for shop keys, the latest item name for item keys."""
         sql = NAME_QUERIES.get(key)
         return None if sql is None else self.query(sql)
+
+    def brushing_marks(self, integrity: Integrity) -> bool:
+        """Whether the database keeps the brushing orders of these thresholds for its orders as they are."""
+        from chuanliu_cli.store.brushing import current
+
+        return current(self.con, integrity)
 
 
 def as_engine(source: Engine | duckdb.DuckDBPyConnection) -> Engine:

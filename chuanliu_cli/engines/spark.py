@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     import polars as pl
     from pyspark.sql import DataFrame, SparkSession
 
+    from chuanliu_cli.rules.model import Integrity
+
 #: Session settings the engine relies on; `SparkSettings.conf` cannot change them.
 FIXED_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -295,6 +297,10 @@ class SparkEngine:
 
         sql = NAME_QUERIES.get(key)
         return None if sql is None else self.query(sql)
+
+    def brushing_marks(self, integrity: Integrity) -> bool:
+        """Never: Spark reads the exports, which keep no brushing orders; its queries find them."""
+        return False
 
 
 def _arrow_input_supported() -> bool:

@@ -241,6 +241,10 @@ def load_files(
             raise StrictError(warned)  # before COMMIT: the transaction is rolled back
         for r in results:
             _write_rejects(con, r)
+        if any(r.table == "orders" for r in results):
+            from chuanliu_cli.store import brushing
+
+            brushing.refresh(con)  # the brushing orders of the orders as now loaded (SPEC §11)
         con.execute(
             "INSERT OR REPLACE INTO chuanliu_meta VALUES ('timezone', ?)",
             [options.timezone],

@@ -188,8 +188,15 @@ class _Compiler:
     """Compiles one scorecard for one period."""
 
     def __init__(
-        self, ruleset: Ruleset, sc: Scorecard, period: Period, cast_metrics: bool, dialect: str = "duckdb"
+        self,
+        ruleset: Ruleset,
+        sc: Scorecard,
+        period: Period,
+        cast_metrics: bool,
+        dialect: str = "duckdb",
+        marks: bool = False,
     ) -> None:
+        self.marks = marks  # read the brushing orders the database keeps (rules/integrity.flag_ctes)
         if dialect not in DIALECTS:
             raise UsageError(f"unknown SQL dialect {dialect!r}", hint=f"use one of {', '.join(DIALECTS)}")
         if period.kind != ruleset.period:
@@ -567,7 +574,7 @@ class _Compiler:
         """The brushing orders' CTE when a scan reads brushing or suspicious (rules/integrity.flag_ctes);
         the other flags are expressions of the row."""
         self.flagged = self.flags_used()
-        self.ctes += integrity.flag_ctes(self.ruleset.integrity, self.flagged, ranges)
+        self.ctes += integrity.flag_ctes(self.ruleset.integrity, self.flagged, ranges, marks=self.marks)
 
     def compile(self) -> exp.Select:
         scans = self.scans()
@@ -635,9 +642,9 @@ class _Compiler:
 
 
 def _compile(
-    ruleset: Ruleset, sc: Scorecard, period: Period, dialect: str, cast_metrics: bool
+    ruleset: Ruleset, sc: Scorecard, period: Period, dialect: str, cast_metrics: bool, marks: bool = False
 ) -> CompiledQuery:
-    tree = _Compiler(ruleset, sc, period, cast_metrics, dialect).compile()
+    tree = _Compiler(ruleset, sc, period, cast_metrics, dialect, marks).compile()
     return CompiledQuery(
         sql=tree.sql(dialect=dialect, pretty=True),
         tree=tree,
@@ -653,14 +660,16 @@ def compile_scorecard(
     dialect: str = "duckdb",
     *,
     cast_metrics: bool = True,
+    marks: bool = False,
 ) -> CompiledQuery:
     """The query computing every metric of `scorecard_name` for `period`: key, then metrics, one row per
     entity in no set order (scoring sorts by key).
 
     `cast_metrics=False` leaves each metric in its own SQL type (rules check uses it to report a
-    metric that is not a number); scoring always uses the default, every metric as DOUBLE.
+    metric that is not a number); scoring always uses the default, every metric as DOUBLE. `marks`: the
+    brushing orders are read from the database's brushing_marks (store/brushing.py) instead of found.
     """
-    return _compile(ruleset, ruleset.scorecard(scorecard_name), period, dialect, cast_metrics)
+    return _compile(ruleset, ruleset.scorecard(scorecard_name), period, dialect, cast_metrics, marks)
 
 
 def compile_metrics(

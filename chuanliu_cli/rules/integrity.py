@@ -12,8 +12,12 @@ Spark, so both engines flag the same rows:
                     after it (LEAD k-1-m) spans less than `within`: one window pass, no self-join.
     self_purchase   a distribution order whose buyer_id is its promoter_id.
     idle            a session whose viewers are known and fewer than `idle.min_viewers_per_hour` an hour.
-    suspicious      the review of a brushing order. (The open platform's cheatStatus/valid markers do not
-                    reach the tables: `load` leaves such comments out, with a warning.)
+    suspicious      a review the export marks as cheating or invalid (the `cheat` column: the open
+                    platform's cheatStatus/valid), or the review of a brushing order.
+
+The brushing orders are found again by every query, unless the database keeps them: `load` stores them
+for the default thresholds (and any others it holds) in `brushing_marks` (store/brushing.py, with the
+query of `brushing_order_ids`), and a query compiled with `marks=True` reads them from there instead.
 
 The section is read here too (`read_integrity`), so that the parser has one hook.
 """
@@ -49,10 +53,12 @@ FLAG_LABELS: dict[str, str] = {
     "brushing": "刷单 order brushing: a burst of orders of one buyer at one shop",
     "self_purchase": "自买自卖 a promoter buying through its own distribution link",
     "idle": "挂机直播 an idle live session: too few viewers for its length",
-    "suspicious": "可疑评价 a review of a brushing order",
+    "suspicious": "可疑评价 a review marked as cheating or invalid, or of a brushing order",
 }
 #: The CTE of the brushing orders' ids, which flagged orders and reviews join.
 BRUSHING_ORDERS = "brushing_orders"
+#: The table where the database keeps the brushing orders of its thresholds (schema version 6).
+MARKS_TABLE = "brushing_marks"
 #: An order that counts (SPEC §2): the orders brushing looks at.
 INVALID_STATUSES = ("pending", "closed")
 
@@ -180,7 +186,7 @@ def _runs(integrity: Integrity, alias: str) -> exp.Expr:
     """TRUE for the orders of `alias` (valid orders with a shop and a buyer) in a run of `brushing_orders`
     consecutive orders of one (shop, buyer) spanning less than `brushing_within` minutes (LAG/LEAD)."""
     k = integrity.brushing_orders
-    seconds = int(integrity.brushing_within * 60)
+    seconds = integrity.brushing_seconds
     time = column("order_time", alias)
 
     def over(node: exp.Expr) -> exp.Window:
@@ -294,7 +300,7 @@ def brushing_ctes(
     candidates of a run is itself a candidate, so candidates consecutive in a run are consecutive orders.
     """
     k = integrity.brushing_orders
-    w = int(integrity.brushing_within * 60)
+    w = integrity.brushing_seconds
     o = "o"
     seconds = exp.TimeToUnix(this=column("order_time", o))
 
@@ -369,6 +375,29 @@ def brushing_ctes(
     return [("brushing_pairs", pairs), ("brushing_paired", paired), (BRUSHING_ORDERS, brushed)]
 
 
+def brushing_order_ids(integrity: Integrity) -> exp.Select:
+    """The order_id of every brushing order of the `orders` table (the query that fills brushing_marks)."""
+    select = exp.select(column("order_id", BRUSHING_ORDERS)).from_(exp.Table(this=ident(BRUSHING_ORDERS)))
+    for name, query in brushing_ctes(integrity):
+        select = select.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
+    return select
+
+
+def _stored_marks(integrity: Integrity) -> exp.Select:
+    """The brushing orders the database keeps for these thresholds."""
+    k, seconds = integrity.marks_key
+    m = "m"
+    where = exp.and_(
+        exp.EQ(this=column("orders", m), expression=exp.Literal.number(k)),
+        exp.EQ(this=column("within_seconds", m), expression=exp.Literal.number(seconds)),
+    )
+    return (
+        exp.select(column("order_id", m))
+        .from_(exp.Table(this=ident(MARKS_TABLE), alias=exp.TableAlias(this=ident(m))), copy=False)
+        .where(where, copy=False)
+    )
+
+
 def reads_brushing(flags: Iterable[str]) -> bool:
     """Whether these flags read the brushing orders' CTE (brushing of orders, suspicious of reviews)."""
     return bool({"brushing", "suspicious"} & set(flags))
@@ -383,8 +412,11 @@ def brushing_join(alias: str) -> tuple[exp.Table, exp.Expr]:
 def flag_expression(integrity: Integrity, source: str, flag: str, alias: str) -> exp.Expr:
     """The flag as a boolean expression of a row of `source` read as `alias` (brushing and suspicious:
     of the brushing orders' CTE joined by brushing_join)."""
-    if flag in ("brushing", "suspicious"):
-        return exp.Not(this=exp.Is(this=column("order_id", BRUSHING_ORDERS), expression=exp.Null()))
+    brushing = exp.Not(this=exp.Is(this=column("order_id", BRUSHING_ORDERS), expression=exp.Null()))
+    if flag == "brushing":
+        return brushing
+    if flag == "suspicious":
+        return exp.or_(brushing, _false_if_null(column("cheat", alias)))
     if flag == "self_purchase":
         return self_purchase(alias)
     if flag == "idle":
@@ -412,13 +444,17 @@ def flag_ctes(
     wanted: Mapping[str, Iterable[str]],
     ranges: Mapping[str, Sequence[tuple[date, date]]] | None = None,
     shops: exp.Expr | None = None,
+    marks: bool = False,
 ) -> list[tuple[str, exp.Select]]:
     """The CTEs the `wanted` flags of each source read: `brushing_orders` when brushing or suspicious is
     wanted (over the orders of `ranges["orders"]` widened by the brushing span, or over every order when
     reviews need it: a review's order may be of any time; only the orders of the shops the query `shops`
-    gives, when the rows read are theirs); nothing otherwise."""
+    gives, when the rows read are theirs; or, with `marks`, the ones the database keeps, every time's:
+    the same orders, found at load time); nothing otherwise."""
     suspicious = "suspicious" in set(wanted.get("reviews", ()))
     if not (suspicious or "brushing" in set(wanted.get("orders", ()))):
         return []
+    if marks:
+        return [(BRUSHING_ORDERS, _stored_marks(integrity))]
     order_ranges = None if suspicious else (ranges or {}).get("orders")
     return brushing_ctes(integrity, order_ranges, shops)

@@ -297,6 +297,16 @@ class Integrity:
     bunching_alpha: float = 0.01
     loc: Loc | None = None
 
+    @property
+    def brushing_seconds(self) -> int:
+        """The brushing span in seconds (the parser accepts whole seconds only)."""
+        return round(self.brushing_within * 60)
+
+    @property
+    def marks_key(self) -> tuple[int, int]:
+        """The thresholds a database keeps brushing orders for (store/brushing.py): (orders, seconds)."""
+        return self.brushing_orders, self.brushing_seconds
+
 
 @dataclass(frozen=True)
 class Ruleset:

@@ -186,17 +186,19 @@ def _with_flagged(
     period: Period,
     tables: Sequence[str],
     shops: exp.Expr | None = None,
+    marks: bool = False,
 ) -> exp.Select:
     wanted = {table: flags.FLAGS[table] for table in tables}
-    ctes = flags.flag_ctes(integrity, wanted, {"orders": [(period.start, period.end)]}, shops)
+    ctes = flags.flag_ctes(integrity, wanted, {"orders": [(period.start, period.end)]}, shops, marks)
     ctes += [(flags.flagged_table(t), flags.flagged_source(integrity, t, flags.FLAGS[t])) for t in tables]
     for name, query in ctes:
         select = select.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
     return select
 
 
-def rows_query(integrity: Integrity, period: Period, dialect: str) -> str:
-    """Every flagged row of the period, one line per (row, flag): ROW_COLUMNS."""
+def rows_query(integrity: Integrity, period: Period, dialect: str, marks: bool = False) -> str:
+    """Every flagged row of the period, one line per (row, flag): ROW_COLUMNS (`marks`: the brushing orders
+    the database keeps, store/brushing.py)."""
     parts: list[exp.Select] = []
     times = {"orders": "order_time", "livestreams": "start_time", "reviews": "review_time"}
     for table, table_flags in flags.FLAGS.items():
@@ -237,7 +239,7 @@ def rows_query(integrity: Integrity, period: Period, dialect: str) -> str:
         exp.Subquery(this=query, alias=exp.TableAlias(this=ident("f"))), copy=False
     )
     outer = outer.order_by(column("flag"), column("table"), column("time"), column("key"), copy=False)
-    return _with_flagged(outer, integrity, period, list(flags.FLAGS)).sql(dialect=dialect)
+    return _with_flagged(outer, integrity, period, list(flags.FLAGS), marks=marks).sql(dialect=dialect)
 
 
 def _count_if(condition: exp.Expr | None) -> exp.Expr:
@@ -261,9 +263,10 @@ def entity_query(
     table: str,
     dialect: str,
     keys: Sequence[str] | None = None,
+    marks: bool = False,
 ) -> str:
     """One table's totals per entity (`key`) in the period, flagged and not: orders (valid ones) and their
-    net GMV, sessions, reviews; every entity of the period, or only `keys`."""
+    net GMV, sessions, reviews; every entity of the period, or only `keys` (`marks`: as rows_query)."""
     alias = "t"
     k = column(key, alias)
     valid = flags.valid_order(alias)
@@ -314,7 +317,7 @@ def entity_query(
             .from_(exp.Table(this=ident("orders"), alias=exp.TableAlias(this=ident("s"))), copy=False)
         )
         shops = shops.where(exp.In(this=column(key, "s"), expressions=wanted), copy=False)
-    return _with_flagged(select, integrity, period, [table], shops).sql(dialect=dialect)
+    return _with_flagged(select, integrity, period, [table], shops, marks).sql(dialect=dialect)
 
 
 def entity_flags(
@@ -327,7 +330,8 @@ def entity_flags(
 
     frame: pl.DataFrame | None = None
     for table in _entity_tables(key):
-        part = engine.query(entity_query(integrity, period, key, table, engine.dialect, keys))
+        marks = engine.brushing_marks(integrity)
+        part = engine.query(entity_query(integrity, period, key, table, engine.dialect, keys, marks))
         part = part.with_columns(pl.col("key").cast(pl.String))
         frame = part if frame is None else frame.join(part, on="key", how="full", coalesce=True)
     if frame is None:
@@ -401,7 +405,8 @@ def integrity_report(
 ) -> IntegrityResult:
     """The flags, the most affected entities (by the scorecard's row key) and the bunching tests."""
     sc = res.scorecard
-    rows = engine.query(rows_query(ruleset.integrity, period, engine.dialect))
+    marks = engine.brushing_marks(ruleset.integrity)
+    rows = engine.query(rows_query(ruleset.integrity, period, engine.dialect, marks))
     key = sc.row_key if _entity_tables(sc.row_key) else "shop_id"
     entities = entity_flags(engine, ruleset.integrity, period, key)
     return IntegrityResult(

@@ -202,7 +202,8 @@ def compute_metrics(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Per
     import polars as pl
 
     try:
-        frame = engine.query(metric_sql(ruleset, sc.name, period, engine.dialect))
+        marks = engine.brushing_marks(ruleset.integrity)
+        frame = engine.query(metric_sql(ruleset, sc.name, period, engine.dialect, marks))
     except DataError as exc:
         raise DataError(f"scorecard {sc.name}: {exc.message}") from None
     casts = [pl.col(sc.key).cast(pl.Utf8)]
@@ -243,17 +244,18 @@ def _query_digest(ruleset: Ruleset) -> str:
     return cache.model_digest(replace(ruleset, scorecards=bare, warnings=(), versions=None))
 
 
-def metric_sql(ruleset: Ruleset, scorecard: str, period: Period, dialect: str) -> str:
+def metric_sql(ruleset: Ruleset, scorecard: str, period: Period, dialect: str, marks: bool = False) -> str:
     """The scorecard's compiled metric query (rules/compiler.compile_scorecard) for `period`, through the
-    cache: the same ruleset model, period and dialect compile to the same text."""
+    cache: the same ruleset model, period, dialect and `marks` (the database keeps the brushing orders)
+    compile to the same text."""
     from chuanliu_cli.rules import cache
 
     def compute() -> str:
         from chuanliu_cli.rules.compiler import compile_scorecard
 
-        return compile_scorecard(ruleset, scorecard, period, dialect=dialect).sql
+        return compile_scorecard(ruleset, scorecard, period, dialect=dialect, marks=marks).sql
 
-    question = (_query_digest(ruleset), scorecard, period.kind, period.label, dialect)
+    question = (_query_digest(ruleset), scorecard, period.kind, period.label, dialect, str(marks))
     return cache.remembered("sql", question, compute)
 
 

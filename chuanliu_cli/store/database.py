@@ -20,7 +20,7 @@ from chuanliu_cli.schema import TABLES, table_ddl
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_DB = "chuanliu.duckdb"
 MEMORY = ":memory:"
 
@@ -161,6 +161,25 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             file VARCHAR NOT NULL,
             line VARCHAR NOT NULL
         )""",
+    ),
+    # integrity (SPEC §11): the brushing orders kept up to date by every load of orders, for the thresholds
+    # in brushing_state (scoring reads them instead of finding the bursts again when the state matches the
+    # orders: same row count, same newest load); a review's cheat/invalid marker of the export (the open
+    # platform's cheatStatus/valid), which makes it suspicious
+    6: (
+        """CREATE TABLE IF NOT EXISTS brushing_marks (
+            orders INTEGER NOT NULL,
+            within_seconds BIGINT NOT NULL,
+            order_id VARCHAR NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS brushing_state (
+            orders INTEGER NOT NULL,
+            within_seconds BIGINT NOT NULL,
+            orders_rows BIGINT NOT NULL,
+            load_id BIGINT,
+            PRIMARY KEY (orders, within_seconds)
+        )""",
+        'ALTER TABLE reviews ADD COLUMN IF NOT EXISTS "cheat" BOOLEAN DEFAULT FALSE',
     ),
 }
 

@@ -277,7 +277,8 @@ WITH "brushing_pairs" AS (
       "t"."service_score" AS "service_score",
       "t"."review_time" AS "review_time",
       "t"."complaint" AS "complaint",
-      NOT "brushing_orders"."order_id" IS NULL AS "suspicious"
+      "t"."cheat" AS "cheat",
+      NOT "brushing_orders"."order_id" IS NULL OR COALESCE("t"."cheat", FALSE) AS "suspicious"
     FROM "reviews" AS "t"
     LEFT JOIN "brushing_orders"
       ON "brushing_orders"."order_id" = "t"."order_id"

@@ -15,7 +15,8 @@ them, and goes through the same canonicalization as every export (`ingest.canoni
 milliseconds, status codes, cpsType and amounts are parsed there, amounts with the scale 0.01 of their
 columns (integer fen → yuan, exact decimals). Only what this format alone knows is done here: where each
 field is, payTime else createTime, refunds summed in integer fen with the reason of the largest, fen that are
-not whole numbers refused, and comments the platform marks invalid or as cheating left out with a warning.
+not whole numbers refused, and a comment's cheatStatus (≠ 0) or valid (false) kept as its cheat marker (such a
+review is `suspicious`, SPEC §11: it stays in the table, and rulesets leave it out of the review metrics).
 A row's number (`__line`) is `response * 1_000_000 + element`, so that rows keep the file's order and a
 rejected row is located by its line (JSON lines) and JSON path, `data.orderList[3].orderBaseInfo.oid`.
 """
@@ -49,11 +50,10 @@ Cells = dict[str, str | None]
 
 @dataclass(frozen=True)
 class Flat:
-    """One element as a row: its cells, or why it is refused (`error`) or left out (`skip`)."""
+    """One element as a row: its cells, or why it is refused (`error`)."""
 
     cells: Cells
     error: str | None = None
-    skip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,8 +241,13 @@ _FALSE = (False, 0, "0", "false", "False")
 
 
 def _comment(el: dict[str, Any]) -> Flat:
-    """An element of data.rootComment; a comment the platform marks invalid or as cheating is no review."""
+    """An element of data.rootComment; the platform's cheatStatus (≠ 0) or valid (false) is its `cheat`
+    marker (SPEC §11): the review is kept and flagged `suspicious`."""
     ids: list[str] = []
+    valid, cheat = el.get("valid"), el.get("cheatStatus")
+    marked = (valid is not None and valid in _FALSE) or (
+        cheat is not None and cheat != "" and cheat not in _FALSE
+    )
     cells: Cells = {
         "review_id": _id(el.get("commentId"), "commentId", ids),
         "order_id": _id(el.get("orderId"), "orderId", ids),
@@ -253,12 +258,8 @@ def _comment(el: dict[str, Any]) -> Flat:
         "logistics_score": _text(el.get("logisticsScore")),
         "review_time": None if _absent(el.get("createTime")) else _text(el.get("createTime")),
         "complaint": _text(el.get("complainStatus")),
+        "cheat": "true" if marked else "false",
     }
-    valid, cheat = el.get("valid"), el.get("cheatStatus")
-    if valid is not None and valid in _FALSE:
-        return Flat(cells, skip=f"marked invalid (valid: {_text(valid)})")
-    if cheat is not None and cheat != "" and cheat not in _FALSE:
-        return Flat(cells, skip=f"marked as cheating (cheatStatus: {_text(cheat)})")
     return Flat(cells, *ids[:1])
 
 
@@ -309,6 +310,7 @@ COMMENTS = Method(
         "logistics_score": "logisticsScore",
         "review_time": "createTime",
         "complaint": "complainStatus",
+        "cheat": "cheatStatus",
     },
     (),
     _comment,
@@ -562,8 +564,6 @@ def _batches(
     lines: list[int] = []
     raws: list[str] = []
     shape: dict[int, str] = {}
-    skipped: list[str] = []
-    skip_count = 0
     headers = method.columns
     for mode, slot, obj in responses(path, enc):
         mode_out[0] = mode
@@ -592,13 +592,6 @@ def _batches(
         for i, el in enumerate(elements):
             number = slot * PER_RESPONSE + i + 1
             flat = method.flatten(el) if isinstance(el, dict) else Flat({}, "not a JSON object")
-            if flat.skip is not None:
-                skip_count += 1
-                if len(skipped) < 5:
-                    key = _text(el.get(method.key_field.split(".")[-1])) if isinstance(el, dict) else None
-                    at = _join(where, f"data.{method.list_key}[{i}]")
-                    skipped.append(f"{at} ({method.key_field} {key}): {flat.skip}")
-                continue
             if flat.error is not None:
                 shape[len(rows)] = flat.error
             rows.append(["" if (v := flat.cells.get(h)) is None else v for h in headers])
@@ -609,12 +602,6 @@ def _batches(
                 rows, lines, raws, shape = [], [], [], {}
     if rows:
         yield _batch(rows, lines, selected, shape, raws)
-    if skip_count:
-        more = f"; … {skip_count - len(skipped)} more" if skip_count > len(skipped) else ""
-        notes.append(
-            f"{path}: left out {skip_count} comment(s) the platform marks invalid or as cheating (not "
-            f"reviews): {'; '.join(skipped)}{more}"
-        )
 
 
 def _batch(

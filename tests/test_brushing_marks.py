@@ -1,0 +1,167 @@
+"""The brushing orders kept by the database (store/brushing.py): found by every load of orders, read by
+scoring only while they match the orders, and always the orders the scoring-time query finds."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+from chuanliu_cli.periods import parse_period
+from chuanliu_cli.rules.compiler import compile_scorecard
+from chuanliu_cli.rules.integrity import brushing_order_ids
+from chuanliu_cli.rules.model import Integrity
+from chuanliu_cli.rules.parser import load_ruleset
+from chuanliu_cli.store import brushing
+from chuanliu_cli.store.database import _MIGRATIONS, SCHEMA_VERSION, open_database, schema_version
+
+REPO = Path(__file__).resolve().parent.parent
+HEADER = "order_id,shop_id,buyer_id,sale_mode,order_time,paid_amount,status\n"
+
+
+def _load(db: str, *paths: Path) -> None:
+    items = [item for path in paths for item in discover(path)]
+    with open_database(db, "write") as handle:
+        load_files(handle, items, LoadOptions())
+
+
+def _kept(db: str) -> set[str]:
+    with open_database(db, "read") as handle:
+        return {r[0] for r in handle.con.execute("SELECT order_id FROM brushing_marks").fetchall()}
+
+
+def _found(db: str, integrity: Integrity | None = None) -> set[str]:
+    """The brushing orders as a query finds them, over every order."""
+    query = brushing_order_ids(integrity or Integrity()).sql(dialect="duckdb")
+    with open_database(db, "read") as handle:
+        return {r[0] for r in handle.con.execute(query).fetchall()}
+
+
+def _current(db: str, integrity: Integrity | None = None) -> bool:
+    with open_database(db, "read") as handle:
+        return brushing.current(handle.con, integrity or Integrity())
+
+
+@pytest.fixture
+def sample_db(tmp_path: Path) -> str:
+    db = str(tmp_path / "sample.duckdb")
+    _load(db, REPO / "sample_data")
+    return db
+
+
+def test_a_load_keeps_the_brushing_orders_a_query_finds(sample_db: str) -> None:
+    kept = _kept(sample_db)
+    assert kept and kept == _found(sample_db)
+    assert _current(sample_db)
+    assert not _current(sample_db, Integrity(brushing_orders=4))  # other thresholds: found by the query
+
+
+def test_a_later_load_finds_its_new_bursts_and_loses_the_broken_ones(sample_db: str, tmp_path: Path) -> None:
+    before = _kept(sample_db)
+    late = tmp_path / "late" / "orders_late.csv"
+    late.parent.mkdir()
+    burst = "".join(
+        f"late{i},ks100001,bx,self,2023-05-20 10:{10 * i:02d}:00,9.9,completed\n" for i in range(3)
+    )
+    # one order of a kept run closed afterwards: the run is broken (a closed order is no valid order)
+    with open_database(sample_db, "read") as handle:
+        broken = handle.con.execute(
+            "SELECT o.order_id, o.shop_id, o.buyer_id, o.sale_mode, strftime(o.order_time, '%Y-%m-%d %H:%M:%S'), "
+            "o.paid_amount FROM orders o JOIN brushing_marks m USING (order_id) ORDER BY o.order_id LIMIT 1"
+        ).fetchall()[0]
+    closed = ",".join(str(v) for v in broken) + ",closed\n"
+    late.write_text(HEADER + burst + closed, encoding="utf-8")
+    _load(sample_db, late.parent)
+    after = _kept(sample_db)
+    assert {"late0", "late1", "late2"} <= after
+    assert broken[0] not in after
+    assert after == _found(sample_db)
+    assert before - after and after - before
+    assert _current(sample_db)
+
+
+def test_orders_changed_outside_a_load_are_never_read_from_the_marks(sample_db: str) -> None:
+    with open_database(sample_db, "write") as handle:
+        handle.con.execute("DELETE FROM orders WHERE order_id IN (SELECT min(order_id) FROM orders)")
+    assert not _current(sample_db)
+
+
+def test_scoring_with_and_without_the_kept_marks_gives_the_same_list(
+    sample_db: str, tmp_path: Path, invoke: Callable[..., Any]
+) -> None:
+    args = ["eligible", "--month", "2023-05", "--no-record", "--format", "csv", "--db", sample_db]
+    kept = invoke(*args, "-o", str(tmp_path / "kept.csv"))
+    assert kept.exit_code == 0, kept.output
+    with open_database(sample_db, "write") as handle:
+        handle.con.execute("DELETE FROM brushing_state")  # as a database older than the marks
+    assert not _current(sample_db)
+    found = invoke(*args, "-o", str(tmp_path / "found.csv"))
+    assert found.exit_code == 0, found.output
+    assert (tmp_path / "kept.csv").read_bytes() == (tmp_path / "found.csv").read_bytes()
+
+
+def test_the_compiled_query_reads_the_marks_only_when_told() -> None:
+    ruleset = load_ruleset(REPO / "rules" / "chuanliu.yaml")
+    may = parse_period("2023-05")
+    kept = compile_scorecard(ruleset, "merchant", may, marks=True).sql
+    found = compile_scorecard(ruleset, "merchant", may).sql
+    assert '"brushing_marks"' in kept and "brushing_pairs" not in kept
+    assert '"brushing_marks"' not in found and "brushing_pairs" in found
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kept_marks_match_the_definition_over_random_orders(tmp_path: Path, seed: int) -> None:
+    """Random bursty orders loaded in two files: the kept marks equal a brute force of SPEC §11."""
+    rng = random.Random(seed)
+    t0 = datetime(2023, 5, 10, 20, 0, 0)
+    rows = []
+    for i in range(400):
+        shop, buyer = f"s{rng.randrange(3)}", f"b{rng.randrange(6)}"
+        minutes = rng.choice((rng.uniform(0, 20000), rng.uniform(0, 200), round(rng.uniform(0, 100))))
+        status = rng.choice(("completed",) * 6 + ("refunded", "closed", "pending"))
+        time = (t0 + timedelta(seconds=round(minutes * 60))).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((f"x{i:03d}", shop, buyer, time, status))
+    db = str(tmp_path / "r.duckdb")
+    for part in (rows[:250], rows[250:]):
+        folder = tmp_path / f"part{len(part)}"
+        folder.mkdir()
+        text = "".join(f"{o},{s},{b},self,{t},10,{st}\n" for o, s, b, t, st in part)
+        (folder / "orders.csv").write_text(HEADER + text, encoding="utf-8")
+        _load(db, folder)
+    expected: set[str] = set()
+    for pair in {(r[1], r[2]) for r in rows}:
+        valid = sorted(
+            (r[3], r[0]) for r in rows if (r[1], r[2]) == pair and r[4] not in ("pending", "closed")
+        )
+        for j in range(len(valid) - 2):
+            first = datetime.fromisoformat(valid[j][0])
+            if datetime.fromisoformat(valid[j + 2][0]) - first < timedelta(minutes=60):
+                expected |= {oid for _t, oid in valid[j : j + 3]}
+    assert _kept(db) == expected
+
+
+def test_a_version_5_database_gains_the_cheat_marker_and_its_marks_at_the_next_load(tmp_path: Path) -> None:
+    db = str(tmp_path / "v5.duckdb")
+    con = duckdb.connect(db)
+    for version in range(1, 6):
+        for statement in _MIGRATIONS[version]:
+            con.execute(statement)
+    con.execute("ALTER TABLE reviews DROP COLUMN cheat")  # the reviews table of schema version 5
+    con.execute("INSERT INTO chuanliu_meta VALUES ('schema_version', '5')")
+    con.execute(
+        "INSERT INTO reviews (review_id, order_id, shop_id, quality_score, review_time) "
+        "VALUES ('r1', 'o1', 's1', 5, TIMESTAMP '2023-05-01 10:00:00')"
+    )
+    con.close()
+    with open_database(db, "write") as handle:
+        assert schema_version(handle.con) == SCHEMA_VERSION == 6
+        assert handle.con.execute("SELECT review_id, cheat FROM reviews").fetchall() == [("r1", False)]
+        assert not brushing.current(handle.con, Integrity())  # no orders load yet: found by the query
+    _load(db, REPO / "sample_data")
+    assert _current(db) and _kept(db) == _found(db)
