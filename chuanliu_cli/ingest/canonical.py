@@ -842,9 +842,10 @@ def _render(
     )
 
 
-# Rendered queries by their inputs: the loader converts a file batch by batch with the same columns and
-# types, and rendering the trees costs milliseconds. The mapping is held, so its id stays its own.
-_RENDERED: dict[tuple[object, ...], tuple[TableMapping, str]] = {}
+# Rendered queries by their inputs (the mapping by its content): the loader converts a file batch by batch
+# with the same columns and types, and rendering the trees costs a few hundred milliseconds a table, so the
+# text is also kept in the cache of rules/cache.py, from one command to the next.
+_RENDERED: dict[tuple[object, ...], str] = {}
 
 
 def conversion_sql(
@@ -864,14 +865,21 @@ def conversion_sql(
     computes it only when a query reads it). Returns the SQL in `dialect` and the output column names (the
     table's columns in storage order).
     """
-    key = (id(tm), tuple(present.items()), timezone, source, tuple(raw_text or ()), raw_text is None, dialect)
+    from chuanliu_cli.rules import cache
+
+    question = (tuple(present.items()), timezone, source, tuple(raw_text or ()), raw_text is None, dialect)
+    key = (cache.model_digest(tm), *question)
     hit = _RENDERED.get(key)
-    if hit is None or hit[0] is not tm:
+    if hit is None:
         if len(_RENDERED) > 256:
             _RENDERED.clear()
-        hit = (tm, _render(tm, present, timezone, source, raw_text, dialect))
+
+        def render() -> str:
+            return _render(tm, present, timezone, source, raw_text, dialect)
+
+        hit = cache.remembered("conversion", (str(key[0]), repr(question)), render)
         _RENDERED[key] = hit
-    return hit[1], list(tm.table.names)
+    return hit, list(tm.table.names)
 
 
 def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
