@@ -407,11 +407,20 @@ def chuanliu_command() -> list[str]:
 
 
 def engine_metrics(
-    db: Path, month: str, scorecard: str, out: Path, memory_limit: str | None, chuanliu: list[str], cwd: Path
+    db: Path,
+    month: str,
+    scorecard: str,
+    out: Path,
+    memory_limit: str | None,
+    chuanliu: list[str],
+    cwd: Path,
+    rules: Path | None = None,
 ) -> str | None:
-    """`chuanliu score --format parquet` of the scorecard into `out` (not recorded); why it failed, if so."""
+    """`chuanliu score --format parquet` of the scorecard into `out` (not recorded; with `rules`, e.g. the
+    bundled ruleset without its integrity flags, which this reference does not compute); why it failed."""
     command = [*chuanliu, "-q", "--db", str(db), "score", "--month", month]
     command += ["--scorecard", scorecard, "--format", "parquet", "-o", str(out), "--no-record"]
+    command += ["--rules", str(rules)] if rules else []
     if memory_limit:
         command += ["--memory-limit", memory_limit]
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
@@ -468,6 +477,7 @@ def check_all(
     memory_limit: str | None,
     chuanliu: list[str] | None = None,
     cwd: Path | None = None,
+    rules: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per scorecard: entities and metric values compared with `chuanliu score`, and the differences."""
     results: dict[str, dict[str, Any]] = {}
@@ -479,7 +489,14 @@ def check_all(
             )
             run(db, month, card, memory_limit, ref_file)
             failed = engine_metrics(
-                db, month, card, eng_file, memory_limit, chuanliu or chuanliu_command(), cwd or HERE.parent
+                db,
+                month,
+                card,
+                eng_file,
+                memory_limit,
+                chuanliu or chuanliu_command(),
+                cwd or HERE.parent,
+                rules,
             )
             if failed:
                 results[card] = {"entities": 0, "values": 0, "problems": [failed]}
