@@ -1,5 +1,6 @@
-"""The brushing orders kept by the database (store/brushing.py): found by every load of orders, read by
-scoring only while they match the orders, and always the orders the scoring-time query finds."""
+"""The brushing flag kept by the database (store/brushing.py, orders.brushing_mark): set by every load of
+orders, read by scoring only while it matches the orders, and always the orders the scoring-time query
+finds."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def _load(db: str, *paths: Path) -> None:
 
 def _kept(db: str) -> set[str]:
     with open_database(db, "read") as handle:
-        return {r[0] for r in handle.con.execute("SELECT order_id FROM brushing_marks").fetchall()}
+        return {
+            r[0] for r in handle.con.execute("SELECT order_id FROM orders WHERE brushing_mark").fetchall()
+        }
 
 
 def _found(db: str, integrity: Integrity | None = None) -> set[str]:
@@ -73,7 +76,7 @@ def test_a_later_load_finds_its_new_bursts_and_loses_the_broken_ones(sample_db: 
     with open_database(sample_db, "read") as handle:
         broken = handle.con.execute(
             "SELECT o.order_id, o.shop_id, o.buyer_id, o.sale_mode, strftime(o.order_time, '%Y-%m-%d %H:%M:%S'), "
-            "o.paid_amount FROM orders o JOIN brushing_marks m USING (order_id) ORDER BY o.order_id LIMIT 1"
+            "o.paid_amount FROM orders o WHERE o.brushing_mark ORDER BY o.order_id LIMIT 1"
         ).fetchall()[0]
     closed = ",".join(str(v) for v in broken) + ",closed\n"
     late.write_text(HEADER + burst + closed, encoding="utf-8")
@@ -111,8 +114,10 @@ def test_the_compiled_query_reads_the_marks_only_when_told() -> None:
     may = parse_period("2023-05")
     kept = compile_scorecard(ruleset, "merchant", may, marks=True).sql
     found = compile_scorecard(ruleset, "merchant", may).sql
-    assert '"brushing_marks"' in kept and "brushing_pairs" not in kept
-    assert '"brushing_marks"' not in found and "brushing_pairs" in found
+    assert '"brushing_mark"' in kept and "brushing_pairs" not in kept
+    assert '"brushing_mark"' not in found and "brushing_pairs" in found
+    # orders read their mark (no join on order_id); only the reviews join the marked orders' ids
+    assert kept.count('LEFT JOIN "brushing_orders"') == 1 < found.count('LEFT JOIN "brushing_orders"')
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -158,10 +163,15 @@ def test_a_version_5_database_gains_the_cheat_marker_and_its_marks_at_the_next_l
         "INSERT INTO reviews (review_id, order_id, shop_id, quality_score, review_time) "
         "VALUES ('r1', 'o1', 's1', 5, TIMESTAMP '2023-05-01 10:00:00')"
     )
+    con.execute(
+        "INSERT INTO orders (order_id, shop_id, sale_mode, carrier, order_time, paid_amount, status) "
+        "VALUES ('o1', 's1', 'self', 'live', TIMESTAMP '2023-05-01 09:00:00', 10, 'completed')"
+    )
     con.close()
     with open_database(db, "write") as handle:
         assert schema_version(handle.con) == SCHEMA_VERSION == 6
         assert handle.con.execute("SELECT review_id, cheat FROM reviews").fetchall() == [("r1", False)]
+        assert handle.con.execute("SELECT order_id, brushing_mark FROM orders").fetchall() == [("o1", False)]
         assert not brushing.current(handle.con, Integrity())  # no orders load yet: found by the query
     _load(db, REPO / "sample_data")
     assert _current(db) and _kept(db) == _found(db)

@@ -861,7 +861,9 @@ def _insert_into_empty(
     table = TABLES[name]
     cols = ", ".join(ident(c) for c in table.names)
     key, target = ident(table.key), ident(name)
-    row = first_row(con.execute(f"INSERT INTO {target} SELECT {cols} FROM {source} WHERE __reason IS NULL"))
+    row = first_row(
+        con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {source} WHERE __reason IS NULL")
+    )
     valid = int(row[0]) if row else 0
     span = _time_span(name)
     stats = first_row(con.execute(f"SELECT count(DISTINCT {key}), {span} FROM {target}"))
@@ -879,7 +881,7 @@ def _insert_into_empty(
         con.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM dupkeys)")
         picked = ", ".join(f"s.{ident(c)}" for c in table.names)
         con.execute(
-            f"INSERT INTO {target} SELECT {picked} FROM {source} s SEMI JOIN dupkeys d "
+            f"INSERT INTO {target} ({cols}) SELECT {picked} FROM {source} s SEMI JOIN dupkeys d "
             f"ON s.{key} = d.{key} AND s.__line = d.__line WHERE s.__reason IS NULL"
         )
         con.execute("DROP TABLE dupkeys")
@@ -1012,8 +1014,8 @@ def _upsert(
         )
     if new or changed:
         con.execute(
-            f"INSERT INTO {target} SELECT {', '.join('f.' + c for c in cols)} FROM {fresh} f "
-            f"ANTI JOIN {target} t ON f.{key} = t.{key}"
+            f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join('f.' + c for c in cols)} "
+            f"FROM {fresh} f ANTI JOIN {target} t ON f.{key} = t.{key}"
         )
     con.execute("DROP TABLE IF EXISTS fresh")
     return valid, conflicts

@@ -308,7 +308,9 @@ class _Compiler:
             # the rows with the integrity flags they are read with (SPEC §11), as a subquery of each scan:
             # each flag computed once a row, and only the columns the scan reads are read (a CTE read by
             # several scans would be materialized whole)
-            flagged = integrity.flagged_source(self.ruleset.integrity, alias, self.flagged[alias], base)
+            flagged = integrity.flagged_source(
+                self.ruleset.integrity, alias, self.flagged[alias], base, self.marks
+            )
             subquery = exp.Subquery(this=flagged, alias=exp.TableAlias(this=ident(alias)))
             select = select.from_(subquery, copy=False)
         else:
@@ -667,7 +669,8 @@ def compile_scorecard(
 
     `cast_metrics=False` leaves each metric in its own SQL type (rules check uses it to report a
     metric that is not a number); scoring always uses the default, every metric as DOUBLE. `marks`: the
-    brushing orders are read from the database's brushing_marks (store/brushing.py) instead of found.
+    orders read the brushing flag the database keeps (orders.brushing_mark, store/brushing.py) instead of
+    finding the bursts.
     """
     return _compile(ruleset, ruleset.scorecard(scorecard_name), period, dialect, cast_metrics, marks)
 

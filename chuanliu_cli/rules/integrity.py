@@ -15,9 +15,10 @@ Spark, so both engines flag the same rows:
     suspicious      a review the export marks as cheating or invalid (the `cheat` column: the open
                     platform's cheatStatus/valid), or the review of a brushing order.
 
-The brushing orders are found again by every query, unless the database keeps them: `load` stores them
-for the default thresholds (and any others it holds) in `brushing_marks` (store/brushing.py, with the
-query of `brushing_order_ids`), and a query compiled with `marks=True` reads them from there instead.
+The brushing orders are found again by every query, unless the database keeps them: `load` sets each
+order's `brushing_mark` for the default thresholds (store/brushing.py, with the query of
+`brushing_order_ids`), and a query compiled with `marks=True` reads that column instead (a boolean column:
+the orders' ids are not even read, unless reviews need the brushing orders).
 
 The section is read here too (`read_integrity`), so that the parser has one hook.
 """
@@ -57,8 +58,9 @@ FLAG_LABELS: dict[str, str] = {
 }
 #: The CTE of the brushing orders' ids, which flagged orders and reviews join.
 BRUSHING_ORDERS = "brushing_orders"
-#: The table where the database keeps the brushing orders of its thresholds (schema version 6).
-MARKS_TABLE = "brushing_marks"
+#: The column of orders where the database keeps each order's brushing flag (schema version 6), for the
+#: thresholds of its brushing_state (store/brushing.py).
+MARK_COLUMN = "brushing_mark"
 #: An order that counts (SPEC §2): the orders brushing looks at.
 INVALID_STATUSES = ("pending", "closed")
 
@@ -376,31 +378,21 @@ def brushing_ctes(
 
 
 def brushing_order_ids(integrity: Integrity) -> exp.Select:
-    """The order_id of every brushing order of the `orders` table (the query that fills brushing_marks)."""
+    """The order_id of every brushing order of the `orders` table (the query that sets orders.brushing_mark)."""
     select = exp.select(column("order_id", BRUSHING_ORDERS)).from_(exp.Table(this=ident(BRUSHING_ORDERS)))
     for name, query in brushing_ctes(integrity):
         select = select.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
     return select
 
 
-def _stored_marks(integrity: Integrity) -> exp.Select:
-    """The brushing orders the database keeps for these thresholds."""
-    k, seconds = integrity.marks_key
-    m = "m"
-    where = exp.and_(
-        exp.EQ(this=column("orders", m), expression=exp.Literal.number(k)),
-        exp.EQ(this=column("within_seconds", m), expression=exp.Literal.number(seconds)),
-    )
+def _marked_orders() -> exp.Select:
+    """The brushing orders as the database keeps them: the orders whose brushing_mark is set."""
+    o = "o"
     return (
-        exp.select(column("order_id", m))
-        .from_(exp.Table(this=ident(MARKS_TABLE), alias=exp.TableAlias(this=ident(m))), copy=False)
-        .where(where, copy=False)
+        exp.select(column("order_id", o))
+        .from_(exp.Table(this=ident("orders"), alias=exp.TableAlias(this=ident(o))), copy=False)
+        .where(column(MARK_COLUMN, o), copy=False)
     )
-
-
-def reads_brushing(flags: Iterable[str]) -> bool:
-    """Whether these flags read the brushing orders' CTE (brushing of orders, suspicious of reviews)."""
-    return bool({"brushing", "suspicious"} & set(flags))
 
 
 def brushing_join(alias: str) -> tuple[exp.Table, exp.Expr]:
@@ -409,12 +401,14 @@ def brushing_join(alias: str) -> tuple[exp.Table, exp.Expr]:
     return table, exp.EQ(this=column("order_id", BRUSHING_ORDERS), expression=column("order_id", alias))
 
 
-def flag_expression(integrity: Integrity, source: str, flag: str, alias: str) -> exp.Expr:
+def flag_expression(
+    integrity: Integrity, source: str, flag: str, alias: str, marks: bool = False
+) -> exp.Expr:
     """The flag as a boolean expression of a row of `source` read as `alias` (brushing and suspicious:
-    of the brushing orders' CTE joined by brushing_join)."""
+    of the brushing orders' CTE joined by brushing_join; brushing with `marks`: the order's kept mark)."""
     brushing = exp.Not(this=exp.Is(this=column("order_id", BRUSHING_ORDERS), expression=exp.Null()))
     if flag == "brushing":
-        return brushing
+        return _false_if_null(column(MARK_COLUMN, alias)) if marks else brushing
     if flag == "suspicious":
         return exp.or_(brushing, _false_if_null(column("cheat", alias)))
     if flag == "self_purchase":
@@ -425,15 +419,16 @@ def flag_expression(integrity: Integrity, source: str, flag: str, alias: str) ->
 
 
 def flagged_source(
-    integrity: Integrity, source: str, flags: Iterable[str], base: str | None = None
+    integrity: Integrity, source: str, flags: Iterable[str], base: str | None = None, marks: bool = False
 ) -> exp.Select:
     """`source`'s rows (read from `base`, e.g. the filled reviews, when given) with the `flags` asked for
-    as boolean columns (the brushing orders' CTE of flag_ctes joined when they read it)."""
+    as boolean columns (the brushing orders' CTE of flag_ctes joined when they read it; with `marks`,
+    orders read their brushing_mark instead)."""
     wanted = [f for f in FLAGS[source] if f in set(flags)]
     alias = "t"
-    trees = {flag: flag_expression(integrity, source, flag, alias) for flag in wanted}
+    trees = {flag: flag_expression(integrity, source, flag, alias, marks) for flag in wanted}
     select = _select(source, alias, trees, base)
-    if reads_brushing(wanted):
+    if "suspicious" in wanted or ("brushing" in wanted and not marks):
         table, on = brushing_join(alias)
         select = select.join(table, on=on, join_type="left", copy=False)
     return select
@@ -454,7 +449,7 @@ def flag_ctes(
     suspicious = "suspicious" in set(wanted.get("reviews", ()))
     if not (suspicious or "brushing" in set(wanted.get("orders", ()))):
         return []
-    if marks:
-        return [(BRUSHING_ORDERS, _stored_marks(integrity))]
+    if marks:  # orders read their mark; reviews need the marked orders' ids
+        return [(BRUSHING_ORDERS, _marked_orders())] if suspicious else []
     order_ranges = None if suspicious else (ranges or {}).get("orders")
     return brushing_ctes(integrity, order_ranges, shops)

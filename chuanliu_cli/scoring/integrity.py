@@ -190,7 +190,8 @@ def _with_flagged(
 ) -> exp.Select:
     wanted = {table: flags.FLAGS[table] for table in tables}
     ctes = flags.flag_ctes(integrity, wanted, {"orders": [(period.start, period.end)]}, shops, marks)
-    ctes += [(flags.flagged_table(t), flags.flagged_source(integrity, t, flags.FLAGS[t])) for t in tables]
+    for t in tables:
+        ctes.append((flags.flagged_table(t), flags.flagged_source(integrity, t, flags.FLAGS[t], marks=marks)))
     for name, query in ctes:
         select = select.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
     return select

@@ -1,12 +1,13 @@
-"""The brushing orders the database keeps (SPEC §11), so that scoring does not find the bursts again.
+"""Each order's brushing flag, kept by the database (SPEC §11), so that scoring does not find the bursts
+again.
 
 Finding brushing runs means grouping every order by (shop, buyer) and time: at the platform shape (20M
-orders) that more than doubled a scorecard's query. The runs change only when orders do, so every load of
-orders finds them once, in the load's transaction, for the default thresholds and any others kept, and
-`brushing_state` says for which orders they hold: the orders' row count and the newest load of orders.
-A query reads them (rules/integrity `marks=True`) only when that state still matches the table;
-otherwise, or for thresholds not kept, it finds them itself as before. Both are the same orders: the
-stored ones are computed by the very query of rules/integrity.brushing_order_ids.
+orders) that doubled a scorecard's scoring. The runs change only when orders do, so every load of orders
+finds them once, in the load's transaction, and sets the orders' `brushing_mark` (only where it changes);
+`brushing_state` says for which thresholds and which orders: the orders' row count and the newest load of
+orders. A query reads the column (rules/integrity, `marks=True`) only when the state matches the ruleset's
+thresholds and the table as it is; otherwise it finds the runs itself as before. Both are the same orders:
+the marks are set from the very query of rules/integrity.brushing_order_ids (tests hold them equal).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from chuanliu_cli.rules.model import Integrity
 if TYPE_CHECKING:
     import duckdb
 
-#: The thresholds every database keeps brushing orders for: the SPEC §11 defaults.
+#: The thresholds the database keeps the flag for: the SPEC §11 defaults.
 DEFAULT = Integrity()
 
 
@@ -31,45 +32,47 @@ def _orders_now(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
     return int(count), None if load is None else int(load)
 
 
-def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+def _kept(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether this database has the column and the state (schema version 6 and later)."""
     rows = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND table_name IN ('brushing_marks', 'brushing_state')"
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = 'orders' AND column_name = 'brushing_mark'"
     ).fetchall()
-    return int(rows[0][0]) == 2
+    return int(rows[0][0]) == 1
 
 
 def current(con: duckdb.DuckDBPyConnection, integrity: Integrity) -> bool:
-    """Whether the database keeps the brushing orders of these thresholds for its orders as they are."""
-    if not _has_tables(con):
+    """Whether the orders' brushing_mark holds the flag of these thresholds for the orders as they are."""
+    if not _kept(con):
         return False
     k, seconds = integrity.marks_key
     state = con.execute(
         "SELECT orders_rows, load_id FROM brushing_state WHERE orders = ? AND within_seconds = ?",
         [k, seconds],
     ).fetchall()
-    return bool(state) and (state[0][0], state[0][1]) == _orders_now(con)
+    return len(state) == 1 and (state[0][0], state[0][1]) == _orders_now(con)
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> int:
-    """Find the brushing orders again for every thresholds kept (the defaults always), inside the caller's
-    transaction, after the orders changed; the number of brushing orders at the default thresholds."""
+    """Set every order's brushing_mark again (the default thresholds), inside the caller's transaction,
+    after the orders changed; the number of brushing orders."""
     from chuanliu_cli.rules.integrity import brushing_order_ids
 
-    kept = {DEFAULT.marks_key}
-    stored = con.execute("SELECT orders, within_seconds FROM brushing_state").fetchall()
-    kept |= {(int(k), int(s)) for k, s in stored}
+    query = brushing_order_ids(DEFAULT).sql(dialect="duckdb")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {query}")
+    # only the rows whose flag changes are written (new rows come in unmarked)
+    con.execute(
+        "UPDATE orders SET brushing_mark = TRUE WHERE order_id IN (SELECT order_id FROM brushing_found) "
+        "AND NOT coalesce(brushing_mark, FALSE)"
+    )
+    con.execute(
+        "UPDATE orders SET brushing_mark = FALSE WHERE coalesce(brushing_mark, TRUE) "
+        "AND order_id NOT IN (SELECT order_id FROM brushing_found)"
+    )
+    found = con.execute("SELECT count(*) FROM brushing_found").fetchall()
+    con.execute("DROP TABLE brushing_found")
+    k, seconds = DEFAULT.marks_key
     rows, load = _orders_now(con)
-    found = 0
-    for k, seconds in sorted(kept):
-        integrity = Integrity(brushing_orders=k, brushing_within=seconds / 60)
-        con.execute("DELETE FROM brushing_marks WHERE orders = ? AND within_seconds = ?", [k, seconds])
-        query = brushing_order_ids(integrity).sql(dialect="duckdb")
-        con.execute(f"INSERT INTO brushing_marks SELECT {k}, {seconds}, order_id FROM ({query})")
-        con.execute("INSERT OR REPLACE INTO brushing_state VALUES (?, ?, ?, ?)", [k, seconds, rows, load])
-        if (k, seconds) == DEFAULT.marks_key:
-            count = con.execute(
-                "SELECT count(*) FROM brushing_marks WHERE orders = ? AND within_seconds = ?", [k, seconds]
-            ).fetchall()
-            found = int(count[0][0])
-    return found
+    con.execute("DELETE FROM brushing_state")
+    con.execute("INSERT INTO brushing_state VALUES (?, ?, ?, ?)", [k, seconds, rows, load])
+    return int(found[0][0])

@@ -162,22 +162,17 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             line VARCHAR NOT NULL
         )""",
     ),
-    # integrity (SPEC §11): the brushing orders kept up to date by every load of orders, for the thresholds
-    # in brushing_state (scoring reads them instead of finding the bursts again when the state matches the
-    # orders: same row count, same newest load); a review's cheat/invalid marker of the export (the open
-    # platform's cheatStatus/valid), which makes it suspicious
+    # integrity (SPEC §11): each order's brushing flag, kept up to date by every load of orders for the
+    # thresholds in brushing_state (scoring reads it instead of finding the bursts again while the state
+    # matches the orders: same row count, same newest load); a review's cheat/invalid marker of the export
+    # (the open platform's cheatStatus/valid), which makes it suspicious
     6: (
-        """CREATE TABLE IF NOT EXISTS brushing_marks (
-            orders INTEGER NOT NULL,
-            within_seconds BIGINT NOT NULL,
-            order_id VARCHAR NOT NULL
-        )""",
+        'ALTER TABLE orders ADD COLUMN IF NOT EXISTS "brushing_mark" BOOLEAN DEFAULT FALSE',
         """CREATE TABLE IF NOT EXISTS brushing_state (
             orders INTEGER NOT NULL,
             within_seconds BIGINT NOT NULL,
             orders_rows BIGINT NOT NULL,
-            load_id BIGINT,
-            PRIMARY KEY (orders, within_seconds)
+            load_id BIGINT
         )""",
         'ALTER TABLE reviews ADD COLUMN IF NOT EXISTS "cheat" BOOLEAN DEFAULT FALSE',
     ),
