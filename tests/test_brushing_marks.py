@@ -89,6 +89,34 @@ def test_a_later_load_finds_its_new_bursts_and_loses_the_broken_ones(sample_db: 
     assert _current(sample_db)
 
 
+def test_the_kept_self_purchase_flag_follows_the_orders_and_their_cps_marks(
+    sample_db: str, tmp_path: Path
+) -> None:
+    def kept_and_found() -> tuple[set[str], set[str]]:
+        with open_database(sample_db, "read") as handle:
+            con = handle.con
+            kept = {
+                r[0] for r in con.execute("SELECT order_id FROM orders WHERE self_purchase_mark").fetchall()
+            }
+            found = "sale_mode = 'distribution' AND buyer_id = promoter_id"
+            return kept, {r[0] for r in con.execute(f"SELECT order_id FROM orders WHERE {found}").fetchall()}
+
+    kept, found = kept_and_found()
+    assert kept and kept == found  # the sample plants a promoter buying through its own link
+    late = tmp_path / "late" / "orders_late.csv"
+    late.parent.mkdir()
+    late.write_text(
+        "order_id,shop_id,buyer_id,sale_mode,promoter_id,order_time,paid_amount,status\n"
+        "self1,ks100001,dr1,distribution,dr1,2023-05-20 10:00:00,9.9,completed\n"
+        "self2,ks100001,dr2,distribution,dr3,2023-05-20 10:00:00,9.9,completed\n",
+        encoding="utf-8",
+    )
+    _load(sample_db, late.parent)
+    kept, found = kept_and_found()
+    assert "self1" in kept and "self2" not in kept and kept == found
+    assert _current(sample_db)
+
+
 def test_orders_changed_outside_a_load_are_never_read_from_the_marks(sample_db: str) -> None:
     with open_database(sample_db, "write") as handle:
         handle.con.execute("DELETE FROM orders WHERE order_id IN (SELECT min(order_id) FROM orders)")
@@ -116,8 +144,10 @@ def test_the_compiled_query_reads_the_marks_only_when_told() -> None:
     found = compile_scorecard(ruleset, "merchant", may).sql
     assert '"brushing_mark"' in kept and "brushing_pairs" not in kept
     assert '"brushing_mark"' not in found and "brushing_pairs" in found
-    # orders read their mark (no join on order_id); only the reviews join the marked orders' ids
-    assert kept.count('LEFT JOIN "brushing_orders"') == 1 < found.count('LEFT JOIN "brushing_orders"')
+    # orders read their marks (no join on order_id); reviews look their order up among the marked ones
+    assert 'LEFT JOIN "brushing_orders"' not in kept and '"self_purchase_mark"' in kept
+    assert 'IN (\n        SELECT\n          "order_id"\n        FROM "brushing_orders"' in kept
+    assert 'LEFT JOIN "brushing_orders"' in found and '"self_purchase_mark"' not in found
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -233,8 +233,14 @@ def test_a_version_1_database_gains_promoter_name(tmp_path: Path) -> None:
     with open_database(db, "write") as handle:
         assert schema_version(handle.con) == SCHEMA_VERSION
         columns = [r[0] for r in handle.con.execute("DESCRIBE orders").fetchall()]
-        # (brushing_mark, schema version 6, was there before promoter_name came back)
-        assert columns[-4:] == ["net_amount", "quality_return", "brushing_mark", "promoter_name"]
+        # (the marks of schema version 6 were there before promoter_name came back)
+        assert columns[-5:] == [
+            "net_amount",
+            "quality_return",
+            "brushing_mark",
+            "self_purchase_mark",
+            "promoter_name",
+        ]
 
 
 def test_a_version_2_database_keeps_its_runs_and_gains_stored_values(tmp_path: Path) -> None:

@@ -58,9 +58,10 @@ FLAG_LABELS: dict[str, str] = {
 }
 #: The CTE of the brushing orders' ids, which flagged orders and reviews join.
 BRUSHING_ORDERS = "brushing_orders"
-#: The column of orders where the database keeps each order's brushing flag (schema version 6), for the
-#: thresholds of its brushing_state (store/brushing.py).
+#: The columns of orders where the database keeps each order's flags (schema version 6; brushing for the
+#: thresholds of its brushing_state, store/brushing.py).
 MARK_COLUMN = "brushing_mark"
+SELF_PURCHASE_COLUMN = "self_purchase_mark"
 #: An order that counts (SPEC §2): the orders brushing looks at.
 INVALID_STATUSES = ("pending", "closed")
 
@@ -378,7 +379,7 @@ def brushing_ctes(
 
 
 def brushing_order_ids(integrity: Integrity) -> exp.Select:
-    """The order_id of every brushing order of the `orders` table (the query that sets orders.brushing_mark)."""
+    """The order_id of every brushing order of the `orders` table (the query setting orders.brushing_mark)."""
     select = exp.select(column("order_id", BRUSHING_ORDERS)).from_(exp.Table(this=ident(BRUSHING_ORDERS)))
     for name, query in brushing_ctes(integrity):
         select = select.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
@@ -406,13 +407,20 @@ def flag_expression(
 ) -> exp.Expr:
     """The flag as a boolean expression of a row of `source` read as `alias` (brushing and suspicious:
     of the brushing orders' CTE joined by brushing_join; brushing with `marks`: the order's kept mark)."""
-    brushing = exp.Not(this=exp.Is(this=column("order_id", BRUSHING_ORDERS), expression=exp.Null()))
+    brushing: exp.Expr = exp.Not(this=exp.Is(this=column("order_id", BRUSHING_ORDERS), expression=exp.Null()))
+    if marks:  # (a semi-join: the few marked orders' ids are the side kept in memory)
+        brushing = exp.In(
+            this=column("order_id", alias),
+            query=exp.Subquery(
+                this=exp.select(column("order_id")).from_(exp.Table(this=ident(BRUSHING_ORDERS)))
+            ),
+        )
     if flag == "brushing":
         return _false_if_null(column(MARK_COLUMN, alias)) if marks else brushing
     if flag == "suspicious":
         return exp.or_(brushing, _false_if_null(column("cheat", alias)))
     if flag == "self_purchase":
-        return self_purchase(alias)
+        return _false_if_null(column(SELF_PURCHASE_COLUMN, alias)) if marks else self_purchase(alias)
     if flag == "idle":
         return idle(integrity, alias)
     raise ValueError(f"{flag} is no flag of {source}")
@@ -428,7 +436,7 @@ def flagged_source(
     alias = "t"
     trees = {flag: flag_expression(integrity, source, flag, alias, marks) for flag in wanted}
     select = _select(source, alias, trees, base)
-    if "suspicious" in wanted or ("brushing" in wanted and not marks):
+    if not marks and {"brushing", "suspicious"} & set(wanted):
         table, on = brushing_join(alias)
         select = select.join(table, on=on, join_type="left", copy=False)
     return select

@@ -1,13 +1,15 @@
-"""Each order's brushing flag, kept by the database (SPEC §11), so that scoring does not find the bursts
-again.
+"""Each order's brushing and self-purchase flags, kept by the database (SPEC §11), so that scoring does not
+find the bursts again (nor read every order's buyer and promoter to compare them).
 
 Finding brushing runs means grouping every order by (shop, buyer) and time: at the platform shape (20M
 orders) that doubled a scorecard's scoring. The runs change only when orders do, so every load of orders
-finds them once, in the load's transaction, and sets the orders' `brushing_mark` (only where it changes);
-`brushing_state` says for which thresholds and which orders: the orders' row count and the newest load of
-orders. A query reads the column (rules/integrity, `marks=True`) only when the state matches the ruleset's
-thresholds and the table as it is; otherwise it finds the runs itself as before. Both are the same orders:
-the marks are set from the very query of rules/integrity.brushing_order_ids (tests hold them equal).
+finds them once, in the load's transaction, and sets the orders' `brushing_mark` and `self_purchase_mark`
+(only where they change; a cps list changes an order's promoter, so the self-purchase flag is set here
+too, after every file of the load). `brushing_state` says for which thresholds and which orders: the
+orders' row count and the newest load of orders. A query reads the columns (rules/integrity,
+`marks=True`) only when the state matches the ruleset's thresholds and the table as it is; otherwise it
+finds the flags itself as before. Both are the same orders: the marks are set from the very expressions
+of rules/integrity (brushing_order_ids, self_purchase; tests hold them equal).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _kept(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def current(con: duckdb.DuckDBPyConnection, integrity: Integrity) -> bool:
-    """Whether the orders' brushing_mark holds the flag of these thresholds for the orders as they are."""
+    """Whether the orders' marks hold the flags of these thresholds for the orders as they are."""
     if not _kept(con):
         return False
     k, seconds = integrity.marks_key
@@ -54,9 +56,9 @@ def current(con: duckdb.DuckDBPyConnection, integrity: Integrity) -> bool:
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> int:
-    """Set every order's brushing_mark again (the default thresholds), inside the caller's transaction,
-    after the orders changed; the number of brushing orders."""
-    from chuanliu_cli.rules.integrity import brushing_order_ids
+    """Set every order's brushing_mark (the default thresholds) and self_purchase_mark again, inside the
+    caller's transaction, after the orders changed; the number of brushing orders."""
+    from chuanliu_cli.rules.integrity import brushing_order_ids, self_purchase
 
     query = brushing_order_ids(DEFAULT).sql(dialect="duckdb")
     con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {query}")
@@ -71,6 +73,11 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
     )
     found = con.execute("SELECT count(*) FROM brushing_found").fetchall()
     con.execute("DROP TABLE brushing_found")
+    purchase = self_purchase("orders").sql(dialect="duckdb")
+    con.execute(
+        f"UPDATE orders SET self_purchase_mark = {purchase} "
+        f"WHERE self_purchase_mark IS DISTINCT FROM ({purchase})"
+    )
     k, seconds = DEFAULT.marks_key
     rows, load = _orders_now(con)
     con.execute("DELETE FROM brushing_state")

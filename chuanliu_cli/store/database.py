@@ -162,12 +162,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             line VARCHAR NOT NULL
         )""",
     ),
-    # integrity (SPEC §11): each order's brushing flag, kept up to date by every load of orders for the
-    # thresholds in brushing_state (scoring reads it instead of finding the bursts again while the state
-    # matches the orders: same row count, same newest load); a review's cheat/invalid marker of the export
-    # (the open platform's cheatStatus/valid), which makes it suspicious
+    # integrity (SPEC §11): each order's brushing and self-purchase flags, kept up to date by every load of
+    # orders for the thresholds in brushing_state (scoring reads them instead of finding the bursts again
+    # while the state matches the orders: same row count, same newest load); a review's cheat/invalid
+    # marker of the export (the open platform's cheatStatus/valid), which makes it suspicious
     6: (
         'ALTER TABLE orders ADD COLUMN IF NOT EXISTS "brushing_mark" BOOLEAN DEFAULT FALSE',
+        'ALTER TABLE orders ADD COLUMN IF NOT EXISTS "self_purchase_mark" BOOLEAN DEFAULT FALSE',
         """CREATE TABLE IF NOT EXISTS brushing_state (
             orders INTEGER NOT NULL,
             within_seconds BIGINT NOT NULL,
