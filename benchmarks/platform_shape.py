@@ -532,15 +532,17 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     top = top_entity(lists["merchant"]) if lists["merchant"].exists() else None
+    # with the ruleset of the recorded runs above, so that they are served from them as a user's would be
+    rules = ["--rules", str(plain)]
     bench.time(
         "report",
         "report --month (merchant)",
-        [*base, "report", *month, "-o", str(workdir / "report.html"), *limit],
+        [*base, "report", *month, *rules, "-o", str(workdir / "report.html"), *limit],
         runs,
     )
     if top is not None:
-        bench.time("explain", f"explain {top}", [*base, "explain", top, *month, *limit], runs)
-        command = [*base, "score", *month, "--id", top, "--format", "csv", "-o", os.devnull, *limit]
+        bench.time("explain", f"explain {top}", [*base, "explain", top, *month, *rules, *limit], runs)
+        command = [*base, "score", *month, *rules, "--id", top, "--format", "csv", "-o", os.devnull, *limit]
         bench.time("score_id", f"score --id {top}", command, runs)
     else:
         log("no eligible merchant: explain and score --id are not measured")
