@@ -137,6 +137,34 @@ def test_scoring_with_and_without_the_kept_marks_gives_the_same_list(
     assert (tmp_path / "kept.csv").read_bytes() == (tmp_path / "found.csv").read_bytes()
 
 
+def test_integrity_rows_and_explain_are_the_same_with_and_without_the_kept_marks(
+    sample_db: str, tmp_path: Path, invoke: Callable[..., Any]
+) -> None:
+    rows = ["integrity", "--month", "2023-05", "--rows", "--format", "csv", "--db", sample_db]
+    explain = [
+        "explain",
+        "ks700041",
+        "--month",
+        "2023-05",
+        "--format",
+        "json",
+        "--db",
+        sample_db,
+    ]
+    kept = [invoke(*rows, "-o", str(tmp_path / "kept.csv")), invoke(*explain)]
+    assert all(r.exit_code == 0 for r in kept), [r.output for r in kept]
+    with open_database(sample_db, "write") as handle:
+        handle.con.execute("DELETE FROM brushing_state")
+    found = [invoke(*rows, "-o", str(tmp_path / "found.csv")), invoke(*explain)]
+    assert all(r.exit_code == 0 for r in found), [r.output for r in found]
+    assert (tmp_path / "kept.csv").read_bytes() == (tmp_path / "found.csv").read_bytes()
+    assert (
+        "brushing" in (tmp_path / "kept.csv").read_text()
+        and "self_purchase" in (tmp_path / "kept.csv").read_text()
+    )
+    assert kept[1].stdout == found[1].stdout and '"brushing_orders": 7' in kept[1].stdout
+
+
 def test_the_compiled_query_reads_the_marks_only_when_told() -> None:
     ruleset = load_ruleset(REPO / "rules" / "chuanliu.yaml")
     may = parse_period("2023-05")
