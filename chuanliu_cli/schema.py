@@ -134,7 +134,8 @@ HOST_TYPE = {
     "达人直播": "promoter",
 }
 
-COMPLAINT = {
+#: The yes/no values every boolean column reads.
+_YES_NO = {
     "true": "true",
     "false": "false",
     "yes": "true",
@@ -143,6 +144,10 @@ COMPLAINT = {
     "0": "false",
     "是": "true",
     "否": "false",
+}
+
+COMPLAINT = {
+    **_YES_NO,
     "通过": "true",
     "投诉成立": "true",
     "暂无投诉": "false",
@@ -155,14 +160,7 @@ COMPLAINT = {
 #: A review's cheat/invalid marker (SPEC §11): the open platform's cheatStatus (0 is none) or an export's
 #: 是否作弊 / 无效评价 column; a marked review is `suspicious`.
 CHEAT = {
-    "true": "true",
-    "false": "false",
-    "yes": "true",
-    "no": "false",
-    "1": "true",
-    "0": "false",
-    "是": "true",
-    "否": "false",
+    **_YES_NO,
     "作弊": "true",
     "无效": "true",
     "无效评价": "true",
