@@ -117,6 +117,39 @@ def test_the_kept_self_purchase_flag_follows_the_orders_and_their_cps_marks(
     assert _current(sample_db)
 
 
+def test_a_cps_list_alone_sets_the_self_purchase_flag_of_the_orders_it_marks(
+    sample_db: str, tmp_path: Path
+) -> None:
+    """A cps list changes stored orders (distribution, its promoter): a load of the list alone sets the
+    flags again, so that an order bought by the promoter that now carries it is a self-purchase."""
+    import json
+
+    with open_database(sample_db, "read") as handle:
+        oid, buyer = handle.con.execute(
+            "SELECT order_id, buyer_id FROM orders WHERE sale_mode = 'self' AND buyer_id IS NOT NULL "
+            "AND order_time >= TIMESTAMP '2023-05-01' ORDER BY order_id LIMIT 1"
+        ).fetchall()[0]
+    page = {
+        "result": 1,
+        "data": {
+            "cpsOrderList": [
+                {"oid": oid, "distributorId": buyer, "promoterId": buyer, "orderTradeAmount": 100,
+                 "cpsOrderStatus": 60}
+            ]
+        },
+    }  # fmt: skip
+    folder = tmp_path / "cps"
+    folder.mkdir()
+    (folder / "cps_list.json").write_text(json.dumps(page), encoding="utf-8")
+    _load(sample_db, folder)
+    with open_database(sample_db, "read") as handle:
+        row = handle.con.execute(
+            "SELECT sale_mode, promoter_id, self_purchase_mark FROM orders WHERE order_id = ?", [oid]
+        ).fetchall()
+    assert row == [("distribution", buyer, True)]
+    assert _current(sample_db)
+
+
 def test_orders_changed_outside_a_load_are_never_read_from_the_marks(sample_db: str) -> None:
     with open_database(sample_db, "write") as handle:
         handle.con.execute("DELETE FROM orders WHERE order_id IN (SELECT min(order_id) FROM orders)")

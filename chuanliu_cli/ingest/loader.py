@@ -214,6 +214,11 @@ def _prepare_responses(table: str, reader: FileReader, tm: TableMapping) -> _Pre
     return _Prepared(table, reader, tm, tm.resolve(reader.headers))
 
 
+#: The loads that change stored orders: orders files, and cps lists (they mark orders as distribution
+#: orders of a promoter, which can make an order a self-purchase).
+ORDER_CHANGING_TABLES = ("orders", "cps_marks")
+
+
 def load_files(
     db: Database,
     items: list[tuple[str, Path]],
@@ -241,10 +246,10 @@ def load_files(
             raise StrictError(warned)  # before COMMIT: the transaction is rolled back
         for r in results:
             _write_rejects(con, r)
-        if any(r.table == "orders" for r in results):
+        if any(r.table in ORDER_CHANGING_TABLES for r in results):
             from chuanliu_cli.store import brushing
 
-            brushing.refresh(con)  # the brushing orders of the orders as now loaded (SPEC §11)
+            brushing.refresh(con)  # the flags of the orders as now loaded (SPEC §11)
         con.execute(
             "INSERT OR REPLACE INTO chuanliu_meta VALUES ('timezone', ?)",
             [options.timezone],

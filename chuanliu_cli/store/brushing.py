@@ -26,9 +26,11 @@ DEFAULT = Integrity()
 
 
 def _orders_now(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
-    """The orders' row count and the newest load of orders (None: none recorded)."""
+    """The orders' row count and the newest load that changed orders (an orders file or a cps list; None:
+    none recorded)."""
     rows = con.execute(
-        "SELECT (SELECT count(*) FROM orders), (SELECT max(load_id) FROM loads WHERE \"table\" = 'orders')"
+        "SELECT (SELECT count(*) FROM orders), "
+        "(SELECT max(load_id) FROM loads WHERE \"table\" IN ('orders', 'cps_marks'))"
     ).fetchall()
     count, load = rows[0]
     return int(count), None if load is None else int(load)
