@@ -717,7 +717,9 @@ def _masked(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
     import polars as pl
     import pyarrow as pa
 
-    series = pl.from_arrow(pa.array(values, type=pa.int64(), mask=~valid))
+    from chuanliu_cli.arrays import from_numpy
+
+    series = pl.from_arrow(from_numpy(values, pa.int64(), ~valid))
     assert isinstance(series, pl.Series)
     return series.alias(name)
 

@@ -75,11 +75,14 @@ def failed_lists(failed: Any, ids: list[str]) -> pl.Series:
     import polars as pl
     import pyarrow as pa
 
+    from chuanliu_cli.arrays import from_numpy
+
     _rows, cols = np.nonzero(failed)  # row-major: each row's failures in gate order
     offsets = np.zeros(failed.shape[0] + 1, dtype=np.int32)
     np.cumsum(failed.sum(axis=1), out=offsets[1:])
-    names = pa.array(np.asarray(ids, dtype=object)[cols], type=pa.string())
-    series = pl.Series("failed_gates", pa.ListArray.from_arrays(pa.array(offsets), names))
+    # (no pyarrow.array: it imports pandas, chuanliu_cli/arrays.py)
+    names = pl.Series("id", ids, dtype=pl.Utf8)[cols.astype(np.int64)].to_arrow()
+    series = pl.Series("failed_gates", pa.ListArray.from_arrays(from_numpy(offsets, pa.int32()), names))
     return series.cast(pl.List(pl.Utf8))
 
 

@@ -111,6 +111,7 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
     import polars as pl
     import pyarrow as pa
 
+    from chuanliu_cli.arrays import from_numpy
     from chuanliu_cli.scoring.gates import gate_column
 
     sc = res.scorecard
@@ -143,7 +144,7 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
     for name, values in lists.items():
         head = head.append_column(name, values)
     # the row's place in the result (rank order): reading a run back sorts on it alone
-    head = head.append_column("position", pa.array(np.arange(frame.height, dtype=np.int64)))
+    head = head.append_column("position", from_numpy(np.arange(frame.height, dtype=np.int64), pa.int64()))
     assert isinstance(head, pa.Table)
     return head
 
@@ -155,6 +156,8 @@ def _row_lists(frame: pl.DataFrame, names: list[str], dtype: Any) -> Any:
     import polars as pl
     import pyarrow as pa
 
+    from chuanliu_cli.arrays import from_numpy
+
     n, k = frame.height, len(names)
     numpy_type = np.float64 if dtype == pl.Float64 else np.bool_
     data: Any = np.zeros((n, k), dtype=numpy_type)
@@ -164,8 +167,10 @@ def _row_lists(frame: pl.DataFrame, names: list[str], dtype: Any) -> Any:
         missing[:, j] = column.is_null().to_numpy()
         data[:, j] = column.fill_null(False if dtype == pl.Boolean else 0.0).to_numpy()
     arrow_type = pa.float64() if dtype == pl.Float64 else pa.bool_()
-    values = pa.array(data.ravel(), type=arrow_type, mask=missing.ravel())
-    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32) if k else np.zeros(n + 1, np.int32))
+    values = from_numpy(data.ravel(), arrow_type, missing.ravel())
+    offsets = from_numpy(
+        np.arange(0, n * k + 1, k, dtype=np.int32) if k else np.zeros(n + 1, np.int32), pa.int32()
+    )
     return pa.ListArray.from_arrays(offsets, values)
 
 
