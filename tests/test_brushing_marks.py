@@ -207,7 +207,10 @@ def test_the_compiled_query_reads_the_marks_only_when_told() -> None:
     assert '"brushing_mark"' not in found and "brushing_pairs" in found
     # orders read their marks (no join on order_id); reviews look their order up among the marked ones
     assert 'LEFT JOIN "brushing_orders"' not in kept and '"self_purchase_mark"' in kept
-    assert 'IN (\n        SELECT\n          "order_id"\n        FROM "brushing_orders"' in kept
+    assert (
+        'COALESCE("t"."order_id" IN (\n        SELECT\n          "order_id"\n        FROM "brushing_orders"'
+        in kept
+    )
     assert 'LEFT JOIN "brushing_orders"' in found and '"self_purchase_mark"' not in found
 
 

@@ -409,11 +409,13 @@ def flag_expression(
     of the brushing orders' CTE joined by brushing_join; brushing with `marks`: the order's kept mark)."""
     brushing: exp.Expr = exp.Not(this=exp.Is(this=column("order_id", BRUSHING_ORDERS), expression=exp.Null()))
     if marks:  # (a semi-join: the few marked orders' ids are the side kept in memory)
-        brushing = exp.In(
-            this=column("order_id", alias),
-            query=exp.Subquery(
-                this=exp.select(column("order_id")).from_(exp.Table(this=ident(BRUSHING_ORDERS)))
-            ),
+        brushing = _false_if_null(
+            exp.In(
+                this=column("order_id", alias),
+                query=exp.Subquery(
+                    this=exp.select(column("order_id")).from_(exp.Table(this=ident(BRUSHING_ORDERS)))
+                ),
+            )
         )
     if flag == "brushing":
         return _false_if_null(column(MARK_COLUMN, alias)) if marks else brushing
