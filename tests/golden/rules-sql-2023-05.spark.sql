@@ -313,7 +313,8 @@ WITH `brushing_pairs` AS (
       `t`.`service_score` AS `service_score`,
       `t`.`review_time` AS `review_time`,
       `t`.`complaint` AS `complaint`,
-      NOT `brushing_orders`.`order_id` IS NULL AS `suspicious`
+      `t`.`cheat` AS `cheat`,
+      NOT `brushing_orders`.`order_id` IS NULL OR COALESCE(`t`.`cheat`, FALSE) AS `suspicious`
     FROM `reviews` AS `t`
     LEFT JOIN `brushing_orders`
       ON `brushing_orders`.`order_id` = `t`.`order_id`
@@ -579,7 +580,8 @@ WITH `reviews_filled` AS (
     `r`.`logistics_score` AS `logistics_score`,
     `r`.`service_score` AS `service_score`,
     `r`.`review_time` AS `review_time`,
-    `r`.`complaint` AS `complaint`
+    `r`.`complaint` AS `complaint`,
+    `r`.`cheat` AS `cheat`
   FROM `reviews` AS `r`
   WHERE
     (
@@ -600,7 +602,8 @@ WITH `reviews_filled` AS (
     `r`.`logistics_score` AS `logistics_score`,
     `r`.`service_score` AS `service_score`,
     `r`.`review_time` AS `review_time`,
-    `r`.`complaint` AS `complaint`
+    `r`.`complaint` AS `complaint`,
+    `r`.`cheat` AS `cheat`
   FROM `reviews` AS `r`
   LEFT JOIN `orders` AS `o`
     ON `o`.`order_id` = `r`.`order_id`
@@ -825,7 +828,8 @@ WITH `reviews_filled` AS (
       `t`.`service_score` AS `service_score`,
       `t`.`review_time` AS `review_time`,
       `t`.`complaint` AS `complaint`,
-      NOT `brushing_orders`.`order_id` IS NULL AS `suspicious`
+      `t`.`cheat` AS `cheat`,
+      NOT `brushing_orders`.`order_id` IS NULL OR COALESCE(`t`.`cheat`, FALSE) AS `suspicious`
     FROM `reviews_filled` AS `t`
     LEFT JOIN `brushing_orders`
       ON `brushing_orders`.`order_id` = `t`.`order_id`
@@ -927,7 +931,8 @@ WITH `reviews_filled` AS (
     `r`.`logistics_score` AS `logistics_score`,
     `r`.`service_score` AS `service_score`,
     `r`.`review_time` AS `review_time`,
-    `r`.`complaint` AS `complaint`
+    `r`.`complaint` AS `complaint`,
+    `r`.`cheat` AS `cheat`
   FROM `reviews` AS `r`
   WHERE
     (
@@ -948,7 +953,8 @@ WITH `reviews_filled` AS (
     `r`.`logistics_score` AS `logistics_score`,
     `r`.`service_score` AS `service_score`,
     `r`.`review_time` AS `review_time`,
-    `r`.`complaint` AS `complaint`
+    `r`.`complaint` AS `complaint`,
+    `r`.`cheat` AS `cheat`
   FROM `reviews` AS `r`
   LEFT JOIN `orders` AS `o`
     ON `o`.`order_id` = `r`.`order_id`
@@ -1163,7 +1169,8 @@ WITH `reviews_filled` AS (
       `t`.`service_score` AS `service_score`,
       `t`.`review_time` AS `review_time`,
       `t`.`complaint` AS `complaint`,
-      NOT `brushing_orders`.`order_id` IS NULL AS `suspicious`
+      `t`.`cheat` AS `cheat`,
+      NOT `brushing_orders`.`order_id` IS NULL OR COALESCE(`t`.`cheat`, FALSE) AS `suspicious`
     FROM `reviews_filled` AS `t`
     LEFT JOIN `brushing_orders`
       ON `brushing_orders`.`order_id` = `t`.`order_id`
