@@ -422,7 +422,6 @@ class Session:
         self.memory_limit = memory_limit
         self.wait = wait
         self._memory: Database | None = None
-        self._reading: Any = None  # the database connection of the read in progress (_source nests)
         self._spark_engine: Any = None
         self._data_warnings: tuple[str, ...] = ()
 
@@ -479,16 +478,9 @@ class Session:
                 self._memory = self._load_data(self.data)
             yield self._memory.con
             return
-        if self._reading is not None:  # inside another read of this call: the same connection and lock
-            yield self._reading
-            return
         with open_database(self.db_path, "read", self.wait, self.memory_limit) as db:
             disable_external_access(db.con)
-            self._reading = db.con
-            try:
-                yield db.con
-            finally:
-                self._reading = None
+            yield db.con
 
     def _load_data(self, directory: Path) -> Database:
         """The exports of `directory` in a fresh in-memory database, validated like `load`; then no file
@@ -761,12 +753,6 @@ class Session:
             warnings = [*now.warnings, *(f"{against_period}: {w}" for w in then.warnings)]
             return replace(now, warnings=tuple(dict.fromkeys(warnings)), attribution=attribution)
 
-        with self._source():  # one read of the database for the whole explanation (it is not recorded)
-            return self._explain(key, period, scorecard, rules)
-
-    def _explain(
-        self, key: str, period: str, scorecard: str | None, rules: str | Path | Ruleset | None
-    ) -> ExplainResult:
         from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
         from chuanliu_cli.scoring.pipeline import ranks_everyone, score_absent
