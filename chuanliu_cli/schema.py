@@ -307,6 +307,10 @@ SHOPS = Table(
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (ORDERS, REVIEWS, LIVESTREAMS, SHOPS)}
+#: Columns the database keeps on orders beside the canonical ones (schema version 6): each order's integrity
+#: flags, set by every load (store/brushing.py) and read by queries compiled with `marks` (rules/integrity).
+BRUSHING_MARK = "brushing_mark"
+SELF_PURCHASE_MARK = "self_purchase_mark"
 REQUIRED_TABLES: tuple[str, ...] = ("orders", "reviews", "livestreams")
 
 

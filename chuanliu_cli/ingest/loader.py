@@ -22,6 +22,7 @@ from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, 
 from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident, literal
+from chuanliu_cli.store import brushing
 from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
@@ -214,11 +215,6 @@ def _prepare_responses(table: str, reader: FileReader, tm: TableMapping) -> _Pre
     return _Prepared(table, reader, tm, tm.resolve(reader.headers))
 
 
-#: The loads that change stored orders: orders files, and cps lists (they mark orders as distribution
-#: orders of a promoter, which can make an order a self-purchase).
-ORDER_CHANGING_TABLES = ("orders", "cps_marks")
-
-
 def load_files(
     db: Database,
     items: list[tuple[str, Path]],
@@ -246,9 +242,7 @@ def load_files(
             raise StrictError(warned)  # before COMMIT: the transaction is rolled back
         for r in results:
             _write_rejects(con, r)
-        if any(r.table in ORDER_CHANGING_TABLES for r in results):
-            from chuanliu_cli.store import brushing
-
+        if any(r.table in brushing.ORDER_CHANGING_TABLES for r in results):
             brushing.refresh(con)  # the flags of the orders as now loaded (SPEC §11)
         con.execute(
             "INSERT OR REPLACE INTO chuanliu_meta VALUES ('timezone', ?)",

@@ -58,10 +58,6 @@ FLAG_LABELS: dict[str, str] = {
 }
 #: The CTE of the brushing orders' ids, which flagged orders and reviews join.
 BRUSHING_ORDERS = "brushing_orders"
-#: The columns of orders where the database keeps each order's flags (schema version 6; brushing for the
-#: thresholds of its brushing_state, store/brushing.py).
-MARK_COLUMN = "brushing_mark"
-SELF_PURCHASE_COLUMN = "self_purchase_mark"
 #: An order that counts (SPEC §2): the orders brushing looks at.
 INVALID_STATUSES = ("pending", "closed")
 
@@ -392,7 +388,7 @@ def _marked_orders() -> exp.Select:
     return (
         exp.select(column("order_id", o))
         .from_(exp.Table(this=ident("orders"), alias=exp.TableAlias(this=ident(o))), copy=False)
-        .where(column(MARK_COLUMN, o), copy=False)
+        .where(column(schema.BRUSHING_MARK, o), copy=False)
     )
 
 
@@ -418,11 +414,11 @@ def flag_expression(
             )
         )
     if flag == "brushing":
-        return _false_if_null(column(MARK_COLUMN, alias)) if marks else brushing
+        return _false_if_null(column(schema.BRUSHING_MARK, alias)) if marks else brushing
     if flag == "suspicious":
         return exp.or_(brushing, _false_if_null(column("cheat", alias)))
     if flag == "self_purchase":
-        return _false_if_null(column(SELF_PURCHASE_COLUMN, alias)) if marks else self_purchase(alias)
+        return _false_if_null(column(schema.SELF_PURCHASE_MARK, alias)) if marks else self_purchase(alias)
     if flag == "idle":
         return idle(integrity, alias)
     raise ValueError(f"{flag} is no flag of {source}")

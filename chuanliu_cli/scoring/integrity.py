@@ -330,8 +330,8 @@ def entity_flags(
     import polars as pl
 
     frame: pl.DataFrame | None = None
+    marks = engine.brushing_marks(integrity)
     for table in _entity_tables(key):
-        marks = engine.brushing_marks(integrity)
         part = engine.query(entity_query(integrity, period, key, table, engine.dialect, keys, marks))
         part = part.with_columns(pl.col("key").cast(pl.String))
         frame = part if frame is None else frame.join(part, on="key", how="full", coalesce=True)

@@ -17,12 +17,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chuanliu_cli.rules.model import Integrity
+from chuanliu_cli.schema import BRUSHING_MARK, SELF_PURCHASE_MARK
 
 if TYPE_CHECKING:
     import duckdb
 
 #: The thresholds the database keeps the flag for: the SPEC §11 defaults.
 DEFAULT = Integrity()
+#: The loads that change stored orders: orders files, and cps lists (they mark orders as distribution
+#: orders of a promoter, which can make an order a self-purchase). The loader refreshes the marks after
+#: them, and the marks are current only while none came since.
+ORDER_CHANGING_TABLES = ("orders", "cps_marks")
 
 
 def _orders_now(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
@@ -30,7 +35,8 @@ def _orders_now(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
     none recorded)."""
     rows = con.execute(
         "SELECT (SELECT count(*) FROM orders), "
-        "(SELECT max(load_id) FROM loads WHERE \"table\" IN ('orders', 'cps_marks'))"
+        '(SELECT max(load_id) FROM loads WHERE list_contains(?, "table"))',
+        [list(ORDER_CHANGING_TABLES)],
     ).fetchall()
     count, load = rows[0]
     return int(count), None if load is None else int(load)
@@ -40,7 +46,8 @@ def _kept(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether this database has the column and the state (schema version 6 and later)."""
     rows = con.execute(
         "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND table_name = 'orders' AND column_name = 'brushing_mark'"
+        "AND schema_name = 'main' AND table_name = 'orders' AND column_name = ?",
+        [BRUSHING_MARK],
     ).fetchall()
     return int(rows[0][0]) == 1
 
@@ -66,19 +73,19 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {query}")
     # only the rows whose flag changes are written (new rows come in unmarked)
     con.execute(
-        "UPDATE orders SET brushing_mark = TRUE WHERE order_id IN (SELECT order_id FROM brushing_found) "
-        "AND NOT coalesce(brushing_mark, FALSE)"
+        f"UPDATE orders SET {BRUSHING_MARK} = TRUE WHERE order_id IN (SELECT order_id FROM brushing_found) "
+        f"AND NOT coalesce({BRUSHING_MARK}, FALSE)"
     )
     con.execute(
-        "UPDATE orders SET brushing_mark = FALSE WHERE coalesce(brushing_mark, TRUE) "
+        f"UPDATE orders SET {BRUSHING_MARK} = FALSE WHERE coalesce({BRUSHING_MARK}, TRUE) "
         "AND order_id NOT IN (SELECT order_id FROM brushing_found)"
     )
     found = con.execute("SELECT count(*) FROM brushing_found").fetchall()
     con.execute("DROP TABLE brushing_found")
     purchase = self_purchase("orders").sql(dialect="duckdb")
     con.execute(
-        f"UPDATE orders SET self_purchase_mark = {purchase} "
-        f"WHERE self_purchase_mark IS DISTINCT FROM ({purchase})"
+        f"UPDATE orders SET {SELF_PURCHASE_MARK} = {purchase} "
+        f"WHERE {SELF_PURCHASE_MARK} IS DISTINCT FROM ({purchase})"
     )
     k, seconds = DEFAULT.marks_key
     rows, load = _orders_now(con)
