@@ -754,13 +754,16 @@ class Session:
             return replace(now, warnings=tuple(dict.fromkeys(warnings)), attribution=attribution)
 
         from chuanliu_cli.rules.effective import ruleset_for_period
-        from chuanliu_cli.scoring.explain import explain_entity, unknown_key_error
-        from chuanliu_cli.scoring.pipeline import ranks_everyone, score_absent
+        from chuanliu_cli.scoring.explain import explain_entity, population_needed, unknown_key_error
+        from chuanliu_cli.scoring.pipeline import score_absent
 
         ruleset, _p = ruleset_for_period(rules, period)  # (through the cache; _score checks it)
-        # an explanation needs everyone's values when a score ranks among them, else the entity's row
-        only = None if ranks_everyone(ruleset.scorecard(scorecard_name(ruleset, scorecard))) else [key]
-        scored = self._score(period, scorecard, rules, False, False, None, reuse=True, only=only)
+        # a recorded run gives the entity's row, and everyone's values only of what a `rank` part reads
+        needed = population_needed(ruleset.scorecard(scorecard_name(ruleset, scorecard)))
+        scored = self._score(
+            period, scorecard, rules, False, False, None, reuse=True, only=[key], labelled=[key],
+            needed=needed,
+        )  # fmt: skip
         run, name = scored.run, scored.scorecard
         res = run.scorecards[name]
         if key not in set(res.frame[res.key].to_list()):
@@ -1073,11 +1076,15 @@ class Session:
         strict: bool = False,
         reuse: bool = False,
         only: Sequence[str] | None = None,
+        labelled: Sequence[str] | None = None,
+        needed: Sequence[str] = (),
     ) -> ScoreResult:
         """Check the ruleset, score the period, check completeness, record the run (database only).
         With `strict`, any warning raises StrictError before anything is recorded. With `reuse` (explain,
         score --id), a recorded run of the same ruleset, tool version and data is read back instead of
-        scoring again, and nothing new is recorded."""
+        scoring again, and nothing new is recorded; `labelled` then names the only rows whose shop labels
+        the caller shows and `needed` the values it needs over everyone beside the rows `only` (see
+        load_stored_run)."""
         from chuanliu_cli.errors import IncompletePeriodError, StrictError
         from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.budget import pace_rewards
@@ -1106,7 +1113,7 @@ class Session:
                         if recorded_pool(source, stored_id) != reward.pool:
                             stored_id = None  # the budget paces another pool now: score again
             if stored_id is not None:
-                run = load_stored_run(source, stored_id, ruleset, p, only)
+                run = load_stored_run(source, stored_id, ruleset, p, only, labelled, needed)
                 record = False
             else:
                 run = score_period(source, ruleset, p, upto=name)
@@ -1292,7 +1299,7 @@ class Session:
 
         def score(label: str) -> ScoreResult:
             if label not in scored:
-                scored[label] = self._score(label, name, rules, False, False, None, reuse=True)
+                scored[label] = self._score(label, name, rules, False, False, None, reuse=True, labelled=[])
             return scored[label]
 
         result = evaluate(gather(score, p, horizon, outcome), horizon, name)

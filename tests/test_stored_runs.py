@@ -220,3 +220,40 @@ def test_score_by_id_served_reads_only_the_asked_rows_and_says_so_among_everyone
     assert table.exit_code == 0 and "Showing 1 of 59 entities" in table.output
     unknown = invoke("--db", db, "score", "--month", MAY, "--id", "ks7000019", "--format", "json")
     assert unknown.exit_code == 4 and "nearest known" in unknown.output and "ks700001" in unknown.output
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["rank", "rank-of-ranks"])
+def test_an_explanation_with_rank_parts_reads_the_entity_and_what_ranks_from_the_run(
+    db: str, tmp_path: Path, nested: bool
+) -> None:
+    """A `rank` part makes an entity's score depend on everyone's values: served, the explanation reads the
+    entity's row and everyone's values of what the ranks read (every metric for a rank of ranks), not every
+    row in full, and says exactly what scoring now says."""
+    text = default_ruleset_path().read_text(encoding="utf-8")
+    ranked = "{metric: live_hours, weight: 30, normalize: rank}"
+    text = text.replace("{metric: live_hours, weight: 30, normalize: {log: [0, 200]}}", ranked)
+    if nested:
+        text = text.replace(
+            "- {score: diligence, weight: 30}", "- {score: diligence, weight: 30, normalize: rank}"
+        )
+    rules = tmp_path / "ranked.yaml"
+    rules.write_text(text, encoding="utf-8")
+    session = Session(db=db)
+    keys = session.score(MAY, rules=rules, record=False).frame["shop_id"].to_list()
+    sample = [keys[0], keys[len(keys) // 2], keys[-1]]
+
+    def explained(key: str) -> tuple[str, Any]:
+        result = session.explain(key, MAY, rules=rules)
+        text = json.dumps(explanation_json(result.explanation), default=str, sort_keys=True)
+        return text, result.run.scorecards["merchant"]
+
+    fresh = {k: explained(k)[0] for k in sample}
+    session.eligible(MAY, rules=rules)
+    for key in sample:
+        text_served, served = explained(key)
+        assert text_served == fresh[key]
+        assert served.frame.height == 1 and served.population is not None
+        assert served.population.height == len(keys)
+        metrics = {m.name for m in served.scorecard.metrics}
+        wanted = {"shop_id", "live_hours", *(metrics | {"diligence"} if nested else ())}
+        assert set(served.population.columns) == wanted

@@ -209,10 +209,13 @@ def explain_entities(
     # the rows asked for, each metric and each value a `rank` part reads as scored (the entity's own value,
     # left out of the population when the search changes it)
     chosen = chosen.select(sc.key, *metric_names, *(pl.col(r).alias(_own(r)) for r in refs))
-    ops = _Batch(_populations(sc, frame))
+    # everyone's values: the frame, or when it holds only some rows (a recorded run read back) what the
+    # run gave of everyone (population_needed)
+    everyone = frame if res.population is None else res.population
+    ops = _Batch(_populations(sc, everyone))
     nested = _nested_ranks(sc)
     if nested:  # a rank of ranks: the parts as compute_scores gives them over everyone
-        scored = compute_scores(sc, frame.select(sc.key, *metric_names), keep_parts=True)
+        scored = compute_scores(sc, everyone.select(sc.key, *metric_names), keep_parts=True)
         scored = scored.filter(pl.col(sc.key).is_in(wanted))
     else:  # row by row, a `rank` part among everyone's values as scored: the chosen rows suffice
         scored = _score_parts(sc, chosen, ops)
@@ -223,7 +226,7 @@ def explain_entities(
     targets = {key: _target(sc, rows[key][sc.rank_by]) for key in wanted}
     searched = _suggest_all(
         sc,
-        frame if nested else None,
+        everyone if nested else None,
         chosen,
         {key: t for key, (_, t) in targets.items() if t is not None},
         ops,
@@ -481,6 +484,15 @@ def _rank_refs(sc: Scorecard) -> set[str]:
     return {
         p.ref for s in sc.scores for p in s.parts if p.normalize is not None and p.normalize.kind == "rank"
     }
+
+
+def population_needed(sc: Scorecard) -> tuple[str, ...]:
+    """What an explanation reads over everyone beside the entity's own row: the metrics and scores a
+    `rank` part reads, and every metric when a rank reads ranks (explain_entities scores everyone then)."""
+    refs = tuple(sorted(_rank_refs(sc)))
+    if _nested_ranks(sc):
+        return tuple(dict.fromkeys([*(m.name for m in sc.metrics), *refs]))
+    return refs
 
 
 def _nested_ranks(sc: Scorecard) -> bool:

@@ -53,6 +53,9 @@ class ScorecardResult:
     ranked: int | None = None
     stored_size: int | None = None
     stored_totals: dict[str, Any] | None = None
+    # with `frame` holding only some entities: everyone's values (the key and the metrics and scores that
+    # a `rank` part reads, or every metric when a rank reads ranks) for an explanation, as recorded
+    population: pl.DataFrame | None = None
 
     @property
     def size(self) -> int:

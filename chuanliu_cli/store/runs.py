@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from chuanliu_cli import __version__
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.schema import TABLES
-from chuanliu_cli.sqltext import ident
+from chuanliu_cli.sqltext import ident, literal
 from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
@@ -231,15 +231,23 @@ def load_stored_run(
     ruleset: Ruleset,
     period: Period,
     keys: Sequence[str] | None = None,
+    labelled: Sequence[str] | None = None,
+    needed: Sequence[str] = (),
 ) -> RunResult:
     """A recorded run read back as the RunResult scoring gave (find_stored_run chose it): the frame in
     rank order, gate outcomes, data window, completeness and data lints (no Allocation object: its totals
     are in the frame). With `keys`, only those entities' rows, with the ranked count, the number of
     entities and the totals over everyone as recorded (the caller passes keys only when those rows are
     all it needs: not for an explanation whose scores rank among everyone); everyone's rows when one
-    of `keys` is not among them."""
+    of `keys` is not among them. `labelled`: the keys whose group_id and category (not stored: read from
+    shops now) the caller shows, when it shows only those (explain; impact shows none); the other rows
+    keep them NULL. Reading every shop's labels took 0.19 s of a served explanation at 500,000 shops.
+    `needed` (with `keys`): the metrics and scores whose values over everyone the caller needs beside
+    the rows of `keys` (an explanation whose scores rank among everyone): read as those values alone into
+    the result's `population` (at 500,000 entities 0.03 s, against 0.3 s for every row in full)."""
     import polars as pl
 
+    from chuanliu_cli.engines.base import NAME_QUERIES
     from chuanliu_cli.engines.duckdb import as_engine
     from chuanliu_cli.scoring.gates import gate_column
     from chuanliu_cli.scoring.pipeline import RunResult, ScorecardResult, label_columns, with_labels
@@ -264,7 +272,7 @@ def load_stored_run(
     assert isinstance(frame, pl.DataFrame)
     if some and not set(keys or ()) <= set(frame["entity"].to_list()):
         # a key not among the recorded rows: everyone's, so that the caller can name the nearest keys
-        return load_stored_run(con, run_id, ruleset, period)
+        return load_stored_run(con, run_id, ruleset, period, labelled=labelled)
     metrics, scores, gates = detail["metrics"], detail["scores"], detail["gates"]
 
     def spread(column: str, names: list[str]) -> list[pl.Expr]:
@@ -282,15 +290,26 @@ def load_stored_run(
     order = [sc.key, "name", *metrics, *scores, "eligible", "failed_gates", "tier", "rank", "grant"]
     outcomes = frame.select(sc.key, *(by_id[g] for g in gates)) if gates else None
     # a shop's group_id and category are not stored: read from shops now, as scoring adds them
-    shops = as_engine(con).names(sc.key) if label_columns(sc) != ("name",) else None
-    labelled = with_labels(sc, frame.select(*order, "grant_note"), shops)
-    result = ScorecardResult(sc, period, labelled, None, outcomes)
+    shops = None
+    if label_columns(sc) != ("name",):
+        if labelled is None:
+            shops = as_engine(con).names(sc.key)
+        else:
+            # (literals: DuckDB pushes `k IN (...)` below the GROUP BY, not a parameter list's unnest)
+            chosen = ", ".join(literal(str(k)) for k in labelled) or "NULL"
+            named = con.sql(f"SELECT * FROM ({NAME_QUERIES[sc.key]}) AS named WHERE k IN ({chosen})")
+            table = pl.from_arrow(named.to_arrow_table())
+            assert isinstance(table, pl.DataFrame)
+            shops = table
+    rows = with_labels(sc, frame.select(*order, "grant_note"), shops)
+    result = ScorecardResult(sc, period, rows, None, outcomes)
     if some:
         result = replace(
             result,
             ranked=int(detail["ranked"]),
             stored_size=int(detail["size"]),
             stored_totals=detail["totals"],
+            population=_population(con, run_id, sc.key, detail, needed) if needed else None,
         )
     window = {
         t: (
@@ -310,6 +329,25 @@ def load_stored_run(
         missing,
         {name: tuple(detail["lints"])},
     )
+
+
+def _population(
+    con: duckdb.DuckDBPyConnection, run_id: int, key: str, detail: dict[str, Any], names: Sequence[str]
+) -> Any:
+    """Everyone's recorded values of the metrics and scores `names` (and the key), in rank order."""
+    import polars as pl
+
+    where = {n: ("metric_values", i) for i, n in enumerate(detail["metrics"])}
+    where.update({n: ("score_values", i) for i, n in enumerate(detail["scores"])})
+    wanted = list(dict.fromkeys(names))
+    items = ", ".join(f"{where[n][0]}[{where[n][1] + 1}] AS {ident(n)}" for n in wanted)
+    table = con.sql(
+        f"SELECT entity AS {ident(key)}, {items} FROM run_results WHERE run_id = ? ORDER BY position",
+        params=[run_id],
+    ).to_arrow_table()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 _BOM = b"\xef\xbb\xbf"
