@@ -234,6 +234,7 @@ def test_impact_json_has_the_documented_shape(
     assert doc["grants_from"] == f"2023-06: recorded run {database[1]['2023-06']}"
     assert [p["source"] for p in doc["periods"]] == [f"recorded run {database[1][m]}" for m in database[1]]
     assert any("zero-sum" in c for c in doc["caveats"])
+    assert any("only just excludes 0" in c for c in doc["caveats"]), "the did bias measured on low-noise data"
     # 60 merchants: too few near any cutoff, and too few periods for the panel; said, not hidden
     assert doc["warnings"] and all(e["estimate"] is None for e in doc["estimates"][-1:])
 

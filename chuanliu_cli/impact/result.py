@@ -276,7 +276,12 @@ def caveats(outcome: str, horizon: int) -> list[str]:
         "score only, and says nothing about the top merchants.",
         "did compares each entity with its own trend (entity intercepts and slopes, period effects) and "
         "with entities of the same recent growth, because the score rewards growth; it assumes nothing "
-        "else changed for the granted entities at the same time.",
+        "else changed for the granted entities at the same time. The grants follow the outcome's own "
+        "chance movements (the score reads the outcome), and each entity's trend is estimated from those "
+        "same movements: with few periods this pulls the estimate down. On generated data with no effect "
+        "and little noise (8 months, 300 merchants of about 400 orders a month) it came out 0.03 to 0.11 "
+        "below 0 in 3 of 4 seeds, and one 95 % interval excluded 0: an interval that only just excludes 0 "
+        "does not establish an effect.",
         "The event study compares entities first granted in different periods with those never granted, "
         "with entity and period effects but no entity trends: its leads (k < -1) show whether the granted "
         "were already on another path before their first grant (the score favours growing merchants, so "
