@@ -637,6 +637,7 @@ class Session:
             strict,
             reuse=bool(ids),
             only=list(ids) if ids and group is None else None,  # a group's shops: every row is read
+            labelled=list(ids) if ids and group is None else None,  # (only their rows are shown)
         )
         res = scored.result
         frame = self.choose(scored, res.frame, ids, group)
