@@ -1019,7 +1019,9 @@ class Session:
         key_name = None
         last_scored = None
         for p in periods:
-            scored = self._score(p.label, scorecard, rules, False, False, None, reuse=True, only=[key])
+            scored = self._score(
+                p.label, scorecard, rules, False, False, None, reuse=True, only=[key], labelled=[key]
+            )
             res = scored.result
             key_name = res.key
             last_scored = scored
