@@ -637,7 +637,6 @@ class Session:
             strict,
             reuse=bool(ids),
             only=list(ids) if ids and group is None else None,  # a group's shops: every row is read
-            labelled=list(ids) if ids and group is None else None,  # (only their rows are shown)
         )
         res = scored.result
         frame = self.choose(scored, res.frame, ids, group)
@@ -762,9 +761,8 @@ class Session:
         # a recorded run gives the entity's row, and everyone's values only of what a `rank` part reads
         needed = population_needed(ruleset.scorecard(scorecard_name(ruleset, scorecard)))
         scored = self._score(
-            period, scorecard, rules, False, False, None, reuse=True, only=[key], labelled=[key],
-            needed=needed,
-        )  # fmt: skip
+            period, scorecard, rules, False, False, None, reuse=True, only=[key], needed=needed
+        )
         run, name = scored.run, scored.scorecard
         res = run.scorecards[name]
         if key not in set(res.frame[res.key].to_list()):
@@ -1019,9 +1017,7 @@ class Session:
         key_name = None
         last_scored = None
         for p in periods:
-            scored = self._score(
-                p.label, scorecard, rules, False, False, None, reuse=True, only=[key], labelled=[key]
-            )
+            scored = self._score(p.label, scorecard, rules, False, False, None, reuse=True, only=[key])
             res = scored.result
             key_name = res.key
             last_scored = scored
@@ -1086,8 +1082,8 @@ class Session:
         With `strict`, any warning raises StrictError before anything is recorded. With `reuse` (explain,
         score --id), a recorded run of the same ruleset, tool version and data is read back instead of
         scoring again, and nothing new is recorded; `labelled` then names the only rows whose shop labels
-        the caller shows and `needed` the values it needs over everyone beside the rows `only` (see
-        load_stored_run)."""
+        the caller shows (default: `only`) and `needed` the values it needs over everyone beside the rows
+        `only` (see load_stored_run)."""
         from chuanliu_cli.errors import IncompletePeriodError, StrictError
         from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.budget import pace_rewards

@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.engines.base import NAME_QUERIES, Engine
 from chuanliu_cli.errors import DataError
+from chuanliu_cli.sqltext import literal
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import duckdb
     import polars as pl
 
@@ -46,10 +49,15 @@ class DuckDBEngine:
 
         return data_window(self.con)
 
-    def names(self, key: str) -> pl.DataFrame | None:
-        """Shop names for shop keys, the latest item name for item keys."""
+    def names(self, key: str, keys: Sequence[str] | None = None) -> pl.DataFrame | None:
+        """Shop names for shop keys, the latest item name for item keys; with `keys`, those keys' only."""
         sql = NAME_QUERIES.get(key)
-        return None if sql is None else self.query(sql)
+        if sql is None:
+            return None
+        if keys is not None:
+            # (literals: DuckDB pushes `k IN (...)` below the GROUP BY, not a parameter list's unnest)
+            sql = f"SELECT * FROM ({sql}) AS named WHERE k IN ({', '.join(map(literal, keys)) or 'NULL'})"
+        return self.query(sql)
 
     def brushing_marks(self, integrity: Integrity) -> bool:
         """Whether the database keeps the brushing orders of these thresholds for its orders as they are."""
