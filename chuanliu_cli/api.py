@@ -424,6 +424,7 @@ class Session:
         self._memory: Database | None = None
         self._spark_engine: Any = None
         self._data_warnings: tuple[str, ...] = ()
+        self._held: Any = None  # the read connection a `_source()` holds open for the ones inside it
 
     # -- lifecycle --
 
@@ -478,9 +479,16 @@ class Session:
                 self._memory = self._load_data(self.data)
             yield self._memory.con
             return
+        if self._held is not None:  # inside another `_source()`: its connection (one open per command)
+            yield self._held
+            return
         with open_database(self.db_path, "read", self.wait, self.memory_limit) as db:
             disable_external_access(db.con)
-            yield db.con
+            self._held = db.con
+            try:
+                yield db.con
+            finally:
+                self._held = None
 
     def _load_data(self, directory: Path) -> Database:
         """The exports of `directory` in a fresh in-memory database, validated like `load`; then no file
@@ -753,6 +761,13 @@ class Session:
             warnings = [*now.warnings, *(f"{against_period}: {w}" for w in then.warnings)]
             return replace(now, warnings=tuple(dict.fromkeys(warnings)), attribution=attribution)
 
+        with self._source():  # one open of the database for the whole explanation
+            return self._explain(key, period, scorecard, rules)
+
+    def _explain(
+        self, key: str, period: str, scorecard: str | None, rules: str | Path | Ruleset | None
+    ) -> ExplainResult:
+        """explain() in one period, inside the `_source()` it holds."""
         from chuanliu_cli.rules.effective import ruleset_for_period
         from chuanliu_cli.scoring.explain import explain_entity, population_needed, unknown_key_error
         from chuanliu_cli.scoring.pipeline import score_absent
@@ -775,7 +790,7 @@ class Session:
             run = replace(run, scorecards={**run.scorecards, name: score_absent(res, [key], names)})
         ex = explain_entity(run, name, key, self._population(scored.run, name).note)
         from chuanliu_cli.engines.duckdb import as_engine
-        from chuanliu_cli.scoring.integrity import explain_flags
+        from chuanliu_cli.scoring.flagcounts import explain_flags
 
         with self._source() as source:  # the entity's rows the integrity flags catch (SPEC §11)
             flags = explain_flags(as_engine(source), run.ruleset, run.period, res.scorecard.row_key, key)

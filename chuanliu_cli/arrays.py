@@ -1,8 +1,10 @@
-"""Arrow arrays from numpy buffers, without `pyarrow.array`.
+"""Columns between DuckDB and polars through the Arrow PyCapsule interface, without pyarrow.
 
-`pyarrow.array` asks pandas whether its input is a pandas object, which imports pandas: 0.27 s of every
-scoring command that built an array (a third of `eligible`'s whole process on the sample). Building the
-array from its buffers is zero-copy and imports nothing.
+Importing pyarrow (and pyarrow.compute, which polars imports when it reads a pyarrow array) cost 0.18 s of
+every scoring command, a fifth of `eligible`'s whole process on the sample. DuckDB's relations and polars'
+frames both speak the Arrow C stream interface (`__arrow_c_stream__`), so results come to polars and
+frames go to DuckDB zero-copy with neither importing pyarrow. Loading and writing Parquet still use
+pyarrow; scoring, explaining and recording do not.
 """
 
 from __future__ import annotations
@@ -10,23 +12,48 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import duckdb
     import numpy as np
+    import polars as pl
 
 
-def from_numpy(values: np.ndarray, arrow_type: Any, missing: np.ndarray | None = None) -> Any:
-    """`values` (a 1-D numpy array of int32, int64, float64 or bool) as an Arrow array of `arrow_type`,
-    NULL where `missing` is True."""
-    import numpy as np
-    import pyarrow as pa
+def frame_of(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A DuckDB relation's rows as a polars frame (the same types as `relation.pl()`, which goes through
+    pyarrow)."""
+    import polars as pl
 
-    n = len(values)
-    if pa.types.is_boolean(arrow_type):
-        data = pa.py_buffer(np.packbits(np.asarray(values, dtype=np.bool_), bitorder="little"))
-    else:
-        data = pa.py_buffer(np.ascontiguousarray(values, dtype=arrow_type.to_pandas_dtype()))
-    nulls = 0 if missing is None else int(np.count_nonzero(missing))
-    validity = None
-    if nulls:
-        assert missing is not None
-        validity = pa.py_buffer(np.packbits(~np.asarray(missing, dtype=np.bool_), bitorder="little"))
-    return pa.Array.from_buffers(arrow_type, n, [validity, data], null_count=nulls)
+    return pl.DataFrame(relation)
+
+
+class ArrowStream:
+    """A polars frame as something DuckDB scans or registers (`con.register(name, ArrowStream(frame))`,
+    `SELECT ... FROM stream`): each scan asks for a new Arrow C stream of the frame, so a registered view
+    can be read any number of times. (DuckDB reads a polars frame itself through `to_arrow()`: pyarrow.)"""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self.frame.__arrow_c_stream__(requested_schema)
+
+
+def masked(name: str, values: np.ndarray, missing: np.ndarray | None, dtype: Any) -> pl.Series:
+    """A Series of `values` (1-D numpy) cast to `dtype`, NULL where `missing` is True; NaN stays NaN."""
+    import polars as pl
+
+    series = pl.Series(name, values, nan_to_null=False).cast(dtype)
+    if missing is None or not missing.any():
+        return series
+    return pl.select(pl.when(pl.Series(missing)).then(None).otherwise(series).alias(name)).to_series()
+
+
+def row_lists(name: str, data: np.ndarray, missing: np.ndarray, dtype: Any) -> pl.Series:
+    """A List(`dtype`) Series with one list per row of the (rows × k) matrix `data`, NULL elements where
+    `missing`; rows in order, each row's values in column order."""
+    import polars as pl
+
+    n, k = data.shape
+    if k == 0:
+        return pl.repeat(pl.lit([], dtype=pl.List(dtype)), n, eager=True).alias(name)
+    flat = masked(name, data.ravel(), missing.ravel(), dtype)
+    return flat.reshape((n, k)).cast(pl.List(dtype)).alias(name)

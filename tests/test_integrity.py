@@ -487,3 +487,45 @@ def test_an_exports_cheat_column_is_read_with_its_chinese_header(tmp_path: Path)
         load_files(handle, discover(folder), LoadOptions())
         rows = handle.con.execute("SELECT review_id, cheat FROM reviews ORDER BY review_id").fetchall()
     assert rows == [("r1", True), ("r2", False), ("r3", False)]
+
+
+def test_the_remembered_entity_query_is_the_built_one_with_the_keys_written_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """explain's flag line reads its SQL from the rules cache with the keys put in as literals: the same
+    text entity_query builds for those keys (quotes and all), on a miss and on a hit."""
+    from chuanliu_cli.rules import cache
+    from chuanliu_cli.scoring.flagcounts import entity_sql, entity_tables
+    from chuanliu_cli.scoring.integrity import entity_query
+
+    monkeypatch.setattr(cache, "directory", lambda: tmp_path)
+    for key in ("shop_id", "promoter_id", "item_id"):
+        for table in entity_tables(key):
+            for keys in (["ks700041"], ["it's", "a'b''c", "普通"], [], None):
+                for marks in (False, True):
+                    built = entity_query(Integrity(), MAY, key, table, "duckdb", keys, marks)
+                    for _ in ("miss", "hit"):
+                        got = entity_sql(Integrity(), MAY, key, table, "duckdb", keys, marks)
+                        assert got == built, (key, table, keys, marks)
+    assert len(list(tmp_path.glob("entity-sql-*.pickle"))) > 0
+
+
+def test_explain_flags_counts_an_entitys_rows_with_a_quote_in_its_key(sample_session: Any) -> None:
+    from chuanliu_cli.engines.duckdb import as_engine
+    from chuanliu_cli.scoring.flagcounts import explain_flags
+    from chuanliu_cli.scoring.integrity import entity_flags
+
+    ruleset = sample_session.eligible("2023-05").run.ruleset
+    with sample_session._source() as source:
+        engine = as_engine(source)
+        found = explain_flags(engine, ruleset, MAY, "shop_id", "ks700041")
+        assert found is not None and found["brushing_orders"] > 0
+        assert found["excluded"] == ["brushing", "idle", "self_purchase", "suspicious"]
+        everyone = entity_flags(engine, Integrity(), MAY, "shop_id", None)
+        mine = everyone.filter(everyone["key"] == "ks700041").row(0, named=True)
+        assert found["brushing_orders"] == mine["brushing_orders"]
+        assert explain_flags(engine, ruleset, MAY, "shop_id", "no'such") == {
+            **{k: 0 for k in found if k not in ("excluded",) and not k.endswith("gmv")},
+            **{k: 0.0 for k in found if k.endswith("gmv")},
+            "excluded": found["excluded"],
+        }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import polars as pl
@@ -19,8 +19,8 @@ class Engine(Protocol):
     def query(self, sql: str) -> pl.DataFrame:
         """Run a compiled metric query and return its rows."""
 
-    def register(self, name: str, table: Any) -> None:
-        """Make an arrow table queryable as `name` (earlier scorecards' results)."""
+    def register(self, name: str, frame: pl.DataFrame) -> None:
+        """Make a frame queryable as `name` (earlier scorecards' results)."""
 
     def unregister(self, name: str) -> None:
         """Forget a registered table."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from chuanliu_cli.arrays import ArrowStream, frame_of
 from chuanliu_cli.engines.base import NAME_QUERIES, Engine
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.sqltext import literal
@@ -31,13 +32,13 @@ class DuckDBEngine:
         import duckdb
 
         try:
-            return self.con.sql(sql).pl()
+            return frame_of(self.con.sql(sql))
         except duckdb.Error as exc:
             raise DataError(f"the metric query failed: {str(exc).splitlines()[0]}") from None
 
-    def register(self, name: str, table: Any) -> None:
-        """Register an arrow table as a view."""
-        self.con.register(name, table)
+    def register(self, name: str, frame: pl.DataFrame) -> None:
+        """Register a frame as a view."""
+        self.con.register(name, ArrowStream(frame))
 
     def unregister(self, name: str) -> None:
         """Drop a registered view."""

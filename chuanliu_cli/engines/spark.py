@@ -261,14 +261,15 @@ class SparkEngine:
                 raise DataError(f"the metric query failed on Spark: {_first_line(exc)}") from None
             raise
 
-    def register(self, name: str, table: Any) -> None:
-        """Make an arrow table (earlier scorecards' results) a temp view."""
+    def register(self, name: str, frame: pl.DataFrame) -> None:
+        """Make a frame (earlier scorecards' results) a temp view."""
         _quiet_pyspark()
+        table = frame.to_arrow()
         if _arrow_input_supported():
-            frame = self.spark.createDataFrame(table)
+            view = self.spark.createDataFrame(table)
         else:  # pyspark 3.5 takes pandas, not Arrow
-            frame = self.spark.createDataFrame(table.to_pandas())
-        frame.createOrReplaceTempView(name)
+            view = self.spark.createDataFrame(table.to_pandas())
+        view.createOrReplaceTempView(name)
 
     def unregister(self, name: str) -> None:
         """Drop a temp view."""

@@ -34,6 +34,9 @@ from sqlglot import exp
 
 from chuanliu_cli import schema
 from chuanliu_cli.rules.expressions import column, ident
+from chuanliu_cli.rules.flagnames import FLAG_LABELS as FLAG_LABELS
+from chuanliu_cli.rules.flagnames import FLAG_TABLES as FLAG_TABLES
+from chuanliu_cli.rules.flagnames import FLAGS
 from chuanliu_cli.rules.model import Integrity
 
 if TYPE_CHECKING:
@@ -41,21 +44,6 @@ if TYPE_CHECKING:
 
     from chuanliu_cli.rules.yamlnodes import NodeReader
 
-#: The flags of each table, in the order they are reported.
-FLAGS: dict[str, tuple[str, ...]] = {
-    "orders": ("brushing", "self_purchase"),
-    "reviews": ("suspicious",),
-    "livestreams": ("idle",),
-}
-#: The table each flag is a column of.
-FLAG_TABLES: dict[str, str] = {flag: table for table, flags in FLAGS.items() for flag in flags}
-#: What each flag means, for `rules show`, the integrity report and the README.
-FLAG_LABELS: dict[str, str] = {
-    "brushing": "刷单 order brushing: a burst of orders of one buyer at one shop",
-    "self_purchase": "自买自卖 a promoter buying through its own distribution link",
-    "idle": "挂机直播 an idle live session: too few viewers for its length",
-    "suspicious": "可疑评价 a review marked as cheating or invalid, or of a brushing order",
-}
 #: The CTE of the brushing orders' ids, which flagged orders and reviews join.
 BRUSHING_ORDERS = "brushing_orders"
 #: An order that counts (SPEC §2): the orders brushing looks at.

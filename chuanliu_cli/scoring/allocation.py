@@ -715,13 +715,10 @@ def _float_array(values: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 def _masked(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
     """An Int64 Series of `values`, NULL where not `valid`."""
     import polars as pl
-    import pyarrow as pa
 
-    from chuanliu_cli.arrays import from_numpy
+    from chuanliu_cli.arrays import masked
 
-    series = pl.from_arrow(from_numpy(values, pa.int64(), ~valid))
-    assert isinstance(series, pl.Series)
-    return series.alias(name)
+    return masked(name, values, ~valid, pl.Int64)
 
 
 def _exact_ratio(value: object, what: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -23,6 +23,7 @@ from chuanliu_cli.periods import Period
 from chuanliu_cli.rules import integrity as flags
 from chuanliu_cli.rules.expressions import column, ident
 from chuanliu_cli.rules.model import Integrity, Ruleset, Scorecard
+from chuanliu_cli.scoring.flagcounts import entity_flags, entity_tables
 
 if TYPE_CHECKING:
     import polars as pl
@@ -253,10 +254,6 @@ def _sum_if(value: exp.Expr, condition: exp.Expr) -> exp.Expr:
     return exp.Coalesce(this=_amount(total), expressions=[_amount(exp.Literal.number(0))])
 
 
-def _entity_tables(key: str) -> list[str]:
-    return [t for t in flags.FLAGS if key in schema.TABLES[t].names]
-
-
 def entity_query(
     integrity: Integrity,
     period: Period,
@@ -321,45 +318,6 @@ def entity_query(
     return _with_flagged(select, integrity, period, [table], shops, marks).sql(dialect=dialect)
 
 
-def entity_flags(
-    engine: Engine, integrity: Integrity, period: Period, key: str, keys: Sequence[str] | None = None
-) -> pl.DataFrame:
-    """Per entity: its valid orders and GMV, those flagged (brushing, self purchase, either), its sessions
-    and idle ones, its reviews and suspicious ones, and `share`: the largest flagged share of the three
-    (GMV, sessions, reviews). Only entities with a flag unless `keys` are given."""
-    import polars as pl
-
-    frame: pl.DataFrame | None = None
-    marks = engine.brushing_marks(integrity)
-    for table in _entity_tables(key):
-        part = engine.query(entity_query(integrity, period, key, table, engine.dialect, keys, marks))
-        part = part.with_columns(pl.col("key").cast(pl.String))
-        frame = part if frame is None else frame.join(part, on="key", how="full", coalesce=True)
-    if frame is None:
-        return pl.DataFrame({"key": []}, schema={"key": pl.String})
-    counts = [c for c in frame.columns if c != "key" and not c.endswith("gmv")]
-    amounts = [c for c in frame.columns if c.endswith("gmv")]
-    frame = frame.with_columns(
-        *(pl.col(c).fill_null(0).cast(pl.Int64) for c in counts),
-        *(pl.col(c).cast(pl.Float64).fill_null(0.0) for c in amounts),
-    )
-    shares = []
-    for flagged, whole in (
-        ("flagged_gmv", "gmv"),
-        ("idle_sessions", "sessions"),
-        ("suspicious_reviews", "reviews"),
-    ):
-        if flagged in frame.columns:
-            shares.append(pl.when(pl.col(whole) > 0).then(pl.col(flagged) / pl.col(whole)).otherwise(None))
-    frame = frame.with_columns(
-        pl.max_horizontal(*shares).alias("share") if shares else pl.lit(None).alias("share")
-    )
-    if keys is None:  # the entities with something flagged
-        caught = [c for c in ("flagged_orders", "idle_sessions", "suspicious_reviews") if c in frame.columns]
-        frame = frame.filter(pl.sum_horizontal(*caught) > 0)
-    return frame.sort(["share", "key"], descending=[True, False], nulls_last=True)
-
-
 def used_flags(ruleset: Ruleset) -> set[str]:
     """The flags some scorecard's `where` reads (directly or through a filter): the rows it excludes."""
     from chuanliu_cli.rules.expressions import bare_names
@@ -408,7 +366,7 @@ def integrity_report(
     sc = res.scorecard
     marks = engine.brushing_marks(ruleset.integrity)
     rows = engine.query(rows_query(ruleset.integrity, period, engine.dialect, marks))
-    key = sc.row_key if _entity_tables(sc.row_key) else "shop_id"
+    key = sc.row_key if entity_tables(sc.row_key) else "shop_id"
     entities = entity_flags(engine, ruleset.integrity, period, key)
     return IntegrityResult(
         ruleset=ruleset,
@@ -420,34 +378,3 @@ def integrity_report(
         bunching=tuple(bunching(res, ruleset.integrity)),
         rows=rows if with_rows else None,
     )
-
-
-def explain_flags(
-    engine: Engine, ruleset: Ruleset, period: Period, key: str, value: str
-) -> dict[str, Any] | None:
-    """One entity's flagged rows in the period (for `explain`), or None when its key is in no flagged
-    table. `excluded` lists the flags the ruleset excludes."""
-    if not _entity_tables(key):
-        return None
-    frame = entity_flags(engine, ruleset.integrity, period, key, [value])
-    found = frame.row(0, named=True) if frame.height else {}
-    counts: dict[str, Any] = {
-        c: found.get(c, 0) or 0
-        for c in (
-            "orders",
-            "brushing_orders",
-            "self_purchase_orders",
-            "flagged_orders",
-            "sessions",
-            "idle_sessions",
-            "reviews",
-            "suspicious_reviews",
-        )
-        if c in frame.columns
-    }
-    amounts: dict[str, Any] = {
-        c: float(found.get(c, 0.0) or 0.0)
-        for c in ("gmv", "brushing_gmv", "self_purchase_gmv", "flagged_gmv")
-        if c in frame.columns
-    }
-    return {**counts, **amounts, "excluded": sorted(used_flags(ruleset))}

@@ -183,7 +183,7 @@ def _eligibility_suffices(ruleset: Ruleset, sc: Scorecard, needed: tuple[str, ..
     return fields_read_later(ruleset, sc.name, needed) <= ELIGIBILITY_FIELDS
 
 
-def _reference_table(res: ScorecardResult, eligibility_only: bool = False) -> Any:
+def _reference_table(res: ScorecardResult, eligibility_only: bool = False) -> pl.DataFrame:
     """What a later scorecard may reference: key, eligible, tier, total (the `total` score or rank_by);
     tier and total NULL for a scorecard scored for its eligibility only (nothing reads them)."""
     import polars as pl
@@ -197,7 +197,7 @@ def _reference_table(res: ScorecardResult, eligibility_only: bool = False) -> An
         (pl.lit(None, dtype=pl.Float64) if eligibility_only else pl.col(total).cast(pl.Float64)).alias(
             "total"
         ),
-    ).to_arrow()
+    )
 
 
 def compute_metrics(engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Period) -> pl.DataFrame:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chuanliu_cli.arrays import frame_of
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident
@@ -200,12 +201,13 @@ def _recorded(con: duckdb.DuckDBPyConnection, run_id: int, detail: dict[str, Any
     """The run's rows as recorded: entity, name, eligibility, tier, rank, grant and each metric."""
     import polars as pl
 
-    table = con.sql(
-        'SELECT entity, name, eligible, tier, rank, "grant", metric_values FROM run_results WHERE run_id = ?',
-        params=[run_id],
-    ).to_arrow_table()
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
+    frame = frame_of(
+        con.sql(
+            'SELECT entity, name, eligible, tier, rank, "grant", metric_values FROM run_results '
+            "WHERE run_id = ?",
+            params=[run_id],
+        )
+    )
     metrics = (detail or {}).get("metrics", [])
     return frame.select(
         pl.col("entity"),

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli import __version__
+from chuanliu_cli.arrays import ArrowStream, frame_of
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident
@@ -92,7 +93,7 @@ def record_run(
             "(SELECT 1 FROM rulesets WHERE sha256 = ?)",
             [run.ruleset.sha256, run.ruleset.name, run.ruleset.text, datetime.now(), run.ruleset.sha256],
         )
-        table = _result_table(res, run_id, scorecard)
+        table = ArrowStream(_result_table(res, run_id, scorecard))
         con.register("__run_results", table)
         try:
             con.execute("INSERT INTO run_results SELECT * FROM __run_results")
@@ -105,13 +106,10 @@ def record_run(
     return run_id
 
 
-def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
-    """The run_results rows of a scored scorecard as one Arrow table, in the table's column order."""
-    import numpy as np
+def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> pl.DataFrame:
+    """The run_results rows of a scored scorecard as one frame, in the table's column order."""
     import polars as pl
-    import pyarrow as pa
 
-    from chuanliu_cli.arrays import from_numpy
     from chuanliu_cli.scoring.gates import gate_column
 
     sc = res.scorecard
@@ -123,7 +121,7 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
             frame = frame.hstack(outcomes.drop(sc.key).get_columns())
         else:
             frame = frame.join(outcomes, on=sc.key, how="left", maintain_order="left")
-    head = frame.select(
+    return frame.select(
         pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
         pl.lit(scorecard).alias("scorecard"),
         pl.col(sc.key).cast(pl.Utf8).alias("entity"),
@@ -135,28 +133,21 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> Any:
         pl.col(sc.rank_by).cast(pl.Float64).alias("score"),
         pl.col("grant").cast(pl.Int64),
         pl.col("grant_note").cast(pl.Utf8),
-    ).to_arrow()
-    lists = {
-        "metric_values": _row_lists(frame, [m.name for m in sc.metrics], pl.Float64),
-        "score_values": _row_lists(frame, [s.name for s in sc.scores], pl.Float64),
-        "gate_values": _row_lists(frame, gates, pl.Boolean),
-    }
-    for name, values in lists.items():
-        head = head.append_column(name, values)
-    # the row's place in the result (rank order): reading a run back sorts on it alone
-    head = head.append_column("position", from_numpy(np.arange(frame.height, dtype=np.int64), pa.int64()))
-    assert isinstance(head, pa.Table)
-    return head
+        _row_lists(frame, "metric_values", [m.name for m in sc.metrics], pl.Float64),
+        _row_lists(frame, "score_values", [s.name for s in sc.scores], pl.Float64),
+        _row_lists(frame, "gate_values", gates, pl.Boolean),
+        # the row's place in the result (rank order): reading a run back sorts on it alone
+        pl.int_range(frame.height, dtype=pl.Int64).alias("position"),
+    )
 
 
-def _row_lists(frame: pl.DataFrame, names: list[str], dtype: Any) -> Any:
-    """Each row's values of the columns `names` as one Arrow list per row (NULLs kept, NaN kept apart from
+def _row_lists(frame: pl.DataFrame, alias: str, names: list[str], dtype: Any) -> pl.Series:
+    """Each row's values of the columns `names` as one list per row (NULLs kept, NaN kept apart from
     NULL), built from numpy: polars' concat_list took 1.5 s for 15 columns of 500k rows, this 30 ms."""
     import numpy as np
     import polars as pl
-    import pyarrow as pa
 
-    from chuanliu_cli.arrays import from_numpy
+    from chuanliu_cli.arrays import row_lists
 
     n, k = frame.height, len(names)
     numpy_type = np.float64 if dtype == pl.Float64 else np.bool_
@@ -166,12 +157,7 @@ def _row_lists(frame: pl.DataFrame, names: list[str], dtype: Any) -> Any:
         column = frame[name].cast(dtype)
         missing[:, j] = column.is_null().to_numpy()
         data[:, j] = column.fill_null(False if dtype == pl.Boolean else 0.0).to_numpy()
-    arrow_type = pa.float64() if dtype == pl.Float64 else pa.bool_()
-    values = from_numpy(data.ravel(), arrow_type, missing.ravel())
-    offsets = from_numpy(
-        np.arange(0, n * k + 1, k, dtype=np.int32) if k else np.zeros(n + 1, np.int32), pa.int32()
-    )
-    return pa.ListArray.from_arrays(offsets, values)
+    return row_lists(alias, data, missing, dtype)
 
 
 def _detail(run: RunResult, scorecard: str) -> dict[str, Any]:
@@ -260,16 +246,15 @@ def load_stored_run(
     sc = ruleset.scorecard(name)
     by_id = {g.id: gate_column(g) for g in sc.gates}
     some = keys is not None
-    frame = pl.from_arrow(
+    frame = frame_of(
         con.sql(
             'SELECT entity, name, rank, eligible, failed_gates, tier, "grant", grant_note, metric_values, '
             "score_values, gate_values FROM run_results WHERE run_id = ? "
             + ("AND list_contains(?, entity) " if some else "")
             + "ORDER BY position",
             params=[run_id, list(keys or ())] if some else [run_id],
-        ).to_arrow_table()
+        )
     )
-    assert isinstance(frame, pl.DataFrame)
     shown = keys if labelled is None else labelled  # the rows whose shop labels are read
     if some and not set(keys or ()) <= set(frame["entity"].to_list()):
         # a key not among the recorded rows: everyone's, so that the caller can name the nearest keys
@@ -328,19 +313,16 @@ def _population(
     con: duckdb.DuckDBPyConnection, run_id: int, key: str, detail: dict[str, Any], names: Sequence[str]
 ) -> pl.DataFrame:
     """Everyone's recorded values of the metrics and scores `names` (and the key), in rank order."""
-    import polars as pl
-
     where = {n: ("metric_values", i) for i, n in enumerate(detail["metrics"])}
     where.update({n: ("score_values", i) for i, n in enumerate(detail["scores"])})
     wanted = list(dict.fromkeys(names))
     items = ", ".join(f"{where[n][0]}[{where[n][1] + 1}] AS {ident(n)}" for n in wanted)
-    table = con.sql(
-        f"SELECT entity AS {ident(key)}, {items} FROM run_results WHERE run_id = ? ORDER BY position",
-        params=[run_id],
-    ).to_arrow_table()
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return frame_of(
+        con.sql(
+            f"SELECT entity AS {ident(key)}, {items} FROM run_results WHERE run_id = ? ORDER BY position",
+            params=[run_id],
+        )
+    )
 
 
 _BOM = b"\xef\xbb\xbf"
