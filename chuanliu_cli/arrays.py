@@ -45,15 +45,3 @@ def masked(name: str, values: np.ndarray, missing: np.ndarray | None, dtype: Any
     if missing is None or not missing.any():
         return series
     return pl.select(pl.when(pl.Series(missing)).then(None).otherwise(series).alias(name)).to_series()
-
-
-def row_lists(name: str, data: np.ndarray, missing: np.ndarray, dtype: Any) -> pl.Series:
-    """A List(`dtype`) Series with one list per row of the (rows × k) matrix `data`, NULL elements where
-    `missing`; rows in order, each row's values in column order."""
-    import polars as pl
-
-    n, k = data.shape
-    if k == 0:
-        return pl.repeat(pl.lit([], dtype=pl.List(dtype)), n, eager=True).alias(name)
-    flat = masked(name, data.ravel(), missing.ravel(), dtype)
-    return flat.reshape((n, k)).cast(pl.List(dtype)).alias(name)

@@ -133,31 +133,22 @@ def _result_table(res: ScorecardResult, run_id: int, scorecard: str) -> pl.DataF
         pl.col(sc.rank_by).cast(pl.Float64).alias("score"),
         pl.col("grant").cast(pl.Int64),
         pl.col("grant_note").cast(pl.Utf8),
-        _row_lists(frame, "metric_values", [m.name for m in sc.metrics], pl.Float64),
-        _row_lists(frame, "score_values", [s.name for s in sc.scores], pl.Float64),
-        _row_lists(frame, "gate_values", gates, pl.Boolean),
+        _row_lists("metric_values", [m.name for m in sc.metrics], pl.Float64),
+        _row_lists("score_values", [s.name for s in sc.scores], pl.Float64),
+        _row_lists("gate_values", gates, pl.Boolean),
         # the row's place in the result (rank order): reading a run back sorts on it alone
         pl.int_range(frame.height, dtype=pl.Int64).alias("position"),
     )
 
 
-def _row_lists(frame: pl.DataFrame, alias: str, names: list[str], dtype: Any) -> pl.Series:
-    """Each row's values of the columns `names` as one list per row (NULLs kept, NaN kept apart from
-    NULL), built from numpy: polars' concat_list took 1.5 s for 15 columns of 500k rows, this 30 ms."""
-    import numpy as np
+def _row_lists(alias: str, names: list[str], dtype: Any) -> pl.Expr:
+    """Each row's values of the columns `names` as one list per row, NULLs kept and NaN kept apart from
+    NULL (concat_arr: 0.05 s for 20 columns of 500k rows, where concat_list took 1.5 s)."""
     import polars as pl
 
-    from chuanliu_cli.arrays import row_lists
-
-    n, k = frame.height, len(names)
-    numpy_type = np.float64 if dtype == pl.Float64 else np.bool_
-    data: Any = np.zeros((n, k), dtype=numpy_type)
-    missing = np.zeros((n, k), dtype=np.bool_)
-    for j, name in enumerate(names):
-        column = frame[name].cast(dtype)
-        missing[:, j] = column.is_null().to_numpy()
-        data[:, j] = column.fill_null(False if dtype == pl.Boolean else 0.0).to_numpy()
-    return row_lists(alias, data, missing, dtype)
+    if not names:
+        return pl.lit([], dtype=pl.List(dtype)).alias(alias)
+    return pl.concat_arr([pl.col(n).cast(dtype) for n in names]).cast(pl.List(dtype)).alias(alias)
 
 
 def _detail(run: RunResult, scorecard: str) -> dict[str, Any]:
