@@ -263,7 +263,7 @@ def test_a_version_5_database_gains_the_cheat_marker_and_its_marks_at_the_next_l
     )
     con.close()
     with open_database(db, "write") as handle:
-        assert schema_version(handle.con) == SCHEMA_VERSION == 6
+        assert schema_version(handle.con) == SCHEMA_VERSION == 7
         assert handle.con.execute("SELECT review_id, cheat FROM reviews").fetchall() == [("r1", False)]
         assert handle.con.execute("SELECT order_id, brushing_mark FROM orders").fetchall() == [("o1", False)]
         assert not brushing.current(handle.con, Integrity())  # no orders load yet: found by the query

@@ -267,7 +267,7 @@ def test_a_version_2_database_keeps_its_runs_and_gains_stored_values(tmp_path: P
     )
     con.close()
     with open_database(db, "write") as handle:
-        assert schema_version(handle.con) == SCHEMA_VERSION == 6
+        assert schema_version(handle.con) == SCHEMA_VERSION == 7
         head, rows = run_results(handle.con, 1)
         assert head["entities"] == 2
         assert [(r["entity"], r["failed_gates"], r["grant"]) for r in rows] == [

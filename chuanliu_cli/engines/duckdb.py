@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from chuanliu_cli.arrays import ArrowStream, frame_of
-from chuanliu_cli.engines.base import NAME_QUERIES, Engine
+from chuanliu_cli.engines.base import Engine
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.sqltext import literal
 
@@ -52,7 +52,9 @@ class DuckDBEngine:
 
     def names(self, key: str, keys: Sequence[str] | None = None) -> pl.DataFrame | None:
         """Shop names for shop keys, the latest item name for item keys; with `keys`, those keys' only."""
-        sql = NAME_QUERIES.get(key)
+        from chuanliu_cli.store.names import names_query
+
+        sql = names_query(self.con, key)  # (the names a load stored, while they are the orders')
         if sql is None:
             return None
         if keys is not None:

@@ -22,7 +22,7 @@ from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, 
 from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident, literal
-from chuanliu_cli.store import brushing
+from chuanliu_cli.store import brushing, names
 from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
@@ -244,6 +244,7 @@ def load_files(
             _write_rejects(con, r)
         if any(r.table in brushing.ORDER_CHANGING_TABLES for r in results):
             brushing.refresh(con)  # the flags of the orders as now loaded (SPEC §11)
+            names.refresh(con)  # the latest item and promoter names
         con.execute(
             "INSERT OR REPLACE INTO chuanliu_meta VALUES ('timezone', ?)",
             [options.timezone],

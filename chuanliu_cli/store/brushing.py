@@ -30,7 +30,7 @@ DEFAULT = Integrity()
 ORDER_CHANGING_TABLES = ("orders", "cps_marks")
 
 
-def _orders_now(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
+def orders_now(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None]:
     """The orders' row count and the newest load that changed orders (an orders file or a cps list; None:
     none recorded)."""
     rows = con.execute(
@@ -61,7 +61,7 @@ def current(con: duckdb.DuckDBPyConnection, integrity: Integrity) -> bool:
         "SELECT orders_rows, load_id FROM brushing_state WHERE orders = ? AND within_seconds = ?",
         [k, seconds],
     ).fetchall()
-    return len(state) == 1 and (state[0][0], state[0][1]) == _orders_now(con)
+    return len(state) == 1 and (state[0][0], state[0][1]) == orders_now(con)
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> int:
@@ -88,7 +88,7 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
         f"WHERE {SELF_PURCHASE_MARK} IS DISTINCT FROM ({purchase})"
     )
     k, seconds = DEFAULT.marks_key
-    rows, load = _orders_now(con)
+    rows, load = orders_now(con)
     con.execute("DELETE FROM brushing_state")
     con.execute("INSERT INTO brushing_state VALUES (?, ?, ?, ?)", [k, seconds, rows, load])
     return int(found[0][0])

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from chuanliu_cli.engines.base import NAME_QUERIES
 from chuanliu_cli.errors import BusyError, DataError, UsageError
 from chuanliu_cli.schema import TABLES, table_ddl
+from chuanliu_cli.store.brushing import ORDER_CHANGING_TABLES
 
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DEFAULT_DB = "chuanliu.duckdb"
 MEMORY = ":memory:"
 
@@ -177,6 +179,16 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         'ALTER TABLE reviews ADD COLUMN IF NOT EXISTS "cheat" BOOLEAN DEFAULT FALSE',
     ),
+    # the latest item and promoter names, stored by every load of orders (store/names.py) with the orders
+    # they are of; found here once for the orders already loaded
+    7: (
+        f"CREATE TABLE IF NOT EXISTS item_names AS {NAME_QUERIES['item_id']}",
+        f"CREATE TABLE IF NOT EXISTS promoter_names AS {NAME_QUERIES['promoter_id']}",
+        "CREATE TABLE IF NOT EXISTS names_state (orders_rows BIGINT NOT NULL, load_id BIGINT)",
+        "DELETE FROM names_state",
+        "INSERT INTO names_state SELECT (SELECT count(*) FROM orders), (SELECT max(load_id) FROM loads "
+        f'WHERE list_contains({list(ORDER_CHANGING_TABLES)!r}, "table"))',
+    ),
 }
 
 
@@ -276,7 +288,11 @@ def _connect(db_path: str, read_only: bool, memory_limit: str | None = None) -> 
         config["memory_limit"] = memory_limit
         config["temp_directory"] = str(spill_directory())
     try:
-        return duckdb.connect(db_path, read_only=read_only, config=config)
+        con = duckdb.connect(db_path, read_only=read_only, config=config)
+        # never DuckDB's own progress bar on the terminal (a migration's, a long query's): the loader
+        # shows its own from query_progress()
+        con.execute("SET enable_progress_bar_print = false")
+        return con
     except duckdb.IOException as exc:
         raise DataError(f"cannot open database {db_path}: {exc}") from None
     except duckdb.Error as exc:
