@@ -20,7 +20,7 @@ from chuanliu_cli.rules.integrity import brushing_order_ids
 from chuanliu_cli.rules.model import Integrity
 from chuanliu_cli.rules.parser import load_ruleset
 from chuanliu_cli.store import brushing
-from chuanliu_cli.store.database import _MIGRATIONS, SCHEMA_VERSION, open_database, schema_version
+from chuanliu_cli.store.database import SCHEMA_VERSION, migrate, open_database, schema_version
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = "order_id,shop_id,buyer_id,sale_mode,order_time,paid_amount,status\n"
@@ -248,11 +248,8 @@ def test_kept_marks_match_the_definition_over_random_orders(tmp_path: Path, seed
 def test_a_version_5_database_gains_the_cheat_marker_and_its_marks_at_the_next_load(tmp_path: Path) -> None:
     db = str(tmp_path / "v5.duckdb")
     con = duckdb.connect(db)
-    for version in range(1, 6):
-        for statement in _MIGRATIONS[version]:
-            con.execute(statement)
+    migrate(con, upto=5)
     con.execute("ALTER TABLE reviews DROP COLUMN cheat")  # the reviews table of schema version 5
-    con.execute("INSERT INTO chuanliu_meta VALUES ('schema_version', '5')")
     con.execute(
         "INSERT INTO reviews (review_id, order_id, shop_id, quality_score, review_time) "
         "VALUES ('r1', 'o1', 's1', 5, TIMESTAMP '2023-05-01 10:00:00')"

@@ -14,7 +14,7 @@ from chuanliu_cli.engines.base import NAME_QUERIES
 from chuanliu_cli.engines.duckdb import DuckDBEngine
 from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
 from chuanliu_cli.store import names
-from chuanliu_cli.store.database import _MIGRATIONS, SCHEMA_VERSION, open_database, schema_version
+from chuanliu_cli.store.database import SCHEMA_VERSION, migrate, open_database, schema_version
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = (
@@ -94,10 +94,7 @@ def test_orders_changed_outside_a_load_are_named_by_the_orders(sample_db: str) -
 def test_a_version_6_database_finds_its_names_when_migrated(tmp_path: Path) -> None:
     db = str(tmp_path / "v6.duckdb")
     con = duckdb.connect(db)
-    for version in range(1, 7):
-        for statement in _MIGRATIONS[version]:
-            con.execute(statement)
-    con.execute("INSERT INTO chuanliu_meta VALUES ('schema_version', '6')")
+    migrate(con, upto=6)
     con.execute(
         "INSERT INTO orders (order_id, shop_id, item_id, item_name, sale_mode, carrier, order_time, "
         "paid_amount, status) VALUES ('o1', 's1', 'i1', '旧库的商品', 'self', 'live', "

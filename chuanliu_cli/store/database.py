@@ -310,15 +310,16 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Bring the schema up to SCHEMA_VERSION, one step at a time, each in its own transaction."""
+def migrate(con: duckdb.DuckDBPyConnection, upto: int = SCHEMA_VERSION) -> None:
+    """Bring the schema up to SCHEMA_VERSION (tests: an older `upto`), one step at a time, each in its own
+    transaction."""
     current = schema_version(con)
     if current > SCHEMA_VERSION:
         raise DataError(
             f"the database has schema version {current}, newer than this tool's {SCHEMA_VERSION}",
             hint="upgrade chuanliu",
         )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
+    for version in range(current + 1, upto + 1):
         con.execute("BEGIN TRANSACTION")
         for statement in _MIGRATIONS[version]:
             con.execute(statement)
