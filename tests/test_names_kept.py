@@ -36,7 +36,9 @@ def _names(db: str, key: str) -> tuple[bool, dict[str, str | None], dict[str, st
         given = DuckDBEngine(handle.con).names(key)
         found = handle.con.execute(NAME_QUERIES[key]).fetchall()
     assert given is not None
-    return current, dict(zip(given["k"], given["name"], strict=True)), {k: n for k, n, *_ in found}
+    # (the stored names leave out the NULL key's, which names no row)
+    named = {k: n for k, n in zip(given["k"], given["name"], strict=True) if k is not None}
+    return current, named, {k: n for k, n, *_ in found if k is not None}
 
 
 @pytest.fixture
@@ -57,7 +59,9 @@ def test_a_load_keeps_the_names_the_orders_give(sample_db: str, key: str) -> Non
         assert names.names_query(handle.con, key) == f"SELECT k, name FROM {names.KEPT[key]}"
 
 
-def test_a_later_load_renames_an_item_and_a_promoter(sample_db: str, tmp_path: Path) -> None:
+def test_a_later_load_renames_an_item_and_a_promoter(
+    sample_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     item, promoter = _renamed_pair(sample_db)
     later = tmp_path / "later"
     later.mkdir()
@@ -66,12 +70,56 @@ def test_a_later_load_renames_an_item_and_a_promoter(sample_db: str, tmp_path: P
         "2023-06-02 10:00:00,9.9,completed\n",
         encoding="utf-8",
     )
+    refreshed = _spy_refresh(monkeypatch)
     _load(sample_db, later)
+    assert refreshed == ["inserted"]  # only the names of the new order's item and promoter were found
     for key, value in (("item_id", item), ("promoter_id", promoter)):
         current, given, found = _names(sample_db, key)
         assert current and given == found and value in given
     assert _names(sample_db, "item_id")[1][item] == "新名字的商品"
     assert _names(sample_db, "promoter_id")[1] == {promoter: "新达人"}
+
+
+def test_a_load_that_changes_an_order_finds_every_name_again(
+    sample_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order loaded again with another item: the old item's latest name may have been that order's, and
+    the old item id is gone, so every name is found again; then a later insert-only load, then one that
+    inserts nothing: the same names as the orders give, each time."""
+    item, promoter = _renamed_pair(sample_db)
+    with open_database(sample_db, "read") as handle:
+        order, old_item = handle.con.execute(
+            "SELECT order_id, item_id FROM orders WHERE item_id IS NOT NULL ORDER BY order_time DESC LIMIT 1"
+        ).fetchall()[0]
+    refreshed = _spy_refresh(monkeypatch)
+    steps = [
+        f"{order},ks700045,u1,{item},换了商品,{promoter},新达人,distribution,2023-05-31 23:59:00,9.9,completed\n",
+        f"o-late-2,ks700045,u1,{old_item},再来一单,,,self,2023-06-03 10:00:00,9.9,completed\n",
+        f"o-late-2,ks700045,u1,{old_item},再来一单,,,self,2023-06-03 10:00:00,9.9,completed\n",
+    ]
+    for n, row in enumerate(steps):
+        folder = tmp_path / f"step{n}"
+        folder.mkdir()
+        (folder / "orders.csv").write_text(HEADER + row, encoding="utf-8")
+        _load(sample_db, folder)
+        for key in ("item_id", "promoter_id"):
+            current, given, found = _names(sample_db, key)
+            assert current and given == found, (n, key)
+    assert refreshed == ["all", "inserted", "inserted"]
+    assert _names(sample_db, "item_id")[1][old_item] == "再来一单"
+
+
+def _spy_refresh(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What each refresh of the kept names did ("inserted" or "all"), in order."""
+    done: list[str] = []
+    real = names.refresh
+
+    def spy(con: duckdb.DuckDBPyConnection) -> str:
+        done.append(real(con))
+        return done[-1]
+
+    monkeypatch.setattr(names, "refresh", spy)
+    return done
 
 
 def test_orders_changed_outside_a_load_are_named_by_the_orders(sample_db: str) -> None:

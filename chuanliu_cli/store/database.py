@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chuanliu_cli.engines.base import NAME_QUERIES
 from chuanliu_cli.errors import BusyError, DataError, UsageError
 from chuanliu_cli.schema import TABLES, table_ddl
 from chuanliu_cli.store.brushing import ORDER_CHANGING_TABLES
+from chuanliu_cli.store.names import stored_query
 
 if TYPE_CHECKING:
     import duckdb
@@ -182,8 +182,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # the latest item and promoter names, stored by every load of orders (store/names.py) with the orders
     # they are of; found here once for the orders already loaded
     7: (
-        f"CREATE TABLE IF NOT EXISTS item_names AS {NAME_QUERIES['item_id']}",
-        f"CREATE TABLE IF NOT EXISTS promoter_names AS {NAME_QUERIES['promoter_id']}",
+        f"CREATE TABLE IF NOT EXISTS item_names AS {stored_query('item_id')}",
+        f"CREATE TABLE IF NOT EXISTS promoter_names AS {stored_query('promoter_id')}",
         "CREATE TABLE IF NOT EXISTS names_state (orders_rows BIGINT NOT NULL, load_id BIGINT)",
         "DELETE FROM names_state",
         "INSERT INTO names_state SELECT (SELECT count(*) FROM orders), (SELECT max(load_id) FROM loads "

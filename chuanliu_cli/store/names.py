@@ -42,6 +42,12 @@ def current(con: duckdb.DuckDBPyConnection) -> bool:
     return len(state) == 1 and (state[0][0], state[0][1]) == orders_now(con)
 
 
+def stored_query(key: str) -> str:
+    """What is stored for `key`: NAME_QUERIES' rows but the one of the NULL key (which names nothing: no
+    result row has a NULL key, and a join never matches it)."""
+    return f"SELECT * FROM ({NAME_QUERIES[key]}) AS named WHERE named.k IS NOT NULL"
+
+
 def names_query(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     """The query of `key`'s names (k, name, ...): the stored names while they are current, else
     NAME_QUERIES'; None for a key without names."""
@@ -51,10 +57,54 @@ def names_query(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     return NAME_QUERIES.get(key)
 
 
-def refresh(con: duckdb.DuckDBPyConnection) -> None:
-    """Store every kept key's names again, inside the caller's transaction, after the orders changed."""
+def refresh(con: duckdb.DuckDBPyConnection) -> str:
+    """Store the kept keys' names again, inside the caller's transaction, after the orders changed: only
+    those of the items and promoters of the orders inserted since the stored state when nothing else
+    changed (a new month's orders: proportional to the load), else all of them. Which it did: "inserted"
+    or "all"."""
+    touched = _inserted_since(con)
     for key, table in KEPT.items():
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {NAME_QUERIES[key]}")
+        if touched is None:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS {stored_query(key)}")
+            continue
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __named AS SELECT DISTINCT {key} AS k FROM orders "
+            f"WHERE order_id IN ({touched}) AND {key} IS NOT NULL"
+        )
+        con.execute(f"DELETE FROM {table} WHERE k IN (SELECT k FROM __named)")
+        # the same query over those keys' orders only (a CTE named orders stands for the table)
+        con.execute(
+            f"INSERT INTO {table} WITH orders AS (SELECT * FROM main.orders WHERE {key} IN "
+            f"(SELECT k FROM __named)) {stored_query(key)}"
+        )
+        con.execute("DROP TABLE __named")
     rows, load = orders_now(con)
     con.execute("DELETE FROM names_state")
     con.execute("INSERT INTO names_state VALUES (?, ?)", [rows, load])
+    return "all" if touched is None else "inserted"
+
+
+def _inserted_since(con: duckdb.DuckDBPyConnection) -> str | None:
+    """A query of the order ids inserted since the stored names were current, when inserting them is all
+    that changed the orders since (every load since then is of orders, updated none, and recorded the keys
+    it inserted); None otherwise (no state, an update, a cps list, a first load into an empty table)."""
+    from chuanliu_cli.store.brushing import ORDER_CHANGING_TABLES
+
+    state = con.execute("SELECT orders_rows, load_id FROM names_state").fetchall()
+    if len(state) != 1 or state[0][1] is None:
+        return None
+    stored_rows, since = int(state[0][0]), int(state[0][1])
+    loads = con.execute(
+        "SELECT count(*) FILTER (WHERE \"table\" <> 'orders' OR updated <> 0), coalesce(sum(inserted), 0) "
+        'FROM loads WHERE load_id > ? AND list_contains(?, "table")',
+        [since, list(ORDER_CHANGING_TABLES)],
+    ).fetchall()
+    other, inserted = int(loads[0][0]), int(loads[0][1])
+    changes = f"FROM load_changes WHERE load_id > {since} AND \"table\" = 'orders'"
+    recorded = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE change <> 'insert') {changes}"
+    ).fetchall()
+    rows_now, _load = orders_now(con)
+    if other or recorded[0][1] or int(recorded[0][0]) != inserted or stored_rows + inserted != rows_now:
+        return None
+    return f'SELECT "key" {changes}'
