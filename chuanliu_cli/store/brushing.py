@@ -64,13 +64,64 @@ def current(con: duckdb.DuckDBPyConnection, integrity: Integrity) -> bool:
     return len(state) == 1 and (state[0][0], state[0][1]) == orders_now(con)
 
 
-def refresh(con: duckdb.DuckDBPyConnection) -> int:
-    """Set every order's brushing_mark (the default thresholds) and self_purchase_mark again, inside the
-    caller's transaction, after the orders changed; the number of brushing orders."""
+def inserted_since(con: duckdb.DuckDBPyConnection, rows: int | None, load: int | None) -> str | None:
+    """A query of the order ids inserted since the orders were `rows` rows as of load `load` (a state kept
+    with something derived from them), when inserting those is all that changed the orders since: every
+    load since is of orders, updated none and recorded the keys it inserted (load_changes), and the row
+    counts add up. None otherwise (no state, an update, a cps list, a first load into an empty table, rows
+    written outside a load): then what is derived must be derived from every order again."""
+    if rows is None or load is None:
+        return None
+    found = con.execute(
+        "SELECT count(*) FILTER (WHERE \"table\" <> 'orders' OR updated <> 0), coalesce(sum(inserted), 0) "
+        'FROM loads WHERE load_id > ? AND list_contains(?, "table")',
+        [load, list(ORDER_CHANGING_TABLES)],
+    ).fetchall()
+    other, inserted = int(found[0][0]), int(found[0][1])
+    changes = f"FROM load_changes WHERE load_id > {int(load)} AND \"table\" = 'orders'"
+    recorded = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE change <> 'insert') {changes}"
+    ).fetchall()
+    now, _newest = orders_now(con)
+    if other or recorded[0][1] or int(recorded[0][0]) != inserted or int(rows) + inserted != now:
+        return None
+    return f'SELECT "key" {changes}'
+
+
+def refresh(con: duckdb.DuckDBPyConnection) -> str:
+    """Set the orders' brushing_mark (the default thresholds) and self_purchase_mark again, inside the
+    caller's transaction, after the orders changed: when the load only inserted orders, only those of the
+    (shop, buyer) pairs of its rows (a burst is one buyer's orders at one shop) and the self-purchase mark of
+    its own rows; otherwise every order's. Which it did: "inserted" or "all"."""
     from chuanliu_cli.rules.integrity import brushing_order_ids, self_purchase
 
+    k, seconds = DEFAULT.marks_key
+    state = con.execute(
+        "SELECT orders_rows, load_id FROM brushing_state WHERE orders = ? AND within_seconds = ?",
+        [k, seconds],
+    ).fetchall()
+    touched = inserted_since(con, state[0][0], state[0][1]) if len(state) == 1 else None
     query = brushing_order_ids(DEFAULT).sql(dialect="duckdb")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {query}")
+    if touched is not None and not query.startswith("WITH "):
+        touched = None  # (cannot happen: the query is built with its CTEs first)
+    pairs = ""
+    if touched is None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {query}")
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __pairs AS SELECT DISTINCT shop_id, buyer_id FROM orders "
+            f"WHERE order_id IN ({touched}) AND shop_id IS NOT NULL AND buyer_id IS NOT NULL"
+        )
+        # the same query over those pairs' orders only (a CTE named orders stands for the table)
+        scope = (
+            "SELECT o.* FROM main.orders AS o SEMI JOIN __pairs AS p ON o.shop_id = p.shop_id "
+            "AND o.buyer_id = p.buyer_id"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS WITH orders AS ({scope}), {query[5:]}")
+        pairs = (
+            " AND EXISTS (SELECT 1 FROM __pairs AS p WHERE p.shop_id = orders.shop_id "
+            "AND p.buyer_id = orders.buyer_id)"
+        )
     # only the rows whose flag changes are written (new rows come in unmarked)
     con.execute(
         f"UPDATE orders SET {BRUSHING_MARK} = TRUE WHERE order_id IN (SELECT order_id FROM brushing_found) "
@@ -78,17 +129,17 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
     )
     con.execute(
         f"UPDATE orders SET {BRUSHING_MARK} = FALSE WHERE coalesce({BRUSHING_MARK}, TRUE) "
-        "AND order_id NOT IN (SELECT order_id FROM brushing_found)"
+        f"AND order_id NOT IN (SELECT order_id FROM brushing_found){pairs}"
     )
-    found = con.execute("SELECT count(*) FROM brushing_found").fetchall()
     con.execute("DROP TABLE brushing_found")
+    con.execute("DROP TABLE IF EXISTS __pairs")
     purchase = self_purchase("orders").sql(dialect="duckdb")
+    only = "" if touched is None else f" AND order_id IN ({touched})"
     con.execute(
         f"UPDATE orders SET {SELF_PURCHASE_MARK} = {purchase} "
-        f"WHERE {SELF_PURCHASE_MARK} IS DISTINCT FROM ({purchase})"
+        f"WHERE {SELF_PURCHASE_MARK} IS DISTINCT FROM ({purchase}){only}"
     )
-    k, seconds = DEFAULT.marks_key
     rows, load = orders_now(con)
     con.execute("DELETE FROM brushing_state")
     con.execute("INSERT INTO brushing_state VALUES (?, ?, ?, ?)", [k, seconds, rows, load])
-    return int(found[0][0])
+    return "all" if touched is None else "inserted"

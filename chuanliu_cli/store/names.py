@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chuanliu_cli.engines.base import NAME_QUERIES
-from chuanliu_cli.store.brushing import orders_now
+from chuanliu_cli.store.brushing import inserted_since, orders_now
 
 if TYPE_CHECKING:
     import duckdb
@@ -62,7 +62,8 @@ def refresh(con: duckdb.DuckDBPyConnection) -> str:
     those of the items and promoters of the orders inserted since the stored state when nothing else
     changed (a new month's orders: proportional to the load), else all of them. Which it did: "inserted"
     or "all"."""
-    touched = _inserted_since(con)
+    state = con.execute("SELECT orders_rows, load_id FROM names_state").fetchall()
+    touched = inserted_since(con, state[0][0], state[0][1]) if len(state) == 1 else None
     for key, table in KEPT.items():
         if touched is None:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {stored_query(key)}")
@@ -82,29 +83,3 @@ def refresh(con: duckdb.DuckDBPyConnection) -> str:
     con.execute("DELETE FROM names_state")
     con.execute("INSERT INTO names_state VALUES (?, ?)", [rows, load])
     return "all" if touched is None else "inserted"
-
-
-def _inserted_since(con: duckdb.DuckDBPyConnection) -> str | None:
-    """A query of the order ids inserted since the stored names were current, when inserting them is all
-    that changed the orders since (every load since then is of orders, updated none, and recorded the keys
-    it inserted); None otherwise (no state, an update, a cps list, a first load into an empty table)."""
-    from chuanliu_cli.store.brushing import ORDER_CHANGING_TABLES
-
-    state = con.execute("SELECT orders_rows, load_id FROM names_state").fetchall()
-    if len(state) != 1 or state[0][1] is None:
-        return None
-    stored_rows, since = int(state[0][0]), int(state[0][1])
-    loads = con.execute(
-        "SELECT count(*) FILTER (WHERE \"table\" <> 'orders' OR updated <> 0), coalesce(sum(inserted), 0) "
-        'FROM loads WHERE load_id > ? AND list_contains(?, "table")',
-        [since, list(ORDER_CHANGING_TABLES)],
-    ).fetchall()
-    other, inserted = int(loads[0][0]), int(loads[0][1])
-    changes = f"FROM load_changes WHERE load_id > {since} AND \"table\" = 'orders'"
-    recorded = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE change <> 'insert') {changes}"
-    ).fetchall()
-    rows_now, _load = orders_now(con)
-    if other or recorded[0][1] or int(recorded[0][0]) != inserted or stored_rows + inserted != rows_now:
-        return None
-    return f'SELECT "key" {changes}'
