@@ -198,32 +198,33 @@ def test_scoring_recording_and_a_served_explanation_import_neither_pyarrow_nor_s
     invoke: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Scoring and recording reach DuckDB and polars through the Arrow C stream (chuanliu_cli/arrays.py),
-    and a served explanation reads its SQL from the rules cache: once the cache is warm (here, by the same
-    commands run in this process first), neither imports pyarrow or sqlglot (0.18 s and 0.1 s of every such
-    command)."""
-    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(tmp_path / "cache"))
+    and a served explanation reads its SQL from the rules cache: once the cache is warm (a first process
+    ran the same commands), neither imports pyarrow or sqlglot (0.18 s and 0.1 s of every such command)."""
+    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(tmp_path / "cache"))  # (the subprocesses inherit it)
     db = str(tmp_path / "s.duckdb")
     repo = Path(__file__).resolve().parent.parent
+    result = invoke("-q", "--db", db, "load", "--dir", str(repo / "sample_data"))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     eligible = ["eligible", "--month", "2023-05", "--format", "csv", "-o", str(tmp_path / "list.csv")]
     explain = ["explain", "ks700041", "--month", "2023-05"]
-    for args in (["load", "--dir", str(repo / "sample_data")], eligible, explain):
-        result = invoke("-q", "--db", db, *args)
-        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
 
-    def imported(*args: str) -> list[str]:
-        code = (
-            "import sys\nfrom chuanliu_cli.cli.app import main\n"
-            f"sys.argv = ['chuanliu', '-q', '--db', {db!r}, *{list(args)!r}]\n"
-            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "import json\nprint(json.dumps(sorted(m for m in ('pyarrow', 'sqlglot') if m in sys.modules)))"
-        )
+    def imported(*commands: list[str]) -> list[str]:
+        """What one process that runs `commands` in turn imported of pyarrow and sqlglot."""
+        code = "import json, sys\nfrom chuanliu_cli.cli.app import main\n"
+        for args in commands:
+            code += (
+                f"sys.argv = ['chuanliu', '-q', '--db', {db!r}, *{args!r}]\n"
+                "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            )
+        code += "print(json.dumps(sorted(m for m in ('pyarrow', 'sqlglot') if m in sys.modules)))"
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
         return found
 
-    assert imported(*eligible) == []  # scored and recorded again
-    assert imported(*explain) == []  # served from that run
+    assert "pyarrow" not in imported(eligible, explain)  # (this first process fills the cache)
+    assert imported(eligible) == []  # scored and recorded again
+    assert imported(explain) == []  # served from that run
 
 
 def test_load_warns_when_carrier_is_missing(
