@@ -5,7 +5,8 @@ Finding brushing runs means grouping every order by (shop, buyer) and time: at t
 orders) that doubled a scorecard's scoring. The runs change only when orders do, so every load of orders
 finds them once, in the load's transaction, and sets the orders' `brushing_mark` and `self_purchase_mark`
 (only where they change; a cps list changes an order's promoter, so the self-purchase flag is set here
-too, after every file of the load). `brushing_state` says for which thresholds and which orders: the
+too, after every file of the load). A load that only inserted orders (`inserted_since`) looks again only at
+the (shop, buyer) pairs of its rows, since a run is one buyer's orders at one shop. `brushing_state` says for which thresholds and which orders: the
 orders' row count and the newest load of orders. A query reads the columns (rules/integrity,
 `marks=True`) only when the state matches the ruleset's thresholds and the table as it is; otherwise it
 finds the flags itself as before. Both are the same orders: the marks are set from the very expressions
