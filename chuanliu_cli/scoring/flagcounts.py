@@ -126,11 +126,11 @@ def explain_flags(
         for c in ("gmv", "brushing_gmv", "self_purchase_gmv", "flagged_gmv")
         if c in frame.columns
     }
-    return {**counts, **amounts, "excluded": sorted(_used_flags(ruleset))}
+    return {**counts, **amounts, "excluded": _used_flags(ruleset)}
 
 
 def _used_flags(ruleset: Ruleset) -> list[str]:
-    """scoring/integrity.used_flags, through the cache."""
+    """scoring/integrity.used_flags, sorted, through the cache."""
     from chuanliu_cli.rules import cache
 
     def compute() -> list[str]:

@@ -4,13 +4,13 @@ find the bursts again (nor read every order's buyer and promoter to compare them
 Finding brushing runs means grouping every order by (shop, buyer) and time: at the platform shape (20M
 orders) that doubled a scorecard's scoring. The runs change only when orders do, so every load of orders
 finds them once, in the load's transaction, and sets the orders' `brushing_mark` and `self_purchase_mark`
-(only where they change; a cps list changes an order's promoter, so the self-purchase flag is set here
-too, after every file of the load). A load that only inserted orders (`inserted_since`) looks again only at
-the (shop, buyer) pairs of its rows, since a run is one buyer's orders at one shop. `brushing_state` says for which thresholds and which orders: the
-orders' row count and the newest load of orders. A query reads the columns (rules/integrity,
-`marks=True`) only when the state matches the ruleset's thresholds and the table as it is; otherwise it
-finds the flags itself as before. Both are the same orders: the marks are set from the very expressions
-of rules/integrity (brushing_order_ids, self_purchase; tests hold them equal).
+(only where they change; a cps list changes an order's promoter, so the self-purchase flag is set here too,
+after every file of the load). A load that only inserted orders (`inserted_since`) looks again only at the
+(shop, buyer) pairs of its rows, since a run is one buyer's orders at one shop. `brushing_state` says for
+which thresholds and which orders: the orders' row count and the newest load of orders. A query reads the
+columns (rules/integrity, `marks=True`) only when the state matches the ruleset's thresholds and the table
+as it is; otherwise it finds the flags itself as before. Both are the same orders: the marks are set from
+the very expressions of rules/integrity (brushing_order_ids, self_purchase; tests hold them equal).
 """
 
 from __future__ import annotations
@@ -89,6 +89,16 @@ def inserted_since(con: duckdb.DuckDBPyConnection, rows: int | None, load: int |
     return f'SELECT "key" {changes}'
 
 
+def over_orders(query: str, rows: str) -> str:
+    """`query` (a statement that reads the table orders, its CTEs first if it has any) over the orders that
+    `rows` selects: a CTE named orders, defined before the query's own, stands for the table."""
+    assert not query.startswith("WITH RECURSIVE")
+    scope = f"orders AS ({rows})"
+    if query.startswith("WITH "):
+        return f"WITH {scope}, {query.removeprefix('WITH ')}"
+    return f"WITH {scope} {query}"
+
+
 def refresh(con: duckdb.DuckDBPyConnection) -> str:
     """Set the orders' brushing_mark (the default thresholds) and self_purchase_mark again, inside the
     caller's transaction, after the orders changed: when the load only inserted orders, only those of the
@@ -103,8 +113,6 @@ def refresh(con: duckdb.DuckDBPyConnection) -> str:
     ).fetchall()
     touched = inserted_since(con, state[0][0], state[0][1]) if len(state) == 1 else None
     query = brushing_order_ids(DEFAULT).sql(dialect="duckdb")
-    if touched is not None and not query.startswith("WITH "):
-        touched = None  # (cannot happen: the query is built with its CTEs first)
     pairs = ""
     if touched is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {query}")
@@ -113,12 +121,11 @@ def refresh(con: duckdb.DuckDBPyConnection) -> str:
             "CREATE OR REPLACE TEMP TABLE __pairs AS SELECT DISTINCT shop_id, buyer_id FROM orders "
             f"WHERE order_id IN ({touched}) AND shop_id IS NOT NULL AND buyer_id IS NOT NULL"
         )
-        # the same query over those pairs' orders only (a CTE named orders stands for the table)
         scope = (
             "SELECT o.* FROM main.orders AS o SEMI JOIN __pairs AS p ON o.shop_id = p.shop_id "
             "AND o.buyer_id = p.buyer_id"
         )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS WITH orders AS ({scope}), {query[5:]}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {over_orders(query, scope)}")
         pairs = (
             " AND EXISTS (SELECT 1 FROM __pairs AS p WHERE p.shop_id = orders.shop_id "
             "AND p.buyer_id = orders.buyer_id)"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chuanliu_cli.engines.base import NAME_QUERIES
-from chuanliu_cli.store.brushing import inserted_since, orders_now
+from chuanliu_cli.store.brushing import inserted_since, orders_now, over_orders
 
 if TYPE_CHECKING:
     import duckdb
@@ -73,11 +73,8 @@ def refresh(con: duckdb.DuckDBPyConnection) -> str:
             f"WHERE order_id IN ({touched}) AND {key} IS NOT NULL"
         )
         con.execute(f"DELETE FROM {table} WHERE k IN (SELECT k FROM __named)")
-        # the same query over those keys' orders only (a CTE named orders stands for the table)
-        con.execute(
-            f"INSERT INTO {table} WITH orders AS (SELECT * FROM main.orders WHERE {key} IN "
-            f"(SELECT k FROM __named)) {stored_query(key)}"
-        )
+        scope = f"SELECT * FROM main.orders WHERE {key} IN (SELECT k FROM __named)"
+        con.execute(f"INSERT INTO {table} {over_orders(stored_query(key), scope)}")
         con.execute("DROP TABLE __named")
     rows, load = orders_now(con)
     con.execute("DELETE FROM names_state")
