@@ -9,11 +9,10 @@ pyarrow; scoring, explaining and recording do not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import duckdb
-    import numpy as np
     import polars as pl
 
 
@@ -35,13 +34,3 @@ class ArrowStream:
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self.frame.__arrow_c_stream__(requested_schema)
-
-
-def masked(name: str, values: np.ndarray, missing: np.ndarray | None, dtype: Any) -> pl.Series:
-    """A Series of `values` (1-D numpy) cast to `dtype`, NULL where `missing` is True; NaN stays NaN."""
-    import polars as pl
-
-    series = pl.Series(name, values, nan_to_null=False).cast(dtype)
-    if missing is None or not missing.any():
-        return series
-    return pl.select(pl.when(pl.Series(missing)).then(None).otherwise(series).alias(name)).to_series()

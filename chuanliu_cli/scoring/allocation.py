@@ -716,9 +716,10 @@ def _masked(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
     """An Int64 Series of `values`, NULL where not `valid`."""
     import polars as pl
 
-    from chuanliu_cli.arrays import masked
-
-    return masked(name, values, ~valid, pl.Int64)
+    series = pl.Series(name, values, dtype=pl.Int64)
+    if valid.all():
+        return series
+    return pl.select(pl.when(pl.Series(valid)).then(series).alias(name)).to_series()
 
 
 def _exact_ratio(value: object, what: str) -> tuple[int, int]:
