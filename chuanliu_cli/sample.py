@@ -31,6 +31,8 @@ from chuanliu_cli.periods import Period, parse_period
 from chuanliu_cli.schema import TABLES, Table
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import numpy.typing as npt
     import polars as pl
@@ -565,10 +567,13 @@ def _plant_effect(plan: _Plan, effect: float) -> _Plan:
     own trend. The grants are those the real pipeline gives the generated data, so the months are planted
     in order: month k is written (with the uplift of months up to k), scored, and its grants fix the uplift
     of month k + 1. Only amounts change (every random draw stays the same), so a month's data never
-    depends on later grants. Each round writes Parquet into a temporary directory that is then deleted.
+    depends on later grants. The first month's data is written (Parquet, in a temporary directory) and
+    loaded whole; each later month's load is of the rows its uplift may change (_planted_rows), which the
+    loader puts in place of the stored ones: the database is then the one a whole load would give.
     """
     import dataclasses
     import tempfile
+    from functools import partial
 
     import numpy as np
 
@@ -582,34 +587,32 @@ def _plant_effect(plan: _Plan, effect: float) -> _Plan:
 
     uplift = np.ones((plan.merchants, len(plan.months)))
     index = {key: i for i, key in enumerate(_Output.build(plan, "en").shop_ids.to_list())}
-    for k, month in enumerate(plan.months[:-1]):
-        planted = dataclasses.replace(plan, live_uplift=uplift.copy())
+    # what `eligible --data` does: the exports validated like `load`, the version in force scored
+    db = memory_database(None)
+    try:
         with tempfile.TemporaryDirectory(prefix="chuanliu-effect-") as tmp:
-            writers = {
-                name: _open_writer(
-                    Path(tmp) / f"{name}.parquet", table, "en", "utf-8", "parquet", month.period.end
-                )
-                for name, table in TABLES.items()
-            }
-            try:
-                _write_all(planted, writers, "en")
-            finally:
-                for writer in writers.values():
-                    writer.close()
-            # what `eligible --data` does: the exports validated like `load`, the version in force scored
-            db = memory_database(None)
-            try:
-                load_files(db, discover(Path(tmp)), LoadOptions())
+            for k, month in enumerate(plan.months[:-1]):
+                planted = dataclasses.replace(plan, live_uplift=uplift.copy())
+                folder = Path(tmp) / f"month-{k}"
+                if k == 0:  # every row, none planted yet
+                    _write_parquet(planted, folder)
+                elif (uplift[:, k] != 1.0).any():  # only the rows the grants of month k - 1 changed
+                    _write_parquet(planted, folder, partial(_planted_rows, planted, k))
+                if folder.exists():
+                    # (a planted amount can be smaller than before: an effect below 0)
+                    load_files(db, discover(folder), LoadOptions(allow_regress=True))
                 ruleset, period = ruleset_for_period(None, month.period.label, check=True)
                 result = score_period(db.con, ruleset, period, upto="merchant").scorecards["merchant"]
-            finally:
-                db.con.close()
-        reward = result.scorecard.reward
-        if reward is None or not reward.cap:
-            raise UsageError("--effect needs the bundled ruleset's merchant scorecard to have a reward cap")
-        rows = result.frame.filter(result.frame["grant"].fill_null(0) > 0)
-        merchant = np.array([index[key] for key in rows["shop_id"].to_list()], dtype=np.int64)
-        uplift[merchant, k + 1] = 1.0 + effect * rows["grant"].to_numpy() / reward.cap
+                reward = result.scorecard.reward
+                if reward is None or not reward.cap:
+                    raise UsageError(
+                        "--effect needs the bundled ruleset's merchant scorecard to have a reward cap"
+                    )
+                rows = result.frame.filter(result.frame["grant"].fill_null(0) > 0)
+                merchant = np.array([index[key] for key in rows["shop_id"].to_list()], dtype=np.int64)
+                uplift[merchant, k + 1] = 1.0 + effect * rows["grant"].to_numpy() / reward.cap
+    finally:
+        db.con.close()
     return dataclasses.replace(plan, live_uplift=uplift)
 
 
@@ -659,8 +662,62 @@ class _Cells:
     first: int  # first merchant of the block
 
 
-def _write_all(plan: _Plan, writers: dict[str, _Writer], headers: Headers) -> None:
-    """Generate the blocks in order, writing whenever the pending blocks hold enough orders.
+def _write_parquet(plan: _Plan, folder: Path, select: Callable[[_Rows], _Rows] | None = None) -> None:
+    """The dataset as Parquet files with canonical headers in `folder` (`select`: only those rows of each
+    block, and no shops file)."""
+    folder.mkdir(parents=True)
+    names = [name for name in TABLES if select is None or name != "shops"]
+    writers = {
+        name: _open_writer(
+            folder / f"{name}.parquet", TABLES[name], "en", "utf-8", "parquet", plan.months[-1].period.end
+        )
+        for name in names
+    }
+    try:
+        _write_all(plan, writers, "en", select)
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def _planted_rows(plan: _Plan, k: int, rows: _Rows) -> _Rows:
+    """The rows of a block that the uplift of month k can change: the self live-room orders of the
+    merchants it plants (every order of a session of month k, which may end in the next month), the
+    sessions of month k (their gmv) and the reviews of those orders. A few more rows than change (the
+    orders of a session of month k - 1 that ran past midnight): the loader keeps rows that are equal."""
+    import numpy as np
+
+    month = plan.months[k]
+    assert plan.live_uplift is not None
+    planted = plan.live_uplift[:, k] != 1.0
+    s = rows.sessions
+    sessions = planted[s["merchant"]] & (s["start"] >= month.start) & (s["start"] < month.end)
+    ends = s["start"][sessions] + s["minutes"][sessions] * 60
+    until = int(ends.max()) if len(ends) else month.end
+    o = rows.orders
+    orders = (
+        planted[o["merchant"]]
+        & (o["mode"] == SALE_MODES.index("self"))
+        & (o["carrier"] == CARRIERS.index("live"))
+        & (o["time"] >= month.start)
+        & (o["time"] < max(until, month.end))
+    )
+    reviews = np.isin(rows.reviews["order_id"], o["order_id"][orders])
+    return _Rows(
+        {c: v[orders] for c, v in o.items()},
+        {c: v[reviews] for c, v in rows.reviews.items()},
+        {c: v[sessions] for c, v in s.items()},
+    )
+
+
+def _write_all(
+    plan: _Plan,
+    writers: dict[str, _Writer],
+    headers: Headers,
+    select: Callable[[_Rows], _Rows] | None = None,
+) -> None:
+    """Generate the blocks in order, writing whenever the pending blocks hold enough orders (`select`:
+    only those rows of each block; the shops are written when `writers` has them).
 
     Formatting and writing a chunk (polars, pyarrow: they release the GIL) runs on one background thread
     while numpy draws the next chunk; one thread keeps the writes in order, and waiting for the previous
@@ -683,6 +740,8 @@ def _write_all(plan: _Plan, writers: dict[str, _Writer], headers: Headers) -> No
 
         for block in range((plan.merchants + _BLOCK - 1) // _BLOCK):
             rows = _block_rows(plan, block, counters)
+            if select is not None:
+                rows = select(rows)
             pending.append(rows)
             size += rows.n_orders
             if size >= _CHUNK_ORDERS:
@@ -692,7 +751,8 @@ def _write_all(plan: _Plan, writers: dict[str, _Writer], headers: Headers) -> No
             hand_over(_concat_rows(pending))
         if previous is not None:
             previous.result()
-    writers["shops"].write(output.shops())
+    if "shops" in writers:
+        writers["shops"].write(output.shops())
 
 
 def _concat(parts: list[_Cols]) -> _Cols:
