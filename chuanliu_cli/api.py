@@ -918,18 +918,11 @@ class Session:
             spread = knobs(Variants.of(run.ruleset, run.scorecards[name]))
             sections.append(("sensitivity", "Sensitivity 敏感度 (±5 %, ±20 %)", tornado(spread)))
         if impact:
-            from html import escape
-
-            from chuanliu_cli.present.impact_charts import impact_section
+            from chuanliu_cli.present.impact_charts import impact_html
 
             effect = self.impact(previous.label, scorecard=name, rules=rules)
-            parts = [
-                f'<h3>{escape(title)}</h3>{svg}<p class="meta">{escape(note)}</p>'
-                for title, svg, note in impact_section(effect)
-            ]
-            caveats = "".join(f"<li>{escape(c)}</li>" for c in effect.caveats)
             title = f"Impact 增量: the grants of {previous.label} on {effect.outcome}"
-            sections.append(("impact", title, "".join(parts) + f'<ul class="meta">{caveats}</ul>'))
+            sections.append(("impact", title, impact_html(effect)))
         movers = None
         if before is not None and before.scorecards[name].frame.height:
             movers = compare_results(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,25 @@ def test_sensitivity_and_impact_sections_when_asked(session: Session) -> None:
     assert 'id="sensitivity"' in html and "reward.pool" in html  # the tornado chart's knobs
     assert 'id="impact"' in html and "the grants of 2023-04 on self_live_gmv" in html
     assert "Traffic is zero-sum" in html  # the caveats go with the plots
+
+
+def test_the_impact_section_has_the_estimates_table_and_every_warning_once(session: Session) -> None:
+    """The numbers of `chuanliu impact` (the same cells), and each warning once beside the table: an RD
+    estimate's under its plot, the others above the plots."""
+    from html import escape
+
+    from chuanliu_cli.present.impact_tables import COLUMNS, estimate_cells
+
+    html = session.report("2023-05", integrity=False, impact=True).html
+    start = html.index('id="impact"')
+    section = html[start : html.index("</section>", start)]
+    effect = session.impact("2023-04")
+    table = section[section.index("<table>") : section.index("</table>")]
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    assert cells[0] == [escape(name) for name in COLUMNS]
+    assert cells[1:] == [[escape(c) for c in row] for row in estimate_cells(effect)]
+    assert [row[0] for row in cells[1:]] == ["rd", "rd", "rd", "rd", "did"]
+    assert effect.warnings
+    rest = section.replace(table, "")  # (a check may repeat a warning in the table: the C row's note)
+    for warning in effect.warnings:
+        assert rest.count(escape(warning)) == 1, warning

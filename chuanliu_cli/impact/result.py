@@ -50,6 +50,8 @@ class Estimate:
     n: int
     checks: dict[str, Any]
     points: tuple[RdPoint, ...] = ()  # the RD plot (not part of the JSON document)
+    # this estimate's own warnings (in the JSON document with the others, under "warnings")
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The estimate object of SPEC §12."""
@@ -147,7 +149,7 @@ def evaluate(panel: Panel, horizon: int, scorecard: str) -> ImpactResult:
     last = len(labels) - 1
     estimates = [_rd_estimate(e) for e in _rd(panel)]
     for e in estimates:
-        warnings.extend(e.checks.pop("_warnings", []))
+        warnings.extend(e.warnings)
     did = estimate_did(long, horizon, last)
     events, pre = event_study(long, last)
     estimates.append(_did_estimate(did, pre, labels))
@@ -249,8 +251,10 @@ def _rd(panel: Panel) -> list[RdEstimate]:
 
 
 def _rd_estimate(e: RdEstimate) -> Estimate:
-    checks = {"cutoff_value": e.value, **e.checks, "_warnings": list(e.warnings)}
-    return Estimate("rd", e.cutoff, relative(e.log_effect), relative_ci(e.log_ci), e.n, checks, e.points)
+    checks = {"cutoff_value": e.value, **e.checks}
+    return Estimate(
+        "rd", e.cutoff, relative(e.log_effect), relative_ci(e.log_ci), e.n, checks, e.points, e.warnings
+    )
 
 
 def _did_estimate(did: DidEstimate, pre: dict[str, Any], labels: list[str]) -> Estimate:

@@ -1,7 +1,8 @@
 """Inline-SVG charts of `impact` for the HTML report: an RD plot per cutoff and the event-study plot.
 
 Like present/charts.py: no JavaScript, no network, the same sizes and classes (`chart`, `axis`, `thr`).
-`impact_section` gives everything the report shows for one ImpactResult, as (title, svg, note) triples.
+`impact_html` is the report's impact section for one ImpactResult: the estimates table of `chuanliu impact`
+(present/impact_tables.py), the warnings, each chart with what its estimate says, and the caveats.
 """
 
 from __future__ import annotations
@@ -145,26 +146,49 @@ def event_study_plot(rows: Sequence[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def impact_section(result: ImpactResult) -> list[tuple[str, str, str]]:
-    """(title, svg, note) for each chart of an impact result: the RD plot of every cutoff that has bins,
-    then the event study."""
-    out = []
-    for e in result.estimates:
-        if e.design != "rd" or not e.points:
-            continue
+def impact_html(result: ImpactResult) -> str:
+    """The report's impact section: heading, the estimates table, the warnings, the RD plot of every
+    cutoff that has bins (its estimate, interval and own warnings under it, not above), the event study,
+    the caveats."""
+    from chuanliu_cli.present.impact_tables import COLUMNS, RIGHT, estimate_cells, heading, interval
+
+    def cell(tag: str, name: str, text: str) -> str:
+        style = ' style="text-align:right"' if name in RIGHT else ""
+        style = ' style="white-space:nowrap"' if name == "95 % CI" else style
+        return f"<{tag}{style}>{escape(text)}</{tag}>"
+
+    head = "".join(cell("th", name, name) for name in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(cell("td", name, text) for name, text in zip(COLUMNS, cells, strict=True)) + "</tr>"
+        for cells in estimate_cells(result)
+    )
+    parts = [
+        f'<p class="meta">{escape(heading(result))}</p>',
+        f"<h3>Effect of a full cap (relative change)</h3><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>",
+    ]
+    plotted = [e for e in result.estimates if e.design == "rd" and e.points]
+    beside = {w for e in plotted for w in e.warnings}  # said under their plot
+    parts.extend(f'<p class="warn">⚠ {escape(w)}</p>' for w in result.warnings if w not in beside)
+    for e in plotted:
         value = float(e.checks.get("cutoff_value", 0.0))
-        note = (
-            f"estimate {e.estimate * 100:+.1f} % for a full cap" if e.estimate is not None else "no estimate"
+        said = (
+            f"estimate {e.estimate * 100:+.1f} % for a full cap, 95 % interval {interval(e.ci)}"
+            if e.estimate is not None
+            else "no estimate"
         )
+        notes = "".join(f"<br>⚠ {escape(w)}" for w in e.warnings)
         svg = rd_plot(e.points, value, e.cutoff or "", f"log {result.outcome}")
-        out.append((f"RD at tier {e.cutoff} ({_fmt(value)})", svg, note))
+        parts.append(
+            f"<h3>{escape(f'RD at tier {e.cutoff} ({_fmt(value)})')}</h3>{svg}"
+            f'<p class="meta">{escape(said)}{notes}</p>'
+        )
     events = event_study_plot(result.event_study)
     if events:
-        out.append(
-            (
-                "Event study: periods since the first grant",
-                events,
-                "red: before the first grant (the parallel-trends check); blue: after it",
-            )
+        parts.append(
+            f"<h3>Event study: periods since the first grant</h3>{events}"
+            '<p class="meta">red: before the first grant (the parallel-trends check); blue: after it</p>'
         )
-    return out
+    caveats = "".join(f"<li>{escape(c)}</li>" for c in result.caveats)
+    parts.append(f'<ul class="meta">{caveats}</ul>')
+    return "".join(parts)

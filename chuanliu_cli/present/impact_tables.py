@@ -42,33 +42,57 @@ def _checks(e: dict[str, Any]) -> str:
     )
 
 
-def render_impact(console: Console, result: ImpactResult) -> None:
-    """The estimates, the event study and the caveats of `chuanliu impact`."""
-    doc = result.to_dict()
-    console.print(
-        f"Impact of the grants of {result.period} ({result.scorecard}) on {result.outcome}, "
-        f"horizon {result.horizon}; grants: {result.grants_from}"
-    )
-    table = Table(title="Effect of a full cap (relative change)", title_justify="left")
-    for name in ("design", "cutoff", "estimate", "95 % CI", "N", "bandwidth / periods", "checks"):
-        table.add_column(name, justify="right" if name in ("estimate", "N") else "left")
-    for e in doc["estimates"]:
-        ci = e["ci"]
+#: The columns of the estimates table (terminal and the report's impact section); right-aligned: RIGHT.
+COLUMNS = ("design", "cutoff", "estimate", "95 % CI", "N", "bandwidth / periods", "checks")
+RIGHT = frozenset({"estimate", "N"})
+
+
+def interval(ci: Any) -> str:
+    """A 95 % interval as relative changes ("-": none)."""
+    return "-" if ci is None else f"{_pct(ci[0])} to {_pct(ci[1])}"
+
+
+def estimate_cells(result: ImpactResult) -> list[tuple[str, ...]]:
+    """Each estimate as the cells of COLUMNS."""
+    rows: list[tuple[str, ...]] = []
+    for e in result.to_dict()["estimates"]:
         c = e["checks"]
         span = (
             f"±{c['bandwidth']:.3g}"
             if c.get("bandwidth") is not None
             else (f"{c['periods'][0]} to {c['periods'][-1]}" if c.get("periods") else "-")
         )
-        table.add_row(
-            e["design"],
-            e["cutoff"] or "-",
-            _pct(e["estimate"]),
-            "-" if ci is None else f"{_pct(ci[0])} to {_pct(ci[1])}",
-            f"{e['n']:,}",
-            span,
-            _checks(e),
+        rows.append(
+            (
+                e["design"],
+                e["cutoff"] or "-",
+                _pct(e["estimate"]),
+                interval(e["ci"]),
+                f"{e['n']:,}",
+                span,
+                _checks(e),
+            )
         )
+    return rows
+
+
+def heading(result: ImpactResult) -> str:
+    """What was estimated, on what, and where the grants come from."""
+    return (
+        f"Impact of the grants of {result.period} ({result.scorecard}) on {result.outcome}, "
+        f"horizon {result.horizon}; grants: {result.grants_from}"
+    )
+
+
+def render_impact(console: Console, result: ImpactResult) -> None:
+    """The estimates, the event study and the caveats of `chuanliu impact`."""
+    doc = result.to_dict()
+    console.print(heading(result))
+    table = Table(title="Effect of a full cap (relative change)", title_justify="left")
+    for name in COLUMNS:
+        table.add_column(name, justify="right" if name in RIGHT else "left")
+    for cells in estimate_cells(result):
+        table.add_row(*cells)
     console.print(table)
     if doc["event_study"]:
         events = Table(
