@@ -5,15 +5,37 @@ every scoring command, a fifth of `eligible`'s whole process on the sample. Duck
 frames both speak the Arrow C stream interface (`__arrow_c_stream__`), so results come to polars and
 frames go to DuckDB zero-copy with neither importing pyarrow. Loading and writing Parquet still use
 pyarrow; scoring, explaining and recording do not.
+
+Loading builds pyarrow arrays from Python values with `text_array` and `int_array`, never `pa.array`:
+pyarrow's `array()` imports pandas, when it is installed (the impact extra brings it), to ask whether the
+values are a pandas object, which cost 0.25-0.5 s of every load of a CSV or JSON file (a third of
+`eligible --data sample_data`). polars builds the same arrays without asking.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
+    import pyarrow as pa
+
+
+def text_array(values: Sequence[str | None]) -> pa.Array:
+    """`pa.array(values, pa.string())` without importing pandas."""
+    import polars as pl
+    import pyarrow as pa
+
+    return pl.Series(values=values, dtype=pl.String).to_arrow().cast(pa.string())
+
+
+def int_array(values: Iterable[int]) -> pa.Array:
+    """`pa.array(values, pa.int64())` without importing pandas."""
+    import polars as pl
+
+    return pl.Series(values=list(values), dtype=pl.Int64).to_arrow()
 
 
 def frame_of(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
@@ -25,11 +47,12 @@ def frame_of(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
 
 
 class ArrowStream:
-    """A polars frame as something DuckDB scans or registers (`con.register(name, ArrowStream(frame))`,
-    `SELECT ... FROM stream`): each scan asks for a new Arrow C stream of the frame, so a registered view
-    can be read any number of times. (DuckDB reads a polars frame itself through `to_arrow()`: pyarrow.)"""
+    """A polars frame or a pyarrow table as something DuckDB scans or registers (`con.register(name,
+    ArrowStream(frame))`, `SELECT ... FROM stream`): each scan asks for a new Arrow C stream of it, so a
+    registered view can be read any number of times. (DuckDB reads a polars frame itself through
+    `to_arrow()`: pyarrow; and asks pandas whether a pyarrow table is one of its frames: pandas.)"""
 
-    def __init__(self, frame: pl.DataFrame) -> None:
+    def __init__(self, frame: pl.DataFrame | pa.Table) -> None:
         self.frame = frame
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:

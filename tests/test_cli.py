@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from chuanliu_cli import __version__
+from chuanliu_cli.api import write_sample
 from chuanliu_cli.exit_codes import ExitCode
 
 ORDERS = """
@@ -225,6 +227,47 @@ def test_scoring_recording_and_a_served_explanation_import_neither_pyarrow_nor_s
     assert "pyarrow" not in imported(eligible, explain)  # (this first process fills the cache)
     assert imported(eligible) == []  # scored and recorded again
     assert imported(explain) == []  # served from that run
+
+
+def test_loading_exports_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow's `array()` and DuckDB's scan of a pyarrow table import pandas when it is installed (the
+    impact extra brings it: 0.25-0.5 s); loading builds and registers its arrays without them
+    (chuanliu_cli/arrays.py). A load of CSV exports with a reject, and of the open platform's cps list."""
+    import importlib.util
+
+    assert importlib.util.find_spec("pandas") is not None  # (else this test would prove nothing)
+    repo = Path(__file__).resolve().parent.parent
+    exports = tmp_path / "exports"
+    shutil.copytree(repo / "sample_data", exports)
+    orders = exports / "orders.csv"
+    orders.write_text(orders.read_text(encoding="utf-8") + "not,a,valid,order\n", encoding="utf-8")
+    api = tmp_path / "api"
+    write_sample(api, merchants=60, months=1, end="2023-05", fmt="api")
+    commands = [
+        [
+            "eligible",
+            "--data",
+            str(repo / "sample_data"),
+            "--month",
+            "2023-05",
+            "--format",
+            "csv",
+            "-o",
+            str(tmp_path / "l.csv"),
+        ],
+        ["--db", str(tmp_path / "c.duckdb"), "load", "--dir", str(exports)],
+        ["--db", str(tmp_path / "a.duckdb"), "load", "--dir", str(api)],
+    ]
+    for args in commands:
+        code = (
+            "import sys\nfrom chuanliu_cli.cli.app import main\n"
+            f"sys.argv = ['chuanliu', '-q', *{args!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print('pandas' in sys.modules)"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "False", args
 
 
 def test_load_warns_when_carrier_is_missing(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from chuanliu_cli import __version__
+from chuanliu_cli.arrays import ArrowStream, int_array, text_array
 from chuanliu_cli.errors import DataError, StrictError, UsageError
 from chuanliu_cli.ingest.canonical import conversion_sql, row_warnings
 from chuanliu_cli.ingest.discover import discover as discover  # public here too
@@ -274,16 +275,18 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, result: FileResult) -> None:
     rejects = result.all_rejects
     if not rejects:
         return
-    table = pa.table(
-        {
-            "load_id": pa.array([result.load_id] * len(rejects), pa.int64()),
-            "file": pa.array([r.file for r in rejects], pa.string()),
-            "line": pa.array([r.line for r in rejects], pa.string()),
-            "raw": pa.array([r.raw[:10_000] for r in rejects], pa.string()),
-            "reason": pa.array([r.reason for r in rejects], pa.string()),
-        }
+    assert result.load_id is not None
+    table = pa.Table.from_arrays(
+        [
+            int_array([result.load_id] * len(rejects)),
+            text_array([r.file for r in rejects]),
+            text_array([r.line for r in rejects]),
+            text_array([r.raw[:10_000] for r in rejects]),
+            text_array([r.reason for r in rejects]),
+        ],
+        names=["load_id", "file", "line", "raw", "reason"],
     )
-    con.register("rejects_batch", table)
+    con.register("rejects_batch", ArrowStream(table))
     try:
         con.execute("INSERT INTO rejected_rows SELECT * FROM rejects_batch")
     finally:
@@ -347,9 +350,10 @@ def _stage_batches(
     created = False
     for batch in p.reader.batches(selected):
         n = len(batch.lines)
-        shape = pa.array(
-            [batch.shape_errors.get(k) for k in range(n)] if batch.shape_errors else [None] * n,
-            type=pa.string(),
+        shape = (
+            text_array([batch.shape_errors.get(k) for k in range(n)])
+            if batch.shape_errors
+            else pa.nulls(n, pa.string())
         )
         arrays = [batch.columns[i] for i in selected] + [batch.lines, shape]
         table = pa.Table.from_arrays(arrays, names=[*names, "__line", "__shape"])
@@ -400,12 +404,11 @@ def _stage_batches(
             progress(p.reader.name, result.rows_read, p.reader.total_rows)
     if not created:
         empty = pa.Table.from_arrays(
-            [pa.array([], pa.string()) for _ in names]
-            + [pa.array([], pa.int64()), pa.array([], pa.string())],
+            [pa.nulls(0, pa.string()) for _ in names] + [pa.nulls(0, pa.int64()), pa.nulls(0, pa.string())],
             names=[*names, "__line", "__shape"],
         )
         sql, _ = conversion_sql(p.tm, {c: "VARCHAR" for c in names}, options.timezone, source="batch")
-        con.register("batch", empty)
+        con.register("batch", ArrowStream(empty))
         con.execute(f"CREATE OR REPLACE TABLE stage AS {sql}")
         con.unregister("batch")
     return rejects
@@ -442,7 +445,10 @@ def _last(a: pa.Array) -> int:
 
 def _duck_types(con: duckdb.DuckDBPyConnection, table: pa.Table, names: list[str]) -> dict[str, str]:
     """The DuckDB type of each canonical column of an arrow batch."""
-    con.register("batch_types", table.schema.empty_table())  # (not a slice: that holds the whole batch)
+    import pyarrow as pa
+
+    # no rows (a slice would hold the whole batch; Schema.empty_table imports pandas)
+    con.register("batch_types", ArrowStream(pa.Table.from_batches([], schema=table.schema)))
     try:
         rows = con.execute("DESCRIBE SELECT * FROM batch_types").fetchall()
     finally:
@@ -664,13 +670,14 @@ def _mark_orders(
     if lines:
         import pyarrow as pa
 
-        where = pa.table(
-            {
-                "__line": pa.array([int(r[0]) for r in lines], pa.int64()),
-                "__where": pa.array([p.reader.where(int(r[0])) for r in lines], pa.string()),
-            }
+        where = pa.Table.from_arrays(
+            [
+                int_array([int(r[0]) for r in lines]),
+                text_array([p.reader.where(int(r[0])) for r in lines]),
+            ],
+            names=["__line", "__where"],
         )
-        con.register("mark_lines", where)
+        con.register("mark_lines", ArrowStream(where))
         try:
             con.execute(
                 "DELETE FROM cps_marks WHERE order_id IN "

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chuanliu_cli.arrays import int_array
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.ingest.formats.base import Batch, FileFormat, FileReader, text_batch
 
@@ -552,7 +553,7 @@ def _parquet_batches(
     try:
         for rb in pf.iter_batches(batch_size=BATCH_ROWS * 5, columns=names, use_threads=True):
             n = rb.num_rows
-            lines = pa.array(range(first, first + n), type=pa.int64())
+            lines = int_array(range(first, first + n))
             yield Batch({i: rb.column(k) for k, i in enumerate(selected)}, lines)
             first += n
     except (OSError, pa.ArrowException) as exc:

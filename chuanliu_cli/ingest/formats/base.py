@@ -89,10 +89,9 @@ class FileReader:
 
 def text_batch(rows: list[list[str]], lines: list[int], selected: list[int], shape: dict[int, str]) -> Batch:
     """Columns of text cells (empty cells become NULL) from rows of strings."""
-    import pyarrow as pa
+    from chuanliu_cli.arrays import int_array, text_array
 
     columns = {}
     for i in selected:
-        cells = [row[i] if i < len(row) and row[i] != "" else None for row in rows]
-        columns[i] = pa.array(cells, type=pa.string())
-    return Batch(columns, pa.array(lines, type=pa.int64()), rows, shape)
+        columns[i] = text_array([row[i] if i < len(row) and row[i] != "" else None for row in rows])
+    return Batch(columns, int_array(lines), rows, shape)
