@@ -218,6 +218,45 @@ def test_window_bounds_for_weeks_and_months() -> None:
 # -- semantics ---------------------------------------------------------------------------------------
 
 
+def test_population_is_every_key_of_any_scan_once(con: duckdb.DuckDBPyConnection) -> None:
+    """Three scans joined on the key (FULL OUTER JOINs, each on the keys seen so far): every key found by
+    any of them is one row, with each scan's values, whichever scans found it."""
+    rules = ruleset(
+        """\
+        n:
+          from: orders
+          value: count(*)
+        reviews:
+          from: reviews
+          value: count(*)
+        lives:
+          from: livestreams
+          value: count(*)
+        """
+    )
+    for shop, tables in {
+        "a": ("orders",),
+        "b": ("reviews", "livestreams"),
+        "c": ("livestreams",),
+        "d": ("orders", "reviews", "livestreams"),
+        "e": ("reviews",),
+        "f": ("orders", "livestreams"),
+    }.items():
+        for table in tables:
+            add(con, table, shop_id=shop)
+    sql = compile_scorecard(rules, "merchant", MAY).sql
+    assert sql.count("FULL OUTER JOIN") == 2 and "UNION" not in sql
+    got = {k: (v["n"], v["reviews"], v["lives"]) for k, v in results(con, rules, "merchant", MAY).items()}
+    assert got == {
+        "a": (1, 0, 0),
+        "b": (0, 1, 1),
+        "c": (0, 0, 1),
+        "d": (1, 1, 1),
+        "e": (0, 1, 0),
+        "f": (1, 0, 1),
+    }
+
+
 def test_population_counts_and_nulls(con: duckdb.DuckDBPyConnection) -> None:
     rules = ruleset(
         """\

@@ -7,8 +7,8 @@ trees whose names are rewritten to quoted, qualified columns. Its shape, for a s
     src_<source>        ONE grouped scan of each source over the union of its metric windows:
                         every metric is `agg(...) FILTER (WHERE <window> AND (<where>))`
     conv_<metric>_...   conversion metrics: earliest `first` / latest `then` per (K, conversion key)
-    population          every K seen in any source scan (windows apply, `where` does not)
-    metric_values       population LEFT JOIN the scans; count/sum metrics COALESCEd to 0
+    metric_values       every K seen in any source scan (windows apply, `where` does not): the scans
+                        FULL JOINed on K, the conversions LEFT JOINed; count/sum metrics COALESCEd to 0
     (final select)      formulas computed from metric_values, ordered by K
 
 Only FILTER, NULLIF, COALESCE, CAST and the whitelisted functions appear, so the same tree renders for
@@ -63,7 +63,6 @@ from chuanliu_cli.rules.windows import window_bounds
 #: Columns of reviews filled from the review's order when the review itself has none (SPEC §2).
 FILLED_REVIEW_COLUMNS = ("promoter_id", "item_id")
 FILLED_REVIEWS = "reviews_filled"
-POPULATION = "population"
 METRIC_VALUES = "metric_values"
 
 
@@ -596,7 +595,6 @@ class _Compiler:
         for metric in self.sc.metrics:
             if isinstance(metric, ConversionMetric):
                 value_sources[metric.name] = self.conversion(metric)
-        self.ctes.append((POPULATION, self.population([f"src_{name}" for name in scans])))
         self.ctes.append((METRIC_VALUES, self.metric_values(scans, value_sources)))
         items: list[exp.Expr] = [column(self.key)]
         for metric in self.sc.metrics:
@@ -611,15 +609,14 @@ class _Compiler:
             final = final.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
         return final
 
-    def population(self, ctes: Sequence[str]) -> exp.Expr:
-        selects = [exp.select(column(self.key)).from_(_table(name), copy=False) for name in ctes]
-        query: exp.Expr = selects[0]
-        for select in selects[1:]:
-            query = exp.union(query, select, distinct=True)
-        return query
-
     def metric_values(self, scans: dict[str, _Scan], value_sources: dict[str, str]) -> exp.Select:
-        items: list[exp.Expr] = [_alias(column(self.key, POPULATION), self.key)]
+        """Every K seen in any source scan (the population) with its metrics: the scans FULL JOINed on K
+        (each scan has one row per K), the conversions LEFT JOINed. (A UNION of the scans' keys joined
+        back to each scan read every key three times: 0.6 s of 2.2 at 2.7M products.)"""
+        sources = [f"src_{name}" for name in scans]
+        keys = [column(self.key, cte) for cte in sources]
+        key = keys[0] if len(keys) == 1 else exp.Coalesce(this=keys[0], expressions=keys[1:])
+        items: list[exp.Expr] = [_alias(key, self.key)]
         for metric in self.sc.metrics:
             if isinstance(metric, FormulaMetric):
                 continue
@@ -629,10 +626,15 @@ class _Compiler:
                 # An entity absent from this scan has no matching rows: give it the no-rows value.
                 value = exp.Coalesce(this=value, expressions=[empty])
             items.append(_alias(_double(value) if self.cast_metrics else value, metric.name))
-        select = exp.select(*items).from_(_table(POPULATION), copy=False)
+        select = exp.select(*items).from_(_table(sources[0]), copy=False)
+        for i, cte in enumerate(sources[1:], start=1):
+            seen = keys[0] if i == 1 else exp.Coalesce(this=keys[0], expressions=keys[1:i])
+            on = exp.EQ(this=column(self.key, cte), expression=seen)
+            select = select.join(_table(cte), on=on, join_type="full outer", copy=False)
         for cte in dict.fromkeys(value_sources.values()):
-            on = exp.EQ(this=column(self.key, cte), expression=column(self.key, POPULATION))
-            select = select.join(_table(cte), on=on, join_type="left", copy=False)
+            if cte not in sources:
+                on = exp.EQ(this=column(self.key, cte), expression=key.copy())
+                select = select.join(_table(cte), on=on, join_type="left", copy=False)
         return select
 
     @staticmethod

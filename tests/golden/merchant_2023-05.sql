@@ -463,21 +463,9 @@ WITH "brushing_pairs" AS (
     "conv_converted_buyers_pairs"."then_time" > "conv_converted_buyers_pairs"."first_time"
   GROUP BY
     "conv_converted_buyers_pairs"."shop_id"
-), "population" AS (
-  SELECT
-    "shop_id"
-  FROM "src_orders"
-  UNION
-  SELECT
-    "shop_id"
-  FROM "src_reviews"
-  UNION
-  SELECT
-    "shop_id"
-  FROM "src_livestreams"
 ), "metric_values" AS (
   SELECT
-    "population"."shop_id" AS "shop_id",
+    COALESCE("src_orders"."shop_id", "src_reviews"."shop_id", "src_livestreams"."shop_id") AS "shop_id",
     CAST(COALESCE("src_livestreams"."live_days", 0) AS DOUBLE) AS "live_days",
     CAST(COALESCE("src_livestreams"."live_hours", 0) AS DOUBLE) AS "live_hours",
     CAST(COALESCE("src_livestreams"."live_weeks", 0) AS DOUBLE) AS "live_weeks",
@@ -496,15 +484,13 @@ WITH "brushing_pairs" AS (
     CAST("src_reviews"."negative_rate_90d" AS DOUBLE) AS "negative_rate_90d",
     CAST("src_reviews"."complaint_rate_90d" AS DOUBLE) AS "complaint_rate_90d",
     CAST("src_orders"."quality_return_rate_90d" AS DOUBLE) AS "quality_return_rate_90d"
-  FROM "population"
-  LEFT JOIN "src_orders"
-    ON "src_orders"."shop_id" = "population"."shop_id"
-  LEFT JOIN "src_reviews"
-    ON "src_reviews"."shop_id" = "population"."shop_id"
-  LEFT JOIN "src_livestreams"
-    ON "src_livestreams"."shop_id" = "population"."shop_id"
+  FROM "src_orders"
+  FULL OUTER JOIN "src_reviews"
+    ON "src_reviews"."shop_id" = "src_orders"."shop_id"
+  FULL OUTER JOIN "src_livestreams"
+    ON "src_livestreams"."shop_id" = COALESCE("src_orders"."shop_id", "src_reviews"."shop_id")
   LEFT JOIN "conv_converted_buyers"
-    ON "conv_converted_buyers"."shop_id" = "population"."shop_id"
+    ON "conv_converted_buyers"."shop_id" = COALESCE("src_orders"."shop_id", "src_reviews"."shop_id", "src_livestreams"."shop_id")
 )
 SELECT
   "shop_id",

@@ -237,26 +237,16 @@ WITH "reviews_filled" AS (
     )
   GROUP BY
     "reviews"."item_id"
-), "population" AS (
-  SELECT
-    "item_id"
-  FROM "src_orders"
-  UNION
-  SELECT
-    "item_id"
-  FROM "src_reviews"
 ), "metric_values" AS (
   SELECT
-    "population"."item_id" AS "item_id",
+    COALESCE("src_orders"."item_id", "src_reviews"."item_id") AS "item_id",
     CAST(COALESCE("src_reviews"."reviews_90d", 0) AS DOUBLE) AS "reviews_90d",
     CAST("src_reviews"."quality_avg_90d" AS DOUBLE) AS "quality_avg_90d",
     CAST("src_reviews"."negative_rate_90d" AS DOUBLE) AS "negative_rate_90d",
     CAST("src_orders"."quality_return_rate_90d" AS DOUBLE) AS "quality_return_rate_90d"
-  FROM "population"
-  LEFT JOIN "src_orders"
-    ON "src_orders"."item_id" = "population"."item_id"
-  LEFT JOIN "src_reviews"
-    ON "src_reviews"."item_id" = "population"."item_id"
+  FROM "src_orders"
+  FULL OUTER JOIN "src_reviews"
+    ON "src_reviews"."item_id" = "src_orders"."item_id"
 )
 SELECT
   "item_id",

@@ -296,21 +296,13 @@ WITH "reviews_filled" AS (
     )
   GROUP BY
     "livestreams"."promoter_id"
-), "population" AS (
-  SELECT
-    "promoter_id"
-  FROM "src_orders"
-  UNION
-  SELECT
-    "promoter_id"
-  FROM "src_reviews"
-  UNION
-  SELECT
-    "promoter_id"
-  FROM "src_livestreams"
 ), "metric_values" AS (
   SELECT
-    "population"."promoter_id" AS "promoter_id",
+    COALESCE(
+      "src_orders"."promoter_id",
+      "src_reviews"."promoter_id",
+      "src_livestreams"."promoter_id"
+    ) AS "promoter_id",
     CAST(COALESCE("src_orders"."carried_gmv", 0) AS DOUBLE) AS "carried_gmv",
     CAST(COALESCE("src_orders"."carried_merchants", 0) AS DOUBLE) AS "carried_merchants",
     CAST(COALESCE("src_livestreams"."promoter_live_days", 0) AS DOUBLE) AS "promoter_live_days",
@@ -318,13 +310,11 @@ WITH "reviews_filled" AS (
     CAST("src_reviews"."quality_avg_90d" AS DOUBLE) AS "quality_avg_90d",
     CAST("src_reviews"."service_avg_90d" AS DOUBLE) AS "service_avg_90d",
     CAST("src_reviews"."negative_rate_90d" AS DOUBLE) AS "negative_rate_90d"
-  FROM "population"
-  LEFT JOIN "src_orders"
-    ON "src_orders"."promoter_id" = "population"."promoter_id"
-  LEFT JOIN "src_reviews"
-    ON "src_reviews"."promoter_id" = "population"."promoter_id"
-  LEFT JOIN "src_livestreams"
-    ON "src_livestreams"."promoter_id" = "population"."promoter_id"
+  FROM "src_orders"
+  FULL OUTER JOIN "src_reviews"
+    ON "src_reviews"."promoter_id" = "src_orders"."promoter_id"
+  FULL OUTER JOIN "src_livestreams"
+    ON "src_livestreams"."promoter_id" = COALESCE("src_orders"."promoter_id", "src_reviews"."promoter_id")
 )
 SELECT
   "promoter_id",
