@@ -16,8 +16,9 @@ class Engine(Protocol):
 
     dialect: str
 
-    def query(self, sql: str) -> pl.DataFrame:
-        """Run a compiled metric query and return its rows."""
+    def query(self, sql: str, order_by: str | None = None) -> pl.DataFrame:
+        """Run a compiled metric query and return its rows (`order_by`: in that column's order, if the
+        engine sorts faster than polars; callers check)."""
 
     def register(self, name: str, frame: pl.DataFrame) -> None:
         """Make a frame queryable as `name` (earlier scorecards' results)."""

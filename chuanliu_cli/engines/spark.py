@@ -251,8 +251,9 @@ class SparkEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def query(self, sql: str) -> pl.DataFrame:
-        """Run Spark SQL and bring the rows to the driver as a polars frame."""
+    def query(self, sql: str, order_by: str | None = None) -> pl.DataFrame:
+        """Run Spark SQL and bring the rows to the driver as a polars frame (in no set order: a global
+        sort in Spark costs more than sorting the frame)."""
         self._activate()
         try:
             return to_polars(self.spark.sql(sql))
