@@ -499,21 +499,9 @@ WITH `brushing_pairs` AS (
     `conv_converted_buyers_pairs`.`then_time` > `conv_converted_buyers_pairs`.`first_time`
   GROUP BY
     `conv_converted_buyers_pairs`.`shop_id`
-), `population` AS (
-  SELECT
-    `shop_id`
-  FROM `src_orders`
-  UNION
-  SELECT
-    `shop_id`
-  FROM `src_reviews`
-  UNION
-  SELECT
-    `shop_id`
-  FROM `src_livestreams`
 ), `metric_values` AS (
   SELECT
-    `population`.`shop_id` AS `shop_id`,
+    COALESCE(`src_orders`.`shop_id`, `src_reviews`.`shop_id`, `src_livestreams`.`shop_id`) AS `shop_id`,
     CAST(COALESCE(`src_livestreams`.`live_days`, 0) AS DOUBLE) AS `live_days`,
     CAST(COALESCE(`src_livestreams`.`live_hours`, 0) AS DOUBLE) AS `live_hours`,
     CAST(COALESCE(`src_livestreams`.`live_weeks`, 0) AS DOUBLE) AS `live_weeks`,
@@ -532,15 +520,13 @@ WITH `brushing_pairs` AS (
     CAST(`src_reviews`.`negative_rate_90d` AS DOUBLE) AS `negative_rate_90d`,
     CAST(`src_reviews`.`complaint_rate_90d` AS DOUBLE) AS `complaint_rate_90d`,
     CAST(`src_orders`.`quality_return_rate_90d` AS DOUBLE) AS `quality_return_rate_90d`
-  FROM `population`
-  LEFT JOIN `src_orders`
-    ON `src_orders`.`shop_id` = `population`.`shop_id`
-  LEFT JOIN `src_reviews`
-    ON `src_reviews`.`shop_id` = `population`.`shop_id`
-  LEFT JOIN `src_livestreams`
-    ON `src_livestreams`.`shop_id` = `population`.`shop_id`
+  FROM `src_orders`
+  FULL OUTER JOIN `src_reviews`
+    ON `src_reviews`.`shop_id` = `src_orders`.`shop_id`
+  FULL OUTER JOIN `src_livestreams`
+    ON `src_livestreams`.`shop_id` = COALESCE(`src_orders`.`shop_id`, `src_reviews`.`shop_id`)
   LEFT JOIN `conv_converted_buyers`
-    ON `conv_converted_buyers`.`shop_id` = `population`.`shop_id`
+    ON `conv_converted_buyers`.`shop_id` = COALESCE(`src_orders`.`shop_id`, `src_reviews`.`shop_id`, `src_livestreams`.`shop_id`)
 )
 SELECT
   `shop_id`,
@@ -878,21 +864,13 @@ WITH `reviews_filled` AS (
     )
   GROUP BY
     `livestreams`.`promoter_id`
-), `population` AS (
-  SELECT
-    `promoter_id`
-  FROM `src_orders`
-  UNION
-  SELECT
-    `promoter_id`
-  FROM `src_reviews`
-  UNION
-  SELECT
-    `promoter_id`
-  FROM `src_livestreams`
 ), `metric_values` AS (
   SELECT
-    `population`.`promoter_id` AS `promoter_id`,
+    COALESCE(
+      `src_orders`.`promoter_id`,
+      `src_reviews`.`promoter_id`,
+      `src_livestreams`.`promoter_id`
+    ) AS `promoter_id`,
     CAST(COALESCE(`src_orders`.`carried_gmv`, 0) AS DOUBLE) AS `carried_gmv`,
     CAST(COALESCE(`src_orders`.`carried_merchants`, 0) AS DOUBLE) AS `carried_merchants`,
     CAST(COALESCE(`src_livestreams`.`promoter_live_days`, 0) AS DOUBLE) AS `promoter_live_days`,
@@ -900,13 +878,11 @@ WITH `reviews_filled` AS (
     CAST(`src_reviews`.`quality_avg_90d` AS DOUBLE) AS `quality_avg_90d`,
     CAST(`src_reviews`.`service_avg_90d` AS DOUBLE) AS `service_avg_90d`,
     CAST(`src_reviews`.`negative_rate_90d` AS DOUBLE) AS `negative_rate_90d`
-  FROM `population`
-  LEFT JOIN `src_orders`
-    ON `src_orders`.`promoter_id` = `population`.`promoter_id`
-  LEFT JOIN `src_reviews`
-    ON `src_reviews`.`promoter_id` = `population`.`promoter_id`
-  LEFT JOIN `src_livestreams`
-    ON `src_livestreams`.`promoter_id` = `population`.`promoter_id`
+  FROM `src_orders`
+  FULL OUTER JOIN `src_reviews`
+    ON `src_reviews`.`promoter_id` = `src_orders`.`promoter_id`
+  FULL OUTER JOIN `src_livestreams`
+    ON `src_livestreams`.`promoter_id` = COALESCE(`src_orders`.`promoter_id`, `src_reviews`.`promoter_id`)
 )
 SELECT
   `promoter_id`,
@@ -1183,26 +1159,16 @@ WITH `reviews_filled` AS (
     )
   GROUP BY
     `reviews`.`item_id`
-), `population` AS (
-  SELECT
-    `item_id`
-  FROM `src_orders`
-  UNION
-  SELECT
-    `item_id`
-  FROM `src_reviews`
 ), `metric_values` AS (
   SELECT
-    `population`.`item_id` AS `item_id`,
+    COALESCE(`src_orders`.`item_id`, `src_reviews`.`item_id`) AS `item_id`,
     CAST(COALESCE(`src_reviews`.`reviews_90d`, 0) AS DOUBLE) AS `reviews_90d`,
     CAST(`src_reviews`.`quality_avg_90d` AS DOUBLE) AS `quality_avg_90d`,
     CAST(`src_reviews`.`negative_rate_90d` AS DOUBLE) AS `negative_rate_90d`,
     CAST(`src_orders`.`quality_return_rate_90d` AS DOUBLE) AS `quality_return_rate_90d`
-  FROM `population`
-  LEFT JOIN `src_orders`
-    ON `src_orders`.`item_id` = `population`.`item_id`
-  LEFT JOIN `src_reviews`
-    ON `src_reviews`.`item_id` = `population`.`item_id`
+  FROM `src_orders`
+  FULL OUTER JOIN `src_reviews`
+    ON `src_reviews`.`item_id` = `src_orders`.`item_id`
 )
 SELECT
   `item_id`,
