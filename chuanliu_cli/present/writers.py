@@ -61,12 +61,27 @@ _NUMBER = (
 
 
 def safe_text(expr: pl.Expr) -> pl.Expr:
-    """`safe_cell` for a text column, as one polars expression: text starting with = + - @ tab or CR gets
-    a leading quote, unless it is a number (-5, +3.5)."""
+    """`safe_cell` for a text column, as a polars expression: text starting with = + - @ tab or CR gets a
+    leading quote, unless it is a number (-5, +3.5)."""
     import polars as pl
 
-    risky = expr.str.contains(r"^[=+\-@\t\r]") & ~expr.str.contains(_NUMBER)
-    return pl.when(~risky | risky.is_null()).then(expr).otherwise(pl.lit("'") + expr)  # (keeps the name)
+    return expr.map_batches(safe_texts, return_dtype=pl.String, is_elementwise=True)
+
+
+def safe_texts(values: pl.Series) -> pl.Series:
+    """`safe_text` for one column: only the values that start like a formula are read again (is it a
+    number?) and only those that are not get their quote. (One expression over every value, a second
+    regular expression and a quoted copy of each, took 1.1 s for 2.7M product names; this 0.3 s.)"""
+    import polars as pl
+
+    text = values.cast(pl.String)
+    starts = text.str.contains(r"^[=+\-@\t\r]").fill_null(False).arg_true()
+    if not starts.len():
+        return text
+    risky = starts.filter(~text.gather(starts).str.contains(_NUMBER))
+    if not risky.len():
+        return text
+    return text.scatter(risky, "'" + text.gather(risky))
 
 
 def float_text(expr: pl.Expr) -> pl.Expr:
