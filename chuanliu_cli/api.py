@@ -493,14 +493,15 @@ class Session:
     def _load_data(self, directory: Path) -> Database:
         """The exports of `directory` in a fresh in-memory database, validated like `load`; then no file
         or network access for the rest of the connection (rulesets cannot read files)."""
-        from chuanliu_cli.ingest.discover import discover
+        from chuanliu_cli.ingest.discover import discover_with_warnings
         from chuanliu_cli.ingest.loader import LoadOptions, load_files, load_warnings
         from chuanliu_cli.store.database import disable_external_access, memory_database
 
         db = memory_database(self.memory_limit)
         try:
-            results = load_files(db, discover(directory), LoadOptions())
-            self._data_warnings = tuple(load_warnings(results))
+            items, unread = discover_with_warnings(directory)
+            results = load_files(db, items, LoadOptions())
+            self._data_warnings = (*unread, *load_warnings(results))
             disable_external_access(db.con)
         except BaseException:
             db.con.close()

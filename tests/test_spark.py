@@ -245,6 +245,23 @@ def test_rejected_rows_are_reported_not_dropped_silently(spark: Any, tmp_path: P
         )
 
 
+def test_files_left_unread_are_said_as_the_duckdb_engine_says_them(spark: Any, tmp_path: Path) -> None:
+    """A file of the data location that neither engine reads is said in the same words (one function,
+    ingest/discover.unread_warnings); hidden files are not."""
+    import shutil
+
+    from chuanliu_cli.ingest.discover import discover_with_warnings
+
+    shutil.copytree(SAMPLE, tmp_path / "data")
+    data = tmp_path / "data"
+    (data / "export_0501.csv").write_text("订单编号,店铺ID\n2704810274450371,ks3\n", encoding="utf-8")
+    (data / ".DS_Store").write_bytes(b"\x00")
+    _, duckdb_says = discover_with_warnings(data)
+    assert len(duckdb_says) == 1 and duckdb_says[0].startswith(f"{data}/export_0501.csv: not read: ")
+    with _spark_engine(spark, data) as engine:
+        assert [w for w in engine.reject_warnings() if ": not read: " in w] == duckdb_says
+
+
 # -- expressions: the same values, or a clear refusal ----------------------------------------------------
 
 PARITY_ORDERS = """\

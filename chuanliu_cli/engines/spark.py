@@ -40,6 +40,7 @@ from chuanliu_cli.ingest.discover import (
     no_exports,
     response_file,
     skip_reason,
+    unread_warnings,
 )
 from chuanliu_cli.ingest.formats.openplatform import CPS
 from chuanliu_cli.ingest.loader import SHOW_REJECTS
@@ -352,7 +353,8 @@ def read_checked_tables(
 ) -> dict[str, CheckedTable]:
     """The four canonical tables with their rejected rows counted: Spark tables named in `names`, else
     files found in `data`. Text files are always cached (parsed once); with `cache`, every table is."""
-    found = _discover(spark, data) if data is not None else {}
+    found, skipped = _discover(spark, data) if data is not None else ({}, [])
+    unread = unread_warnings(data or "", skipped)  # (said with the first table's warnings)
     tables: dict[str, CheckedTable] = {}
     for table in TABLES.values():
         if table.name in names:
@@ -377,7 +379,8 @@ def read_checked_tables(
             if table.name == "orders" and MARKS in found:
                 checked = _apply_marks(spark, checked, found[MARKS][1], timezone, notes)
             tables[table.name] = check_table(checked, table, what, cache or kind != "parquet")
-            tables[table.name].warnings.extend(notes)
+            tables[table.name].warnings.extend([*unread, *notes])
+            unread = []
         elif table.optional:
             tables[table.name] = CheckedTable(_empty(spark, table), None)
         else:
@@ -547,9 +550,11 @@ def _hadoop_path(spark: SparkSession, location: str) -> Any:
     return jvm.org.apache.hadoop.fs.Path(location)
 
 
-def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]]:
+def _discover(
+    spark: SparkSession, data: str
+) -> tuple[dict[str, tuple[str, list[str]]], list[DiscoveredFile]]:
     """Table -> (format, paths) for the files and folders in `data`, recognised by name as the loader's
-    directory discovery does."""
+    directory discovery does; and the entries skipped."""
     location = data
     local: Path | None = None
     if "://" not in data and not data.startswith("file:"):
@@ -610,7 +615,7 @@ def _discover(spark: SparkSession, data: str) -> dict[str, tuple[str, list[str]]
         found.setdefault(table, (kind, []))[1].append(str(status.getPath().toString()))
     if not [t for t in found if t != MARKS]:
         raise no_exports(data, skipped)
-    return found
+    return found, skipped
 
 
 def _spark_header(spark: SparkSession, status: Any) -> HeaderReader:

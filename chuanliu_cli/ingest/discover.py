@@ -267,11 +267,31 @@ def discover(
     directory: Path, mapping: Mapping | None = None, encoding: str | None = None
 ) -> list[tuple[str, Path]]:
     """The export files of a directory as (table, path) in load order; DataError when there is none."""
+    return discover_with_warnings(directory, mapping, encoding)[0]
+
+
+def discover_with_warnings(
+    directory: Path, mapping: Mapping | None = None, encoding: str | None = None
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """`discover`, and a warning for each file it leaves unread (`unread_warnings`): what reads a
+    directory without showing its files (`--data`) says them."""
     found = discover_files(directory, mapping, encoding)
     items = load_order(found)
     if not items:
         raise no_exports(directory, found)
-    return items
+    return items, unread_warnings(directory, found)
+
+
+def unread_warnings(directory: Path | str, found: Iterable[DiscoveredFile]) -> list[str]:
+    """A warning for each file of a directory that is not read: one whose table was not recognised may be
+    an export (an agency's `export_0501.csv`) whose rows would be missing from every figure. Hidden and
+    system files and folders, never exports, are not named."""
+    return [
+        f"{directory}/{f.path.name}: not read: {f.why}; put a table word in its name (orders, reviews, "
+        "livestreams, shops, or 订单, 评价, 直播, 店铺) or move it out of the folder"
+        for f in found
+        if f.table is None and f.why != HIDDEN and not f.why.startswith("a folder")
+    ]
 
 
 def no_exports(directory: Path | str, found: list[DiscoveredFile]) -> DataError:
