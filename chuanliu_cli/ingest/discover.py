@@ -283,14 +283,15 @@ def discover_with_warnings(
 
 
 def unread_warnings(directory: Path | str, found: Iterable[DiscoveredFile]) -> list[str]:
-    """A warning for each file of a directory that is not read: one whose table was not recognised may be
-    an export (an agency's `export_0501.csv`) whose rows would be missing from every figure. Hidden and
-    system files and folders, never exports, are not named."""
+    """A warning for each file of a directory with an export's extension that is not read: one whose table
+    was not recognised may be an export (an agency's `export_0501.csv`) whose rows would be missing from
+    every figure. Hidden and system files, folders and files of other extensions (a mapping.yaml, a
+    说明.pdf), which no command reads as an export, are not named."""
     return [
         f"{directory}/{f.path.name}: not read: {f.why}; put a table word in its name (orders, reviews, "
         "livestreams, shops, or 订单, 评价, 直播, 店铺) or move it out of the folder"
         for f in found
-        if f.table is None and f.why != HIDDEN and not f.why.startswith("a folder")
+        if f.table is None and skip_reason(f.path.name) is None
     ]
 
 
