@@ -52,6 +52,10 @@ class RdEstimate:
     warnings: tuple[str, ...] = ()
 
 
+def _entities(n: int) -> str:
+    return "entity" if n == 1 else "entities"
+
+
 def estimate_cutoffs(
     x: np.ndarray,
     y: np.ndarray,
@@ -106,8 +110,8 @@ def _estimate(
     notes: list[str] = []
     if min(left, right) < MIN_FIT:
         note = (
-            f"cutoff {tier} ({c:g}): only {left} entities below and {right} above among the eligible; "
-            "too few to estimate anything"
+            f"cutoff {tier} ({c:g}): only {left} {_entities(left)} below and {right} above among the "
+            "eligible; too few to estimate anything"
         )
         checks["note"] = note
         return RdEstimate(tier, c, None, None, left + right, None, checks, points, (note,))
@@ -135,8 +139,8 @@ def _estimate(
     )
     if min(n_left, n_right) < MIN_SIDE:
         notes.append(
-            f"cutoff {tier} ({c:g}): only {n_left} entities below and {n_right} above within the bandwidth "
-            f"(±{h:.3g}); the estimate says little"
+            f"cutoff {tier} ({c:g}): only {n_left} {_entities(n_left)} below and {n_right} above within the "
+            f"bandwidth (±{h:.3g}); the estimate says little"
         )
     if jlo <= 0 <= jhi:
         notes.append(
