@@ -270,6 +270,22 @@ def test_loading_exports_does_not_import_pandas(tmp_path: Path) -> None:
         assert done.stdout.strip().splitlines()[-1] == "False", args
 
 
+def test_dash_output_is_standard_output(
+    invoke: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o -` writes the data commands' output to standard output (it wrote a file named `-`); a command
+    that writes only files refuses it."""
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(tmp_path)
+    data = ["--month", "2023-05", "--data", str(repo / "sample_data")]
+    result = invoke("eligible", *data, "--format", "csv", "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("shop_id,name,") and not (tmp_path / "-").exists()
+    report = invoke("report", *data, "-o", "-")
+    assert report.exit_code == 2 and "-o -: this command writes a file" in report.output
+    assert not (tmp_path / "-").exists()
+
+
 def test_load_warns_when_carrier_is_missing(
     invoke: Callable[..., Any], write: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -130,13 +130,15 @@ def target(
     labels: Labels = Labels.en,
 ) -> Target:
     """Resolve the format before any work is done: --format, else the -o file's suffix (list.json), else
-    table on a terminal and `piped` otherwise. A --format that disagrees with the -o file's suffix
-    (`-o list.xlsx --format csv`), --csv-encoding for another format than csv, an unwritable -o, or a
-    binary format bound for a terminal, is a usage error now, not after scoring (and before a run is
-    recorded)."""
+    table on a terminal and `piped` otherwise; `-o -` is standard output. A --format that disagrees with
+    the -o file's suffix (`-o list.xlsx --format csv`), --csv-encoding for another format than csv, an
+    unwritable -o, or a binary format bound for a terminal, is a usage error now, not after scoring (and
+    before a run is recorded)."""
     from chuanliu_cli.errors import UsageError
     from chuanliu_cli.present.writers import BINARY_FORMATS, check_writable, format_from_suffix
 
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: standard output, as for other tools
     if output is not None:
         check_writable(output)
     terminal = _SETTINGS.console().is_terminal

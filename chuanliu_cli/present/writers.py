@@ -395,6 +395,8 @@ def check_writable(path: Path) -> None:
     """Fail early, with a usage error, when `-o FILE` cannot be written (no directory, a directory)."""
     from chuanliu_cli.errors import UsageError
 
+    if str(path) == "-":  # (the data commands take `-o -` as standard output before this)
+        raise UsageError("-o -: this command writes a file", hint="name the file to write")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"cannot write {path}: directory {directory} does not exist", hint="create it first")
