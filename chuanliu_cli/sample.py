@@ -307,15 +307,7 @@ def generate_sample(
         )
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {name: outdir / f"{FILE_STEMS[headers][name]}.{fmt}" for name in TABLES}
-    writers = {
-        name: _open_writer(paths[name], TABLES[name], headers, encoding, fmt, end_period.end)
-        for name in TABLES
-    }
-    try:
-        _write_all(plan, writers, headers)
-    finally:
-        for writer in writers.values():
-            writer.close()
+    _write_files(plan, paths, headers, encoding, fmt)
     if late_refunds:  # (after the dataset: it is chosen from the dataset's own reward list)
         paths["late_refunds"] = _write_late_refunds(plan, outdir, headers, encoding, fmt, end_period)
     return paths
@@ -662,22 +654,34 @@ class _Cells:
     first: int  # first merchant of the block
 
 
+def _write_files(
+    plan: _Plan,
+    paths: dict[str, Path],
+    headers: Headers,
+    encoding: Encoding,
+    fmt: Format,
+    select: Callable[[_Rows], _Rows] | None = None,
+) -> None:
+    """Generate the dataset into `paths` (table → file; a table not in it is not written), `select`: only
+    those rows of each block."""
+    end = plan.months[-1].period.end
+    writers = {
+        name: _open_writer(path, TABLES[name], headers, encoding, fmt, end) for name, path in paths.items()
+    }
+    try:
+        _write_all(plan, writers, headers, select)
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
 def _write_parquet(plan: _Plan, folder: Path, select: Callable[[_Rows], _Rows] | None = None) -> None:
     """The dataset as Parquet files with canonical headers in `folder` (`select`: only those rows of each
     block, and no shops file)."""
     folder.mkdir(parents=True)
     names = [name for name in TABLES if select is None or name != "shops"]
-    writers = {
-        name: _open_writer(
-            folder / f"{name}.parquet", TABLES[name], "en", "utf-8", "parquet", plan.months[-1].period.end
-        )
-        for name in names
-    }
-    try:
-        _write_all(plan, writers, "en", select)
-    finally:
-        for writer in writers.values():
-            writer.close()
+    paths = {name: folder / f"{FILE_STEMS['en'][name]}.parquet" for name in names}
+    _write_files(plan, paths, "en", "utf-8", "parquet", select)
 
 
 def _planted_rows(plan: _Plan, k: int, rows: _Rows) -> _Rows:
