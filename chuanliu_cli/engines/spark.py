@@ -354,7 +354,6 @@ def read_checked_tables(
     """The four canonical tables with their rejected rows counted: Spark tables named in `names`, else
     files found in `data`. Text files are always cached (parsed once); with `cache`, every table is."""
     found, skipped = _discover(spark, data) if data is not None else ({}, [])
-    unread = unread_warnings(data or "", skipped)  # (said with the first table's warnings)
     tables: dict[str, CheckedTable] = {}
     for table in TABLES.values():
         if table.name in names:
@@ -379,8 +378,7 @@ def read_checked_tables(
             if table.name == "orders" and MARKS in found:
                 checked = _apply_marks(spark, checked, found[MARKS][1], timezone, notes)
             tables[table.name] = check_table(checked, table, what, cache or kind != "parquet")
-            tables[table.name].warnings.extend([*unread, *notes])
-            unread = []
+            tables[table.name].warnings.extend(notes)
         elif table.optional:
             tables[table.name] = CheckedTable(_empty(spark, table), None)
         else:
@@ -392,6 +390,8 @@ def read_checked_tables(
                 hint=f"add {table.name}.parquet or {table.name}.csv to the data location, or name a Spark "
                 f"table for it (SparkSettings.tables: {table.name} = db.{table.name})",
             )
+    # the files left unread, said first (orders are always there)
+    tables["orders"].warnings[:0] = unread_warnings(data or "", skipped)
     return tables
 
 

@@ -9,7 +9,7 @@ trees whose names are rewritten to quoted, qualified columns. Its shape, for a s
     conv_<metric>_...   conversion metrics: earliest `first` / latest `then` per (K, conversion key)
     metric_values       every K seen in any source scan (windows apply, `where` does not): the scans
                         FULL JOINed on K, the conversions LEFT JOINed; count/sum metrics COALESCEd to 0
-    (final select)      formulas computed from metric_values, ordered by K
+    (final select)      formulas computed from metric_values, in no set order
 
 Only FILTER, NULLIF, COALESCE, CAST and the whitelisted functions appear, so the same tree renders for
 Spark as well as DuckDB (SPEC §8). The tree is built for DuckDB's semantics; for Spark each user
@@ -603,7 +603,7 @@ class _Compiler:
                 items.append(_alias(_double(tree) if self.cast_metrics else tree, metric.name))
             else:
                 items.append(column(metric.name))
-        # no ORDER BY: sorting 2.7M product keys took 1.5 s of the query, and scoring sorts the frame anyway
+        # no ORDER BY: the engine that runs it sorts when that is cheaper (scoring/pipeline.compute_metrics)
         final = exp.select(*items).from_(_table(METRIC_VALUES), copy=False)
         for name, query in self.ctes:
             final = final.with_(exp.TableAlias(this=ident(name)), as_=query, copy=False)
@@ -667,7 +667,7 @@ def compile_scorecard(
     marks: bool = False,
 ) -> CompiledQuery:
     """The query computing every metric of `scorecard_name` for `period`: key, then metrics, one row per
-    entity in no set order (scoring sorts by key).
+    entity in no set order (scoring asks the engine for key order, or sorts).
 
     `cast_metrics=False` leaves each metric in its own SQL type (rules check uses it to report a
     metric that is not a number); scoring always uses the default, every metric as DOUBLE. `marks`: the
