@@ -331,6 +331,33 @@ def test_reviews_take_promoter_and_item_from_their_order(con: duckdb.DuckDBPyCon
     assert results(con, rules, "merchant", MAY) == {"p1": {"n": 1.0, "q": 4.0}, "p2": {"n": 1.0, "q": 2.0}}
 
 
+def test_reviews_fill_only_the_columns_the_scorecard_reads(con: duckdb.DuckDBPyConnection) -> None:
+    """A review is joined to its order only for the key columns the query reads: by item, a review that
+    names its item but no promoter (a self order's) is read as it is; a metric that reads promoter_id fills
+    it too. The values are those of filling both."""
+    add(con, "orders", order_id="o1", promoter_id="p1", item_id="i1")
+    add(con, "orders", order_id="o2", item_id="i2")
+    add(con, "reviews", order_id="o1", quality_score=4)  # item and promoter from o1
+    add(con, "reviews", order_id="o2", item_id="i2", quality_score=2)  # a self order's review: no promoter
+    add(con, "reviews", order_id="o1", item_id="i2", quality_score=1)  # its own item wins
+    by_item = ruleset("n:\n  from: reviews\n  value: count(*)\n", key="item_id")
+    via_promoter = ruleset(
+        "n:\n  from: reviews\n  value: count(*)\nm:\n  from: reviews\n  where: promoter_id = 'p1'\n"
+        "  value: count(*)\n",
+        key="item_id",
+    )
+    sql = compile_scorecard(by_item, "merchant", MAY).sql
+    assert 'COALESCE("r"."item_id", "o"."item_id")' in sql
+    assert 'COALESCE("r"."promoter_id"' not in sql and '"r"."promoter_id" IS NULL' not in sql
+    assert results(con, by_item, "merchant", MAY) == {"i1": {"n": 1.0}, "i2": {"n": 2.0}}
+    sql = compile_scorecard(via_promoter, "merchant", MAY).sql
+    assert 'COALESCE("r"."promoter_id", "o"."promoter_id")' in sql
+    assert results(con, via_promoter, "merchant", MAY) == {
+        "i1": {"n": 1.0, "m": 1.0},
+        "i2": {"n": 2.0, "m": 1.0},
+    }
+
+
 def test_earlier_scorecard_results_join_on_their_key(con: duckdb.DuckDBPyConnection) -> None:
     rules = parse_ruleset(
         textwrap.dedent("""\

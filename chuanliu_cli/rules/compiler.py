@@ -3,7 +3,7 @@
 The query is a sqlglot tree built from `sqlglot.exp` nodes; user expressions enter as parsed, whitelisted
 trees whose names are rewritten to quoted, qualified columns. Its shape, for a scorecard keyed by K:
 
-    reviews_filled      reviews with promoter_id/item_id filled from orders (only when needed)
+    reviews_filled      reviews with promoter_id/item_id filled from orders (those the query reads)
     src_<source>        ONE grouped scan of each source over the union of its metric windows:
                         every metric is `agg(...) FILTER (WHERE <window> AND (<where>))`
     conv_<metric>_...   conversion metrics: earliest `first` / latest `then` per (K, conversion key)
@@ -211,6 +211,7 @@ class _Compiler:
         self.key = sc.key
         self.ctes: list[tuple[str, exp.Expr]] = []
         self.needs_fill = False
+        self.fill: tuple[str, ...] = FILLED_REVIEW_COLUMNS  # the review columns filled from orders
         self.flagged: dict[str, set[str]] = {}  # source -> the integrity flags its rows need
 
     # -- user expressions ------------------------------------------------------------------------------
@@ -363,24 +364,26 @@ class _Compiler:
         return select.where(where, copy=False).group_by(entity_key(self.sc, alias), copy=False)
 
     def filled_reviews(self, ranges: Sequence[tuple[date, date]]) -> exp.Expr:
-        """Reviews whose promoter_id / item_id come from their order when the review has none.
+        """Reviews whose promoter_id / item_id (those of `self.fill`: the ones the query reads) come from
+        their order when the review has none.
 
         Only the reviews missing one of them are joined to orders (order_id is the key of orders, so a
         review meets at most one order and the rows are those of a join of every review): the reviews
-        that have both are taken as they are, and the join no longer builds on every order of the data.
+        that have them are taken as they are, and the join no longer builds on every order of the data. A
+        column the query does not read is not filled, and a review missing only that one is not joined
+        (the product scorecard reads item_id: the reviews of self orders, which name no promoter, are not
+        joined to 20M orders for nothing).
         """
         time_column = schema.REVIEWS.time_column or "review_time"
         in_window = _in_ranges(column(time_column, "r"), ranges)
-        missing = exp.or_(
-            *(exp.Is(this=column(name, "r"), expression=exp.Null()) for name in FILLED_REVIEW_COLUMNS)
-        )
+        missing = exp.or_(*(exp.Is(this=column(name, "r"), expression=exp.Null()) for name in self.fill))
         kept = exp.select(*(_alias(column(name, "r"), name) for name in schema.REVIEWS.names))
         kept = kept.from_(_table("reviews", "r"), copy=False).where(
             exp.and_(in_window, exp.Not(this=exp.Paren(this=missing))), copy=False
         )
         items: list[exp.Expr] = []
         for name in schema.REVIEWS.names:
-            if name in FILLED_REVIEW_COLUMNS:
+            if name in self.fill:
                 filled = exp.Coalesce(this=column(name, "r"), expressions=[column(name, "o")])
                 items.append(_alias(filled, name))
             else:
@@ -530,8 +533,8 @@ class _Compiler:
 
     # -- the whole query -------------------------------------------------------------------------------
 
-    def reviews_need_fill(self) -> bool:
-        """Whether any use of reviews reads promoter_id or item_id (then they are filled from orders)."""
+    def review_fill(self) -> tuple[str, ...]:
+        """Which of promoter_id and item_id the uses of reviews read (those are filled from orders)."""
         used: set[str] = set()
         for metric in self.sc.metrics:
             if isinstance(metric, AggregateMetric) and metric.source == "reviews":
@@ -540,7 +543,7 @@ class _Compiler:
                 for step in (metric.first, metric.then):
                     if step.source == "reviews":
                         used |= {self.sc.row_key, metric.key} | self.names_in(step.where)
-        return bool(used & set(FILLED_REVIEW_COLUMNS))
+        return tuple(name for name in FILLED_REVIEW_COLUMNS if name in used)
 
     def names_in(self, expr: Expr | None, seen: tuple[str, ...] = ()) -> set[str]:
         """Column names an expression reads, through the filters it uses."""
@@ -583,7 +586,8 @@ class _Compiler:
             raise RulesetError(
                 [f"{self.sc.loc}: scorecard '{self.sc.name}' has no metric read from a source"]
             )
-        self.needs_fill = "reviews" in scans and self.reviews_need_fill()
+        self.fill = self.review_fill() if "reviews" in scans else ()
+        self.needs_fill = bool(self.fill)
         if self.needs_fill:
             self.ctes.append((FILLED_REVIEWS, self.filled_reviews(_merge(scans["reviews"].ranges))))
         self.add_flagged({name: _merge(scan.ranges) for name, scan in scans.items()})

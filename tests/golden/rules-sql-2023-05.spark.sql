@@ -575,14 +575,14 @@ WITH `reviews_filled` AS (
       AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
     )
     AND NOT (
-      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+      `r`.`promoter_id` IS NULL
     )
   UNION ALL
   SELECT
     `r`.`review_id` AS `review_id`,
     `r`.`order_id` AS `order_id`,
     `r`.`shop_id` AS `shop_id`,
-    COALESCE(`r`.`item_id`, `o`.`item_id`) AS `item_id`,
+    `r`.`item_id` AS `item_id`,
     COALESCE(`r`.`promoter_id`, `o`.`promoter_id`) AS `promoter_id`,
     `r`.`quality_score` AS `quality_score`,
     `r`.`logistics_score` AS `logistics_score`,
@@ -599,7 +599,7 @@ WITH `reviews_filled` AS (
       AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
     )
     AND (
-      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+      `r`.`promoter_id` IS NULL
     )
 ), `brushing_pairs` AS (
   SELECT
@@ -916,7 +916,7 @@ WITH `reviews_filled` AS (
       AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
     )
     AND NOT (
-      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+      `r`.`item_id` IS NULL
     )
   UNION ALL
   SELECT
@@ -924,7 +924,7 @@ WITH `reviews_filled` AS (
     `r`.`order_id` AS `order_id`,
     `r`.`shop_id` AS `shop_id`,
     COALESCE(`r`.`item_id`, `o`.`item_id`) AS `item_id`,
-    COALESCE(`r`.`promoter_id`, `o`.`promoter_id`) AS `promoter_id`,
+    `r`.`promoter_id` AS `promoter_id`,
     `r`.`quality_score` AS `quality_score`,
     `r`.`logistics_score` AS `logistics_score`,
     `r`.`service_score` AS `service_score`,
@@ -940,7 +940,7 @@ WITH `reviews_filled` AS (
       AND `r`.`review_time` < CAST('2023-06-01 00:00:00' AS TIMESTAMP)
     )
     AND (
-      `r`.`promoter_id` IS NULL OR `r`.`item_id` IS NULL
+      `r`.`item_id` IS NULL
     )
 ), `brushing_pairs` AS (
   SELECT
