@@ -25,8 +25,9 @@ Definitions shared with the engine (SPEC §4-5 and the compiled SQL of `chuanliu
     python benchmarks/reference_platform.py --data sample_data --check             # all three scorecards
 
 Without -o the result is fetched (as Arrow) and its row count printed: that is what the benchmark times.
---check also runs `chuanliu score --scorecard X --format parquet --no-record` on the same database and
-compares every metric of every entity, to 1e-9 relative (absolute below 1); exit 1 if any differs.
+--check also runs `chuanliu score --scorecard X --format parquet --no-record` on the same database (with
+the bundled ruleset without its integrity flags, which this reference does not compute) and compares
+every metric of every entity, to 1e-9 relative (absolute below 1); exit 1 if any differs.
 """
 
 from __future__ import annotations
@@ -507,8 +508,16 @@ def check_all(
 
 
 def check(db: Path, month: str, scorecards: list[str], memory_limit: str | None) -> int:
-    """Print a verdict per scorecard; 1 if any differs."""
-    results = check_all(db, month, scorecards, memory_limit)
+    """Print a verdict per scorecard; 1 if any differs. chuanliu scores with the bundled ruleset without
+    its integrity flags, which this reference does not compute (as benchmarks/platform_shape.py does)."""
+    sys.path.insert(0, str(HERE))
+    from run import without_integrity  # (a sibling script, not a package)
+
+    with tempfile.TemporaryDirectory(prefix="reference-rules-") as tmp:
+        plain = Path(tmp) / "chuanliu-without-integrity.yaml"
+        bundled = (HERE.parent / "rules" / "chuanliu.yaml").read_text(encoding="utf-8")
+        plain.write_text(without_integrity(bundled), encoding="utf-8")
+        results = check_all(db, month, scorecards, memory_limit, rules=plain)
     for card, r in results.items():
         verdict = "equal" if not r["problems"] else "DIFFERENT"
         print(f"{card}: {r['entities']:,} entities, {r['values']:,} metric values compared: {verdict}")
