@@ -496,9 +496,9 @@ def _csv_batches(
             raise DataError(f"{path}: line {_line_num(reader)}: {exc}") from None
         start_line = prev_line + 1
         prev_line = _line_num(reader)
-        if not row or all(not c.strip() for c in row):
+        if not row or (not row[0].strip() and all(not c.strip() for c in row)):
             continue  # blank rows, trailing ones included
-        if len(row) == width and [_plain(c) for c in row] == norm_header:
+        if len(row) == width and _plain(row[0]) == norm_header[0] and [_plain(c) for c in row] == norm_header:
             continue  # a header repeated mid-file (with its byte order mark or not): concatenated exports
         if len(row) != width:
             # Keep the row so that it is rejected with its line number rather than silently dropped.
