@@ -55,3 +55,19 @@ def test_a_nan_value_is_left_to_polars() -> None:
     )
     sc = SimpleNamespace(key="k", rank_by="v")
     assert _result_order(frame, sc).equals(_polars_order(frame))  # type: ignore[arg-type]
+
+
+def test_labels_join_keeps_one_row_per_entity_and_the_first_name() -> None:
+    """with_labels joins the names by key: names unique by key (as the name queries give them) are joined
+    as they are; a key named twice keeps its first name and never doubles the entity's row."""
+    from chuanliu_cli.scoring.pipeline import with_labels
+
+    sc = SimpleNamespace(key="item_id")
+    frame = pl.DataFrame({"item_id": ["a", "b", "c"], "v": [1.0, 2.0, 3.0]})
+    unique = pl.DataFrame({"k": ["c", "a", "z"], "name": ["C", "A", "Z"]})
+    out = with_labels(sc, frame, unique)  # type: ignore[arg-type]
+    assert out.columns == ["item_id", "name", "v"]
+    assert out.rows() == [("a", "A", 1.0), ("b", None, 2.0), ("c", "C", 3.0)]
+    doubled = pl.DataFrame({"k": ["a", "b", "a"], "name": ["first", "B", "second"]})
+    out = with_labels(sc, frame, doubled)  # type: ignore[arg-type]
+    assert out.rows() == [("a", "first", 1.0), ("b", "B", 2.0), ("c", None, 3.0)]

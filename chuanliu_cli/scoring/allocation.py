@@ -234,8 +234,9 @@ def rank_tier_allocate(
         return RankedAllocation(
             tier=tier_col,
             rank=rank_col,
-            grant=pl.Series("grant", [None] * n, dtype=pl.Int64),
-            grant_note=pl.Series("grant_note", [None] * n, dtype=pl.Utf8),
+            # (a list of n Nones took 0.2 s at 2.7M entities)
+            grant=pl.repeat(None, n, dtype=pl.Int64, eager=True).alias("grant"),
+            grant_note=pl.repeat(None, n, dtype=pl.Utf8, eager=True).alias("grant_note"),
             pool=None,
             allocated=None,
             unallocated=None,
