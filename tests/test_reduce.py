@@ -14,7 +14,13 @@ from chuanliu_cli.api import Session, load_rules
 from chuanliu_cli.periods import parse_period
 from chuanliu_cli.rules.files import default_ruleset_path
 from chuanliu_cli.rules.parser import parse_ruleset_bytes
-from chuanliu_cli.scoring.pipeline import as_engine, score_period, score_scorecard
+from chuanliu_cli.scoring.pipeline import (
+    _eligibility_table,
+    as_engine,
+    compute_metrics,
+    score_period,
+    score_scorecard,
+)
 from chuanliu_cli.scoring.reduce import PRESENCE, eligibility_only, fields_read_later
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,6 +70,27 @@ def test_promoter_results_equal_a_full_scoring(con) -> None:  # type: ignore[no-
     assert_frame_equal(reduced.scorecards["promoter"].frame, full.scorecards["promoter"].frame)
 
 
+def test_the_reduced_scorecard_asks_no_names(con) -> None:  # type: ignore[no-untyped-def]
+    """The merchant scorecard scored for the promoter's reading of its eligibility fetches no shop names
+    (500k of them at the platform shape); the promoter's own names are still asked for."""
+    from chuanliu_cli.engines.duckdb import DuckDBEngine
+
+    asked: list[str] = []
+
+    class Counting(DuckDBEngine):
+        def names(self, key, keys=None):  # type: ignore[no-untyped-def]
+            asked.append(key)
+            return super().names(key, keys)
+
+    rules = load_rules(default_ruleset_path(), check=True)
+    reduced = score_period(Counting(con), rules, MAY, upto="promoter")
+    assert asked == ["promoter_id"]
+    assert reduced.scorecards["promoter"].frame.height > 0
+    asked.clear()
+    score_period(Counting(con), rules, MAY, upto=None)
+    assert asked == ["shop_id", "promoter_id", "item_id"]
+
+
 def test_reduced_eligibility_equals_the_full_one_for_everyone(con) -> None:  # type: ignore[no-untyped-def]
     rules = load_rules(default_ruleset_path(), check=True)
     full = score_period(con, rules, MAY, upto="merchant").scorecards["merchant"].frame
@@ -72,6 +99,12 @@ def test_reduced_eligibility_equals_the_full_one_for_everyone(con) -> None:  # t
     a = full.select("shop_id", "eligible").sort("shop_id")
     b = res.frame.select("shop_id", "eligible").sort("shop_id")
     assert_frame_equal(a, b)
+    # what score_period registers for the later scorecards: the same eligibility, tier and total unread
+    metrics = compute_metrics(as_engine(con), small, small.scorecard("merchant"), MAY)
+    table = _eligibility_table(small.scorecard("merchant"), metrics)
+    assert table.columns == ["shop_id", "eligible", "tier", "total"]
+    assert_frame_equal(table.select("shop_id", "eligible").sort("shop_id"), a)
+    assert table["tier"].null_count() == table["total"].null_count() == table.height
 
 
 def test_an_entity_seen_only_by_a_metric_no_gate_reads_stays_in_the_population(tmp_path: Path) -> None:

@@ -149,8 +149,10 @@ def score_period(
                 from chuanliu_cli.scoring.reduce import eligibility_only
 
                 reduced = eligibility_only(ruleset, sc.name)
-                res = score_scorecard(engine, reduced, reduced.scorecard(sc.name), period)
-                engine.register(view, _reference_table(res, eligibility_only=True))
+                small = reduced.scorecard(sc.name)
+                engine.register(
+                    view, _eligibility_table(small, compute_metrics(engine, reduced, small, period))
+                )
                 registered.append(view)
                 continue
             res = score_scorecard(engine, ruleset, sc, period)
@@ -183,9 +185,8 @@ def _eligibility_suffices(ruleset: Ruleset, sc: Scorecard, needed: tuple[str, ..
     return fields_read_later(ruleset, sc.name, needed) <= ELIGIBILITY_FIELDS
 
 
-def _reference_table(res: ScorecardResult, eligibility_only: bool = False) -> pl.DataFrame:
-    """What a later scorecard may reference: key, eligible, tier, total (the `total` score or rank_by);
-    tier and total NULL for a scorecard scored for its eligibility only (nothing reads them)."""
+def _reference_table(res: ScorecardResult) -> pl.DataFrame:
+    """What a later scorecard may reference: key, eligible, tier, total (the `total` score or rank_by)."""
     import polars as pl
 
     sc = res.scorecard
@@ -193,10 +194,23 @@ def _reference_table(res: ScorecardResult, eligibility_only: bool = False) -> pl
     return res.frame.select(
         pl.col(sc.key).cast(pl.Utf8),
         pl.col("eligible"),
-        pl.lit(None, dtype=pl.Utf8).alias("tier") if eligibility_only else pl.col("tier"),
-        (pl.lit(None, dtype=pl.Float64) if eligibility_only else pl.col(total).cast(pl.Float64)).alias(
-            "total"
-        ),
+        pl.col("tier"),
+        pl.col(total).cast(pl.Float64).alias("total"),
+    )
+
+
+def _eligibility_table(sc: Scorecard, metrics: pl.DataFrame) -> pl.DataFrame:
+    """_reference_table of a scorecard scored for its eligibility only: its scores and gates, and tier and
+    total NULL (nothing reads them); no ranks, names or result order (they cost 0.4 s at 500k shops, the
+    names fetched among them, and no later scorecard reads them)."""
+    import polars as pl
+
+    frame = apply_gates(sc, compute_scores(sc, metrics))
+    return frame.select(
+        pl.col(sc.key).cast(pl.Utf8),
+        pl.col("eligible"),
+        pl.lit(None, dtype=pl.Utf8).alias("tier"),
+        pl.lit(None, dtype=pl.Float64).alias("total"),
     )
 
 
