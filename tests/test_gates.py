@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chuanliu_cli.rules.model import Expr, FormulaMetric, Gate, Loc, Scorecard
-from chuanliu_cli.scoring.gates import apply_gates, comparisons, gate_column, holds
+from chuanliu_cli.scoring.gates import apply_gates, comparisons, eligibility, gate_column, holds
 
 L = Loc("t.yaml", 1, 1)
 
@@ -37,6 +37,26 @@ def test_each_gate_keeps_its_own_outcome_and_missing_decides_null() -> None:
     assert out[gate_column(pass_null)].to_list() == [None, True, False]
     assert out["failed_gates"].to_list() == [[], ["fail_null"], ["fail_null", "pass_null"]]
     assert out["eligible"].to_list() == [True, False, False]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.floats(-5, 5)), st.one_of(st.none(), st.floats(-5, 5))),
+        min_size=0,
+        max_size=12,
+    ),
+    st.sampled_from(["fail", "pass"]),
+)
+def test_eligibility_alone_is_apply_gates_eligible(
+    rows: list[tuple[float | None, float | None]], missing: str
+) -> None:
+    """A scorecard read later for its eligibility only gets it from `eligibility`: the same column as
+    apply_gates' `eligible`, NULL outcomes decided by each gate's `missing`; everyone without gates."""
+    card = _card(_gate("a >= 1", missing, "g1"), _gate("b < 3 and a < 4", "fail", "g2"))
+    frame = _frame(a=[r[0] for r in rows], b=[r[1] for r in rows])
+    assert eligibility(card, frame).to_list() == apply_gates(card, frame)["eligible"].to_list()
+    assert eligibility(_card(), frame).to_list() == apply_gates(_card(), frame)["eligible"].to_list()
 
 
 def test_values_are_rounded_to_six_decimals_half_away_from_zero() -> None:

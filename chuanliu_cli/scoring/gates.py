@@ -39,13 +39,38 @@ def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
     Each gate's outcome (True/False/NULL, before `missing` decides a NULL) is the column gate_column(gate).
     Gates run on a private in-memory DuckDB over the scored rows, whatever engine computed the metrics.
     """
-    import duckdb
     import polars as pl
 
     if not sc.gates:
         return frame.with_columns(
             pl.lit(True).alias("eligible"), pl.lit([], dtype=pl.List(pl.Utf8)).alias("failed_gates")
         )
+    outcome, passed = _gate_outcomes(sc, frame)
+    failed = failed_lists(~passed.to_numpy().astype(bool), [g.id for g in sc.gates])
+    return frame.with_columns(
+        *outcome.get_columns(),
+        failed.alias("failed_gates"),
+        (failed.list.len() == 0).alias("eligible"),
+    )
+
+
+def eligibility(sc: Scorecard, frame: pl.DataFrame) -> pl.Series:
+    """`eligible` of apply_gates alone (every gate passed), without the failed-gate lists and outcomes: for
+    a scorecard that a later one reads for its eligibility only."""
+    import polars as pl
+
+    if not sc.gates:
+        return pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True).alias("eligible")
+    _, passed = _gate_outcomes(sc, frame)
+    return passed.select(pl.all_horizontal(pl.all()).alias("eligible")).to_series()
+
+
+def _gate_outcomes(sc: Scorecard, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each gate's outcome (columns gate_column(gate): True/False/NULL) and whether it passed (columns
+    gate.id: NULL decided by the gate's `missing`), row for row."""
+    import duckdb
+    import polars as pl
+
     names = [m.name for m in sc.metrics] + [s.name for s in sc.scores]
     rounded = frame.select(pl.col(sc.key), *(round6_expr(pl.col(n)).alias(n) for n in names))
     selects = []
@@ -61,12 +86,7 @@ def apply_gates(sc: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
     passed = outcome.select(
         pl.col(gate_column(g)).fill_null(g.missing == "pass").alias(g.id) for g in sc.gates
     )
-    failed = failed_lists(~passed.to_numpy().astype(bool), [g.id for g in sc.gates])
-    return frame.with_columns(
-        *outcome.get_columns(),
-        failed.alias("failed_gates"),
-        (failed.list.len() == 0).alias("eligible"),
-    )
+    return outcome, passed
 
 
 def failed_lists(failed: Any, ids: list[str]) -> pl.Series:

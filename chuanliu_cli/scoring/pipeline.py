@@ -205,10 +205,12 @@ def _eligibility_table(sc: Scorecard, metrics: pl.DataFrame) -> pl.DataFrame:
     names fetched among them, and no later scorecard reads them)."""
     import polars as pl
 
-    frame = apply_gates(sc, compute_scores(sc, metrics))
+    from chuanliu_cli.scoring.gates import eligibility
+
+    frame = compute_scores(sc, metrics)
     return frame.select(
         pl.col(sc.key).cast(pl.Utf8),
-        pl.col("eligible"),
+        eligibility(sc, frame),
         pl.lit(None, dtype=pl.Utf8).alias("tier"),
         pl.lit(None, dtype=pl.Float64).alias("total"),
     )
