@@ -71,3 +71,8 @@ def test_labels_join_keeps_one_row_per_entity_and_the_first_name() -> None:
     doubled = pl.DataFrame({"k": ["a", "b", "a"], "name": ["first", "B", "second"]})
     out = with_labels(sc, frame, doubled)  # type: ignore[arg-type]
     assert out.rows() == [("a", "first", 1.0), ("b", "B", 2.0), ("c", None, 3.0)]
+    # no names (none loaded, or a promoter scorecard whose orders name no promoter): NULL text names
+    for nobody in (None, pl.DataFrame({"k": [], "name": []}, schema={"k": pl.Utf8, "name": pl.Utf8})):
+        out = with_labels(sc, frame, nobody)  # type: ignore[arg-type]
+        assert out.schema["name"] == pl.Utf8
+        assert out.rows() == [("a", None, 1.0), ("b", None, 2.0), ("c", None, 3.0)]

@@ -574,7 +574,9 @@ def with_labels(
         )
     have = [] if names is None else [c for c in wanted if c in names.columns]
     if names is None or names.height == 0 or not have:
-        found = pl.DataFrame([pl.Series(c, [None] * frame.height, dtype=pl.Utf8) for c in wanted])
+        found = pl.DataFrame(
+            [pl.repeat(None, frame.height, dtype=pl.Utf8, eager=True).alias(c) for c in wanted]
+        )
     else:
         keys = frame.select(pl.col(sc.key).cast(pl.Utf8).alias("k"))
         named = names.select(pl.col("k").cast(pl.Utf8), *(pl.col(c).cast(pl.Utf8) for c in have))
