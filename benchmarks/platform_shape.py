@@ -45,13 +45,7 @@ PY = sys.executable
 sys.path.insert(0, str(HERE))
 
 import reference_platform  # noqa: E402  (a sibling script, not a package)
-from run import without_integrity  # noqa: E402
-
-
-def bundled_ruleset_text() -> str:
-    """The bundled ruleset in force from 2023-05 (the month measured)."""
-    return (REPO / "rules" / "chuanliu.yaml").read_text(encoding="utf-8")
-
+from run import write_plain_ruleset  # noqa: E402
 
 PLATFORM = {"merchants": 500_000, "orders": 20_000_000, "months": 3}
 SCORECARDS = reference_platform.SCORECARDS
@@ -497,8 +491,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The hand-written SQL computes SPEC §5's metrics without the integrity flags (SPEC §11): the engine is
     # compared with it on the bundled ruleset without them, and the flags' cost is measured apart.
-    plain = workdir / "chuanliu-without-integrity.yaml"
-    plain.write_text(without_integrity(bundled_ruleset_text()), encoding="utf-8")
+    plain = write_plain_ruleset(workdir / "chuanliu-without-integrity.yaml")
     lists = {card: workdir / f"eligible-{card}.csv" for card in SCORECARDS}
     for card in SCORECARDS:
         eligible = [

@@ -511,12 +511,10 @@ def check(db: Path, month: str, scorecards: list[str], memory_limit: str | None)
     """Print a verdict per scorecard; 1 if any differs. chuanliu scores with the bundled ruleset without
     its integrity flags, which this reference does not compute (as benchmarks/platform_shape.py does)."""
     sys.path.insert(0, str(HERE))
-    from run import without_integrity  # (a sibling script, not a package)
+    from run import write_plain_ruleset  # (a sibling script, not a package)
 
     with tempfile.TemporaryDirectory(prefix="reference-rules-") as tmp:
-        plain = Path(tmp) / "chuanliu-without-integrity.yaml"
-        bundled = (HERE.parent / "rules" / "chuanliu.yaml").read_text(encoding="utf-8")
-        plain.write_text(without_integrity(bundled), encoding="utf-8")
+        plain = write_plain_ruleset(Path(tmp) / "chuanliu-without-integrity.yaml")
         results = check_all(db, month, scorecards, memory_limit, rules=plain)
     for card, r in results.items():
         verdict = "equal" if not r["problems"] else "DIFFERENT"

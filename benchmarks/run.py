@@ -141,6 +141,15 @@ def without_integrity(text: str) -> str:
     return text
 
 
+def write_plain_ruleset(path: Path) -> Path:
+    """Write the bundled ruleset without its integrity exclusions to `path` (the ruleset every comparison
+    with a hand-written reference scores with: the references compute no flags); returns `path`."""
+    from chuanliu_cli.rules.files import default_ruleset_path
+
+    path.write_text(without_integrity(default_ruleset_path().read_text(encoding="utf-8")), encoding="utf-8")
+    return path
+
+
 def run_measured(command: list[str]) -> Sample:
     """Run `command` to completion (stdout discarded); its wall time, CPU time and peak RSS.
 
@@ -660,12 +669,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- scoring, round-robin: a busy spell of the machine hits every command alike ---------------------
     month = ["--month", args.month]
-    from chuanliu_cli.rules.files import default_ruleset_path
-
-    plain_rules = workdir / "chuanliu-without-integrity.yaml"
-    plain_rules.write_text(
-        without_integrity(default_ruleset_path().read_text(encoding="utf-8")), encoding="utf-8"
-    )
+    plain_rules = write_plain_ruleset(workdir / "chuanliu-without-integrity.yaml")
     month += ["--rules", str(plain_rules)]  # every engine run below (the references compute no flags)
     flagged = [*cl, "-q", "--db", str(db), "eligible", "--month", args.month, "--format", "csv"]
     flagged += ["-o", os.devnull, "--no-record"]  # the bundled ruleset, integrity flags included
