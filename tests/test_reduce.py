@@ -70,25 +70,35 @@ def test_promoter_results_equal_a_full_scoring(con) -> None:  # type: ignore[no-
     assert_frame_equal(reduced.scorecards["promoter"].frame, full.scorecards["promoter"].frame)
 
 
-def test_the_reduced_scorecard_asks_no_names(con) -> None:  # type: ignore[no-untyped-def]
+def test_the_reduced_scorecard_asks_no_names_and_no_order(con) -> None:  # type: ignore[no-untyped-def]
     """The merchant scorecard scored for the promoter's reading of its eligibility fetches no shop names
-    (500k of them at the platform shape); the promoter's own names are still asked for."""
+    (500k of them at the platform shape) and has its metric rows in no particular order (they are only
+    joined by key); the promoter's own names and order are still asked for."""
     from chuanliu_cli.engines.duckdb import DuckDBEngine
 
     asked: list[str] = []
+    orders: list[str | None] = []
 
     class Counting(DuckDBEngine):
         def names(self, key, keys=None):  # type: ignore[no-untyped-def]
             asked.append(key)
             return super().names(key, keys)
 
+        def query(self, sql, order_by=None):  # type: ignore[no-untyped-def]
+            if "metric_values" in sql:
+                orders.append(order_by)
+            return super().query(sql, order_by)
+
     rules = load_rules(default_ruleset_path(), check=True)
     reduced = score_period(Counting(con), rules, MAY, upto="promoter")
     assert asked == ["promoter_id"]
+    assert orders == [None, "promoter_id"]
     assert reduced.scorecards["promoter"].frame.height > 0
     asked.clear()
+    orders.clear()
     score_period(Counting(con), rules, MAY, upto=None)
     assert asked == ["shop_id", "promoter_id", "item_id"]
+    assert orders == ["shop_id", "promoter_id", "item_id"]
 
 
 def test_reduced_eligibility_equals_the_full_one_for_everyone(con) -> None:  # type: ignore[no-untyped-def]
