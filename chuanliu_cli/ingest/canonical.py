@@ -238,6 +238,16 @@ class Primitives:
         # DuckDB reads an underscore between two digits as a digit separator; Java's BigDecimal does not
         return self.try_cast(self.replace_all(text, "(?<=[0-9])_(?=[0-9])", ""), to)
 
+    def plain_decimal(self, text: exp.Expr) -> exp.Expr | None:
+        """DuckDB: the text as DECIMAL(38,6) when the cast reads it as it is (a cheap first try of
+        `decimal_from_text`); None on Spark, whose casts trim and read numbers by other rules."""
+        return self.try_cast(text, "DECIMAL(38,6)") if self.duck else None
+
+    def usual_time(self, text: exp.Expr) -> exp.Expr | None:
+        """DuckDB: the text in NAIVE_FORMATS[0] (2023-05-01 20:00:00), else NULL (a cheap first try of
+        `time_from_text`); None on Spark."""
+        return _fn("try_strptime", text, _s(NAIVE_FORMATS[0])) if self.duck else None
+
     def naive_time(self, text: exp.Expr) -> exp.Expr:
         """Text in one of NAIVE_FORMATS as a naive timestamp, else NULL."""
         if self.duck:
@@ -348,7 +358,12 @@ def decimal_from_text(x: exp.Expr, sql: Primitives) -> exp.Expr:
     length = _bin(exp.Sub, exp.Length(this=cleaned.copy()), _n(1))
     before_wan = exp.Substring(this=cleaned.copy(), start=_n(1), length=length)
     wan = sql.try_cast(_bin(exp.Mul, sql.decimal(before_wan, "DECIMAL(28,6)"), _n(10000)), "DECIMAL(38,6)")
+    # Most cells are plain numbers: a text the cast reads as it is gives what the cast of the cleaned text
+    # gives (the cleaning removes only what a readable number cannot hold inside it and white space at its
+    # ends, which the cast skips), at a tenth of the cost of the regular expressions below (tested).
+    plain = sql.plain_decimal(x)
     return _case(
+        *([(_not_null(plain), plain.copy())] if plain is not None else []),
         (_blank(x, sql), _null()),
         (exp.EndsWith(this=cleaned.copy(), expression=_s("万")), wan),
         default=sql.decimal(cleaned),
@@ -358,7 +373,11 @@ def decimal_from_text(x: exp.Expr, sql: Primitives) -> exp.Expr:
 def time_from_text(x: exp.Expr, sql: Primitives, timezone: str) -> exp.Expr:
     """A timestamp written as text: the layouts of NAIVE_FORMATS, offsets, epoch ms, Excel serial dates."""
     t = _trim(x)
+    # Most cells are in the first layout: it cannot match an epoch, a serial or an offset, and it is the
+    # first naive layout tried, so its reading is the general path's; a tenth of that path's cost (tested).
+    usual = sql.usual_time(x)
     return _case(
+        *([(_not_null(usual), usual.copy())] if usual is not None else []),
         (_or(_is_null(x), _bin(exp.EQ, t, _s(""))), _null()),
         (sql.full_match(t, _EPOCH_MS), sql.epoch_ms(t, timezone)),
         (sql.full_match(t, _EXCEL_SERIAL), sql.excel_serial(t)),
