@@ -53,7 +53,13 @@ class ArrowStream:
     `to_arrow()`: pyarrow; and asks pandas whether a pyarrow table is one of its frames: pandas.)"""
 
     def __init__(self, frame: pl.DataFrame | pa.Table) -> None:
-        self.frame = frame
+        self.frame: pl.DataFrame | pa.Table | None = frame
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        assert self.frame is not None, "read after release()"
         return self.frame.__arrow_c_stream__(requested_schema)
+
+    def release(self) -> None:
+        """Let go of the rows: DuckDB keeps a registered object until its transaction ends, and a load
+        registers a batch after batch in one transaction."""
+        self.frame = None

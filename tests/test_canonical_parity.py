@@ -319,7 +319,10 @@ def _spark_rows(spark: Any, table: str, path: Path) -> tuple[pl.DataFrame, list[
         for batch in p.reader.batches([p.columns[c] for c in names]):
             n = len(batch.lines)
             shape = pa.array([batch.shape_errors.get(k) for k in range(n)], pa.string())
-            arrays = [batch.columns[p.columns[c]] for c in names] + [batch.lines, shape]
+            cells = (batch.columns[p.columns[c]] for c in names)  # (text files: polars Series)
+            arrays = [c.to_arrow().cast(pa.string()) if isinstance(c, pl.Series) else c for c in cells]
+            lines = batch.lines.to_arrow() if isinstance(batch.lines, pl.Series) else batch.lines
+            arrays += [lines, shape]
             parts.append(pa.Table.from_arrays(arrays, names=[*names, "__line", "__shape"]))
         if not parts or not sum(t.num_rows for t in parts):
             continue

@@ -229,6 +229,48 @@ def test_scoring_recording_and_a_served_explanation_import_neither_pyarrow_nor_s
     assert imported(explain) == []  # served from that run
 
 
+def test_text_exports_load_without_pyarrow_or_sqlglot_once_the_cache_is_warm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text files are loaded as polars columns (ingest/formats/base.Batch), and the conversion queries, the
+    sessions' duration warning and the brushing marks' queries are text kept in the rules cache
+    (ingest/conversion.py, store/brushing.py): once a first process filled the cache, `eligible --data` on
+    CSV exports (one of them with a rejected row) and `load --dir` of them import neither pyarrow nor
+    sqlglot (0.15 s and 0.1 s of the sample's 1.2 s), and give the same list."""
+    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(tmp_path / "cache"))  # (the subprocesses inherit it)
+    repo = Path(__file__).resolve().parent.parent
+    exports = tmp_path / "exports"
+    shutil.copytree(repo / "sample_data", exports)
+    orders = exports / "orders.csv"
+    orders.write_text(orders.read_text(encoding="utf-8") + "not,a,valid,order\n", encoding="utf-8")
+
+    def run(args: list[str]) -> tuple[list[str], str]:
+        code = (
+            "import json, sys\nfrom chuanliu_cli.cli.app import main\n"
+            f"sys.argv = ['chuanliu', '-q', *{args!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(json.dumps(sorted(m for m in ('pyarrow', 'sqlglot') if m in sys.modules)), file=sys.stderr)"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        found: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
+        return found, done.stdout
+
+    eligible = ["eligible", "--data", str(exports), "--month", "2023-05", "--format", "csv"]
+    first, cold = run(eligible)
+    assert "sqlglot" in first  # (the cold cache: the queries were rendered)
+    warm_modules, warm = run(eligible)
+    assert warm_modules == []
+    assert warm == cold and warm.count("\n") > 10
+    loaded, _ = run(["--db", str(tmp_path / "c.duckdb"), "load", "--dir", str(exports)])
+    assert loaded == []
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM rejected_rows").fetchone() == (1,)
+    assert con.execute("SELECT count(*) FROM orders").fetchone() == (14640,)
+
+
 def test_loading_exports_does_not_import_pandas(tmp_path: Path) -> None:
     """pyarrow's `array()` and DuckDB's scan of a pyarrow table import pandas when it is installed (the
     impact extra brings it: 0.25-0.5 s); loading builds and registers its arrays without them

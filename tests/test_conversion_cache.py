@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chuanliu_cli.ingest import canonical
+from chuanliu_cli.ingest import canonical, conversion
 from chuanliu_cli.ingest.mapping import default_mapping
 from chuanliu_cli.rules import cache
 
@@ -20,35 +20,35 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     where = tmp_path / "cache"
     monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(where))
     cache.directory.cache_clear()
-    canonical._RENDERED.clear()
+    conversion._RENDERED.clear()
     yield where
     cache.directory.cache_clear()
-    canonical._RENDERED.clear()
+    conversion._RENDERED.clear()
 
 
 def test_an_equal_mapping_reads_the_rendered_query_back(
     fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     present = {"order_id": "VARCHAR", "shop_id": "VARCHAR", "order_time": "VARCHAR", "paid_amount": "VARCHAR"}
-    first, names = canonical.conversion_sql(default_mapping().for_table("orders"), present, "Asia/Shanghai")
+    first, names = conversion.conversion_sql(default_mapping().for_table("orders"), present, "Asia/Shanghai")
     assert len(list(fresh_cache.glob("conversion-*.pickle"))) == 1
-    canonical._RENDERED.clear()  # as a new process: only the disk cache is left
+    conversion._RENDERED.clear()  # as a new process: only the disk cache is left
 
     def refuse(*args: object) -> str:
         raise AssertionError("rendered again")
 
-    monkeypatch.setattr(canonical, "_render", refuse)
-    again, _ = canonical.conversion_sql(default_mapping().for_table("orders"), present, "Asia/Shanghai")
+    monkeypatch.setattr(canonical, "render_conversion", refuse)
+    again, _ = conversion.conversion_sql(default_mapping().for_table("orders"), present, "Asia/Shanghai")
     assert again == first and names[0] == "order_id"
 
 
 def test_another_mapping_timezone_or_columns_is_rendered_anew(fresh_cache: Path) -> None:
     orders = default_mapping().for_table("orders")
     present = {"order_id": "VARCHAR", "shop_id": "VARCHAR", "order_time": "VARCHAR", "paid_amount": "VARCHAR"}
-    base, _ = canonical.conversion_sql(orders, present, "Asia/Shanghai")
-    other_zone, _ = canonical.conversion_sql(orders, present, "UTC")
-    fewer, _ = canonical.conversion_sql(orders, {k: v for k, v in present.items() if k != "shop_id"}, "UTC")
+    base, _ = conversion.conversion_sql(orders, present, "Asia/Shanghai")
+    other_zone, _ = conversion.conversion_sql(orders, present, "UTC")
+    fewer, _ = conversion.conversion_sql(orders, {k: v for k, v in present.items() if k != "shop_id"}, "UTC")
     defaults = dataclasses.replace(orders, defaults={"carrier": "live"})
-    with_default, _ = canonical.conversion_sql(defaults, present, "Asia/Shanghai")
+    with_default, _ = conversion.conversion_sql(defaults, present, "Asia/Shanghai")
     assert len({base, other_zone, fewer, with_default}) == 4
     assert len(list(fresh_cache.glob("conversion-*.pickle"))) == 4

@@ -403,6 +403,7 @@ def _responses_frame(spark: SparkSession, paths: list[str], lines: bool = False)
     """The rows of saved responses (ingest.formats.openplatform, as `chuanliu load` reads them) as a Spark
     frame of text cells with `__shape`, and `__line` (numbered across the files) when `lines`; and the
     first file's reader (its method and the scale of its amounts)."""
+    import polars as pl
     import pyarrow as pa
 
     from chuanliu_cli.ingest.formats.openplatform import open_responses
@@ -418,7 +419,11 @@ def _responses_frame(spark: SparkSession, paths: list[str], lines: bool = False)
         for batch in reader.batches(selected):
             n = len(batch.lines)
             shape = [batch.shape_errors.get(k) for k in range(n)]
-            arrays = [batch.columns[i] for i in selected] + [pa.array(shape, type=pa.string())]
+            # (text batches hold polars Series: as pyarrow strings here, as the rest of this table)
+            arrays = [
+                c.to_arrow().cast(pa.string()) if isinstance(c, pl.Series) else c
+                for c in (batch.columns[i] for i in selected)
+            ] + [pa.array(shape, type=pa.string())]
             names = [*reader.headers, "__shape"]
             if lines:
                 arrays.append(pa.array(range(number + 1, number + n + 1), type=pa.int64()))

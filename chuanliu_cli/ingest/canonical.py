@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from chuanliu_cli.ingest.conversion import (  # (the rendered queries' cache and the warnings' text)
+    DURATION_TOLERANCE,
+    SHOW_WARNINGS,
+    Dialect,
+    conversion_sql,
+    duration_warning,
+    row_warnings,
+)
 from chuanliu_cli.ingest.mapping import TableMapping
 from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column, ColumnType
 
 if TYPE_CHECKING:
     import duckdb
 
-Dialect = Literal["duckdb", "spark"]
 
 # Timestamps before this or from this on are refused: they are typing errors, not Kuaishou orders.
 MIN_TIME = "2000-01-01"
@@ -445,7 +452,6 @@ def _id_needs_work(raw: exp.Expr) -> exp.Expr:
 #: Longest session accepted, in minutes; a duration that differs from end − start by more than
 #: DURATION_TOLERANCE minutes is loaded as given, with a warning.
 MAX_SESSION_MINUTES = 24 * 60
-DURATION_TOLERANCE = 5
 _NUM = "([0-9]+(?:\\.[0-9]+)?)"
 #: 1小时20分, 1时20分钟, 80分钟, 4800秒, 1.5小时, 1小时20分30秒
 _WITH_UNITS = f"(?:{_NUM}(?:小时|时))?(?:{_NUM}(?:分钟|分))?(?:{_NUM}秒)?"
@@ -806,7 +812,7 @@ def _parsed_type(col: Column) -> str:
     )
 
 
-def _render(
+def render_conversion(
     tm: TableMapping,
     present: dict[str, str],
     timezone: str,
@@ -814,6 +820,7 @@ def _render(
     raw_text: list[str] | None,
     dialect: Dialect,
 ) -> str:
+    """The text of `conversion_sql`'s SELECT, rendered from the trees (conversion.py keeps it)."""
     sql = Primitives(dialect)
 
     def q(name: str) -> str:
@@ -861,46 +868,6 @@ def _render(
     )
 
 
-# Rendered queries by their inputs (the mapping by its content): the loader converts a file batch by batch
-# with the same columns and types, and rendering the trees costs a few hundred milliseconds a table, so the
-# text is also kept in the cache of rules/cache.py, from one command to the next.
-_RENDERED: dict[tuple[object, ...], str] = {}
-
-
-def conversion_sql(
-    tm: TableMapping,
-    present: dict[str, str],
-    timezone: str,
-    source: str = "batch",
-    raw_text: list[str] | None = None,
-    dialect: Dialect = "duckdb",
-) -> tuple[str, list[str]]:
-    """The SELECT converting relation `source` into the table's columns, `__line` and `__reason`.
-
-    `source` has the canonical column names, `__line` and `__shape` (the reason a row could not be read
-    as a row, else NULL). `present` maps each canonical column found in it to its type, in DuckDB's names
-    (VARCHAR, DOUBLE, DECIMAL(14,2), TIMESTAMP WITH TIME ZONE, ...). With `raw_text` (canonical columns in
-    file order) the SELECT also has `__raw`: those cells as one CSV line, for `rejected_rows` (DuckDB
-    computes it only when a query reads it). Returns the SQL in `dialect` and the output column names (the
-    table's columns in storage order).
-    """
-    from chuanliu_cli.rules import cache
-
-    question = (tuple(present.items()), timezone, source, tuple(raw_text or ()), raw_text is None, dialect)
-    key = (cache.model_digest(tm), *question)
-    hit = _RENDERED.get(key)
-    if hit is None:
-        if len(_RENDERED) > 256:
-            _RENDERED.clear()
-
-        def render() -> str:
-            return _render(tm, present, timezone, source, raw_text, dialect)
-
-        hit = cache.remembered("conversion", (str(key[0]), repr(question)), render)
-        _RENDERED[key] = hit
-    return hit, list(tm.table.names)
-
-
 def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
     """The parsing rules as temporary macros of this connection: chl_clean, chl_blank, chl_decimal(text)
     and chl_time(text), rendered from the same trees as `conversion_sql` (for ad-hoc checks of cells)."""
@@ -917,8 +884,6 @@ def install_macros(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
 
 
 # --- warnings on valid rows ---------------------------------------------------------------------------------
-
-SHOW_WARNINGS = 5
 
 
 def duration_warning_sql(table: str, source: str, dialect: Dialect = "duckdb") -> str | None:
@@ -945,31 +910,4 @@ def duration_warning_sql(table: str, source: str, dialect: Dialect = "duckdb") -
     )
 
 
-def duration_warning(source: str, rows: list[tuple[object, ...]], line_label: str = "line") -> str | None:
-    """The warning for the rows of `duration_warning_sql` (None when there are none)."""
-    if not rows:
-        return None
-    n = int(str(rows[0][4]))
-    sessions = "session" if n == 1 else "sessions"
-    shown = "; ".join(
-        (f"{line_label} {line} " if line is not None else "")
-        + f"(live_id {key}): duration_minutes {float(str(d)):g}, end_time − start_time {float(str(b)):g}"
-        for line, key, d, b, _n_ in rows
-    )
-    return (
-        f"{source}: {n} {sessions} whose duration_minutes differs from end_time − start_time by more than "
-        f"{DURATION_TOLERANCE} minutes, loaded with the duration as given: {shown}"
-        + (" …" if n > len(rows) else "")
-    )
-
-
-def row_warnings(
-    con: duckdb.DuckDBPyConnection, table: str, source: str, name: str, line_label: str
-) -> list[str]:
-    """Warnings about valid rows of the converted relation `source` of file `name` (loaded as they are):
-    sessions whose duration disagrees with their times."""
-    sql = duration_warning_sql(table, source)
-    if sql is None:
-        return []
-    text = duration_warning(name, con.execute(sql).fetchall(), line_label)
-    return [text] if text else []
+__all__ = ["DURATION_TOLERANCE", "SHOW_WARNINGS", "conversion_sql", "duration_warning", "row_warnings"]

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from chuanliu_cli import __version__
-from chuanliu_cli.arrays import ArrowStream, int_array, text_array
+from chuanliu_cli.arrays import ArrowStream
 from chuanliu_cli.errors import DataError, StrictError, UsageError
-from chuanliu_cli.ingest.canonical import conversion_sql, row_warnings
+from chuanliu_cli.ingest.conversion import conversion_sql, row_warnings
 from chuanliu_cli.ingest.discover import discover as discover  # public here too
 from chuanliu_cli.ingest.discover import table_for_file as table_for_file
 from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, normalize_header
@@ -28,6 +28,7 @@ from chuanliu_cli.store.database import first_row
 
 if TYPE_CHECKING:
     import duckdb
+    import polars as pl
     import pyarrow as pa
 
     from chuanliu_cli.store.database import Database
@@ -270,21 +271,20 @@ def load_warnings(results: Sequence[FileResult]) -> list[str]:
 
 def _write_rejects(con: duckdb.DuckDBPyConnection, result: FileResult) -> None:
     """All rejected rows of a file in one statement (row by row took ~0.5 ms each)."""
-    import pyarrow as pa
+    import polars as pl
 
     rejects = result.all_rejects
     if not rejects:
         return
     assert result.load_id is not None
-    table = pa.Table.from_arrays(
-        [
-            int_array([result.load_id] * len(rejects)),
-            text_array([r.file for r in rejects]),
-            text_array([r.line for r in rejects]),
-            text_array([r.raw[:10_000] for r in rejects]),
-            text_array([r.reason for r in rejects]),
-        ],
-        names=["load_id", "file", "line", "raw", "reason"],
+    table = pl.DataFrame(
+        {
+            "load_id": pl.Series([result.load_id] * len(rejects), dtype=pl.Int64),
+            "file": pl.Series([r.file for r in rejects], dtype=pl.String),
+            "line": pl.Series([r.line for r in rejects], dtype=pl.String),
+            "raw": pl.Series([r.raw[:10_000] for r in rejects], dtype=pl.String),
+            "reason": pl.Series([r.reason for r in rejects], dtype=pl.String),
+        }
     )
     con.register("rejects_batch", ArrowStream(table))
     try:
@@ -342,7 +342,6 @@ def _stage_batches(
     before COMMIT, or rolled back with everything else.
     """
     import duckdb
-    import pyarrow as pa
 
     rejects: list[Reject] = []
     names = list(p.columns)
@@ -350,25 +349,17 @@ def _stage_batches(
     created = False
     for batch in p.reader.batches(selected):
         n = len(batch.lines)
-        shape = (
-            text_array([batch.shape_errors.get(k) for k in range(n)])
-            if batch.shape_errors
-            else pa.nulls(n, pa.string())
-        )
-        arrays = [batch.columns[i] for i in selected] + [batch.lines, shape]
-        table = pa.Table.from_arrays(arrays, names=[*names, "__line", "__shape"])
+        table = batch.table(selected, names)
         try:
             present = _duck_types(con, table, names)
         except DataError as exc:
             raise DataError(f"{p.reader.name}: {exc.message}", exc.hint) from None
         sql, _ = conversion_sql(p.tm, present, options.timezone, source="batch")
-        # A registered table stays referenced until the transaction ends (the whole load): a stream of its
-        # batches is consumed and let go, so memory does not grow with the file.
+        # DuckDB keeps what is registered referenced until the transaction ends (the whole load): the
+        # holder lets go of the batch once its statement ran, so memory does not grow with the file.
         shops_from_orders = p.reader.method is not None and p.table == "reviews" and "shop_id" in names
-        con.register(
-            "batch_in" if shops_from_orders else "batch",
-            pa.RecordBatchReader.from_batches(table.schema, table.to_batches()),
-        )
+        holder = ArrowStream(table)
+        con.register("batch_in" if shops_from_orders else "batch", holder)
         if shops_from_orders:
             _shop_from_order(con, names)
         try:
@@ -379,7 +370,7 @@ def _stage_batches(
                 con.execute(f"INSERT INTO stage {sql}")
         except duckdb.Error as exc:
             raise DataError(
-                f"{p.reader.name}: cannot convert rows {_first(batch.lines)}–{_last(batch.lines)}: "
+                f"{p.reader.name}: cannot convert rows {batch.first_line()}–{batch.last_line()}: "
                 f"{str(exc).splitlines()[0]}"
             ) from None
         finally:
@@ -389,13 +380,15 @@ def _stage_batches(
                     con.unregister("batch_in")
                 else:
                     con.unregister("batch")
+            holder.release()
+            del table
         bad = con.execute(
             "SELECT __line, __reason FROM stage WHERE __reason IS NOT NULL AND __line BETWEEN ? AND ? "
             "ORDER BY __line",
-            [_first(batch.lines), _last(batch.lines)],
+            [batch.first_line(), batch.last_line()],
         ).fetchall()
         if bad:
-            lines = batch.lines.to_pylist()
+            lines = batch.line_numbers()
             for line, reason in bad:
                 k = bisect.bisect_left(lines, line)
                 rejects.append(Reject(p.reader.name, p.reader.where(line, reason), batch.raw(k), reason))
@@ -403,9 +396,11 @@ def _stage_batches(
         if progress is not None:
             progress(p.reader.name, result.rows_read, p.reader.total_rows)
     if not created:
-        empty = pa.Table.from_arrays(
-            [pa.nulls(0, pa.string()) for _ in names] + [pa.nulls(0, pa.int64()), pa.nulls(0, pa.string())],
-            names=[*names, "__line", "__shape"],
+        import polars as pl
+
+        empty = pl.DataFrame(
+            {**{c: pl.Series([], dtype=pl.String) for c in names}, "__line": pl.Series([], dtype=pl.Int64)}
+            | {"__shape": pl.Series([], dtype=pl.String)}
         )
         sql, _ = conversion_sql(p.tm, {c: "VARCHAR" for c in names}, options.timezone, source="batch")
         con.register("batch", ArrowStream(empty))
@@ -435,20 +430,20 @@ def _shop_from_order(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
     )
 
 
-def _first(a: pa.Array) -> int:
-    return int(a[0].as_py()) if len(a) else 0
+def _duck_types(
+    con: duckdb.DuckDBPyConnection, table: pl.DataFrame | pa.Table, names: list[str]
+) -> dict[str, str]:
+    """The DuckDB type of each canonical column of a batch."""
+    import polars as pl
 
+    if isinstance(table, pl.DataFrame):
+        empty: pl.DataFrame | pa.Table = table.clear()
+    else:
+        import pyarrow as pa
 
-def _last(a: pa.Array) -> int:
-    return int(a[len(a) - 1].as_py()) if len(a) else 0
-
-
-def _duck_types(con: duckdb.DuckDBPyConnection, table: pa.Table, names: list[str]) -> dict[str, str]:
-    """The DuckDB type of each canonical column of an arrow batch."""
-    import pyarrow as pa
-
-    # no rows (a slice would hold the whole batch; Schema.empty_table imports pandas)
-    con.register("batch_types", ArrowStream(pa.Table.from_batches([], schema=table.schema)))
+        # no rows (a slice would hold the whole batch; Schema.empty_table imports pandas)
+        empty = pa.Table.from_batches([], schema=table.schema)
+    con.register("batch_types", ArrowStream(empty))
     try:
         rows = con.execute("DESCRIBE SELECT * FROM batch_types").fetchall()
     finally:
@@ -668,14 +663,13 @@ def _mark_orders(
     result.updated = len(lines) - result.inserted
     result.unchanged = int(counts[0]) - len(lines)
     if lines:
-        import pyarrow as pa
+        import polars as pl
 
-        where = pa.Table.from_arrays(
-            [
-                int_array([int(r[0]) for r in lines]),
-                text_array([p.reader.where(int(r[0])) for r in lines]),
-            ],
-            names=["__line", "__where"],
+        where = pl.DataFrame(
+            {
+                "__line": pl.Series([int(r[0]) for r in lines], dtype=pl.Int64),
+                "__where": pl.Series([p.reader.where(int(r[0])) for r in lines], dtype=pl.String),
+            }
         )
         con.register("mark_lines", ArrowStream(where))
         try:
@@ -828,7 +822,7 @@ def _raw_lines(p: _Prepared, options: LoadOptions, wanted: set[int]) -> dict[int
         if reader.sheet != p.reader.sheet:
             continue
         for batch in reader.batches([p.columns[c] for c in p.columns]):
-            numbers = batch.lines.to_pylist()
+            numbers = batch.line_numbers()
             for k, line in enumerate(numbers):
                 if line in wanted:
                     out[line] = batch.raw(k)

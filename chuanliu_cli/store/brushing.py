@@ -99,20 +99,33 @@ def over_orders(query: str, rows: str) -> str:
     return f"WITH {scope} {query}"
 
 
+def _mark_queries() -> tuple[str, str]:
+    """The SELECT of the brushing orders under the default thresholds and the self-purchase test of an order
+    (alias orders), as DuckDB text: rendered from rules/integrity's trees once per build of chuanliu and kept
+    in the cache of rules/cache.py (a load of the sample then does not import sqlglot)."""
+    from chuanliu_cli.rules import cache
+
+    def render() -> tuple[str, str]:
+        from chuanliu_cli.rules.integrity import brushing_order_ids, self_purchase
+
+        brushing = brushing_order_ids(DEFAULT).sql(dialect="duckdb")
+        return brushing, self_purchase("orders").sql(dialect="duckdb")
+
+    return cache.remembered("brushing-marks", cache.model_digest(DEFAULT), render)
+
+
 def refresh(con: duckdb.DuckDBPyConnection) -> str:
     """Set the orders' brushing_mark (the default thresholds) and self_purchase_mark again, inside the
     caller's transaction, after the orders changed: when the load only inserted orders, only those of the
     (shop, buyer) pairs of its rows (a burst is one buyer's orders at one shop) and the self-purchase mark of
     its own rows; otherwise every order's. Which it did: "inserted" or "all"."""
-    from chuanliu_cli.rules.integrity import brushing_order_ids, self_purchase
-
     k, seconds = DEFAULT.marks_key
     state = con.execute(
         "SELECT orders_rows, load_id FROM brushing_state WHERE orders = ? AND within_seconds = ?",
         [k, seconds],
     ).fetchall()
     touched = inserted_since(con, state[0][0], state[0][1]) if len(state) == 1 else None
-    query = brushing_order_ids(DEFAULT).sql(dialect="duckdb")
+    query, purchase = _mark_queries()
     pairs = ""
     if touched is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE brushing_found AS {query}")
@@ -141,7 +154,6 @@ def refresh(con: duckdb.DuckDBPyConnection) -> str:
     )
     con.execute("DROP TABLE brushing_found")
     con.execute("DROP TABLE IF EXISTS __pairs")
-    purchase = self_purchase("orders").sql(dialect="duckdb")
     only = "" if touched is None else f" AND order_id IN ({touched})"
     con.execute(
         f"UPDATE orders SET {SELF_PURCHASE_MARK} = {purchase} "

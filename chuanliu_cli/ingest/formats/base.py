@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import polars as pl
     import pyarrow as pa
 
 FileFormat = Literal["csv", "parquet", "xlsx", "jsonl", "html", "openplatform"]
@@ -15,10 +16,14 @@ FileFormat = Literal["csv", "parquet", "xlsx", "jsonl", "html", "openplatform"]
 
 @dataclass
 class Batch:
-    """Rows of one file: the selected columns (by file column index), a line number per row, the raw rows."""
+    """Rows of one file: the selected columns (by file column index), a line number per row, the raw rows.
 
-    columns: dict[int, pa.Array]
-    lines: pa.Array  # int64 line (text files) or row (Parquet, sheets) numbers
+    Text files (CSV, spreadsheets, JSON, HTML, API responses) give polars Series of text; Parquet gives the
+    pyarrow arrays it stores, in their own types. Both reach DuckDB through the Arrow C stream interface, so
+    loading a text file never imports pyarrow (a tenth of `eligible --data` on the sample)."""
+
+    columns: dict[int, pa.Array | pl.Series]
+    lines: pa.Array | pl.Series  # int64 line (text files) or row (Parquet, sheets) numbers
     rows: list[list[str]] | None = None  # text files: every cell of every row, for `rejected_rows`
     shape_errors: dict[int, str] = field(default_factory=dict)  # row index -> reason
     # the record of each row as the file holds it, when that is not a row of cells (an API response's order)
@@ -31,8 +36,53 @@ class Batch:
         if self.rows is not None:
             cells = self.rows[k]
         else:
-            cells = ["" if (v := col[k].as_py()) is None else str(v) for col in self.columns.values()]
+            cells = ["" if (v := _value(col[k])) is None else str(v) for col in self.columns.values()]
         return ",".join(csv_cell(c) for c in cells)
+
+    def line_numbers(self) -> list[int]:
+        """The line (or row) number of each row."""
+        import polars as pl
+
+        return self.lines.to_list() if isinstance(self.lines, pl.Series) else self.lines.to_pylist()
+
+    def first_line(self) -> int:
+        """The first row's line number (0 for no rows)."""
+        return int(_value(self.lines[0])) if len(self.lines) else 0
+
+    def last_line(self) -> int:
+        """The last row's line number (0 for no rows)."""
+        return int(_value(self.lines[len(self.lines) - 1])) if len(self.lines) else 0
+
+    def table(self, selected: list[int], names: list[str]) -> pl.DataFrame | pa.Table:
+        """The columns `selected` named `names`, then `__line` and `__shape` (the reason the row could not
+        be read as a row, else NULL): a polars frame for text files, a pyarrow table for Parquet."""
+        n = len(self.lines)
+        shape = [self.shape_errors.get(k) for k in range(n)] if self.shape_errors else None
+        columns = [self.columns[i] for i in selected]
+        import polars as pl
+
+        if all(isinstance(c, pl.Series) for c in (*columns, self.lines)):
+            return pl.DataFrame(
+                [
+                    *(c.alias(name) for c, name in zip(columns, names, strict=True)),
+                    self.lines.alias("__line"),
+                    pl.Series("__shape", shape, dtype=pl.String)
+                    if shape is not None
+                    else pl.repeat(None, n, dtype=pl.String, eager=True).alias("__shape"),
+                ]
+            )
+        import pyarrow as pa
+
+        from chuanliu_cli.arrays import text_array
+
+        arrays = [*columns, self.lines, text_array(shape) if shape is not None else pa.nulls(n, pa.string())]
+        return pa.Table.from_arrays(arrays, names=[*names, "__line", "__shape"])
+
+
+def _value(item: Any) -> Any:
+    """A Python value of an element of a polars Series (already one) or of a pyarrow array (a scalar)."""
+    as_py = getattr(item, "as_py", None)
+    return as_py() if as_py is not None else item
 
 
 def csv_cell(text: str) -> str:
@@ -88,10 +138,18 @@ class FileReader:
 
 
 def text_batch(rows: list[list[str]], lines: list[int], selected: list[int], shape: dict[int, str]) -> Batch:
-    """Columns of text cells (empty cells become NULL) from rows of strings."""
-    from chuanliu_cli.arrays import int_array, text_array
+    """Columns of text cells (empty cells become NULL) from rows of strings, as polars Series."""
+    import polars as pl
 
+    need = max(selected, default=-1) + 1
+    padded = rows  # (a short row is kept as it was read, for `rejected_rows`)
+    if any(len(row) < need for row in rows):
+        padded = [row if len(row) >= need else [*row, *[""] * (need - len(row))] for row in rows]
+    # transposed at C speed: a cell is a str, and the padded rows are at least `need` long
+    cells = list(zip(*padded, strict=False)) if padded else [() for _ in range(need)]
     columns = {}
     for i in selected:
-        columns[i] = text_array([row[i] if i < len(row) and row[i] != "" else None for row in rows])
-    return Batch(columns, int_array(lines), rows, shape)
+        column = pl.Series(values=cells[i], dtype=pl.String)
+        empty = column == ""
+        columns[i] = column.set(empty, None) if empty.any() else column
+    return Batch(columns, pl.Series(values=lines, dtype=pl.Int64), rows, shape)
