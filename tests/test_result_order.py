@@ -1,5 +1,5 @@
 """The result order (ranked by rank, then rank_by descending with NULL last, then key) is the same whether
-numpy's lexsort or polars' sort computes it."""
+numpy's lexsort or polars' sort computes it; the labels are joined to the rows as a join by key gives them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chuanliu_cli.scoring.pipeline import _result_order
 
@@ -76,3 +78,29 @@ def test_labels_join_keeps_one_row_per_entity_and_the_first_name() -> None:
         out = with_labels(sc, frame, nobody)  # type: ignore[arg-type]
         assert out.schema["name"] == pl.Utf8
         assert out.rows() == [("a", None, 1.0), ("b", None, 2.0), ("c", None, 3.0)]
+
+
+KEY_TEXT = st.one_of(st.none(), st.text(alphabet="ab0", max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(KEY_TEXT, max_size=30),
+    st.lists(st.tuples(KEY_TEXT, st.one_of(st.none(), st.text(max_size=2))), max_size=30),
+    st.booleans(),
+)
+def test_the_labels_join_by_hash_is_the_join_by_text(
+    keys: list[str | None], names: list[tuple[str | None, str | None]], collide: bool
+) -> None:
+    """left_join_text joins by the keys' hashes and checks every match against the strings: the rows of a
+    join by the strings, in the keys' order, whatever the keys (NULL, repeated, named twice or not at all);
+    with every key given one hash (`collide`: the check must catch it) it falls back to the strings."""
+    from chuanliu_cli.scoring.pipeline import left_join_text
+
+    left = pl.DataFrame({"k": keys}, schema={"k": pl.Utf8})
+    right = pl.DataFrame(
+        {"k": [k for k, _ in names], "name": [n for _, n in names]}, schema={"k": pl.Utf8, "name": pl.Utf8}
+    )
+    expected = left.join(right, on="k", how="left", maintain_order="left")
+    one_hash = (lambda column: pl.lit(7, dtype=pl.UInt64)) if collide else None
+    assert left_join_text(left, right, one_hash).equals(expected)

@@ -8,7 +8,7 @@ results through a registered, in-memory view, never a table).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -584,7 +584,7 @@ def with_labels(
     else:
         keys = frame.select(pl.col(sc.key).cast(pl.Utf8).alias("k"))
         named = names.select(pl.col("k").cast(pl.Utf8), *(pl.col(c).cast(pl.Utf8) for c in have))
-        found = keys.join(named, on="k", how="left", maintain_order="left")
+        found = left_join_text(keys, named)
         if found.height != frame.height:
             # a key named twice (the name queries group by key, so only a caller's frame): its first name
             # (making them unique first cost 0.25 s at 2.7M products when they already were)
@@ -595,6 +595,29 @@ def with_labels(
     rest = [c for c in out.columns if c != sc.key and c not in label_columns(sc)]
     order = [*out.columns[:key_at], sc.key, *(c for c in label_columns(sc) if c in out.columns), *rest]
     return out.select(list(dict.fromkeys(order)))
+
+
+def left_join_text(
+    keys: pl.DataFrame, named: pl.DataFrame, hash_of: Callable[[pl.Expr], pl.Expr] | None = None
+) -> pl.DataFrame:
+    """`keys` (text column k) left-joined with `named` on k, in the order of `keys`: what
+    `keys.join(named, on="k", how="left", maintain_order="left")` gives.
+
+    Joined by the keys' 64-bit hashes, which polars joins in 0.4 s where the strings took 0.94 s (2.1M
+    products against 2.7M names). Every matched row's two strings are then compared: when one differs (two
+    keys with one hash) or a key matched twice, the join is done again by the strings. A NULL key never
+    matches, as in a join by the strings. `hash_of` stands in for the hash in tests."""
+    import polars as pl
+
+    hashed = hash_of or (lambda column: column.hash())
+    named = named.filter(pl.col("k").is_not_null())
+    left = keys.with_columns(hashed(pl.col("k")).alias("__hash"))
+    right = named.rename({"k": "__k"}).with_columns(hashed(pl.col("__k")).alias("__hash"))
+    joined = left.join(right, on="__hash", how="left", maintain_order="left")
+    same = joined["__k"].is_null() | (joined["__k"] == joined["k"]).fill_null(False)
+    if joined.height == keys.height and bool(same.all()):
+        return joined.drop("__hash", "__k")
+    return keys.join(named, on="k", how="left", maintain_order="left")
 
 
 # --- entities without activity -----------------------------------------------------------------------------
