@@ -14,7 +14,10 @@ from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from chuanliu_cli.errors import ChuanliuError
 from chuanliu_cli.exit_codes import ExitCode
 
 DATA = Path(__file__).resolve().parent / "data" / "exports"
@@ -710,3 +713,51 @@ def test_xlsx_with_a_summary_sheet_first_reads_the_data_sheet(
     # naming the summary sheet still reads it, and fails on its missing columns
     out = _fails(invoke, db, "orders", str(path), "--sheet", "汇总")
     assert "orders.xlsx" not in out and "[汇总]: missing required column order_id of orders" in out
+
+
+_LINE_TEXT = st.text(alphabet='ab,1 云源珠宝\ufeff\r"', max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_LINE_TEXT, st.sampled_from(["utf-8", "utf-8", "gb18030", "gb18030", "utf-8-bom"])),
+        max_size=25,
+    ),
+    st.integers(4, 60),
+    st.booleans(),
+)
+@example([("a", "utf-8"), ("云", "utf-8"), ("云", "gb18030")], 7, True)  # a run's last line inside a chunk
+@example([("云", "utf-8"), ("云", "utf-8"), ("云", "gb18030")], 4, True)  # a run over two whole chunks
+@example([("云", "gb18030"), ("a", "utf-8"), ("珠宝", "utf-8"), ("b", "utf-8")], 5, False)
+def test_whole_utf8_chunks_read_as_line_by_line(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[tuple[str, str]], chunk: int, final_newline: bool
+) -> None:
+    """A chunk of a detected-encoding file that is UTF-8 throughout (no line starting with a byte order
+    mark) is decoded at once instead of line by line: the same lines, and the same note when the encoding
+    changes part-way, as decoding every line alone (the reader's chunks made small, so that files of a few
+    lines have many, some UTF-8 throughout and some not)."""
+    from chuanliu_cli.ingest import readers
+
+    data = b"".join(
+        (codecs.BOM_UTF8 + text.encode() if enc == "utf-8-bom" else text.encode(enc.removesuffix("-bom")))
+        + b"\n"
+        for text, enc in lines
+    )
+    if not final_newline:
+        data += b"tail"
+    path = tmp_path_factory.mktemp("chunks") / "mixed.csv"
+    path.write_bytes(data)
+
+    def read(whole: bool) -> tuple[list[str], list[str]]:
+        notes: list[str] = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(readers, "_CHUNK_BYTES", chunk)
+            if not whole:
+                mp.setattr(readers, "_utf8_lines", lambda data, cut: None)
+            try:
+                return list(readers._mixed_lines(path, notes)), notes
+            except ChuanliuError as exc:
+                return ["error", str(exc)], notes
+
+    assert read(whole=True) == read(whole=False)

@@ -368,6 +368,20 @@ def _mixed_lines(path: Path, notes: list[str] | None = None) -> Iterator[str]:
             data = pending + chunk
             cut = data.rfind(b"\n") + 1
             pos = 0
+            whole = _utf8_lines(data, cut)
+            if whole is not None:
+                # every line of the chunk is UTF-8 (or ASCII) and none starts with a byte order mark: what
+                # `decode` gives line by line, without its three tests per line (a third of reading)
+                last = next((k for k in range(len(whole) - 1, -1, -1) if not whole[k].isascii()), None)
+                if last is not None:
+                    if runs and runs[-1][0] == "utf-8":
+                        runs[-1][2] = number + last + 1
+                    else:
+                        runs.append(["utf-8", runs[-1][2] + 1 if runs else 1, number + last + 1])
+                for line in whole:
+                    number += 1
+                    yield line
+                pos = cut
             while pos < cut:
                 end = data.index(b"\n", pos) + 1
                 number += 1
@@ -384,6 +398,22 @@ def _mixed_lines(path: Path, notes: list[str] | None = None) -> Iterator[str]:
             f"{path}: the encoding changes part-way ({parts}); each part was read in its own encoding "
             "(concatenated exports?)"
         )
+
+
+def _utf8_lines(data: bytes, cut: int) -> list[str] | None:
+    """The lines of `data[:cut]` (each with its \\n) when all of it is UTF-8 and no line starts with a byte
+    order mark; else None (each line is then decoded alone). Splitting on \\n never cuts a UTF-8
+    character, so each line is what decoding it alone gives."""
+    region = data[:cut]
+    if not region or codecs.BOM_UTF8 in region:
+        return None
+    try:
+        text = region.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.split("\n")
+    lines.pop()  # (the text ends with \n: nothing after it)
+    return [line + "\n" for line in lines]
 
 
 def _span(first: int, last: int) -> str:
