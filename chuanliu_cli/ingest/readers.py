@@ -513,6 +513,8 @@ def _csv_batches(
 ) -> Iterator[Batch]:
     width = len(headers)
     norm_header = [_plain(h) for h in headers]
+    first_header = norm_header[0]
+    counted = hasattr(reader, "line_num")  # (csv.reader counts physical lines; read it per row directly)
     rows: list[list[str]] = []
     lines: list[int] = []
     shape: dict[int, str] = {}
@@ -525,10 +527,15 @@ def _csv_batches(
         except csv.Error as exc:
             raise DataError(f"{path}: line {_line_num(reader)}: {exc}") from None
         start_line = prev_line + 1
-        prev_line = _line_num(reader)
+        prev_line = reader.line_num if counted else 0  # type: ignore[attr-defined]
         if not row or (not row[0].strip() and all(not c.strip() for c in row)):
             continue  # blank rows, trailing ones included
-        if len(row) == width and _plain(row[0]) == norm_header[0] and [_plain(c) for c in row] == norm_header:
+        if (
+            len(row) == width
+            and first_header in row[0]  # (a cheap test first: the plain cell holds it)
+            and _plain(row[0]) == first_header
+            and [_plain(c) for c in row] == norm_header
+        ):
             continue  # a header repeated mid-file (with its byte order mark or not): concatenated exports
         if len(row) != width:
             # Keep the row so that it is rejected with its line number rather than silently dropped.
