@@ -676,3 +676,29 @@ def test_reloading_the_clean_export_after_the_point_zero_one_is_unchanged(tmp_pa
     assert _rows(db, "SELECT count(*), min(order_id), max(order_id), min(shop_id) FROM orders") == [
         (100, "2704810274450369", "2704810274450468", "1000")
     ]
+
+
+def test_text_cells_are_varchar_as_duckdb_reads_a_polars_frame() -> None:
+    """A text file's batch (polars String columns) is typed VARCHAR without asking DuckDB per batch; DuckDB
+    itself describes such a frame's columns as VARCHAR (empty and all-NULL columns included), and a frame
+    with another type is still asked."""
+    import duckdb
+    import polars as pl
+
+    from chuanliu_cli.arrays import ArrowStream
+    from chuanliu_cli.ingest.loader import _duck_types
+
+    frame = pl.DataFrame(
+        {
+            "a": pl.Series(["x", None], dtype=pl.String),
+            "b": pl.Series([None, None], dtype=pl.String),
+            "__line": pl.Series([2, 3], dtype=pl.Int64),
+        }
+    )
+    con = duckdb.connect()
+    for data in (frame, frame.clear()):
+        con.register("t", ArrowStream(data))
+        described = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM t").fetchall()}
+        assert described["a"] == described["b"] == "VARCHAR"
+        assert _duck_types(con, data, ["a", "b"]) == {"a": "VARCHAR", "b": "VARCHAR"}
+    assert _duck_types(con, frame, ["a", "__line"]) == {"a": "VARCHAR", "__line": "BIGINT"}

@@ -437,6 +437,8 @@ def _duck_types(
     import polars as pl
 
     if isinstance(table, pl.DataFrame):
+        if all(table.schema[n] == pl.String for n in names):
+            return {n: "VARCHAR" for n in names}  # (a text file's cells: what DuckDB says of polars text)
         empty: pl.DataFrame | pa.Table = table.clear()
     else:
         import pyarrow as pa
