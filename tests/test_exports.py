@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -761,3 +762,28 @@ def test_whole_utf8_chunks_read_as_line_by_line(
                 return ["error", str(exc)], notes
 
     assert read(whole=True) == read(whole=False)
+
+
+@pytest.mark.parametrize(
+    ("rows", "selected", "expected"),
+    [
+        ([["a", "", "c"], ["d", "e", "f"]], [0, 2], {0: ["a", "d"], 2: ["c", "f"]}),
+        # rows of other widths (rejected later with their shape): cut or padded, empty cells NULL
+        ([["a", "", "c"], ["d"], ["f", "g", "h", "i"]], [1, 2], {1: [None, None, "g"], 2: ["c", None, "h"]}),
+        ([["x", "y"]], [1, 1], {1: ["y"]}),
+        ([], [0, 3], {0: [], 3: []}),
+    ],
+)
+def test_text_batch_columns(
+    rows: list[list[str]], selected: list[int], expected: dict[int, list[str | None]]
+) -> None:
+    """A text batch's columns are polars text, one per selected file column, NULL for an empty cell, a row
+    of another width cut or padded; the rows themselves are kept as they were read (for rejected_rows)."""
+    from chuanliu_cli.ingest.formats.base import text_batch
+
+    as_read = [list(r) for r in rows]
+    batch = text_batch(rows, list(range(2, 2 + len(rows))), selected, {})
+    assert {i: c.to_list() for i, c in batch.columns.items()} == expected
+    assert batch.rows == as_read
+    assert batch.line_numbers() == list(range(2, 2 + len(rows)))
+    assert all(c.dtype == pl.String for c in batch.columns.values())
