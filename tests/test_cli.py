@@ -196,6 +196,22 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def _modules_after(*commands: list[str], modules: tuple[str, ...]) -> tuple[list[str], str]:
+    """Which of `modules` one Python process imported while running the chuanliu `commands` in turn (each
+    must succeed), and what they printed on standard output."""
+    code = "import json, sys\nfrom chuanliu_cli.cli.app import main\n"
+    for args in commands:
+        code += (
+            f"sys.argv = ['chuanliu', '-q', *{args!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        )
+    code += f"print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)), file=sys.stderr)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    found: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
+    return found, done.stdout
+
+
 def test_scoring_recording_and_a_served_explanation_import_neither_pyarrow_nor_sqlglot(
     invoke: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,17 +228,7 @@ def test_scoring_recording_and_a_served_explanation_import_neither_pyarrow_nor_s
 
     def imported(*commands: list[str]) -> list[str]:
         """What one process that runs `commands` in turn imported of pyarrow and sqlglot."""
-        code = "import json, sys\nfrom chuanliu_cli.cli.app import main\n"
-        for args in commands:
-            code += (
-                f"sys.argv = ['chuanliu', '-q', '--db', {db!r}, *{args!r}]\n"
-                "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            )
-        code += "print(json.dumps(sorted(m for m in ('pyarrow', 'sqlglot') if m in sys.modules)))"
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-        return found
+        return _modules_after(*(["--db", db, *args] for args in commands), modules=("pyarrow", "sqlglot"))[0]
 
     assert "pyarrow" not in imported(eligible, explain)  # (this first process fills the cache)
     assert imported(eligible) == []  # scored and recorded again
@@ -245,16 +251,7 @@ def test_text_exports_load_without_pyarrow_or_sqlglot_once_the_cache_is_warm(
     orders.write_text(orders.read_text(encoding="utf-8") + "not,a,valid,order\n", encoding="utf-8")
 
     def run(args: list[str]) -> tuple[list[str], str]:
-        code = (
-            "import json, sys\nfrom chuanliu_cli.cli.app import main\n"
-            f"sys.argv = ['chuanliu', '-q', *{args!r}]\n"
-            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "print(json.dumps(sorted(m for m in ('pyarrow', 'sqlglot') if m in sys.modules)), file=sys.stderr)"
-        )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        found: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
-        return found, done.stdout
+        return _modules_after(args, modules=("pyarrow", "sqlglot"))
 
     eligible = ["eligible", "--data", str(exports), "--month", "2023-05", "--format", "csv"]
     first, cold = run(eligible)
@@ -301,15 +298,7 @@ def test_loading_exports_does_not_import_pandas(tmp_path: Path) -> None:
         ["--db", str(tmp_path / "a.duckdb"), "load", "--dir", str(api)],
     ]
     for args in commands:
-        code = (
-            "import sys\nfrom chuanliu_cli.cli.app import main\n"
-            f"sys.argv = ['chuanliu', '-q', *{args!r}]\n"
-            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "print('pandas' in sys.modules)"
-        )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().splitlines()[-1] == "False", args
+        assert _modules_after(args, modules=("pandas",))[0] == [], args
 
 
 def test_dash_output_is_standard_output(
