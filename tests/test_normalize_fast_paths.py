@@ -85,7 +85,7 @@ NUMBERISH = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), NUMBERISH), min_size=1, max_size=60))
 def test_a_plain_number_reads_as_the_general_path_reads_it(cells: list[str | None]) -> None:
     assert _disagreements(cells, _decimal) == []
@@ -118,7 +118,7 @@ TIMEISH = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), TIMEISH), min_size=1, max_size=60))
 def test_a_time_in_the_first_layout_reads_as_the_general_path_reads_it(cells: list[str | None]) -> None:
     assert _disagreements(cells, _time) == []
