@@ -56,11 +56,11 @@ class Batch:
     def table(self, selected: list[int], names: list[str]) -> pl.DataFrame | pa.Table:
         """The columns `selected` named `names`, then `__line` and `__shape` (the reason the row could not
         be read as a row, else NULL): a polars frame for text files, a pyarrow table for Parquet."""
+        import polars as pl
+
         n = len(self.lines)
         shape = [self.shape_errors.get(k) for k in range(n)] if self.shape_errors else None
         columns = [self.columns[i] for i in selected]
-        import polars as pl
-
         if all(isinstance(c, pl.Series) for c in (*columns, self.lines)):
             return pl.DataFrame(
                 [
@@ -144,8 +144,8 @@ def text_batch(rows: list[list[str]], lines: list[int], selected: list[int], sha
     need = max(selected, default=-1) + 1
     lengths = set(map(len, rows))
     if len(lengths) == 1 and min(lengths) >= need:
-        table = rows  # (a short or long row is kept as it was read, for `rejected_rows`)
-    else:  # rows of a wrong width: each cut or padded to the columns wanted
+        table = rows  # every row as wide, wide enough: read as they are
+    else:  # rows of other widths: each cut or padded to the columns wanted (`rows` stays as read)
         table = [row[:need] if len(row) >= need else [*row, *[""] * (need - len(row))] for row in rows]
     width = len(table[0]) if table else need
     # polars reads the rows in one pass (a third of the time of building each column in Python)
