@@ -301,9 +301,9 @@ def _connect(db_path: str, read_only: bool, memory_limit: str | None = None) -> 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version recorded in the database (0 for a new, empty one)."""
-    has_meta = first_row(
-        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'chuanliu_meta'")
-    )
+    # (duckdb_tables(), not information_schema.tables: the view's first read cost 17 ms of every command)
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'chuanliu_meta'")
+    has_meta = first_row(found)
     if not has_meta or not has_meta[0]:
         return 0
     row = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'schema_version'"))
