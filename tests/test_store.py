@@ -43,6 +43,37 @@ def test_new_database_is_migrated(tmp_path: Path) -> None:
     assert lock_path(str(db)).exists()
 
 
+def test_a_new_database_in_one_transaction_is_the_step_by_step_schema() -> None:
+    """A new database takes every migration in one transaction; it ends with the very schema (tables,
+    columns with types, defaults and constraints, sequences, indexes, meta rows) that migrating one
+    version at a time gives, as an old database does."""
+    import duckdb
+
+    from chuanliu_cli.store.database import migrate
+
+    def schema(con: duckdb.DuckDBPyConnection) -> list[object]:
+        queries = [
+            "SELECT table_name, column_name, column_index, data_type, column_default, is_nullable "
+            "FROM duckdb_columns() ORDER BY ALL",
+            "SELECT table_name, constraint_type, constraint_text FROM duckdb_constraints() ORDER BY ALL",
+            "SELECT sequence_name, start_value, increment_by FROM duckdb_sequences() ORDER BY ALL",
+            "SELECT index_name, table_name, sql FROM duckdb_indexes() ORDER BY ALL",
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY ALL",
+            "SELECT * FROM chuanliu_meta ORDER BY ALL",
+        ]
+        return [con.execute(q).fetchall() for q in queries]
+
+    at_once = duckdb.connect()
+    migrate(at_once)
+    stepwise = duckdb.connect()
+    for version in range(1, SCHEMA_VERSION + 1):
+        migrate(stepwise, upto=version)  # (each call: an existing database, one step)
+        assert schema_version(stepwise) == version
+    assert schema_version(at_once) == SCHEMA_VERSION
+    assert schema(at_once) == schema(stepwise)
+    assert len(schema(at_once)[0]) > 50
+
+
 def test_reader_needs_an_existing_database(tmp_path: Path) -> None:
     with (
         pytest.raises(DataError, match="does not exist"),
