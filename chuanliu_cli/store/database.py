@@ -321,10 +321,10 @@ def migrate(con: duckdb.DuckDBPyConnection, upto: int = SCHEMA_VERSION) -> None:
         )
     # a new database takes every step in one transaction (all or nothing, and one commit instead of one
     # per step: a third of creating `--data`'s in-memory database); an existing one, a step at a time
-    steps = [range(1, upto + 1)] if current == 0 else [range(v, v + 1) for v in range(current + 1, upto + 1)]
-    for versions in steps:
-        if not versions:
-            continue
+    pending = range(current + 1, upto + 1)
+    if not pending:
+        return
+    for versions in [pending] if current == 0 else [range(v, v + 1) for v in pending]:
         con.execute("BEGIN TRANSACTION")
         for version in versions:
             for statement in _MIGRATIONS[version]:
