@@ -23,7 +23,8 @@ from pathlib import Path
 def build(data_dir: Path, db_path: Path, memory_limit: str | None) -> dict[str, dict[str, float]]:
     import pyarrow.parquet as pq
 
-    from chuanliu_cli.ingest.canonical import conversion_sql, install_macros
+    from chuanliu_cli.ingest.canonical import install_macros
+    from chuanliu_cli.ingest.conversion import conversion_sql
     from chuanliu_cli.ingest.loader import DEFAULT_TIMEZONE
     from chuanliu_cli.ingest.mapping import default_mapping
     from chuanliu_cli.schema import TABLES

@@ -26,9 +26,17 @@ if TYPE_CHECKING:
 def text_array(values: Sequence[str | None]) -> pa.Array:
     """`pa.array(values, pa.string())` without importing pandas."""
     import polars as pl
+
+    return arrow_text(pl.Series(values=values, dtype=pl.String))
+
+
+def arrow_text(column: pl.Series | pa.Array) -> pa.Array:
+    """A column of a batch as pyarrow: a polars text Series (a text file's) as a pyarrow string array, a
+    pyarrow array (Parquet's) as it is."""
+    import polars as pl
     import pyarrow as pa
 
-    return pl.Series(values=values, dtype=pl.String).to_arrow().cast(pa.string())
+    return column.to_arrow().cast(pa.string()) if isinstance(column, pl.Series) else column
 
 
 def int_array(values: Iterable[int]) -> pa.Array:

@@ -9,8 +9,9 @@ import duckdb
 import pytest
 from sqlglot import exp
 
-from chuanliu_cli.ingest import canonical, loader
-from chuanliu_cli.ingest.canonical import Primitives, conversion_sql, install_macros
+from chuanliu_cli.ingest import conversion, loader
+from chuanliu_cli.ingest.canonical import Primitives, install_macros
+from chuanliu_cli.ingest.conversion import conversion_sql
 from chuanliu_cli.ingest.loader import LoadOptions, load_files
 from chuanliu_cli.ingest.mapping import default_mapping
 from chuanliu_cli.store.database import memory_database
@@ -115,11 +116,11 @@ def test_macros_are_the_same_trees() -> None:
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_the_loader_runs_the_rendered_sql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
     """Both of the loader's paths (batches, and a Parquet file read by DuckDB) get their SQL from
-    canonical.conversion_sql, in the DuckDB dialect, and run exactly that."""
+    conversion.conversion_sql, in the DuckDB dialect, and run exactly that."""
     calls: list[tuple[str, str]] = []
 
     def spy(*args: Any, **kwargs: Any) -> tuple[str, list[str]]:
-        sql, names = canonical.conversion_sql(*args, **kwargs)
+        sql, names = conversion.conversion_sql(*args, **kwargs)
         calls.append((kwargs.get("dialect", "duckdb"), sql))
         return sql, names
 

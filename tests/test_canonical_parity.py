@@ -309,6 +309,7 @@ def _spark_rows(spark: Any, table: str, path: Path) -> tuple[pl.DataFrame, list[
     key, as the loader keeps it) and rejects as (line, reason)."""
     import pyarrow as pa
 
+    from chuanliu_cli.arrays import arrow_text
     from chuanliu_cli.engines.spark import canonical, to_polars
 
     frames: list[pl.DataFrame] = []
@@ -319,8 +320,7 @@ def _spark_rows(spark: Any, table: str, path: Path) -> tuple[pl.DataFrame, list[
         for batch in p.reader.batches([p.columns[c] for c in names]):
             n = len(batch.lines)
             shape = pa.array([batch.shape_errors.get(k) for k in range(n)], pa.string())
-            cells = (batch.columns[p.columns[c]] for c in names)  # (text files: polars Series)
-            arrays = [c.to_arrow().cast(pa.string()) if isinstance(c, pl.Series) else c for c in cells]
+            arrays = [arrow_text(batch.columns[p.columns[c]]) for c in names]
             lines = batch.lines.to_arrow() if isinstance(batch.lines, pl.Series) else batch.lines
             arrays += [lines, shape]
             parts.append(pa.Table.from_arrays(arrays, names=[*names, "__line", "__shape"]))

@@ -12,7 +12,7 @@ The four tables come from a directory or any Spark-readable location (`SparkSett
 with the canonical column names; in a local directory also saved open-platform responses, read on the
 driver by the loader's reader) or from tables of Spark's catalog (`SparkSettings.tables`, e.g.
 `("orders", "db.orders")`). Either way
-the rows go through the canonicalization of `chuanliu load` (`ingest.canonical.conversion_sql`, rendered
+the rows go through the canonicalization of `chuanliu load` (`ingest.conversion.conversion_sql`, rendered
 for Spark): the same parsing, defaults, derived columns and checks. Rows it rejects are left out of the
 tables and reported (`SparkEngine.rejected`: a count per table and the first rows with their reasons).
 """
@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.errors import DataError, UsageError
-from chuanliu_cli.ingest.canonical import conversion_sql, duration_warning, duration_warning_sql
+from chuanliu_cli.ingest.canonical import duration_warning_sql
+from chuanliu_cli.ingest.conversion import conversion_sql, duration_warning
 from chuanliu_cli.ingest.discover import (
     HIDDEN,
     DiscoveredFile,
@@ -403,9 +404,9 @@ def _responses_frame(spark: SparkSession, paths: list[str], lines: bool = False)
     """The rows of saved responses (ingest.formats.openplatform, as `chuanliu load` reads them) as a Spark
     frame of text cells with `__shape`, and `__line` (numbered across the files) when `lines`; and the
     first file's reader (its method and the scale of its amounts)."""
-    import polars as pl
     import pyarrow as pa
 
+    from chuanliu_cli.arrays import arrow_text
     from chuanliu_cli.ingest.formats.openplatform import open_responses
 
     parts: list[pa.Table] = []
@@ -419,11 +420,7 @@ def _responses_frame(spark: SparkSession, paths: list[str], lines: bool = False)
         for batch in reader.batches(selected):
             n = len(batch.lines)
             shape = [batch.shape_errors.get(k) for k in range(n)]
-            # (text batches hold polars Series: as pyarrow strings here, as the rest of this table)
-            arrays = [
-                c.to_arrow().cast(pa.string()) if isinstance(c, pl.Series) else c
-                for c in (batch.columns[i] for i in selected)
-            ] + [pa.array(shape, type=pa.string())]
+            arrays = [arrow_text(batch.columns[i]) for i in selected] + [pa.array(shape, type=pa.string())]
             names = [*reader.headers, "__shape"]
             if lines:
                 arrays.append(pa.array(range(number + 1, number + n + 1), type=pa.int64()))
@@ -732,7 +729,7 @@ def canonical(
 ) -> DataFrame:
     """`raw` converted to the table's canonical columns and types, with `__line` and `__reason`.
 
-    The query is `ingest.canonical.conversion_sql` rendered for Spark: the very parsing, checks, defaults,
+    The query is `ingest.conversion.conversion_sql` rendered for Spark: the very parsing, checks, defaults,
     derived columns and reason texts of `chuanliu load`. `raw` has canonical column names (any case,
     surrounding spaces and a BOM ignored) and may have `__line`, the row's line in its file, and `__shape`,
     the reason a reader could not read a row as a row. A row is valid where `__reason` is NULL.

@@ -17,14 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from chuanliu_cli.ingest.conversion import (  # (the rendered queries' cache and the warnings' text)
-    DURATION_TOLERANCE,
-    SHOW_WARNINGS,
-    Dialect,
-    conversion_sql,
-    duration_warning,
-    row_warnings,
-)
+from chuanliu_cli.ingest.conversion import DURATION_TABLE, DURATION_TOLERANCE, SHOW_WARNINGS, Dialect
 from chuanliu_cli.ingest.mapping import TableMapping
 from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column, ColumnType
 
@@ -891,7 +884,7 @@ def duration_warning_sql(table: str, source: str, dialect: Dialect = "duckdb") -
     `__line`, `__reason`) whose duration differs from end − start by more than DURATION_TOLERANCE
     minutes: the first SHOW_WARNINGS as (line, live_id, duration, end − start in minutes, how many in all).
     None for a table that has no such rule."""
-    if table != "livestreams":
+    if table != DURATION_TABLE:
         return None
     sql = Primitives(dialect)
     start, end, duration = _col("start_time"), _col("end_time"), _col("duration_minutes")
@@ -908,6 +901,3 @@ def duration_warning_sql(table: str, source: str, dialect: Dialect = "duckdb") -
         f"{between.sql(dialect)}, count(*) OVER () FROM {q} WHERE {differs.sql(dialect)} "
         f"ORDER BY {_col('__line').sql(dialect)}, {_col('live_id').sql(dialect)} LIMIT {SHOW_WARNINGS}"
     )
-
-
-__all__ = ["DURATION_TOLERANCE", "SHOW_WARNINGS", "conversion_sql", "duration_warning", "row_warnings"]

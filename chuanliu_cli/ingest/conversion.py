@@ -20,6 +20,8 @@ Dialect = Literal["duckdb", "spark"]
 DURATION_TOLERANCE = 5
 #: Rows shown in a warning about valid rows.
 SHOW_WARNINGS = 5
+#: The table whose valid rows are checked for a duration that disagrees with the times.
+DURATION_TABLE = "livestreams"
 
 
 # Rendered queries by their inputs (the mapping by its content): the loader converts a file batch by batch
@@ -87,8 +89,8 @@ def row_warnings(
 ) -> list[str]:
     """Warnings about valid rows of the converted relation `source` of file `name` (loaded as they are):
     sessions whose duration disagrees with their times."""
-    if table != "livestreams":
-        return []
+    if table != DURATION_TABLE:
+        return []  # (no query to render: `cache.remembered` keeps no None)
     from chuanliu_cli.rules import cache
 
     def render() -> str | None:
