@@ -396,3 +396,50 @@ def test_a_duration_that_disagrees_with_the_times_is_loaded_and_warned(tmp_path:
         "l4): duration_minutes 60, end_time − start_time 80; line 6 (live_id l5): duration_minutes 120, "
         "end_time − start_time 80; line 7 (live_id l6): duration_minutes 20, end_time − start_time 80 …"
     )
+
+
+def test_a_comma_that_separates_no_thousands_refuses_the_cell(tmp_path: Path) -> None:
+    """A European spreadsheet's decimal comma (58,71; 1.234,50) and a comma out of the groups of three
+    (1,2345) are refused with the cause: dropping the commas read them as 5871, 1.2345 and 12345. Commas
+    that group thousands, with ¥, 元, spaces or 万 around them, still read."""
+    cells = ["58,71", "1.234,50", "1,2345", "¥ 12,5 元", "0,5万"]
+    good = {
+        "1,234.50": "1234.50",
+        "¥12,345,678": "12345678.00",
+        "1,234.5万": "12345000.00",
+        "1,234": "1234.00",
+    }
+    rows = [f'o{i},s1,b1,i1,,self,2023-05-01 20:00:00,"{c}",paid\n' for i, c in enumerate(cells)]
+    rows += [f'g{i},s1,b1,i1,,self,2023-05-01 20:00:00,"{c}",paid\n' for i, c in enumerate(good)]
+    con, result = _load_text(tmp_path, "orders", ORDER_HEADER + "".join(rows))
+    advice = (
+        " has a comma that separates no thousands (a decimal comma?); export numbers with a decimal point"
+    )
+    assert [r.reason for r in result.rejects] == [
+        f"column paid_amount: '{c}'{advice} (1234.50 or 1,234.50)" for c in cells
+    ]
+    stored = con.execute(
+        "SELECT order_id, CAST(paid_amount AS VARCHAR) FROM orders ORDER BY order_id"
+    ).fetchall()
+    assert stored == [(f"g{i}", v) for i, v in enumerate(good.values())]
+
+
+def test_a_decimal_comma_is_null_in_both_dialects_renderings() -> None:
+    """The comma rule is one tree rendered for DuckDB and Spark (Spark reads such cells in
+    tests/test_spark.py's MESSY_ORDERS)."""
+    from chuanliu_cli.ingest.canonical import decimal_from_text
+
+    for sql in (DUCK, SPARK):
+        assert "(,[0-9]{3})+" in decimal_from_text(X, sql).sql(sql.dialect)
+    con = duckdb.connect()
+    install_macros(con, "Asia/Shanghai")
+    cells = ["58,71", "1.234,50", "1,2345", ",5", "1,234.50", "1,234"]
+    got = con.execute("SELECT chl_decimal(x) FROM (SELECT unnest(?::VARCHAR[]) AS x)", [cells]).fetchall()
+    assert [None if v is None else str(v) for (v,) in got] == [
+        None,
+        None,
+        None,
+        None,
+        "1234.500000",
+        "1234.000000",
+    ]

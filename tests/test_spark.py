@@ -203,6 +203,8 @@ order_id,shop_id,buyer_id,item_id,item_name,promoter_id,sale_mode,carrier,order_
 0007,s3,b6,i3,x,,self,live,2023-05-08 10:00:00,5.00,1,unknown,,,
 0008,s3,b7,i3,x,,self,live,2023-05-08 10:00:00,5.00,1,paid,6.00,,
 0009,,b8,i3,x,,self,live,2023-05-08 10:00:00,5.00,1,paid,,,
+0010,s3,b9,i3,x,,self,live,2023-05-08 10:00:00,"58,71",1,paid,,,
+0011,s3,b9,i3,x,,self,live,2023-05-08 11:00:00,"1,234.5万",1,paid,,,"1,000.5"
 """
 
 
@@ -217,7 +219,8 @@ def test_messy_csv_parses_like_the_loader(spark: Any, tmp_path: Path) -> None:
         (tmp_path / f"{name}.csv").write_text(",".join(TABLES[name].names[:-1]) + "\n", encoding="utf-8")
     db = memory_database()
     results = load_files(db, discover(tmp_path), LoadOptions(max_reject_rate=1.0))
-    assert [r.rejected for r in results] == [4, 0, 0]  # abc, unknown status, refund > paid, no shop
+    # abc, unknown status, refund > paid, no shop, a decimal comma
+    assert [r.rejected for r in results] == [5, 0, 0]
     ours = to_polars(read_tables(spark, str(tmp_path), {})["orders"])
     theirs = db.con.sql(f"SELECT {', '.join(TABLES['orders'].names)} FROM orders").pl()
     assert ours.sort("order_id").equals(theirs.sort("order_id"))
@@ -236,12 +239,12 @@ def test_rejected_rows_are_reported_not_dropped_silently(spark: Any, tmp_path: P
     load_files(db, discover(tmp_path), LoadOptions(max_reject_rate=1.0))
     theirs = sorted(r[0] for r in db.con.execute("SELECT reason FROM rejected_rows").fetchall())
     with _spark_engine(spark, tmp_path) as engine:
-        assert [(r.table, r.count) for r in engine.rejected] == [("orders", 4)]
+        assert [(r.table, r.count) for r in engine.rejected] == [("orders", 5)]
         assert sorted(r.reason for r in engine.rejects) == theirs
-        assert {r.key for r in engine.rejects} == {"0006", "0007", "0008", "0009"}
+        assert {r.key for r in engine.rejects} == {"0006", "0007", "0008", "0009", "0010"}
         [warning] = engine.reject_warnings()
         assert warning.startswith(
-            "orders.csv: 4 rows of orders rejected and left out; e.g. orders.csv order_id "
+            "orders.csv: 5 rows of orders rejected and left out; e.g. orders.csv order_id "
         )
 
 

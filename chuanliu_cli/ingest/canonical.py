@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from chuanliu_cli.ingest.conversion import DURATION_TABLE, DURATION_TOLERANCE, SHOW_WARNINGS, Dialect
 from chuanliu_cli.ingest.mapping import TableMapping
-from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column, ColumnType
+from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column, ColumnType, Table
 
 if TYPE_CHECKING:
     import duckdb
@@ -61,6 +61,14 @@ _EXCEL_SERIAL = r"[0-9]{5}(\.[0-9]+)?"
 _OFFSET = "([+-](0[0-9]|1[0-8]):?[0-5][0-9]|Z)"
 # Amounts: ¥/￥, thousands separators, white space (RE2's \s, spelled out so Java reads it alike) and 元.
 _AMOUNT_NOISE = "[,¥￥\t\n\f\r 元]"
+#: The same without the comma: what is removed before asking whether the commas separate thousands.
+_AMOUNT_MARKS = "[¥￥\t\n\f\r 元]"
+#: An amount whose commas separate thousands: one to three digits, then groups of three (1,234 ·
+#: 12,345,678.50 · 1,234.5万). A comma anywhere else is no thousands separator: `58,71` and `1.234,50`
+#: are decimal commas (a European spreadsheet's), which dropping the commas would read as 5871 and 1.2345.
+_GROUPED = r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?万?"
+#: A cell of digits, points and commas only (after the marks): refused for its comma, it says so.
+_DIGITS_AND_COMMAS = r"[+-]?[0-9.,]*[0-9][0-9.,]*万?"
 #: 1899-12-30, day 0 of Excel's serial dates, in microseconds from the Unix epoch.
 _EXCEL_EPOCH_MICROS = -2209161600 * 1_000_000
 
@@ -365,9 +373,25 @@ def decimal_from_text(x: exp.Expr, sql: Primitives) -> exp.Expr:
     return _case(
         *([(_not_null(plain), plain.copy())] if plain is not None else []),
         (_blank(x, sql), _null()),
+        (_stray_comma(x, sql), _null()),
         (exp.EndsWith(this=cleaned.copy(), expression=_s("万")), wan),
         default=sql.decimal(cleaned),
     )
+
+
+def _stray_comma(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    """True for an amount's text with a comma that does not separate thousands (58,71 · 1.234,50 · 1,2345):
+    such a cell is not read, where dropping its commas would read another number."""
+    marked = sql.replace_all(_trim(x), _AMOUNT_MARKS, "")
+    has_comma = exp.Like(this=marked, expression=_s("%,%"))
+    return _case((has_comma, _not(sql.full_match(marked.copy(), _GROUPED))), default=exp.false())
+
+
+def decimal_comma(x: exp.Expr, sql: Primitives) -> exp.Expr:
+    """True for a cell that `decimal_from_text` refuses for its comma alone: digits, points and a comma
+    that separates no thousands (the reason then says so)."""
+    marked = sql.replace_all(_trim(x), _AMOUNT_MARKS, "")
+    return _and(_stray_comma(x, sql), sql.full_match(marked, _DIGITS_AND_COMMAS))
 
 
 def time_from_text(x: exp.Expr, sql: Primitives, timezone: str) -> exp.Expr:
@@ -604,6 +628,9 @@ def _typed_number(col: Column, source_type: str) -> str | None:
     return None
 
 
+#: The column types read as numbers (from text by `decimal_from_text`).
+_NUMERIC: tuple[ColumnType, ...] = ("amount", "integer", "number", "score")
+
 _CHECKS: dict[ColumnType, str] = {
     "enum": "unknown value {v} (expected {values})",
     "boolean": "{v} is not a yes/no value (expected {values}, ...)",
@@ -635,6 +662,11 @@ def _column_checks(col: Column, source_type: str, sql: Primitives) -> tuple[exp.
         if col.name == "duration_minutes":
             before, after = "", " is not a duration (e.g. 90, 1小时20分, 01:20:00)"
         invalid = _concat(_s(label + before), _show(raw, sql), _s(after))
+        if col.type in _NUMERIC and col.name != "duration_minutes" and source_type.upper() == "VARCHAR":
+            why = " has a comma that separates no thousands (a decimal comma?); "
+            advice = "export numbers with a decimal point (1234.50 or 1,234.50)"
+            comma = _concat(_s(label), _show(raw, sql), _s(why + advice))
+            invalid = _case((decimal_comma(raw, sql), comma), default=invalid)
     whens = [(_is_null(name), _case((blank, empty), default=invalid))]
     conditions: list[exp.Expr] = []
 
@@ -679,7 +711,7 @@ def _column_checks(col: Column, source_type: str, sql: Primitives) -> tuple[exp.
         bad(_bin(exp.NEQ, name, exp.Floor(this=name.copy())), " is not a whole number")
         huge = (_bin(exp.GTE, name, _n(1000000000000000)), _bin(exp.LTE, name, _n(-1000000000000000)))
         bad(_or(*huge), " is out of range")
-    if col.type in ("amount", "integer", "number", "score"):
+    if col.type in _NUMERIC:
         if col.minimum is not None:
             bad(_bin(exp.LT, name, _n(repr(col.minimum))), f" is below the minimum {col.minimum:g}")
         if col.maximum is not None:
@@ -750,25 +782,63 @@ def _row_checks(table: str, sql: Primitives) -> list[tuple[exp.Expr, exp.Expr]]:
     return [(_case((cond, reason)), _not(_coalesce(cond, exp.false()))) for cond, reason in checks]
 
 
+def _derived(col: Column, sql: Primitives) -> exp.Expr:
+    """A derived column (net_amount, quality_return) from the row's other columns, typed."""
+    paid, refund, status = _col("paid_amount"), _col("refund_amount"), _col("status")
+    refunded = _bin(exp.EQ, status, _s("refunded"))
+    if col.name == "net_amount":
+        # SPEC §2: a refunded order with no refund amount counts as fully refunded.
+        expr = _bin(exp.Sub, paid, _coalesce(refund, _case((refunded, paid), default=_n(0))))
+    elif col.name == "quality_return":
+        reason = exp.Lower(this=_trim(_col("refund_reason")))
+        refunds = _bin(exp.GT, _coalesce(refund, _case((refunded, paid))), _n(0))
+        expr = _coalesce(_and(refunds, _in(reason, sorted(QUALITY_REFUND_REASONS))), exp.false())
+    else:  # pragma: no cover - a derived column without a rule is a programming error
+        raise AssertionError(col.name)
+    return sql.try_cast(expr, SQL_TYPES[col.type])
+
+
+def render_merge(table: Table, unsaid: list[str], source: str, target: str, dialect: Dialect) -> str:
+    """The SELECT of `source` (converted rows of `table`: its columns and `__line`) with the columns
+    `unsaid` taken from the row of the same key in `target` where it has one, the derived columns computed
+    again from the result, and for each of `unsaid` `__kept$<column>`: whether the row keeps a stored value
+    that differs from the file's default (text of `merge_sql`, conversion.py)."""
+    sql = Primitives(dialect)
+
+    def q(name: str) -> str:
+        return exp.to_identifier(name, quoted=True).sql(dialect)
+
+    key = q(table.key)
+    merged = []
+    for col in table.columns:
+        if col.derived:
+            continue
+        c = q(col.name)
+        if col.name in unsaid:
+            merged.append(f"CASE WHEN t.{key} IS NULL THEN f.{c} ELSE t.{c} END AS {c}")
+        else:
+            merged.append(f"f.{c} AS {c}")
+    merged.append("f.__line AS __line")
+    merged += [
+        f"t.{key} IS NOT NULL AND f.{q(n)} IS DISTINCT FROM t.{q(n)} AS {q('__kept$' + n)}" for n in unsaid
+    ]
+    outputs = [
+        f"{_derived(col, sql).sql(dialect)} AS {q(col.name)}" if col.derived else q(col.name)
+        for col in table.columns
+    ]
+    inner = f"SELECT {', '.join(merged)} FROM {source} AS f LEFT JOIN {target} AS t ON f.{key} = t.{key}"
+    kept = "".join(f", {q('__kept$' + n)}" for n in unsaid)
+    return f"SELECT {', '.join(outputs)}, __line{kept} FROM ({inner}) AS m"
+
+
 def _outputs(tm: TableMapping, sql: Primitives) -> list[exp.Expr]:
     """The final typed columns in storage order, with defaults and derived columns."""
     out: list[exp.Expr] = []
-    paid, refund, status = _col("paid_amount"), _col("refund_amount"), _col("status")
-    refunded = _bin(exp.EQ, status, _s("refunded"))
     for col in tm.table.columns:
         name = _col(col.name)
         sql_type = SQL_TYPES[col.type]
         if col.derived:
-            if col.name == "net_amount":
-                # SPEC §2: a refunded order with no refund amount counts as fully refunded.
-                expr = _bin(exp.Sub, paid, _coalesce(refund, _case((refunded, paid), default=_n(0))))
-            elif col.name == "quality_return":
-                reason = exp.Lower(this=_trim(_col("refund_reason")))
-                refunds = _bin(exp.GT, _coalesce(refund, _case((refunded, paid))), _n(0))
-                expr = _coalesce(_and(refunds, _in(reason, sorted(QUALITY_REFUND_REASONS))), exp.false())
-            else:  # pragma: no cover - a derived column without a rule is a programming error
-                raise AssertionError(col.name)
-            out.append(sql.try_cast(expr, sql_type))
+            out.append(_derived(col, sql))
             continue
         expr = name
         if col.name == "sale_mode":
