@@ -350,6 +350,8 @@ def test_missing_required_column_names_file_and_column(tmp_path: Path, write: Ca
     with pytest.raises(DataError, match=r"orders.csv: missing required column status of orders") as err:
         _load(tmp_path / "db.duckdb", "orders", path)
     assert err.value.hint and "did you mean 'sta tus'" in err.value.hint
+    # a stray file whose name has a table word (直播间商品.csv) is told how to get out of the way
+    assert "a file that is no orders export but has a table word in its name: rename it" in err.value.hint
 
 
 def test_repeated_header_and_blank_trailing_rows(tmp_path: Path, write: Callable[..., Path]) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import duckdb
 
     from chuanliu_cli.ingest.mapping import TableMapping
+    from chuanliu_cli.schema import Table
 
 Dialect = Literal["duckdb", "spark"]
 
@@ -22,6 +25,26 @@ DURATION_TOLERANCE = 5
 SHOW_WARNINGS = 5
 #: The table whose valid rows are checked for a duration that disagrees with the times.
 DURATION_TABLE = "livestreams"
+
+
+#: Columns that a file without them still decides from other columns it has (canonical._outputs): a
+#: sale mode from the promoter, a session's duration from its times.
+DECIDED_BY = {"sale_mode": ("promoter_id",), "duration_minutes": ("start_time", "end_time")}
+
+
+def unsaid_columns(table: Table, present: Iterable[str]) -> list[str]:
+    """The stored columns a file with the columns `present` (with those a mapping's `defaults:` gives it)
+    says nothing about: not in it, not derived, not decided by columns it has. A row the file updates
+    keeps its stored values of these (its new rows take the defaults): a second export without the
+    carrier does not turn every live-room order into 'other'."""
+    have = set(present)
+    return [
+        c.name
+        for c in table.columns
+        if not c.derived
+        and c.name not in have
+        and not (c.name in DECIDED_BY and have.issuperset(DECIDED_BY[c.name]))
+    ]
 
 
 # Rendered queries by their inputs (the mapping by its content): the loader converts a file batch by batch
@@ -64,6 +87,28 @@ def conversion_sql(
         hit = cache.remembered("conversion", (str(key[0]), repr(question)), render)
         _RENDERED[key] = hit
     return hit, list(tm.table.names)
+
+
+def merge_sql(table: str, unsaid: list[str], source: str, target: str) -> str:
+    """The SELECT of `source`'s converted rows with the columns the file says nothing about (`unsaid`,
+    canonical.unsaid_columns) kept from the stored row of the same key in `target`, the derived columns
+    computed again, and `__kept$<column>` for each of `unsaid` (the row keeps a stored value that differs
+    from the file's default)."""
+    from chuanliu_cli.rules import cache
+
+    question = (table, tuple(unsaid), source, target)
+    hit = _RENDERED.get(("merge", *question))
+    if hit is None:
+
+        def render() -> str:
+            from chuanliu_cli.ingest import canonical  # (sqlglot: only when the text is not kept)
+            from chuanliu_cli.schema import TABLES
+
+            return canonical.render_merge(TABLES[table], unsaid, source, target, "duckdb")
+
+        hit = cache.remembered("merge", repr(question), render)
+        _RENDERED[("merge", *question)] = hit
+    return hit
 
 
 def duration_warning(source: str, rows: list[tuple[object, ...]], line_label: str = "line") -> str | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from chuanliu_cli import __version__
 from chuanliu_cli.arrays import ArrowStream
 from chuanliu_cli.errors import DataError, StrictError, UsageError
-from chuanliu_cli.ingest.conversion import conversion_sql, row_warnings
+from chuanliu_cli.ingest.conversion import conversion_sql, merge_sql, row_warnings, unsaid_columns
 from chuanliu_cli.ingest.discover import discover as discover  # public here too
 from chuanliu_cli.ingest.discover import table_for_file as table_for_file
 from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, normalize_header
@@ -143,9 +143,9 @@ class _Prepared:
 
 # Optional columns that the default ruleset depends on: a file without them loads, but says so.
 _WATCHED = {
-    "carrier": "售卖载体; every order counts as 'other', so no order is a live-room order",
-    "refund_amount": "退款金额; only orders with status refunded count as refunded",
-    "promoter_id": "达人ID; distribution orders have no promoter",
+    "carrier": "售卖载体; every order it adds counts as 'other', so none is a live-room order",
+    "refund_amount": "退款金额; of the orders it adds, only those with status refunded count as refunded",
+    "promoter_id": "达人ID; the distribution orders it adds have no promoter",
 }
 
 
@@ -177,7 +177,9 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
                 hint=(f"did you mean {close!r}? " if close else "")
                 + f"accepted headers for {col.split(' ')[0]}: "
                 + ", ".join(tm.aliases.get(col.split(" ")[0], [])[:8])
-                + "; add yours in a mapping file",
+                + "; add yours in a mapping file"
+                + f" (a file that is no {table} export but has a table word in its name: rename it or move it"
+                " out of the folder)",
             )
         notes = []
         if options.sheet is not None and reader.format != "xlsx":
@@ -976,6 +978,14 @@ def _upsert(
         return int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]), int(row[6])
 
     valid, distinct, result.time_min, result.time_max, new, changed, regressed = counts()
+    # The columns the file does not have, nor a mapping's `defaults:` for it, keep their stored values in
+    # the rows it updates (a mapping's default is said: loading pages again with `carrier: live` sets it).
+    # Only a file that names stored keys pays for it (a month's new orders do not).
+    unsaid = unsaid_columns(table, [*p.columns, *p.tm.defaults]) if valid > new else []
+    if unsaid:
+        con.execute(f"CREATE OR REPLACE TABLE fresh_merged AS {merge_sql(name, unsaid, fresh, target)}")
+        fresh = "fresh_merged"
+        valid, distinct, result.time_min, result.time_max, new, changed, regressed = counts()
     result.duplicates = valid - distinct
     conflicts: list[_Conflict] = []
     if result.duplicates:
@@ -990,6 +1000,8 @@ def _upsert(
         _, _, result.time_min, result.time_max, new, changed, regressed = counts()
     result.conflicts = len(conflicts)
     _conflict_warning(p, result, conflicts, "first" if options.on_duplicate == "first" else "last")
+    if unsaid:
+        _kept_warning(con, p, fresh, unsaid, result)
     if regressed:
         _regression_warning(con, p, fresh, rules, same, result, regressed, options.allow_regress)
         if not options.allow_regress:
@@ -1021,7 +1033,30 @@ def _upsert(
             f"FROM {fresh} f ANTI JOIN {target} t ON f.{key} = t.{key}"
         )
     con.execute("DROP TABLE IF EXISTS fresh")
+    con.execute("DROP TABLE IF EXISTS fresh_merged")
     return valid, conflicts
+
+
+def _kept_warning(
+    con: duckdb.DuckDBPyConnection, p: _Prepared, fresh: str, unsaid: list[str], result: FileResult
+) -> None:
+    """Say which columns the file does not have kept stored values in the rows it updates (values its
+    defaults would have replaced), and in how many rows."""
+    flags = [ident("__kept$" + n) for n in unsaid]
+    counts = ", ".join(f"count(*) FILTER (WHERE {f})" for f in flags)
+    row = first_row(
+        con.execute(f"SELECT count(*) FILTER (WHERE {' OR '.join(flags)}), {counts} FROM {fresh}")
+    )
+    if not row or not row[0]:
+        return
+    kept = [n for n, k in zip(unsaid, row[1:], strict=True) if k]
+    n = int(row[0])
+    these = "this" if len(kept) == 1 else "these"
+    result.warnings.append(
+        f"{p.reader.name} has no column {', '.join(kept)}: {n:,} row{'s' if n != 1 else ''} of {p.table} "
+        f"already stored keep{'s' if n == 1 else ''} {'its' if n == 1 else 'their'} values of {these} (a row "
+        "it adds takes the default)"
+    )
 
 
 def _regression_warning(
