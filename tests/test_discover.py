@@ -127,6 +127,32 @@ def test_data_names_every_file_it_does_not_read(invoke: Callable[..., Any], tmp_
     assert strict.exit_code == int(ExitCode.STRICT_WARNING), strict.output
 
 
+def test_a_folder_holding_exports_is_named_with_them(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    """Exports put one folder per month (2023-05/orders.csv) are not read (folders are not searched): the
+    folder is named with the exports it holds, on stderr and in the JSON; a folder of other files is not."""
+    import json
+
+    data = _issue_folder(tmp_path / "exports")
+    for month in ("2023-04", "2023-05"):
+        (data / month).mkdir()
+        for name in ("orders.csv", "reviews.csv", "livestreams.csv", "直播间商品.csv", "notes.txt"):
+            (data / month / name).write_text("x\n", encoding="utf-8")
+    (data / "old").mkdir()
+    (data / "old" / "说明.pdf").write_bytes(b"%PDF-1.4")
+    (data / ".git").mkdir()
+    (data / ".git" / "orders.csv").write_text("x\n", encoding="utf-8")
+    result = invoke("eligible", "--month", "2023-05", "--data", str(data), "--format", "json")
+    assert result.exit_code == 0, result.output
+    folders = [w for w in json.loads(result.stdout)["warnings"] if "/: not read: " in w]
+    assert folders == [
+        f"{data}/{month}/: not read: a folder holding livestreams.csv, orders.csv, reviews.csv and 1 more; only "
+        "the files directly in the folder are read: read that folder instead, or move its files up"
+        for month in ("2023-04", "2023-05")
+    ]
+    assert f"Warning: {data}/2023-05/: not read: a folder holding" in result.stderr
+    assert "old/" not in result.stderr and ".git" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "table"),
     [

@@ -111,12 +111,16 @@ def table_for_file(path: Path) -> str | None:
     return tables.pop() if len(tables) == 1 else None
 
 
+#: Why a folder inside a directory of exports is not read.
+FOLDER = "a folder (folders are not searched)"
+
+
 def skip_reason(name: str, is_dir: bool = False) -> str | None:
     """Why a directory entry is never an export (hidden, a folder, an unsupported extension), or None."""
     if name.startswith((".", "_", "~$")):
         return HIDDEN
     if is_dir:
-        return "a folder (folders are not searched)"
+        return FOLDER
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         what = f"extension {Path(name).suffix}" if suffix else "no extension"
@@ -285,14 +289,33 @@ def discover_with_warnings(
 def unread_warnings(directory: Path | str, found: Iterable[DiscoveredFile]) -> list[str]:
     """A warning for each file of a directory with an export's extension that is not read: one whose table
     was not recognised may be an export (an agency's `export_0501.csv`) whose rows would be missing from
-    every figure. Hidden and system files, folders and files of other extensions (a mapping.yaml, a
-    说明.pdf), which no command reads as an export, are not named."""
-    return [
-        f"{directory}/{f.path.name}: not read: {f.why}; put a table word in its name (orders, reviews, "
-        "livestreams, shops, or 订单, 评价, 直播, 店铺) or move it out of the folder"
-        for f in found
-        if f.table is None and skip_reason(f.path.name) is None
-    ]
+    every figure. A folder holding exports (one per month, 2023-05/orders.csv) is named with them: folders
+    are not searched. Hidden and system files, other folders and files of other extensions (a
+    mapping.yaml, a 说明.pdf), which no command reads as an export, are not named."""
+    out = []
+    for f in found:
+        if f.table is None and skip_reason(f.path.name) is None:
+            out.append(
+                f"{directory}/{f.path.name}: not read: {f.why}; put a table word in its name (orders, "
+                "reviews, livestreams, shops, or 订单, 评价, 直播, 店铺) or move it out of the folder"
+            )
+        elif f.table is None and f.why == FOLDER and (inside := _exports_in(f.path)):
+            shown = ", ".join(inside[:3]) + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")
+            out.append(
+                f"{directory}/{f.path.name}/: not read: a folder holding {shown}; only the files directly in "
+                "the folder are read: read that folder instead, or move its files up"
+            )
+    return out
+
+
+def _exports_in(folder: Path) -> list[str]:
+    """The names of the files directly in `folder` that a directory of exports would read (a table word in
+    the name, an export's extension), sorted; none when it cannot be listed."""
+    try:
+        names = sorted(p.name for p in folder.iterdir() if not p.is_dir())
+    except OSError:
+        return []
+    return [n for n in names if skip_reason(n) is None and table_for_file(Path(n)) is not None]
 
 
 def no_exports(directory: Path | str, found: list[DiscoveredFile]) -> DataError:
