@@ -55,6 +55,18 @@ def test_one_failed_gate_with_amount_needed(run: RunResult) -> None:
     assert ex.rank is None and ex.grant == 0
 
 
+def test_a_strict_bound_at_the_value_needs_any_increase(run: RunResult) -> None:
+    """`x > 0` failed at 0 needs any increase (not "more than 0 more"); below a gap, more than the gap."""
+    from chuanliu_cli.scoring.explain import _gate_needs
+
+    gate = run.ruleset.scorecard("merchant").gates[0]  # (only the comparisons given are read)
+    assert _gate_needs(gate, [("self_live_gmv", ">", 0.0)], {"self_live_gmv": 0.0}) == [
+        "self_live_gmv is 0, needs > 0: any increase"
+    ]
+    assert _gate_needs(gate, [("x", ">", 5.0)], {"x": 3.0}) == ["x is 3, needs > 5: more than 2 more"]
+    assert _gate_needs(gate, [("x", ">=", 5.0)], {"x": 3.0}) == ["x is 3, needs >= 5: 2 more"]
+
+
 def test_several_failed_gates(run: RunResult) -> None:
     ex = explain_entity(run, "merchant", "ks700008")
     assert len(ex.failed_gates) == 3

@@ -412,7 +412,9 @@ def _gate_needs(
             needs.append(f"{name} has no value; needs {op} {constant:g}")
         elif not holds(v, op, constant):
             gap = constant - v
-            if op in (">=", ">"):
+            if op == ">" and gap == 0:
+                needs.append(f"{name} is {v:g}, needs {op} {constant:g}: any increase")
+            elif op in (">=", ">"):
                 more = "more than " if op == ">" else ""
                 needs.append(f"{name} is {v:g}, needs {op} {constant:g}: {more}{gap:g} more")
             elif op in ("<=", "<"):
