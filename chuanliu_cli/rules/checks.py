@@ -11,7 +11,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from chuanliu_cli import schema
-from chuanliu_cli.rules.expressions import Checked, Locator, Names, bare_names, check_expression, suggest
+from chuanliu_cli.rules.expressions import (
+    Checked,
+    Locator,
+    Names,
+    ValueKind,
+    bare_names,
+    check_expression,
+    suggest,
+)
 from chuanliu_cli.rules.model import (
     AggregateMetric,
     ConversionMetric,
@@ -178,9 +186,14 @@ class _ScorecardChecker:
                 "when",
                 frozenset(self.metric_names) | frozenset(self.score_names),
                 "metric or score",
+                kinds=self.result_kinds(),
             )
             self.errors.extend(self.check(gate.when, names))
         return self.errors
+
+    def result_kinds(self) -> dict[str, ValueKind]:
+        """Metrics and scores are numbers where formulas and gates read them (cast to DOUBLE)."""
+        return dict.fromkeys([*self.metric_names, *self.score_names], "double")
 
     def check(self, expr: Expr, names: Names) -> list[str]:
         return check_expression(expr, names, self.context.locators.get(expr)).errors
@@ -193,7 +206,7 @@ class _ScorecardChecker:
         return self._row_names[key]
 
     def _build_row_names(self, source: str, kind: str) -> Names:
-        from chuanliu_cli.rules.integrity import row_columns
+        from chuanliu_cli.rules.integrity import row_columns, row_kinds
 
         columns = row_columns(source)  # with the integrity flags of the source (brushing, idle, ...)
         scorecards: dict[str, str | None] = {}
@@ -226,6 +239,7 @@ class _ScorecardChecker:
             scorecards=scorecards,
             elsewhere=elsewhere,
             vocabulary=schema.vocabulary(source),
+            kinds={**dict.fromkeys(self.context.filters, "boolean"), **row_kinds(source)},
         )
 
     def row_expression(self, expr: Expr | None, source: str, kind: str, owner: str) -> None:
@@ -251,7 +265,9 @@ class _ScorecardChecker:
 
     def formula(self, metric: FormulaMetric) -> Checked:
         elsewhere = {s: f"; '{s}' is a score: formulas see metric names only" for s in self.score_names}
-        names = Names("formula", frozenset(self.metric_names), "metric", elsewhere=elsewhere)
+        names = Names(
+            "formula", frozenset(self.metric_names), "metric", elsewhere=elsewhere, kinds=self.result_kinds()
+        )
         checked = check_expression(metric.formula, names, self.context.locators.get(metric.formula))
         self.errors.extend(checked.errors)
         return checked

@@ -256,15 +256,15 @@ class _Compiler:
 
     def written_kind(self, alias: str) -> Callable[[exp.Column], ValueKind]:
         """Kinds of the names as written in a where/value over `alias` (columns, filters, scorecards)."""
-        table = schema.TABLES[alias]
+        kinds = integrity.row_kinds(alias)
 
         def kind(col: exp.Column) -> ValueKind:
             name = str(col.name)
             if col.table:
                 return SCORECARD_FIELD_KINDS.get(name, "unknown")
-            if name in table.names:
-                return COLUMN_KINDS[table.column(name).type]
-            return "boolean" if name in self.ruleset.filters or integrity.is_flag(alias, name) else "unknown"
+            if name in kinds:
+                return kinds[name]
+            return "boolean" if name in self.ruleset.filters else "unknown"
 
         return kind
 

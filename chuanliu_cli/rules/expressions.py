@@ -12,9 +12,11 @@ excerpt under the offending part.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from sqlglot import exp
@@ -46,10 +48,12 @@ __all__ = [
     "compile_result_expression",
     "dialect_problems",
     "empty_value",
+    "expression_error",
     "for_dialect",
     "format_problem",
     "guard_divisions",
     "ident",
+    "literal_error",
     "parse_expression",
     "suggest",
     "syntax_errors",
@@ -69,7 +73,9 @@ class Names:
     `kind` decides the aggregate rules; `names` are plain names (columns of the source, or metric/score
     names); `filters` are named row conditions usable as booleans; `scorecards` maps each earlier
     scorecard to None when `<sc>.eligible|tier|total` may be used, or to the reason it may not.
-    `elsewhere` explains names that exist but not here (a score in a formula, say).
+    `elsewhere` explains names that exist but not here (a score in a formula, say). `kinds` says what
+    each plain name holds (a column's type, a metric's number, a filter's true/false), so that a
+    literal of another type is refused where it is written rather than failing when the query runs.
     """
 
     kind: ExprKind
@@ -81,6 +87,8 @@ class Names:
     elsewhere: Mapping[str, str] = field(default_factory=dict)
     # enumerated columns -> their canonical values: a quoted literal compared with one must be one of them
     vocabulary: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # plain names -> what they hold; a name not listed is "unknown" and its literals are not checked
+    kinds: Mapping[str, ValueKind] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,7 @@ def check_expression(expr: Expr, names: Names, locate: Locator | None = None) ->
             )
     if names.vocabulary:
         problems.extend(_vocabulary_problems(tree, text, names.vocabulary))
+    problems.extend(_literal_type_problems(tree, text, _kind_of(names)))
     problems.sort(key=lambda p: (p.start, p.end))
     return Checked(
         [format_problem(expr, p, locate) for p in problems],
@@ -281,6 +290,232 @@ def _vocabulary_problems(
             message = f"'{value}' is not a value of {col.name} (its values: {values}){hint}"
             problems.append(Problem(start, end, message))
     return problems
+
+
+# A literal of another type than what it meets. DuckDB converts a quoted literal to the type of the other
+# operand only when the query runs ('8 days' to DOUBLE then fails, whatever the data), and compares a text
+# column with a number by converting every row's text; both are refused here, where they are written.
+
+#: How the messages name what a value of each kind holds.
+_KIND_NOUNS: dict[str, str] = {
+    "integer": "a number",
+    "decimal": "a number",
+    "double": "a number",
+    "boolean": "true/false",
+    "text": "text",
+    "time": "a time",
+}
+_NUMBER_KINDS = frozenset({"integer", "decimal", "double"})
+#: What a quoted literal must not meet: numbers and true/false are written without quotes.
+_UNQUOTED_KINDS = _NUMBER_KINDS | {"boolean"}
+#: The dates and times a time may meet: an ISO date, optionally with a time of day. No zone: times are
+#: stored as naive local times. Every engine reads these alike (DuckDB reads more, Spark less).
+_TIME_LITERAL = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?"
+)
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_SHOWN = 40  # longest operand text quoted in a message
+
+#: How operands meet: compared (their types must agree), computed with, or mixed into one value.
+Meeting = Literal["compare", "compute", "mix"]
+
+
+def _kind_of(names: Names) -> KindOf:
+    """The kinds of the names of `names`, for value_kind."""
+
+    def kind(col: exp.Column) -> ValueKind:
+        if col.table:
+            return SCORECARD_FIELD_KINDS.get(str(col.name), "unknown")
+        return names.kinds.get(str(col.name), "unknown")
+
+    return kind
+
+
+def _meetings(node: exp.Expr) -> list[tuple[Meeting, list[exp.Expr]]]:
+    """The groups of operands of `node` that DuckDB brings to one type, and how they meet."""
+    if isinstance(node, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE | exp.Nullif):
+        return [("compare", [node.this, node.expression])]
+    # each bound and each listed value is compared with the value tested, not with one another
+    if isinstance(node, exp.Between):
+        return [("compare", [node.this, node.args[bound]]) for bound in ("low", "high")]
+    if isinstance(node, exp.In):
+        return [("compare", [node.this, value]) for value in node.expressions]
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+        return [("compute", [node.this, node.expression])]
+    if isinstance(node, exp.Coalesce | exp.Greatest | exp.Least):
+        return [("mix", [node.this, *node.expressions])]
+    if isinstance(node, exp.Case):
+        ifs = node.args.get("ifs") or []
+        default = node.args.get("default")
+        groups: list[tuple[Meeting, list[exp.Expr]]] = [
+            ("mix", [i.args["true"] for i in ifs] + ([default] if default is not None else []))
+        ]
+        if node.this is not None:  # case x when 'a' then ...
+            groups.extend(("compare", [node.this, i.this]) for i in ifs)
+        return groups
+    return []
+
+
+def _quoted(node: exp.Expr) -> exp.Literal | None:
+    """The quoted literal `node` is (in parentheses or not), else None."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node if isinstance(node, exp.Literal) and node.is_string else None
+
+
+def _written_number(node: exp.Expr) -> bool:
+    """Whether `node` is a number as written (possibly negated or in parentheses)."""
+    while isinstance(node, exp.Paren | exp.Neg):
+        node = node.this
+    return isinstance(node, exp.Literal) and not node.is_string
+
+
+def _span(node: exp.Expr, text: str) -> tuple[int, int]:
+    """node_span, with the sign of a negated value (sqlglot places only the number)."""
+    start, end = node_span(node, text)
+    if isinstance(node, exp.Neg):
+        minus = text.rfind("-", 0, start)
+        if minus >= 0 and not text[minus + 1 : start].strip():
+            start = minus
+    return start, end
+
+
+def _shown(node: exp.Expr, text: str) -> str:
+    """`node` as the user wrote it, on one line and shortened, for a message."""
+    start, end = _span(node, text)
+    written = " ".join(text[start : end + 1].split())
+    return written if len(written) <= _SHOWN else written[: _SHOWN - 1] + "…"
+
+
+def _time_problem(value: str) -> str | None:
+    """None when `value` is a date or time literal; else why not, as ` (reason)` or empty."""
+    m = _TIME_LITERAL.fullmatch(value)
+    if m is None:
+        return ""
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in m.groups()[:6])
+    micro = int((m.group(7) or "").ljust(6, "0"))
+    try:
+        datetime(year, month, day, hour, minute, second, micro)
+    except ValueError as e:
+        return f" ({e})"
+    return None
+
+
+def _quoted_problem(literal: exp.Literal, other: exp.Expr, kind: ValueKind, text: str) -> str | None:
+    """Why the quoted `literal` cannot meet `other`, a value of `kind`; None when it can."""
+    value = str(literal.this)
+    shown, name = _shown(literal, text), _shown(other, text)
+    if kind == "time":
+        why = _time_problem(value)
+        if why is None:
+            return None
+        forms = "'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'"
+        return f"{shown} is not a date or time{why}, but {name} is a time: write {forms}"
+    if kind == "boolean":
+        bare = value.strip().lower()
+        spelled = bare if bare in ("true", "false") else "true or false"
+        return f"{shown} is text, but {name} is true/false: write {spelled} without quotes"
+    if _NUMBER_TEXT.fullmatch(value.strip()):
+        return f"{shown} is text, not a number ({name} is a number): write {value.strip()} without quotes"
+    return f"{shown} is text, but {name} is a number: write a number, without quotes"
+
+
+def _meeting_problems(
+    node: exp.Expr, meeting: Meeting, operands: list[exp.Expr], text: str, kind_of: KindOf
+) -> list[Problem]:
+    """The literals among `operands` that cannot meet the others, and text compared with a number."""
+    kinds = [value_kind(o, kind_of) for o in operands]
+
+    def other(i: int, wanted: frozenset[str]) -> tuple[exp.Expr, ValueKind] | None:
+        """The first operand but the i-th that holds a `wanted` kind and is not a quoted literal."""
+        found = (
+            (o, k) for j, (o, k) in enumerate(zip(operands, kinds, strict=True)) if j != i and k in wanted
+        )
+        return next(((o, k) for o, k in found if _quoted(o) is None), None)
+
+    problems = []
+    for i, operand in enumerate(operands):
+        literal = _quoted(operand)
+        if literal is not None:
+            # a quoted date may meet a time when compared or mixed (time arithmetic is left to the engine)
+            wanted = _UNQUOTED_KINDS if meeting == "compute" else _UNQUOTED_KINDS | {"time"}
+            met = other(i, wanted)
+            message = _quoted_problem(literal, *met, text) if met is not None else None
+            if message is not None:
+                problems.append(Problem(*node_span(literal, text), message))
+        elif _written_number(operand) and meeting != "compute":
+            met = other(i, frozenset({"text"}))
+            if met is not None:
+                shown = _shown(operand, text)
+                message = f"{shown} is a number, but {_shown(met[0], text)} is text: quote it ('{shown}')"
+                problems.append(Problem(*_span(operand, text), message))
+    if meeting == "compare" and not problems:
+        unwritten = [
+            (o, k)
+            for o, k in zip(operands, kinds, strict=True)
+            if _quoted(o) is None and not _written_number(o)
+        ]
+        texts = [o for o, k in unwritten if k == "text"]
+        others = [(o, k) for o, k in unwritten if k in _UNQUOTED_KINDS]
+        if texts and others:
+            (o, k), t = others[0], texts[0]
+            message = (
+                f"{_shown(t, text)} is text and {_shown(o, text)} is {_KIND_NOUNS[k]}: they cannot be "
+                "compared; cast one to the other's type"
+            )
+            problems.append(Problem(*node_span(node, text), message))
+    return problems
+
+
+def _cast_problem(node: exp.Cast, text: str) -> Problem | None:
+    """A quoted literal cast to a number or a time that it does not hold: `cast('abc' as int)`."""
+    literal = _quoted(node.this)
+    to = node.args.get("to")
+    if literal is None or not isinstance(to, exp.DataType):
+        return None
+    value, shown, kind = str(literal.this), _shown(literal, text), _type_kind(to)
+    if kind in _NUMBER_KINDS and not _NUMBER_TEXT.fullmatch(value.strip()):
+        return Problem(*node_span(literal, text), f"{shown} is not a number: it cannot be cast to {to.sql()}")
+    why = _time_problem(value) if kind == "time" else None
+    if why is not None:
+        forms = "'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'"
+        return Problem(*node_span(literal, text), f"{shown} is not a date or time{why}: write {forms}")
+    return None
+
+
+def _literal_type_problems(tree: exp.Expr, text: str, kind_of: KindOf) -> list[Problem]:
+    """Every place in `tree` where a literal meets a value of another type (see _meeting_problems), or is
+    cast to a type it does not hold."""
+    problems: list[Problem] = []
+    for node in tree.walk():
+        for meeting, operands in _meetings(node):
+            problems.extend(_meeting_problems(node, meeting, operands, text, kind_of))
+        if isinstance(node, exp.Cast) and (problem := _cast_problem(node, text)) is not None:
+            problems.append(problem)
+    return list(dict.fromkeys(problems))
+
+
+#: A value an engine failed to convert, as its messages quote it (`string 'one'`, `"2023-13-01"`).
+_ENGINE_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+
+
+def literal_error(expr: Expr, failure: str, message: str) -> str | None:
+    """`message` located at the quoted literal of `expr` whose value the engine's `failure` quotes (a
+    conversion that failed while scoring), with its caret excerpt; None when `expr` quotes no such value."""
+    found = _ENGINE_QUOTED.search(failure)
+    tree, _problems = parse_text(expr.text)
+    if found is None or tree is None:
+        return None
+    value = found.group(1) if found.group(1) is not None else found.group(2)
+    for literal in tree.find_all(exp.Literal):
+        if literal.is_string and str(literal.this) == value:
+            return format_problem(expr, Problem(*node_span(literal, expr.text), message))
+    return None
+
+
+def expression_error(expr: Expr, message: str) -> str:
+    """`message` located at `expr`, with the whole expression under the caret."""
+    return format_problem(expr, Problem(0, max(0, len(expr.text) - 1), message))
 
 
 def _scorecard_field(names: Names, table: str, name: str, start: int, end: int) -> Problem | None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from chuanliu_cli import schema
-from chuanliu_cli.rules.expressions import column, ident
+from chuanliu_cli.rules.expressions import COLUMN_KINDS, ValueKind, column, ident
 from chuanliu_cli.rules.flagnames import FLAG_LABELS as FLAG_LABELS
 from chuanliu_cli.rules.flagnames import FLAG_TABLES as FLAG_TABLES
 from chuanliu_cli.rules.flagnames import FLAGS
@@ -62,6 +62,13 @@ MAX_BRUSHING_MINUTES = 7 * 24 * 60
 def row_columns(table: str) -> tuple[str, ...]:
     """The names a row expression over `table` may use: its columns, then its flags."""
     return (*schema.TABLES[table].names, *FLAGS.get(table, ()))
+
+
+def row_kinds(table: str) -> dict[str, ValueKind]:
+    """What each name of row_columns(table) holds: its column type's kind; a flag is true/false."""
+    kinds: dict[str, ValueKind] = {flag: "boolean" for flag in FLAGS.get(table, ())}
+    kinds.update((c.name, COLUMN_KINDS[c.type]) for c in schema.TABLES[table].columns)
+    return kinds
 
 
 def is_flag(table: str, name: str) -> bool:

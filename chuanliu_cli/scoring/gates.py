@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.arrays import ArrowStream, frame_of
+from chuanliu_cli.errors import RulesetError
 from chuanliu_cli.rules.model import Gate, Scorecard
 from chuanliu_cli.scoring.allocation import round_micro
 from chuanliu_cli.sqltext import ident
 
 if TYPE_CHECKING:
+    import duckdb
     import polars as pl
 
 #: A comparison operator of a `metric op constant` gate, as SQL writes it.
@@ -81,12 +83,49 @@ def _gate_outcomes(sc: Scorecard, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl
         con.execute("SET enable_external_access = false")
         con.register("gate_input", ArrowStream(rounded))
         outcome = frame_of(con.sql(f"SELECT {', '.join(selects)} FROM gate_input"))
+    except duckdb.Error as exc:
+        # the inputs are numbers the tool computed: a gate that fails on them is the ruleset's fault
+        raise _gate_failure(sc, exc, con) from None
     finally:
         con.close()
     passed = outcome.select(
         pl.col(gate_column(g)).fill_null(g.missing == "pass").alias(g.id) for g in sc.gates
     )
     return outcome, passed
+
+
+#: What to do about a value of the ruleset that failed to convert while scoring (gates, metrics).
+CONVERSION_HINT = (
+    "write each value in the type it meets (a number without quotes, a date as 'YYYY-MM-DD'), "
+    "then run `chuanliu rules check`"
+)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an engine's error (DuckDB adds the query and a caret below it)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _gate_failure(sc: Scorecard, error: Exception, con: duckdb.DuckDBPyConnection) -> RulesetError:
+    """The gates failed: each gate that fails alone, located at the value the engine quotes (a literal
+    `rules check` cannot see, as in `ln('8 days')`), else at its whole `when`; never an internal error."""
+    import duckdb
+
+    from chuanliu_cli.rules.expressions import expression_error, literal_error
+
+    errors = []
+    for gate in sc.gates:
+        try:
+            frame_of(con.sql(f"SELECT ({gate_sql(gate)}) FROM gate_input"))
+            continue
+        except duckdb.Error as exc:
+            failure = first_line(exc)
+        message = f"gate '{gate.id}' of scorecard {sc.name} failed while scoring: {failure}"
+        errors.append(literal_error(gate.when, failure, message) or expression_error(gate.when, message))
+    if not errors:
+        errors = [f"{sc.loc}: the gates of scorecard {sc.name} failed while scoring: {first_line(error)}"]
+    return RulesetError(errors, hint=CONVERSION_HINT)
 
 
 def failed_lists(failed: Any, ids: list[str]) -> pl.Series:

@@ -8,16 +8,25 @@ results through a registered, in-memory view, never a table).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from chuanliu_cli.engines.base import Engine
 from chuanliu_cli.engines.duckdb import as_engine
-from chuanliu_cli.errors import DataError
+from chuanliu_cli.errors import ChuanliuError, DataError, RulesetError
 from chuanliu_cli.periods import Period
-from chuanliu_cli.rules.model import Normalizer, Ruleset, Score, Scorecard
+from chuanliu_cli.rules.model import (
+    AggregateMetric,
+    ConversionMetric,
+    Expr,
+    FormulaMetric,
+    Normalizer,
+    Ruleset,
+    Score,
+    Scorecard,
+)
 from chuanliu_cli.scoring.allocation import RankedAllocation, rank_tier_allocate, round_micro
 from chuanliu_cli.scoring.gates import apply_gates, gate_column
 from chuanliu_cli.scoring.normalize import normalize_expr, normalize_value, reciprocal
@@ -228,6 +237,8 @@ def compute_metrics(
         sql = metric_sql(ruleset, sc.name, period, engine.dialect, marks)
         frame = engine.query(sql, order_by=sc.key if in_key_order else None)
     except DataError as exc:
+        if _failed_conversion(exc):
+            raise _metric_failure(engine, ruleset, sc, period, exc) from None
         raise DataError(f"scorecard {sc.name}: {exc.message}") from None
     casts = [pl.col(sc.key).cast(pl.Utf8)]
     # Engines sum doubles in parallel, in no fixed order, so the last bits of a float sum can differ
@@ -237,6 +248,76 @@ def compute_metrics(
     # in key order: the engine may have sorted (checking costs one pass; a key that is not a string in
     # the engine, e.g. an integer, sorts otherwise)
     return frame if not in_key_order or frame[sc.key].is_sorted() else frame.sort(sc.key)
+
+
+def _failed_conversion(error: DataError) -> bool:
+    """Whether the engine error a DataError was raised from is a failed conversion of a value."""
+    import duckdb
+
+    return isinstance(error.__context__, duckdb.ConversionException) or "CAST_INVALID_INPUT" in error.message
+
+
+def _metric_failure(
+    engine: Engine, ruleset: Ruleset, sc: Scorecard, period: Period, error: DataError
+) -> ChuanliuError:
+    """A metric query that failed converting a value, traced back to the ruleset (never an internal error).
+
+    `rules check` refuses literals of the wrong type, so what fails here is what it cannot see: a quoted
+    value the ruleset hands to a function (`ln('x')`): a RulesetError at each place that quotes it; or a
+    value of the data that the ruleset converts (`cast(buyer_id as bigint)`): a DataError naming the
+    metrics whose own query fails, and where they are written.
+    """
+    from chuanliu_cli.rules.compiler import compile_metrics
+    from chuanliu_cli.rules.expressions import literal_error
+    from chuanliu_cli.scoring.gates import CONVERSION_HINT
+
+    located = []
+    for what, expr in _metric_expressions(ruleset, sc):
+        found = literal_error(expr, error.message, f"{what} failed while scoring: {error.message}")
+        if found is not None:
+            located.append(found)
+    if located:
+        return RulesetError(located, hint=CONVERSION_HINT)
+    failing = []
+    for metric in sc.metrics:
+        if isinstance(metric, FormulaMetric):
+            continue  # formulas compute on numbers: the metrics they use are tried themselves
+        try:
+            engine.query(compile_metrics(ruleset, sc.name, [metric.name], period, engine.dialect).sql)
+        except DataError:
+            failing.append(f"'{metric.name}' ({metric.loc})")
+    hint = (
+        "the ruleset converts a column's values to another type and a row holds one that does not "
+        "convert: compare the column as text, or correct the data"
+    )
+    named = f" metric{'s' if len(failing) > 1 else ''} {', '.join(failing)}:" if failing else ""
+    return DataError(f"scorecard {sc.name}:{named} {error.message}", hint=hint)
+
+
+def _metric_expressions(ruleset: Ruleset, sc: Scorecard) -> Iterator[tuple[str, Expr]]:
+    """(what, expression) of every expression of `sc`'s metric query, each filter it uses once."""
+    from chuanliu_cli.rules.expressions import bare_names
+
+    seen: set[str] = set()
+    for metric in sc.metrics:
+        owner = f"metric '{metric.name}' of scorecard {sc.name}"
+        if isinstance(metric, AggregateMetric):
+            own = [metric.where, metric.value]
+        elif isinstance(metric, ConversionMetric):
+            own = [metric.first.where, metric.then.where]
+        else:
+            own = [metric.formula]
+        for expr in (e for e in own if e is not None):
+            yield owner, expr
+            pending = sorted(bare_names(expr) & ruleset.filters.keys(), reverse=True)
+            while pending:  # filters may use filters
+                name = pending.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                body = ruleset.filters[name]
+                yield f"filter '{name}' (used by {owner})", body
+                pending.extend(sorted(bare_names(body) & ruleset.filters.keys(), reverse=True))
 
 
 def ranks_everyone(sc: Scorecard) -> bool:
