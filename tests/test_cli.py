@@ -60,7 +60,8 @@ def test_load_and_status(invoke: Callable[..., Any], write: Callable[..., Path],
     assert doc["month_notes"]["2023-05"] == (
         "needs livestreams from 2023-05-01 (the period); no data; "
         "needs orders from 2023-03-03 (90-day windows); data from 2023-05-01; "
-        "needs reviews from 2023-03-03 (90-day windows); no data; orders has no data on or after 2023-05-31"
+        "needs reviews from 2023-03-03 (90-day windows); no data; orders has no data on or after 2023-05-31 "
+        "(its data ends 2023-05-02 20:00)"
     )
 
 

@@ -195,7 +195,14 @@ def test_completeness_needs_history_from_the_earliest_window_and_data_to_the_las
     short = {**history, "livestreams": (datetime(2023, 5, 1), datetime(2023, 5, 30, 23, 59))}
     state = completeness(may, needs, short)
     assert not state.complete and state.short_tables == ("livestreams",)
-    assert state.describe() == "livestreams has no data on or after 2023-05-31"
+    assert (
+        state.describe() == "livestreams has no data on or after 2023-05-31 (its data ends 2023-05-30 23:59)"
+    )
+    both = {**short, "orders": (datetime(2023, 3, 3), datetime(2023, 5, 19, 23, 10))}
+    assert completeness(may, needs, both).describe() == (
+        "livestreams, orders have no data on or after 2023-05-31 "
+        "(data ends: livestreams 2023-05-30 23:59, orders 2023-05-19 23:10)"
+    )
     empty = {**history, "reviews": (None, None)}
     assert completeness(may, needs, empty).describe() == (
         "needs reviews from 2023-03-03 (90-day windows); no data"

@@ -126,7 +126,10 @@ class RunResult:
         """What the period's data lacks, in one line (empty when complete): the same words as `status`."""
         from chuanliu_cli.store.status import Completeness
 
-        return Completeness(self.missing_history, self.incomplete_tables, self.period.last_day).describe()
+        ends = {t: self.data_window.get(t, (None, None))[1] for t in self.incomplete_tables}
+        return Completeness(
+            self.missing_history, self.incomplete_tables, self.period.last_day, ends
+        ).describe()
 
 
 def score_period(

@@ -90,6 +90,8 @@ class Completeness:
     missing_history: tuple[MissingHistory, ...]
     short_tables: tuple[str, ...]  # tables whose data ends before the period's last day
     last_day: date
+    # where each table's data ends (its latest time), to say where a short table stops
+    ends: Mapping[str, datetime | None] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -101,7 +103,13 @@ class Completeness:
         parts = [m.describe() for m in self.missing_history]
         if self.short_tables:
             verb = "has" if len(self.short_tables) == 1 else "have"
-            parts.append(f"{', '.join(self.short_tables)} {verb} no data on or after {self.last_day}")
+            short = f"{', '.join(self.short_tables)} {verb} no data on or after {self.last_day}"
+            ends = [(t, e) for t in self.short_tables if (e := self.ends.get(t)) is not None]
+            if len(ends) == 1 and len(self.short_tables) == 1:
+                short += f" (its data ends {ends[0][1]:%Y-%m-%d %H:%M})"
+            elif ends:
+                short += f" (data ends: {', '.join(f'{t} {e:%Y-%m-%d %H:%M}' for t, e in ends)})"
+            parts.append(short)
         return "; ".join(parts)
 
 
@@ -122,7 +130,8 @@ def completeness(
             )
         if last is not None and last.date() < period.last_day:  # (an empty table is said above)
             short.append(table)
-    return Completeness(tuple(missing), tuple(short), period.last_day)
+    ends = {t: window.get(t, (None, None))[1] for t in short}
+    return Completeness(tuple(missing), tuple(short), period.last_day, ends)
 
 
 def data_window(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime | None, datetime | None]]:
