@@ -704,3 +704,29 @@ def test_text_cells_are_varchar_as_duckdb_reads_a_polars_frame() -> None:
         assert described["a"] == described["b"] == "VARCHAR"
         assert _duck_types(con, data, ["a", "b"]) == {"a": "VARCHAR", "b": "VARCHAR"}
     assert _duck_types(con, frame, ["a", "__line"]) == {"a": "VARCHAR", "__line": "BIGINT"}
+
+
+def test_reviews_naming_unloaded_orders_are_said(tmp_path: Path) -> None:
+    """An orders workbook whose ids were numbers lost their leading zeros: the reviews naming `0007` match
+    no order, and their orders' integrity flags are not checked; past 1 % of a file's reviews, the load
+    says so with the first ids and lines. A review or two of an older, unloaded order is normal: no word."""
+    orders = "order_id,shop_id,buyer_id,item_id,sale_mode,order_time,paid_amount,status\n"
+    orders += "".join(f"{i},s1,b{i},i1,self,2023-05-01 20:00:00,5,completed\n" for i in range(1, 201))
+    reviews = "review_id,order_id,shop_id,quality_score,review_time\n"
+    reviews += "".join(f"r{i},{i:04d},s1,5,2023-05-03 10:00:00\n" for i in range(1, 6))
+    reviews += "".join(f"r{i},{i},s1,5,2023-05-03 10:00:00\n" for i in range(6, 201))
+    (tmp_path / "orders.csv").write_text(orders, encoding="utf-8")
+    (tmp_path / "reviews.csv").write_text(reviews, encoding="utf-8")
+    db = memory_database()
+    [_, loaded] = load_files(db, discover(tmp_path), LoadOptions())
+    [warning] = [w for w in loaded.warnings if "name an order that is not loaded" in w]
+    assert warning == (
+        f"{tmp_path / 'reviews.csv'}: 5 of 200 reviews (2.5%) name an order that is not loaded, e.g. order_id "
+        "0001 (line 2), 0002 (line 3), 0003 (line 4): their orders' brushing and self-purchase flags cannot be "
+        "checked. Load those orders; if they are loaded, compare the ids: a spreadsheet that kept order ids as "
+        "numbers dropped their leading zeros (export ids as text)"
+    )
+    two = reviews.replace("r3,0003", "r3,3").replace("r4,0004", "r4,4").replace("r5,0005", "r5,5")
+    (tmp_path / "reviews.csv").write_text(two, encoding="utf-8")
+    [_, again] = load_files(memory_database(), discover(tmp_path), LoadOptions())
+    assert not any("name an order that is not loaded" in w for w in again.warnings)

@@ -503,6 +503,7 @@ def _load_one(
         duplicate_rejects = _conflict_rejects(con, p, source, set_based, conflicts, options)
         # valid rows loaded as given but doubtful (a duration that disagrees with the session's times)
         result.warnings.extend(row_warnings(con, p.table, source, p.reader.name, p.reader.line_label))
+        result.warnings.extend(_unknown_orders(con, p, source))
     # what reading found (an encoding that changes part-way, a summary sheet left out) is said, not lost
     result.warnings.extend(p.reader.notes)
     # (a set-based file past the reject rate fetched only its first rejects: count them all)
@@ -523,6 +524,39 @@ def _load_one(
     con.execute("DROP VIEW IF EXISTS src")
     con.execute("DROP VIEW IF EXISTS src_file")
     return result
+
+
+#: The share of a reviews file's valid rows naming an order that is not loaded above which the load says so
+#: (a review of an order older than the loaded months is normal; a tenth of them is not).
+UNKNOWN_ORDERS_SHARE = 0.01
+
+
+def _unknown_orders(con: duckdb.DuckDBPyConnection, p: _Prepared, source: str) -> list[str]:
+    """A warning when more than UNKNOWN_ORDERS_SHARE of a reviews file's valid rows name an order that is
+    not loaded: their orders' integrity flags cannot be checked, and ids that differ only by leading zeros
+    (an orders workbook whose ids were numbers) match nothing, without a word otherwise."""
+    if p.table != "reviews":
+        return []
+    unmatched = f"FROM {source} r ANTI JOIN orders o ON r.order_id = o.order_id WHERE r.__reason IS NULL"
+    counts = first_row(
+        con.execute(
+            f"SELECT (SELECT count(*) FROM {source} WHERE __reason IS NULL AND order_id IS NOT NULL), "
+            f"(SELECT count(*) {unmatched} AND r.order_id IS NOT NULL)"
+        )
+    )
+    total, unknown = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+    if not unknown or unknown <= UNKNOWN_ORDERS_SHARE * total:
+        return []
+    examples = con.execute(
+        f"SELECT r.order_id, r.__line {unmatched} AND r.order_id IS NOT NULL ORDER BY r.__line LIMIT 3"
+    ).fetchall()
+    shown = ", ".join(f"{order} ({p.reader.line_label} {line})" for order, line in examples)
+    return [
+        f"{p.reader.name}: {unknown:,} of {total:,} reviews ({unknown / total:.1%}) name an order that is "
+        f"not loaded, e.g. order_id {shown}: their orders' brushing and self-purchase flags cannot be "
+        "checked. Load those orders; if they are loaded, compare the ids: a spreadsheet that kept order ids "
+        "as numbers dropped their leading zeros (export ids as text)"
+    ]
 
 
 def _next_load_id(con: duckdb.DuckDBPyConnection) -> int:
