@@ -158,7 +158,7 @@ def test_a_partial_population_is_labelled(invoke: Callable[..., Any], tmp_path: 
     assert doc["population"]["relative"] is True and doc["population"]["entities"] == 1
     assert "grants assume these are the whole population" in doc["population"]["note"]
     table = invoke("eligible", "--month", "2023-05", "--data", str(own), "--format", "table")
-    assert "rank of 1 loaded" in table.stdout and "Population:" in table.stdout
+    assert "rank among 1 loaded" in table.stdout and "Population:" in table.stdout
     explained = invoke("explain", "ks700003", "--month", "2023-05", "--data", str(own), "--format", "table")
     out = explained.stdout
     # the merchant-facing view leads with its own values; what depends on others comes last, labelled

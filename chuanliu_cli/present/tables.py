@@ -227,10 +227,11 @@ def _more(console: Console, shown: int, listed: int, hint: str) -> None:
 
 
 def _rank_header(res: ScorecardResult, population: Any, labels: str = "en") -> str:
-    """`rank`, or `rank of N loaded` when the population is only what a directory of exports holds."""
+    """`rank`, or `rank among N loaded` when the population is only what a directory of exports holds (the
+    ineligible among them are not ranked: the ranks run to the eligible count)."""
     if population is not None and population.relative:
         n = population.entities
-        return f"排名（共加载 {n} 个）" if labels == "zh" else f"rank of {n} loaded"
+        return f"排名（共加载 {n} 个）" if labels == "zh" else f"rank among {n} loaded"
     return "排名" if labels == "zh" else "rank"
 
 
