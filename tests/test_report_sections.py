@@ -51,3 +51,25 @@ def test_the_impact_section_has_the_estimates_table_and_every_warning_once(sessi
     rest = section.replace(table, "")  # (a check may repeat a warning in the table: the C row's note)
     for warning in effect.warnings:
         assert rest.count(escape(warning)) == 1, warning
+
+
+def test_threshold_labels_stay_inside_and_apart() -> None:
+    """A threshold in the chart's right half is labelled leftwards from its line (inside the chart); tier
+    bounds close together are labelled on lines of their own (the halo is the stylesheet's)."""
+    import re
+
+    from chuanliu_cli.present.charts import histogram
+
+    svg = histogram(
+        [1, 2, 3, 4], 0.0, 100.0, [("tier C", 35.0), ("tier B", 50.0), ("tier A", 65.0), ("x", 200.0)]
+    )
+    labels = re.findall(r'<text ([^>]*) class="thr">([^<]*)</text>', svg)
+    assert [text for _, text in labels] == ["tier C 35", "tier B 50", "tier A 65"]  # 200 is off the chart
+    anchors = ['text-anchor="end"' in attrs for attrs, _ in labels]
+    assert anchors == [False, False, True]
+    ys = [re.search(r'y="([0-9.]+)"', attrs).group(1) for attrs, _ in labels]  # type: ignore[union-attr]
+    assert len(set(ys)) == 3
+    from tests.conftest import REPO
+
+    css = (REPO / "chuanliu_cli" / "data" / "report.html.j2").read_text(encoding="utf-8")
+    assert re.search(r"text\.thr \{[^}]*paint-order: stroke; stroke: #fff", css)

@@ -69,14 +69,18 @@ def histogram(
         v = lo + (hi - lo) * k / 4
         x = _PAD_L + pw * k / 4
         parts.append(f'<text x="{x:.1f}" y="{_H - 14}" text-anchor="middle" class="axis">{_fmt(v)}</text>')
-    for name, t in thresholds:
-        if lo <= t <= hi:
-            x = _PAD_L + pw * (t - lo) / (hi - lo)
-            parts.append(
-                f'<line x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" y2="{_PAD_T + ph}" stroke="{_LINE}" '
-                'stroke-dasharray="4 3"/>'
-                f'<text x="{x + 3:.1f}" y="{_PAD_T + 10}" class="thr">{escape(name)} {_fmt(t)}</text>'
-            )
+    shown = [(name, t) for name, t in thresholds if lo <= t <= hi]
+    for k, (name, t) in enumerate(shown):
+        x = _PAD_L + pw * (t - lo) / (hi - lo)
+        # a label in the right half reads leftwards from its line, so that it stays inside the chart; each
+        # label on its own line (tier bounds close together), over a white halo where it crosses a bar
+        side = f'x="{x - 3:.1f}" text-anchor="end"' if x > _PAD_L + pw / 2 else f'x="{x + 3:.1f}"'
+        y = _PAD_T + 10 + 12 * (k % max(1, int(ph // 24)))
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" y2="{_PAD_T + ph}" stroke="{_LINE}" '
+            'stroke-dasharray="4 3"/>'
+            f'<text {side} y="{y}" class="thr">{escape(name)} {_fmt(t)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
