@@ -62,7 +62,7 @@ def open_xlsx(path: Path, sheet: str | None) -> list[FileReader]:
                 continue
             header_row, headers = found
             fr = FileReader(path, "xlsx", headers, "row", sheet=title)
-            fr._open = _opener(book, title, header_row, headers)
+            fr._open = _opener(book, title, header_row, headers, fr.notes)
             fr._close = functools.partial(book.done, title)
             readers.append(fr)
     except BaseException:
@@ -82,10 +82,37 @@ def open_xlsx(path: Path, sheet: str | None) -> list[FileReader]:
 
 
 def _opener(
-    book: _Book, title: str, header_row: int, headers: list[str]
+    book: _Book, title: str, header_row: int, headers: list[str], notes: list[str]
 ) -> Callable[[list[int]], Iterator[Batch]]:
     """The FileReader callback reading `title`; a function so that each reader binds its own sheet."""
-    return lambda selected: _sheet_batches(book, title, header_row, headers, selected)
+    return lambda selected: _sheet_batches(book, title, header_row, headers, selected, notes)
+
+
+#: A spreadsheet keeps 15 significant digits: a whole number of 16 or more digits in a number cell was
+#: most likely an id (an order id has 16 to 19) whose last digits the spreadsheet rounded when it read it.
+LONG_NUMBER = 10**15
+
+
+def _long_whole(value: Any) -> bool:
+    """A number cell holding a whole number of 16 or more digits."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) < LONG_NUMBER:
+        return False
+    return isinstance(value, int) or value.is_integer()
+
+
+def _long_number_notes(path: str, headers: list[str], found: dict[int, list[Any]]) -> list[str]:
+    """A note per column holding whole numbers of 16 or more digits in number cells (`found`: column ->
+    [count, first row, first value])."""
+    notes = []
+    for column, (count, row, value) in sorted(found.items()):
+        name = headers[column] if column < len(headers) else _column_letter(column)
+        cells = f"{count:,} number cell{'s' if count != 1 else ''}"
+        notes.append(
+            f"{path}: column {name} has {cells} of 16 or more digits (e.g. {value} in row {row}): a "
+            "spreadsheet keeps 15 significant digits, so the last digits of such ids may have been rounded "
+            "to 0 (orders then merge or match no review); export ids as text"
+        )
+    return notes
 
 
 # --- the archive -----------------------------------------------------------------------------------------
@@ -266,18 +293,27 @@ def _find_header(book: _Book, title: str, explicit: bool) -> tuple[int, list[str
 
 
 def _sheet_batches(
-    book: _Book, title: str, header_row: int, headers: list[str], selected: list[int]
+    book: _Book,
+    title: str,
+    header_row: int,
+    headers: list[str],
+    selected: list[int],
+    notes: list[str] | None = None,
 ) -> Iterator[Batch]:
-    """Batches of the rows below the header, as text; blank rows and repeated header rows are skipped."""
+    """Batches of the rows below the header, as text; blank rows and repeated header rows are skipped. Long
+    whole numbers in the columns read are said in `notes` once the sheet is read (_long_number_notes)."""
     rows = _rows(book, title)
+    long: dict[int, list[Any]] = {}
     try:
         # Skip to the header: the rows above it are blank by construction.
         for number, _ in rows:
             if number >= header_row:
                 break
         while True:
-            batch = _next_batch(rows, headers, selected)
+            batch = _next_batch(rows, headers, selected, long)
             if batch is None:
+                if notes is not None:
+                    notes.extend(_long_number_notes(f"{book.path}[{title}]", headers, long))
                 return
             yield batch
     finally:
@@ -286,9 +322,13 @@ def _sheet_batches(
 
 
 def _next_batch(
-    rows: Iterator[tuple[int, tuple[Any, ...]]], headers: list[str], selected: list[int]
+    rows: Iterator[tuple[int, tuple[Any, ...]]],
+    headers: list[str],
+    selected: list[int],
+    long: dict[int, list[Any]] | None = None,
 ) -> Batch | None:
-    """Up to XLSX_BATCH_ROWS data rows as a Batch, or None at the end of the sheet."""
+    """Up to XLSX_BATCH_ROWS data rows as a Batch, or None at the end of the sheet; whole numbers of 16 or
+    more digits in the `selected` columns are counted in `long` (column -> [count, first row, value])."""
     width = len(headers)
     norm_header = [h.strip() for h in headers]
     texts: list[list[str]] = []
@@ -298,9 +338,15 @@ def _next_batch(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for number, row in rows:
-            cells = [_cell_text(v) or "" for v in _trim(row)]
+            values = _trim(row)
+            cells = [_cell_text(v) or "" for v in values]
             if not any(c.strip() for c in cells):
                 continue  # blank rows, trailing ones included (and rows of empty strings)
+            if long is not None:
+                for j in selected:
+                    if j < len(values) and _long_whole(values[j]):
+                        seen = long.setdefault(j, [0, number, cells[j]])
+                        seen[0] += 1
             plain = [c.strip().lstrip("\ufeff").strip() for c in cells[:width]]
             if plain + [""] * (width - len(cells)) == norm_header and not any(
                 c.strip() for c in cells[width:]
