@@ -482,6 +482,8 @@ class Session:
         if self._held is not None:  # inside another `_source()`: its connection (one open per command)
             yield self._held
             return
+        _protect(self.db_path, f"the database {self.db_path}")
+        _protect(self.db_path + ".wal", f"the database's log {self.db_path}.wal")
         with open_database(self.db_path, "read", self.wait, self.memory_limit) as db:
             disable_external_access(db.con)
             self._held = db.con
@@ -500,6 +502,8 @@ class Session:
         db = memory_database(self.memory_limit)
         try:
             items, unread = discover_with_warnings(directory)
+            for _, path in items:
+                _protect(path, f"the export {path} this command reads")
             results = load_files(db, items, LoadOptions())
             self._data_warnings = (*unread, *load_warnings(results))
             disable_external_access(db.con)
@@ -636,7 +640,18 @@ class Session:
         (default: this call). An id that is not in the population raises DataError (exit 4), naming the
         nearest ones. `group`: only one owner's shops (those whose group_id it is; see `choose`). With
         `strict`, any warning raises StrictError and nothing is recorded."""
-        scored = self._score(
+
+        def finish(scored: ScoreResult) -> ScoreResult:
+            res = scored.result
+            frame = self.choose(scored, res.frame, ids, group)
+            if top is not None:
+                frame = frame.head(top)
+            if frame.height != res.size or res.stored_size is not None:
+                # only the rows shown change: totals, ranks and grants stay those of the whole population
+                scored = replace(scored, selected=frame)
+            return scored
+
+        return self._score(
             period,
             scorecard,
             rules,
@@ -646,15 +661,8 @@ class Session:
             strict,
             reuse=bool(ids),
             only=list(ids) if ids and group is None else None,  # a group's shops: every row is read
+            finish=finish,
         )
-        res = scored.result
-        frame = self.choose(scored, res.frame, ids, group)
-        if top is not None:
-            frame = frame.head(top)
-        if frame.height != res.size or res.stored_size is not None:
-            # only the rows shown change: totals, ranks and grants stay those of the whole population
-            scored = replace(scored, selected=frame)
-        return scored
 
     def eligible(
         self,
@@ -675,7 +683,28 @@ class Session:
         run is recorded in `runs`, under `command` (default: this call). With `strict`, any warning raises
         StrictError and nothing is recorded. `ids` or `group` (see `choose`) list only those entities,
         eligible or not (an asked entity is never left out silently)."""
-        scored = self._score(
+
+        def finish(scored: ScoreResult) -> ScoreResult:
+            if include_ineligible or group is not None:
+                # every listed shop is accounted for: those without activity follow, not in the population
+                res = scored.result
+                if res.key == "shop_id":
+                    from chuanliu_cli.engines.duckdb import as_engine
+                    from chuanliu_cli.scoring.pipeline import score_absent
+
+                    with self._source() as source:
+                        shops = as_engine(source).names("shop_id")
+                    present = set(res.frame[res.key].to_list())
+                    idle = [] if shops is None else sorted(str(k) for k in shops["k"] if k not in present)
+                    if idle and shops is not None:
+                        scored = replace(scored, selected=score_absent(res, idle, shops).frame)
+            if ids or group is not None:
+                base = scored.result.frame if scored.selected is None else scored.selected
+                chosen = self.choose(scored, base, ids, group)
+                return replace(scored, selected=chosen, include_ineligible=True)
+            return replace(scored, include_ineligible=include_ineligible)
+
+        return self._score(
             period,
             scorecard,
             rules,
@@ -683,24 +712,8 @@ class Session:
             require_complete,
             command or f"Session.eligible({period!r})",
             strict,
+            finish=finish,
         )
-        if include_ineligible or group is not None:
-            # every listed shop is accounted for: those without activity follow, not in the population
-            res = scored.result
-            if res.key == "shop_id":
-                from chuanliu_cli.engines.duckdb import as_engine
-                from chuanliu_cli.scoring.pipeline import score_absent
-
-                with self._source() as source:
-                    shops = as_engine(source).names("shop_id")
-                present = set(res.frame[res.key].to_list())
-                idle = [] if shops is None else sorted(str(k) for k in shops["k"] if k not in present)
-                if idle and shops is not None:
-                    scored = replace(scored, selected=score_absent(res, idle, shops).frame)
-        if ids or group is not None:
-            base = scored.result.frame if scored.selected is None else scored.selected
-            return replace(scored, selected=self.choose(scored, base, ids, group), include_ineligible=True)
-        return replace(scored, include_ineligible=include_ineligible)
 
     def choose(
         self, scored: ScoreResult, frame: pl.DataFrame, ids: Sequence[str] | None, group: str | None
@@ -1086,8 +1099,11 @@ class Session:
         only: Sequence[str] | None = None,
         labelled: Sequence[str] | None = None,
         needed: Sequence[str] = (),
+        finish: Callable[[ScoreResult], ScoreResult] | None = None,
     ) -> ScoreResult:
         """Check the ruleset, score the period, check completeness, record the run (database only).
+        `finish` (the rows a caller asks for: an unknown id or group raises) runs before the run is
+        recorded: a command that fails records nothing.
         With `strict`, any warning raises StrictError before anything is recorded. With `reuse` (explain,
         score --id), a recorded run of the same ruleset, tool version and data is read back instead of
         scoring again, and nothing new is recorded; `labelled` then names the only rows whose shop labels
@@ -1101,6 +1117,7 @@ class Session:
         started = datetime.now()
         # an invalid ruleset never scores anything; a directory gives the version in force in the period
         ruleset, p = ruleset_for_period(rules, period, check=True)
+        _protect(ruleset.path, f"the ruleset {ruleset.path}")
         name = scorecard_name(ruleset, scorecard)
         record = record and self.reads_database
         inputs = None
@@ -1132,7 +1149,12 @@ class Session:
         warnings = [*self._data_warnings, *run_warnings(run, name)]
         if strict and warnings:
             raise StrictError(warnings)  # before the run is recorded: strict writes nothing
-        run_id = stored_id
+        population = self._population(run, name)
+        scored = ScoreResult(
+            run, name, True, tuple(warnings), stored_id, population, stored=stored_id is not None
+        )
+        if finish is not None:
+            scored = finish(scored)
         if record and inputs is not None:
             from chuanliu_cli.store.database import open_database
             from chuanliu_cli.store.runs import record_run
@@ -1141,8 +1163,8 @@ class Session:
                 run_id = record_run(
                     handle.con, run, name, command or f"chuanliu_cli.api {period}", inputs, started
                 )
-        population = self._population(run, name)
-        return ScoreResult(run, name, True, tuple(warnings), run_id, population, stored=stored_id is not None)
+            scored = replace(scored, run_id=run_id)
+        return scored
 
     def _population(self, run: RunResult, scorecard: str) -> Population:
         """Who the ranks and grants are relative to: a directory of exports (`data=`) may be one merchant's
@@ -1482,3 +1504,12 @@ def _ruleset_files(rules: str | Path | Ruleset | None) -> list[Path] | None:
     if not files:
         raise RulesetError([f"{directory}: the directory holds no ruleset (*.yaml)"])
     return files
+
+
+def _protect(path: str | Path | None, what: str) -> None:
+    """`-o` never replaces a file this command reads (present/writers.protect_from_output)."""
+    if path is None or str(path) == ":memory:":
+        return
+    from chuanliu_cli.present.writers import protect_from_output
+
+    protect_from_output(path, what)

@@ -6,6 +6,7 @@ writes the result through cli/emit.py.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 import traceback
@@ -38,6 +39,10 @@ from chuanliu_cli.cli.commands import (
 from chuanliu_cli.errors import ChuanliuError
 from chuanliu_cli.exit_codes import ExitCode
 
+#: Failures of the disk or the stream being written (a full disk, a read-only file system, a device error):
+#: the machine's, not a bug; said as such (exit 1 without "a bug").
+_WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG, errno.EACCES})
+
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """The one place where exceptions become messages and exit codes (every command is wrapped)."""
@@ -46,6 +51,9 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verbose = emit.settings().verbose
         try:
+            from chuanliu_cli.present.writers import new_command
+
+            new_command()
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
@@ -67,6 +75,15 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             emit.error("Error: interrupted")
             raise typer.Exit(130) from None
+        except OSError as exc:
+            if exc.errno not in _WRITE_FAILURES:
+                raise
+            if verbose:
+                traceback.print_exc()
+            where = f" {exc.filename}" if exc.filename else ""
+            emit.error(f"Error: cannot write{where}: {exc.strerror or exc}")
+            emit.error("Hint: free space or permissions there, or write elsewhere (-o FILE)")
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
         except Exception as exc:
             if verbose:
                 traceback.print_exc()

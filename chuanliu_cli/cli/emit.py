@@ -135,12 +135,12 @@ def target(
     unwritable -o, or a binary format bound for a terminal, is a usage error now, not after scoring (and
     before a run is recorded)."""
     from chuanliu_cli.errors import UsageError
-    from chuanliu_cli.present.writers import BINARY_FORMATS, check_writable, format_from_suffix
+    from chuanliu_cli.present.writers import BINARY_FORMATS, declare_output, format_from_suffix
 
     if output is not None and str(output) == "-":
         output = None  # `-o -`: standard output, as for other tools
     if output is not None:
-        check_writable(output)
+        declare_output(output)  # (the database or an export it turns out to be stops the command there)
     terminal = _SETTINGS.console().is_terminal
     implied = format_from_suffix(output)
     if fmt is None:

@@ -391,16 +391,74 @@ def entities_parquet(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
     return bytes(buf.getvalue().to_pybytes())
 
 
+# Files this process reads (the database, the exports of `--data`, rulesets), by their resolved path, with
+# what they are: `-o` never replaces one of them with its output. And the outputs a command was asked to
+# write (checked at its start, before anything is read): a file read later that is one of them stops the
+# command there, before it scores or records anything.
+_PROTECTED: dict[str, str] = {}
+_OUTPUTS: dict[str, Path] = {}
+
+
+def _refuse(path: Path, what: str) -> Exception:
+    from chuanliu_cli.errors import UsageError
+
+    return UsageError(
+        f"-o {path} is {what}: writing the output there would destroy it", hint="name another file"
+    )
+
+
+def protect_from_output(path: str | Path, what: str) -> None:
+    """Refuse, from now on in this process, to write output over `path` (its resolved path): `what` says
+    what it is (the database, an export being read, the ruleset). A UsageError at once when an output
+    this command will write is that file."""
+    resolved = os.path.realpath(path)
+    _PROTECTED[resolved] = what
+    if resolved in _OUTPUTS:
+        raise _refuse(_OUTPUTS[resolved], what)
+
+
+def declare_output(path: Path) -> None:
+    """The command being run will write `path` (checked with check_writable): a file it then reads that is
+    `path` stops it at once (protect_from_output), before it scores or records anything."""
+    check_writable(path)
+    _OUTPUTS[os.path.realpath(path)] = path
+
+
+def new_command() -> None:
+    """Forget the files read and the outputs declared by an earlier command of this process (the CLI runs
+    one command a process; tests and notebooks run many)."""
+    _PROTECTED.clear()
+    _OUTPUTS.clear()
+
+
+def _written_path(path: Path) -> Path:
+    """Where writing `path` lands: the file a symlink names (the link stays a link), else `path`."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _not_a_file(path: Path) -> bool:
+    """Whether `path` exists as something other than a regular file (a device such as /dev/null, a pipe
+    such as /dev/stdout or a shell's >(...)): output is written into it, never renamed over it."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def check_writable(path: Path) -> None:
-    """Fail early, with a usage error, when `-o FILE` cannot be written (no directory, a directory)."""
+    """Fail early, with a usage error, when `-o FILE` cannot be written (no directory, a directory, a file
+    this command reads)."""
     from chuanliu_cli.errors import UsageError
 
     if str(path) == "-":  # (the data commands take `-o -` as standard output before this)
         raise UsageError("-o -: this command writes a file", hint="name the file to write")
-    directory = path.parent if str(path.parent) else Path(".")
+    what = _PROTECTED.get(os.path.realpath(path))
+    if what is not None:
+        raise _refuse(path, what)
+    if _not_a_file(path):
+        return  # (written into, as it is)
+    target = _written_path(path)
+    directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"cannot write {path}: directory {directory} does not exist", hint="create it first")
-    if path.is_dir():
+    if target.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory")
     if not os.access(directory, os.W_OK):
         raise UsageError(f"cannot write {path}: directory {directory} is not writable")
@@ -423,9 +481,17 @@ def format_from_suffix(path: Path | None) -> str | None:
 
 @contextlib.contextmanager
 def atomic_write(path: Path, mode: Literal["w", "wb"] = "w") -> Iterator[IO[Any]]:
-    """Write `path` through a temp file in the same directory, fsync, then rename: never half-written."""
-    directory = path.parent if str(path.parent) else Path(".")
+    """Write `path` through a temp file in the same directory, fsync, then rename: never half-written.
+
+    A symlink's target file is replaced so (the link stays); a device or a pipe (/dev/null, /dev/stdout,
+    a shell's >(...)) is written into as it is: renaming a file over it would replace the device."""
     check_writable(path)
+    if _not_a_file(path):
+        with open(path, "w", encoding="utf-8", newline="") if mode == "w" else open(path, "wb") as stream:
+            yield stream
+        return
+    path = _written_path(path)
+    directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     # mkstemp makes 0600 files; keep the mode of the file we replace, else what the umask allows
     try:
