@@ -424,6 +424,9 @@ class Session:
         self._memory: Database | None = None
         self._spark_engine: Any = None
         self._data_warnings: tuple[str, ...] = ()
+        # the timezone a directory of exports is loaded in: the first scored ruleset's (SPEC §2: naive times
+        # are in the ruleset's timezone), Asia/Shanghai before any
+        self._data_timezone = "Asia/Shanghai"
         self._held: Any = None  # the read connection a `_source()` holds open for the ones inside it
 
     # -- lifecycle --
@@ -504,7 +507,7 @@ class Session:
             items, unread = discover_with_warnings(directory)
             for _, path in items:
                 _protect(path, f"the export {path} this command reads")
-            results = load_files(db, items, LoadOptions())
+            results = load_files(db, items, LoadOptions(timezone=self._data_timezone))
             self._data_warnings = (*unread, *load_warnings(results))
             disable_external_access(db.con)
         except BaseException:
@@ -1122,7 +1125,10 @@ class Session:
         record = record and self.reads_database
         inputs = None
         stored_id = None
+        if self._memory is None:
+            self._data_timezone = ruleset.timezone
         with self._source() as source:
+            zone_warning = timezone_warning(self._times_zone(source), ruleset)
             if self.reads_database and (record or reuse):
                 from chuanliu_cli.store.runs import find_stored_run, load_stored_run, snapshot_inputs
 
@@ -1146,7 +1152,7 @@ class Session:
             raise IncompletePeriodError(
                 incomplete_message(run), hint="load the rest of the period, or do not require it complete"
             )
-        warnings = [*self._data_warnings, *run_warnings(run, name)]
+        warnings = [*self._data_warnings, *([zone_warning] if zone_warning else []), *run_warnings(run, name)]
         if strict and warnings:
             raise StrictError(warnings)  # before the run is recorded: strict writes nothing
         population = self._population(run, name)
@@ -1165,6 +1171,16 @@ class Session:
                 )
             scored = replace(scored, run_id=run_id)
         return scored
+
+    def _times_zone(self, source: Any) -> str | None:
+        """The timezone the data's times are in: the database's (recorded by its loads), the Spark
+        settings', or None when no load said (an empty database)."""
+        if self._spark_engine is not None and source is self._spark_engine:
+            return str(self.spark.timezone) if self.spark is not None else None
+        from chuanliu_cli.store.database import first_row
+
+        row = first_row(source.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
+        return str(row[0]) if row else None
 
     def _population(self, run: RunResult, scorecard: str) -> Population:
         """Who the ranks and grants are relative to: a directory of exports (`data=`) may be one merchant's
@@ -1513,3 +1529,15 @@ def _protect(path: str | Path | None, what: str) -> None:
     from chuanliu_cli.present.writers import protect_from_output
 
     protect_from_output(path, what)
+
+
+def timezone_warning(data_zone: str | None, ruleset: Ruleset) -> str | None:
+    """The warning when the data's times were read in another timezone than the ruleset's (SPEC §2: naive
+    times are in the ruleset's timezone): periods then start and end hours off."""
+    if data_zone is None or data_zone == ruleset.timezone:
+        return None
+    return (
+        f"the ruleset {ruleset.name} is in timezone {ruleset.timezone}, but the data's times were read in "
+        f"{data_zone}: its periods start and end at {data_zone} midnight. Load the data with --timezone "
+        f"{ruleset.timezone} (into a new database), or set `timezone: {data_zone}` in the ruleset"
+    )

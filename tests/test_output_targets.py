@@ -122,3 +122,58 @@ def test_an_unknown_id_records_no_run(
     ok = invoke("--db", str(db), command, "--month", "2023-03", "--id", "ks700001", "--format", "csv")
     assert ok.exit_code == 0, ok.output
     assert _runs(db) == 1
+
+
+def _utc_ruleset(tmp_path: Path) -> Path:
+    text = (REPO / "rules" / "chuanliu.yaml").read_text(encoding="utf-8")
+    assert "\ntimezone: Asia/Shanghai\n" in text
+    path = tmp_path / "utc.yaml"
+    path.write_text(text.replace("\ntimezone: Asia/Shanghai\n", "\ntimezone: UTC\n"), encoding="utf-8")
+    return path
+
+
+def test_the_rulesets_timezone_reads_a_directory(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    """`timezone: UTC` in the ruleset: a directory's aware times are read in UTC (SPEC §2), so the first
+    order, 2023-03-01T00:02:04+08:00, is 2023-02-28 16:02:04; with Asia/Shanghai it stays 00:02:04."""
+    import csv
+    import json
+
+    data = tmp_path / "aware"
+    data.mkdir()
+    for f in (REPO / "sample_data").iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    with (data / "orders.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    at = rows[0].index("order_time")
+    for row in rows[1:]:
+        row[at] = row[at].replace(" ", "T") + "+08:00"
+    with (data / "orders.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+    args = ["eligible", "--month", "2023-05", "--data", str(data), "--format", "json"]
+    shanghai = json.loads(invoke(*args).stdout)
+    utc = invoke(*args, "--rules", str(_utc_ruleset(tmp_path)))
+    assert utc.exit_code == 0, utc.output
+    doc = json.loads(utc.stdout)
+    assert not any("timezone" in w for w in doc["warnings"])
+    assert shanghai["data_window"]["orders"]["min"] == "2023-03-01 00:02:04"
+    assert doc["data_window"]["orders"]["min"] == "2023-02-28 16:02:04"
+
+
+def test_a_database_in_another_timezone_is_warned(
+    invoke: Callable[..., Any], loaded: Path, tmp_path: Path
+) -> None:
+    rules = _utc_ruleset(tmp_path)
+    db = tmp_path / "c.duckdb"
+    db.write_bytes(loaded.read_bytes())
+    result = invoke(
+        "--db", str(db), "eligible", *MONTH, "--rules", str(rules), "--no-record", "--format", "csv"
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: the ruleset chuanliu-2023 is in timezone UTC, but the data's times were read in Asia/Shanghai"
+        in result.stderr
+    )
+    strict = invoke("--db", str(db), "eligible", *MONTH, "--rules", str(rules), "--strict", "--format", "csv")
+    assert strict.exit_code == int(ExitCode.STRICT_WARNING)
+    plain = invoke("--db", str(db), "eligible", *MONTH, "--no-record", "--format", "csv")
+    assert "timezone" not in plain.stderr
