@@ -14,6 +14,7 @@ module: it parses options, makes one call and writes the result.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -554,6 +555,8 @@ class Session:
         from chuanliu_cli.store.database import open_database
 
         path = self._require_database("loading")
+        if isinstance(files, str | os.PathLike):  # load("orders", "orders.csv"): one file, not its letters
+            files = [files]
         if directory is not None and (table is not None or files):
             raise UsageError("give a table and its files, or a directory, not both")
         if directory is None and not files:
@@ -767,6 +770,8 @@ class Session:
         no-activity values, as not in the population; a key of another scorecard, or one the data never
         saw, raises DataError naming the scorecard or the nearest keys. With `against_period`, the
         ranking score's parts are compared with that period's, largest change first (`attribution`)."""
+        if not isinstance(key, str):  # (ids are text: 700001 has lost any leading zero already)
+            raise UsageError(f"an id is text, not {key!r}", hint=f"write it as text: '{key}'")
         if against_period is not None:
             from chuanliu_cli.scoring.attribution import attribute
 

@@ -63,6 +63,9 @@ def week_period(day: date) -> Period:
 
 def parse_period(text: str, kind: PeriodKind = "month") -> Period:
     """Parse `2023-05` (month) or `2023-W18` (ISO week), or any date inside the period (`2023-05-17`)."""
+    if not isinstance(text, str):  # (the Python API: 202305 or None)
+        example = "2023-05" if kind == "month" else "2023-W18"
+        raise UsageError(f"a period is text such as {example!r}, not {text!r}", hint=f"write {example!r}")
     text = text.strip()
     try:
         if kind == "month":

@@ -161,3 +161,20 @@ def test_library_errors_name_no_cli_flags(tmp_path: Path, make: object) -> None:
     with pytest.raises(ChuanliuError) as info:
         make(tmp_path)  # type: ignore[operator]
     assert "--" not in info.value.message and "--" not in (info.value.hint or ""), info.value
+
+
+def test_api_misuse_is_a_usage_error(tmp_path: Path) -> None:
+    """A notebook's slips get the tool's own errors: a number for a period or an id, one file given as a
+    string (not read as its letters)."""
+    from chuanliu_cli.api import Session
+    from chuanliu_cli.errors import UsageError
+
+    with Session(data=REPO / "sample_data") as s:
+        with pytest.raises(UsageError, match=r"a period is text such as '2023-05', not 202305"):
+            s.eligible(202305)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match=r"an id is text, not 700001"):
+            s.explain(700001, "2023-05")  # type: ignore[arg-type]
+    db = tmp_path / "c.duckdb"
+    with Session(db=db) as s:
+        loaded = s.load("orders", str(REPO / "sample_data" / "orders.csv"))
+    assert [r.table for r in loaded.files] == ["orders"] and loaded.files[0].inserted > 0
