@@ -117,6 +117,9 @@ class ScoreResult:
     # True when the result was read back from recorded run `run_id` (same ruleset, tool and data) rather
     # than scored again; nothing new is then recorded
     stored: bool = False
+    # a run to record once its output is written (`record_later`; Session.record): the data's snapshot
+    # taken while scoring, when scoring started, and the command
+    pending: tuple[Any, datetime, str] | None = None
 
     @property
     def result(self) -> ScorecardResult:
@@ -640,10 +643,11 @@ class Session:
         command: str | None = None,
         strict: bool = False,
         group: str | None = None,
+        record_later: bool = False,
     ) -> ScoreResult:
         """Every entity of a scorecard ranked (only `ids`, or the first `top`, when given), with each score,
         eligibility and tier. With a database and `record`, the run is recorded in `runs`, under `command`
-        (default: this call). An id that is not in the population raises DataError (exit 4), naming the
+        (default: this call); with `record_later`, only once `record(result)` is called (after the output). An id that is not in the population raises DataError (exit 4), naming the
         nearest ones. `group`: only one owner's shops (those whose group_id it is; see `choose`). With
         `strict`, any warning raises StrictError and nothing is recorded."""
 
@@ -668,6 +672,7 @@ class Session:
             reuse=bool(ids),
             only=list(ids) if ids and group is None else None,  # a group's shops: every row is read
             finish=finish,
+            record_later=record_later,
         )
 
     def eligible(
@@ -682,11 +687,13 @@ class Session:
         strict: bool = False,
         ids: Sequence[str] | None = None,
         group: str | None = None,
+        record_later: bool = False,
     ) -> ScoreResult:
         """The reward list: eligible entities with rank, tier, total and grant (and, with
         `include_ineligible`, the others with their failed gates). `require_complete` raises
         IncompletePeriodError when the data does not cover the period; with a database and `record` the
-        run is recorded in `runs`, under `command` (default: this call). With `strict`, any warning raises
+        run is recorded in `runs`, under `command` (default: this call; with `record_later`, once
+        `record(result)` is called). With `strict`, any warning raises
         StrictError and nothing is recorded. `ids` or `group` (see `choose`) list only those entities,
         eligible or not (an asked entity is never left out silently)."""
 
@@ -719,6 +726,7 @@ class Session:
             command or f"Session.eligible({period!r})",
             strict,
             finish=finish,
+            record_later=record_later,
         )
 
     def choose(
@@ -1108,10 +1116,12 @@ class Session:
         labelled: Sequence[str] | None = None,
         needed: Sequence[str] = (),
         finish: Callable[[ScoreResult], ScoreResult] | None = None,
+        record_later: bool = False,
     ) -> ScoreResult:
         """Check the ruleset, score the period, check completeness, record the run (database only).
         `finish` (the rows a caller asks for: an unknown id or group raises) runs before the run is
-        recorded: a command that fails records nothing.
+        recorded: a command that fails records nothing. With `record_later` the run is not recorded but
+        kept in `pending` for Session.record, once the caller has written its output.
         With `strict`, any warning raises StrictError before anything is recorded. With `reuse` (explain,
         score --id), a recorded run of the same ruleset, tool version and data is read back instead of
         scoring again, and nothing new is recorded; `labelled` then names the only rows whose shop labels
@@ -1167,15 +1177,24 @@ class Session:
         if finish is not None:
             scored = finish(scored)
         if record and inputs is not None:
-            from chuanliu_cli.store.database import open_database
-            from chuanliu_cli.store.runs import record_run
-
-            with open_database(self.db_path, "write", self.wait) as handle:
-                run_id = record_run(
-                    handle.con, run, name, command or f"chuanliu_cli.api {period}", inputs, started
-                )
-            scored = replace(scored, run_id=run_id)
+            scored = replace(scored, pending=(inputs, started, command or f"chuanliu_cli.api {period}"))
+            if not record_later:
+                scored = self.record(scored)
         return scored
+
+    def record(self, scored: ScoreResult) -> ScoreResult:
+        """Record a run scored with `record_later` (its `pending` snapshot) in `runs` and `run_results`;
+        a result with nothing pending is returned as it is. The CLI records after writing the output, so
+        that a list it could not write (a full disk) is not recorded as published."""
+        if scored.pending is None:
+            return scored
+        from chuanliu_cli.store.database import open_database
+        from chuanliu_cli.store.runs import record_run
+
+        inputs, started, command = scored.pending
+        with open_database(self.db_path, "write", self.wait) as handle:
+            run_id = record_run(handle.con, scored.run, scored.scorecard, command, inputs, started)
+        return replace(scored, run_id=run_id, pending=None)
 
     def _times_zone(self, source: Any) -> str | None:
         """The timezone the data's times are in: the database's (recorded by its loads), the Spark

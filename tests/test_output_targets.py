@@ -177,3 +177,20 @@ def test_a_database_in_another_timezone_is_warned(
     assert strict.exit_code == int(ExitCode.STRICT_WARNING)
     plain = invoke("--db", str(db), "eligible", *MONTH, "--no-record", "--format", "csv")
     assert "timezone" not in plain.stderr
+
+
+@pytest.mark.parametrize("command", ["eligible", "score"])
+def test_a_list_that_cannot_be_written_is_not_recorded(
+    invoke: Callable[..., Any], loaded: Path, tmp_path: Path, command: str
+) -> None:
+    """The run is recorded once its output is written: a full disk (exit 1) records nothing, so `budget`
+    and `history` never read a list nobody received as the published one."""
+    db = tmp_path / "c.duckdb"
+    db.write_bytes(loaded.read_bytes())
+    full = invoke("--db", str(db), command, *MONTH, "--format", "csv", "-o", "/dev/full")
+    assert full.exit_code == int(ExitCode.INTERNAL) and "No space left on device" in full.output
+    assert _runs(db) == 0
+    out = tmp_path / "list.csv"
+    ok = invoke("--db", str(db), command, *MONTH, "-o", str(out))
+    assert ok.exit_code == 0, ok.output
+    assert out.exists() and _runs(db) == 1 and "Recorded as run 1" in ok.stderr

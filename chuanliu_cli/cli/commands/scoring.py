@@ -71,9 +71,8 @@ def table_limit(console: Console, everything: bool) -> int | None:
     return TERMINAL_ROWS if console.is_terminal and not everything else None
 
 
-def report_run(result: ScoreResult) -> None:
-    """The library's warnings, then where the run was recorded."""
-    warn(result.warnings)
+def recorded(result: ScoreResult) -> None:
+    """Where the run was read from or recorded, if it was."""
     if result.run_id is not None and result.stored:
         info(
             f"Read from recorded run {result.run_id} (same ruleset, tool version and data; "
@@ -129,8 +128,11 @@ def score(
             command=command_line(),
             strict=strict,
             group=group,
+            record_later=True,
         )
-    report_run(result)
+    warn(result.warnings)
+    if result.stored:
+        recorded(result)  # (read back from a recorded run)
 
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_scores
@@ -153,6 +155,9 @@ def score(
         ),
         table,
     )
+    # recorded once the output is written: a list that could not be written is not a published one
+    if result.pending is not None:
+        recorded(s.record(result))
 
 
 def eligible(
@@ -208,9 +213,10 @@ def eligible(
             strict=strict,
             ids=ids,
             group=group,
+            record_later=True,
         )
     chosen = bool(ids) or group is not None  # the entities asked for are listed, eligible or not
-    report_run(result)
+    warn(result.warnings)
     if top is not None and result.frame.height > top:
         # only the rows listed change: ranks, grants and totals stay those of everyone (as score --top)
         result = replace(result, selected=result.frame.head(top))
@@ -242,3 +248,6 @@ def eligible(
         ),
         table,
     )
+    # recorded once the output is written: a list that could not be written is not a published one
+    if result.pending is not None:
+        recorded(s.record(result))
