@@ -647,9 +647,10 @@ class Session:
     ) -> ScoreResult:
         """Every entity of a scorecard ranked (only `ids`, or the first `top`, when given), with each score,
         eligibility and tier. With a database and `record`, the run is recorded in `runs`, under `command`
-        (default: this call); with `record_later`, only once `record(result)` is called (after the output). An id that is not in the population raises DataError (exit 4), naming the
-        nearest ones. `group`: only one owner's shops (those whose group_id it is; see `choose`). With
-        `strict`, any warning raises StrictError and nothing is recorded."""
+        (default: this call); with `record_later`, only once `record(result)` is called (after the
+        output). An id that is not in the population raises DataError (exit 4), naming the nearest ones.
+        `group`: only one owner's shops (those whose group_id it is; see `choose`). With `strict`, any
+        warning raises StrictError and nothing is recorded."""
 
         def finish(scored: ScoreResult) -> ScoreResult:
             res = scored.result
@@ -739,11 +740,13 @@ class Session:
         key_from, the group's own row; for any other scorecard a UsageError."""
         import polars as pl
 
+        from chuanliu_cli.ingest.conversion import bare_id
         from chuanliu_cli.scoring.explain import unknown_key_error
 
         res = scored.result
         if not ids and group is None:
             return frame
+        ids = [bare_id(i) for i in ids or ()]
         known = set(frame[res.key].to_list())
         for wanted in ids or ():
             if wanted not in known:
@@ -780,6 +783,9 @@ class Session:
         ranking score's parts are compared with that period's, largest change first (`attribution`)."""
         if not isinstance(key, str):  # (ids are text: 700001 has lost any leading zero already)
             raise UsageError(f"an id is text, not {key!r}", hint=f"write it as text: '{key}'")
+        from chuanliu_cli.ingest.conversion import bare_id
+
+        key = bare_id(key)  # (as a load reads the id: " ks700001" pasted from a sheet is ks700001)
         if against_period is not None:
             from chuanliu_cli.scoring.attribution import attribute
 

@@ -178,3 +178,14 @@ def test_api_misuse_is_a_usage_error(tmp_path: Path) -> None:
     with Session(db=db) as s:
         loaded = s.load("orders", str(REPO / "sample_data" / "orders.csv"))
     assert [r.table for r in loaded.files] == ["orders"] and loaded.files[0].inserted > 0
+
+
+def test_an_id_pasted_with_spaces_is_the_id(tmp_path: Path) -> None:
+    """An id asked for is read as a load reads one (conversion.bare_id): " ks700001\\u3000" pasted from a
+    sheet is ks700001, for explain and for score/eligible --id."""
+    from chuanliu_cli.api import Session
+
+    with Session(data=REPO / "sample_data") as s:
+        assert s.explain(" ks700001\u3000", "2023-05").explanation.key == "ks700001"
+        chosen = s.score("2023-05", ids=["\tks700001 "])
+        assert chosen.frame["shop_id"].to_list() == ["ks700001"]

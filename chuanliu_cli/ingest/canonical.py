@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from chuanliu_cli.ingest.conversion import DURATION_TABLE, DURATION_TOLERANCE, SHOW_WARNINGS, Dialect
+from chuanliu_cli.ingest.conversion import (
+    DURATION_TABLE,
+    DURATION_TOLERANCE,
+    ID_EDGES,
+    SHOW_WARNINGS,
+    Dialect,
+)
 from chuanliu_cli.ingest.mapping import TableMapping
 from chuanliu_cli.schema import QUALITY_REFUND_REASONS, SQL_TYPES, Column, ColumnType, Table
 
@@ -415,7 +421,7 @@ def time_from_text(x: exp.Expr, sql: Primitives, timezone: str) -> exp.Expr:
 #: White space around an id: spaces, tabs, line breaks, no-break and ideographic spaces, zero-width space,
 #: BOM.
 _SPACE = "[ \t\n\r\f\u00a0\u3000\u200b\ufeff]"
-_EDGES = (" ", "\t", "\n", "\r", "\f", "\u00a0", "\u3000", "\u200b", "\ufeff")
+_EDGES = ID_EDGES
 #: An id a spreadsheet wrote in scientific notation (1.23457E+15, 1.2345678901234568e+15): its digits are
 #: gone. `12E34`, with neither a decimal point nor a signed exponent, is not what a spreadsheet writes and
 #: may be a code: it is kept as an id.

@@ -27,6 +27,16 @@ SHOW_WARNINGS = 5
 DURATION_TABLE = "livestreams"
 
 
+#: White space around an id that every reading of an id removes (a loaded cell, an id asked for on the
+#: command line): spaces, tabs, line breaks, no-break and ideographic spaces, zero-width space, BOM.
+ID_EDGES = (" ", "\t", "\n", "\r", "\f", "\u00a0", "\u3000", "\u200b", "\ufeff")
+
+
+def bare_id(text: str) -> str:
+    """An id as given (`" ks700001"`, pasted from a sheet) without the white space a load removes too."""
+    return text.strip("".join(ID_EDGES))
+
+
 #: Columns that a file without them still decides from other columns it has (canonical._outputs): a
 #: sale mode from the promoter, a session's duration from its times.
 DECIDED_BY = {"sale_mode": ("promoter_id",), "duration_minutes": ("start_time", "end_time")}
