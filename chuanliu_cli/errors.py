@@ -66,3 +66,9 @@ class StrictError(ChuanliuError):
             details=[f"warning: {w}" for w in warnings],
         )
         self.warnings = tuple(warnings)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text (DuckDB adds the query and a caret below it), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from chuanliu_cli import schema
-from chuanliu_cli.errors import RulesetError
+from chuanliu_cli.errors import RulesetError, first_line
 from chuanliu_cli.periods import Period, month_period, week_period
 from chuanliu_cli.rules.compiler import (
     compile_metrics,
@@ -158,10 +158,6 @@ def _position(error: str) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 class _Checker:
     def __init__(self, ruleset: Ruleset, period: Period, con: duckdb.DuckDBPyConnection) -> None:
         self.ruleset = ruleset
@@ -204,7 +200,7 @@ class _Checker:
         try:
             types = self.types(compile_row_probe(self.ruleset, sc.name, source, expr, self.period))
         except duckdb.Error as e:
-            self.errors.append(f"{expr.loc}: {what} does not work on {source}: {_first_line(e)}")
+            self.errors.append(f"{expr.loc}: {what} does not work on {source}: {first_line(e)}")
             return
         if types and types[0] != "BOOLEAN":
             self.errors.append(f"{expr.loc}: {what} must be a condition (true/false), not {types[0]}")
@@ -223,10 +219,10 @@ class _Checker:
             except duckdb.Error as e:
                 found = True
                 self.errors.append(
-                    f"{_where(metric)}: metric '{metric.name}' does not compile: {_first_line(e)}"
+                    f"{_where(metric)}: metric '{metric.name}' does not compile: {first_line(e)}"
                 )
         if not found:
-            self.errors.append(f"{sc.loc}: scorecard '{sc.name}' does not compile: {_first_line(error)}")
+            self.errors.append(f"{sc.loc}: scorecard '{sc.name}' does not compile: {first_line(error)}")
 
     def gates(self, sc: Scorecard) -> None:
         """Bind each gate over a table of the scorecard's metric and score values (all DOUBLE)."""
@@ -255,7 +251,7 @@ class _Checker:
             try:
                 types = self.types(probe.sql(dialect="duckdb"))
             except duckdb.Error as e:
-                self.errors.append(f"{gate.when.loc}: gate '{gate.id}' does not compile: {_first_line(e)}")
+                self.errors.append(f"{gate.when.loc}: gate '{gate.id}' does not compile: {first_line(e)}")
                 continue
             if types[0] != "BOOLEAN":
                 self.errors.append(f"{gate.when.loc}: gate '{gate.id}' must be a condition, not {types[0]}")

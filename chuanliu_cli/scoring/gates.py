@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chuanliu_cli.arrays import ArrowStream, frame_of
-from chuanliu_cli.errors import RulesetError
+from chuanliu_cli.errors import RulesetError, first_line
 from chuanliu_cli.rules.model import Gate, Scorecard
 from chuanliu_cli.scoring.allocation import round_micro
 from chuanliu_cli.sqltext import ident
@@ -99,12 +99,6 @@ CONVERSION_HINT = (
     "write each value in the type it meets (a number without quotes, a date as 'YYYY-MM-DD'), "
     "then run `chuanliu rules check`"
 )
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an engine's error (DuckDB adds the query and a caret below it)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _gate_failure(sc: Scorecard, error: Exception, con: duckdb.DuckDBPyConnection) -> RulesetError:
