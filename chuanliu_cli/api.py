@@ -748,10 +748,10 @@ class Session:
             return frame
         ids = [bare_id(i) for i in ids or ()]
         known = set(frame[res.key].to_list())
-        for wanted in ids or ():
+        for wanted in ids:
             if wanted not in known:
                 raise unknown_key_error(scored.run, scored.scorecard, wanted)
-        keep = pl.col(res.key).is_in(list(ids or ()))
+        keep = pl.col(res.key).is_in(ids)
         if group is not None:
             if res.scorecard.key_from is not None:
                 if group not in known:
@@ -1207,10 +1207,9 @@ class Session:
         settings', or None when no load said (an empty database)."""
         if self._spark_engine is not None and source is self._spark_engine:
             return str(self.spark.timezone) if self.spark is not None else None
-        from chuanliu_cli.store.database import first_row
+        from chuanliu_cli.store.database import stored_timezone
 
-        row = first_row(source.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
-        return str(row[0]) if row else None
+        return stored_timezone(source)
 
     def _population(self, run: RunResult, scorecard: str) -> Population:
         """Who the ranks and grants are relative to: a directory of exports (`data=`) may be one merchant's

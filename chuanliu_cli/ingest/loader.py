@@ -24,7 +24,7 @@ from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident, literal
 from chuanliu_cli.store import brushing, names
-from chuanliu_cli.store.database import first_row
+from chuanliu_cli.store.database import first_row, stored_timezone
 
 if TYPE_CHECKING:
     import duckdb
@@ -321,11 +321,11 @@ def _check_reject_rates(results: list[FileResult], options: LoadOptions) -> None
 
 
 def _check_timezone(con: duckdb.DuckDBPyConnection, timezone: str, read_only: bool) -> None:
-    row = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
-    if row and row[0] != timezone:
+    stored = stored_timezone(con)
+    if stored is not None and stored != timezone:
         raise UsageError(
-            f"the database holds times in {row[0]}, not {timezone}",
-            hint=f"load with timezone={row[0]}, or into another database",
+            f"the database holds times in {stored}, not {timezone}",
+            hint=f"load with timezone={stored}, or into another database",
         )
 
 
@@ -537,19 +537,20 @@ def _unknown_orders(con: duckdb.DuckDBPyConnection, p: _Prepared, source: str) -
     (an orders workbook whose ids were numbers) match nothing, without a word otherwise."""
     if p.table != "reviews":
         return []
-    unmatched = f"FROM {source} r ANTI JOIN orders o ON r.order_id = o.order_id WHERE r.__reason IS NULL"
+    unmatched = (
+        f"FROM {source} r ANTI JOIN orders o ON r.order_id = o.order_id "
+        "WHERE r.__reason IS NULL AND r.order_id IS NOT NULL"
+    )
     counts = first_row(
         con.execute(
             f"SELECT (SELECT count(*) FROM {source} WHERE __reason IS NULL AND order_id IS NOT NULL), "
-            f"(SELECT count(*) {unmatched} AND r.order_id IS NOT NULL)"
+            f"(SELECT count(*) {unmatched})"
         )
     )
     total, unknown = (int(counts[0]), int(counts[1])) if counts else (0, 0)
     if not unknown or unknown <= UNKNOWN_ORDERS_SHARE * total:
         return []
-    examples = con.execute(
-        f"SELECT r.order_id, r.__line {unmatched} AND r.order_id IS NOT NULL ORDER BY r.__line LIMIT 3"
-    ).fetchall()
+    examples = con.execute(f"SELECT r.order_id, r.__line {unmatched} ORDER BY r.__line LIMIT 3").fetchall()
     shown = ", ".join(f"{order} ({p.reader.line_label} {line})" for order, line in examples)
     return [
         f"{p.reader.name}: {unknown:,} of {total:,} reviews ({unknown / total:.1%}) name an order that is "

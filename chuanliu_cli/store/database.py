@@ -299,6 +299,12 @@ def _connect(db_path: str, read_only: bool, memory_limit: str | None = None) -> 
         raise DataError(f"cannot open database {db_path}: {exc}") from None
 
 
+def stored_timezone(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The timezone the database's times are in, as its loads recorded it (None before any load)."""
+    row = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
+    return str(row[0]) if row else None
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The schema version recorded in the database (0 for a new, empty one)."""
     # (duckdb_tables(), not information_schema.tables: the view's first read cost 17 ms of every command)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from chuanliu_cli.periods import Period, month_period, week_period
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES
 from chuanliu_cli.sqltext import ident
-from chuanliu_cli.store.database import first_row
+from chuanliu_cli.store.database import first_row, stored_timezone
 
 if TYPE_CHECKING:
     import duckdb
@@ -193,7 +193,6 @@ def store_status(
         else:
             incomplete.append(m)
             notes[m] = state.describe()
-    tz = first_row(con.execute("SELECT value FROM chuanliu_meta WHERE key = 'timezone'"))
     rejected = int(rej[0]) if rej else 0
-    timezone = tz[0] if tz else None
+    timezone = stored_timezone(con)
     return StoreStatus(tables, loads, rejected, complete, incomplete, timezone, notes, ruleset.name)
