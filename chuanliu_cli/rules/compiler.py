@@ -20,7 +20,7 @@ cannot be made identical is rejected (`expressions.for_dialect`, `expressions.di
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -765,22 +765,37 @@ def referenced_fields(ruleset: Ruleset, sc: Scorecard) -> set[tuple[str, str]]:
     """The fields of earlier scorecards that `sc`'s metrics read, as (scorecard, field): ("merchant",
     "eligible") for `merchant.eligible` in a where or value, directly or through a named filter."""
     found: set[tuple[str, str]] = set()
-    exprs: list[Expr] = []
-    for metric in sc.metrics:
-        if isinstance(metric, AggregateMetric):
-            exprs += [metric.value, *([metric.where] if metric.where is not None else [])]
-        elif isinstance(metric, ConversionMetric):
-            exprs += [s.where for s in (metric.first, metric.then) if s.where is not None]
-    seen: set[str] = set()
-    while exprs:
-        for col in parse_expression(exprs.pop()).find_all(exp.Column):
-            name = str(col.name)
+    for _what, expr in metric_expressions(ruleset, sc, formulas=False):
+        for col in parse_expression(expr).find_all(exp.Column):
             if col.table:
-                found.add((str(col.table), name))
-            elif name in ruleset.filters and name not in seen:
-                seen.add(name)
-                exprs.append(ruleset.filters[name])
+                found.add((str(col.table), str(col.name)))
     return found
+
+
+def metric_expressions(ruleset: Ruleset, sc: Scorecard, formulas: bool = True) -> Iterator[tuple[str, Expr]]:
+    """(what, expression) of every expression of `sc`'s metrics: each metric's where and value, a
+    conversion's steps' wheres, a formula (unless `formulas` is False), each followed by the named filters
+    it uses, transitively, each filter once."""
+    seen: set[str] = set()
+    for metric in sc.metrics:
+        owner = f"metric '{metric.name}' of scorecard {sc.name}"
+        if isinstance(metric, AggregateMetric):
+            own = [metric.where, metric.value]
+        elif isinstance(metric, ConversionMetric):
+            own = [metric.first.where, metric.then.where]
+        else:
+            own = [metric.formula] if formulas else []
+        for expr in (e for e in own if e is not None):
+            yield owner, expr
+            pending = sorted(bare_names(expr) & ruleset.filters.keys(), reverse=True)
+            while pending:  # filters may use filters
+                name = pending.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                body = ruleset.filters[name]
+                yield f"filter '{name}' (used by {owner})", body
+                pending.extend(sorted(bare_names(body) & ruleset.filters.keys(), reverse=True))
 
 
 def scorecards_needed(ruleset: Ruleset, upto: str | None = None) -> tuple[str, ...]:

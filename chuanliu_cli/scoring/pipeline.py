@@ -8,7 +8,7 @@ results through a registered, in-memory view, never a table).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -19,8 +19,6 @@ from chuanliu_cli.errors import ChuanliuError, DataError, RulesetError
 from chuanliu_cli.periods import Period
 from chuanliu_cli.rules.model import (
     AggregateMetric,
-    ConversionMetric,
-    Expr,
     FormulaMetric,
     Normalizer,
     Ruleset,
@@ -270,12 +268,12 @@ def _metric_failure(
     value of the data that the ruleset converts (`cast(buyer_id as bigint)`): a DataError naming the
     metrics whose own query fails, and where they are written.
     """
-    from chuanliu_cli.rules.compiler import compile_metrics
+    from chuanliu_cli.rules.compiler import compile_metrics, metric_expressions
     from chuanliu_cli.rules.expressions import literal_error
     from chuanliu_cli.scoring.gates import CONVERSION_HINT
 
     located = []
-    for what, expr in _metric_expressions(ruleset, sc):
+    for what, expr in metric_expressions(ruleset, sc):
         found = literal_error(expr, error.message, f"{what} failed while scoring: {error.message}")
         if found is not None:
             located.append(found)
@@ -295,32 +293,6 @@ def _metric_failure(
     )
     named = f" metric{'s' if len(failing) > 1 else ''} {', '.join(failing)}:" if failing else ""
     return DataError(f"scorecard {sc.name}:{named} {error.message}", hint=hint)
-
-
-def _metric_expressions(ruleset: Ruleset, sc: Scorecard) -> Iterator[tuple[str, Expr]]:
-    """(what, expression) of every expression of `sc`'s metric query, each filter it uses once."""
-    from chuanliu_cli.rules.expressions import bare_names
-
-    seen: set[str] = set()
-    for metric in sc.metrics:
-        owner = f"metric '{metric.name}' of scorecard {sc.name}"
-        if isinstance(metric, AggregateMetric):
-            own = [metric.where, metric.value]
-        elif isinstance(metric, ConversionMetric):
-            own = [metric.first.where, metric.then.where]
-        else:
-            own = [metric.formula]
-        for expr in (e for e in own if e is not None):
-            yield owner, expr
-            pending = sorted(bare_names(expr) & ruleset.filters.keys(), reverse=True)
-            while pending:  # filters may use filters
-                name = pending.pop()
-                if name in seen:
-                    continue
-                seen.add(name)
-                body = ruleset.filters[name]
-                yield f"filter '{name}' (used by {owner})", body
-                pending.extend(sorted(bare_names(body) & ruleset.filters.keys(), reverse=True))
 
 
 def ranks_everyone(sc: Scorecard) -> bool:
@@ -722,7 +694,7 @@ def absent_metrics(sc: Scorecard) -> dict[str, float | None]:
         empty_value,
         parse_expression,
     )
-    from chuanliu_cli.rules.model import AggregateMetric, FormulaMetric
+    from chuanliu_cli.rules.model import FormulaMetric
     from chuanliu_cli.sqltext import ident
 
     con = duckdb.connect()
