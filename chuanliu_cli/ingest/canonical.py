@@ -418,10 +418,8 @@ def time_from_text(x: exp.Expr, sql: Primitives, timezone: str) -> exp.Expr:
 
 # --- ids (SPEC §2: ids are text) ---------------------------------------------------------------------------
 
-#: White space around an id: spaces, tabs, line breaks, no-break and ideographic spaces, zero-width space,
-#: BOM.
-_SPACE = "[ \t\n\r\f\u00a0\u3000\u200b\ufeff]"
-_EDGES = ID_EDGES
+#: White space around an id (conversion.ID_EDGES) as a regular expression's character class.
+_SPACE = "[" + "".join(ID_EDGES) + "]"
 #: An id a spreadsheet wrote in scientific notation (1.23457E+15, 1.2345678901234568e+15): its digits are
 #: gone. `12E34`, with neither a decimal point nor a signed exponent, is not what a spreadsheet writes and
 #: may be a code: it is kept as an id.
@@ -465,7 +463,7 @@ def _id_needs_work(raw: exp.Expr) -> exp.Expr:
         _bin(exp.LT, first, _n(48)),
         _bin(exp.GT, first, _n(122)),
         _bin(exp.EQ, first, _n(61)),
-        _in(exp.Right(this=raw.copy(), expression=_n(1)), _EDGES),
+        _in(exp.Right(this=raw.copy(), expression=_n(1)), ID_EDGES),
         exp.Like(this=raw.copy(), expression=_s("%.%0")),
     )
 

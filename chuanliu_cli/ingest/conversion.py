@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     import duckdb
 
@@ -83,41 +83,46 @@ def conversion_sql(
     from chuanliu_cli.rules import cache
 
     question = (tuple(present.items()), timezone, source, tuple(raw_text or ()), raw_text is None, dialect)
-    key = (cache.model_digest(tm), *question)
-    hit = _RENDERED.get(key)
-    if hit is None:
-        if len(_RENDERED) > 256:
-            _RENDERED.clear()
+    digest = cache.model_digest(tm)
 
-        def render() -> str:
-            from chuanliu_cli.ingest import canonical  # (sqlglot: only when the text is not kept)
+    def render() -> str:
+        from chuanliu_cli.ingest import canonical  # (sqlglot: only when the text is not kept)
 
-            return canonical.render_conversion(tm, present, timezone, source, raw_text, dialect)
+        return canonical.render_conversion(tm, present, timezone, source, raw_text, dialect)
 
-        hit = cache.remembered("conversion", (str(key[0]), repr(question)), render)
-        _RENDERED[key] = hit
-    return hit, list(tm.table.names)
+    text = _kept("conversion", (digest, *question), (digest, repr(question)), render)
+    return text, list(tm.table.names)
 
 
 def merge_sql(table: str, unsaid: list[str], source: str, target: str) -> str:
     """The SELECT of `source`'s converted rows with the columns the file says nothing about (`unsaid`,
-    canonical.unsaid_columns) kept from the stored row of the same key in `target`, the derived columns
-    computed again, and `__kept$<column>` for each of `unsaid` (the row keeps a stored value that differs
-    from the file's default)."""
+    unsaid_columns) kept from the stored row of the same key in `target`, the derived columns computed
+    again, and `__kept$<column>` for each of `unsaid` (the row keeps a stored value that differs from the
+    file's default)."""
+    question = (table, tuple(unsaid), source, target)
+
+    def render() -> str:
+        from chuanliu_cli.ingest import canonical  # (sqlglot: only when the text is not kept)
+        from chuanliu_cli.schema import TABLES
+
+        return canonical.render_merge(TABLES[table], unsaid, source, target, "duckdb")
+
+    return _kept("merge", ("merge", *question), repr(question), render)
+
+
+def _kept(
+    kind: str, key: tuple[object, ...], question: str | tuple[str, ...], render: Callable[[], str]
+) -> str:
+    """`render()`'s text, kept by `key` in this process and by `question` in the cache of rules/cache.py
+    (`kind`), so that a command whose queries are kept renders nothing."""
     from chuanliu_cli.rules import cache
 
-    question = (table, tuple(unsaid), source, target)
-    hit = _RENDERED.get(("merge", *question))
+    hit = _RENDERED.get(key)
     if hit is None:
-
-        def render() -> str:
-            from chuanliu_cli.ingest import canonical  # (sqlglot: only when the text is not kept)
-            from chuanliu_cli.schema import TABLES
-
-            return canonical.render_merge(TABLES[table], unsaid, source, target, "duckdb")
-
-        hit = cache.remembered("merge", repr(question), render)
-        _RENDERED[("merge", *question)] = hit
+        if len(_RENDERED) > 256:
+            _RENDERED.clear()
+        hit = cache.remembered(kind, question, render)
+        _RENDERED[key] = hit
     return hit
 
 
