@@ -986,7 +986,7 @@ class Session:
         )
         if list_path is not None and list_format is not None:
             from chuanliu_cli.present.documents import scores_document
-            from chuanliu_cli.present.writers import render
+            from chuanliu_cli.present.writers import write_document
 
             document = scores_document(run, name, warnings=warnings, population=self._population(run, name))
             if list_format == "xlsx":
@@ -995,9 +995,8 @@ class Session:
                 with atomic_write(list_path, "wb") as f:
                     write_xlsx(f, document)
             else:
-                data = render(list_format, document)  # type: ignore[arg-type]  # (checked above)
-                with atomic_write(list_path, "wb" if isinstance(data, bytes) else "w") as f:
-                    f.write(data)
+                with atomic_write(list_path, "wb") as f:
+                    write_document(f, list_format, document)  # type: ignore[arg-type]  # (checked above)
         if path is not None:
             with atomic_write(path) as f:
                 f.write(html)

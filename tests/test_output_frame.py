@@ -24,7 +24,7 @@ from chuanliu_cli.present.documents import (
     run_document,
     scores_document,
 )
-from chuanliu_cli.present.writers import float_text, render, safe_cell, safe_text
+from chuanliu_cli.present.writers import float_text, render, repr_columns, safe_cell, safe_text
 from chuanliu_cli.scoring.pipeline import RunResult
 from tests.conftest import REPO
 
@@ -184,3 +184,28 @@ def test_float_text_is_repr(values: list[float]) -> None:
 def test_float_text_at_the_edges(value: float) -> None:
     got: Any = pl.DataFrame({"x": [value]}).select(float_text(pl.col("x"))).item()
     assert got == repr(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1))
+def test_csv_writes_floats_as_repr_with_or_without_rewriting(values: list[float]) -> None:
+    """The csv writer leaves a float column to polars unless it holds a value between 0 and 1e-4: the
+    bytes are repr's either way (the guard if polars changes how it writes floats)."""
+    frame = pl.DataFrame({"x": values}, schema={"x": pl.Float64})
+    tiny = any(0 < abs(v) < 1e-4 for v in values)
+    assert repr_columns(frame) == ({"x"} if tiny else set())
+    out = io.BytesIO()
+    (frame.select(float_text(pl.col("x"))) if tiny else frame).write_csv(
+        out, include_header=False, line_terminator="\n"
+    )
+    assert out.getvalue().decode().splitlines() == [repr(v) for v in values]
+
+
+def test_csv_floats_rewritten_only_where_needed() -> None:
+    """Only the Float64 columns holding a tiny value (and any narrower float) go through `float_text`."""
+    frame = pl.DataFrame(
+        {"plain": [1.5, 1e16, -0.0], "tiny": [1.0, 2e-05, 0.0], "narrow": [0.5, 1.0, 2.0], "n": [1, 2, 3]},
+        schema={"plain": pl.Float64, "tiny": pl.Float64, "narrow": pl.Float32, "n": pl.Int64},
+    )
+    assert repr_columns(frame) == {"tiny", "narrow"}
+    assert repr_columns(frame.select("n")) == set()

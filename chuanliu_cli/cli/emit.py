@@ -3,6 +3,7 @@ messages on stderr (errors, warnings, information) honouring -q and --no-color."
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -175,11 +176,12 @@ def emit(
     to: Target, document: Callable[[], Document | EntityDocument], table: Callable[[Console], None]
 ) -> None:
     """Write a command's result: a Rich table, or the document as csv/json/jsonl/parquet/xlsx; to stdout
-    or atomically to the -o file. `document` is built only when a data format is asked for. Text comes as
-    str, or as UTF-8 bytes (the frame writers of score/eligible): those go out as they are, unless stdout
-    encodes text otherwise (then they are decoded, so that every command writes stdout's encoding); csv
-    with --csv-encoding goes out in that encoding, to a file or stdout alike."""
-    from chuanliu_cli.present.writers import BINARY_FORMATS, atomic_write, encode_csv, render
+    or atomically to the -o file. `document` is built only when a data format is asked for. A file gets
+    the bytes as `write_document` writes them (the entities' csv and jsonl straight from the frame); stdout
+    gets them whole once made, as UTF-8 bytes unless stdout encodes text otherwise (then as text, so that
+    every command writes stdout's encoding); csv with --csv-encoding goes out in that encoding, to a file
+    or stdout alike."""
+    from chuanliu_cli.present.writers import BINARY_FORMATS, atomic_write, write_document
 
     if to.format is OutputFormat.table:
         if to.output is None:
@@ -194,35 +196,24 @@ def emit(
     if to.format is OutputFormat.xlsx:
         _emit_xlsx(to, document())
         return
-    data = render(to.format.value, document(), to.labels.value)  # type: ignore[arg-type]
-    if to.format is OutputFormat.csv and (to.csv_encoding is not None or to.output is not None):
-        # a file is UTF-8 unless asked otherwise; stdout too when an encoding is asked for
-        encoding = (to.csv_encoding or CsvEncoding.utf8).value
-        if to.output is not None:
-            with atomic_write(to.output, "wb") as fb:
-                for chunk in encode_csv(data, encoding):
-                    fb.write(chunk)
-            return
-        sys.stdout.flush()
-        for chunk in encode_csv(data, encoding):
-            sys.stdout.buffer.write(chunk)
+    fmt = to.format.value
+    doc = document()
+    # a file is UTF-8 unless asked otherwise; stdout too when an encoding is asked for
+    encoding = (to.csv_encoding or CsvEncoding.utf8).value
+    if to.output is not None:
+        with atomic_write(to.output, "wb") as fb:
+            write_document(fb, fmt, doc, to.labels.value, encoding)  # type: ignore[arg-type]
+        return
+    # stdout: the whole output is made first, so that a failure leaves a pipe empty, not half-written
+    out = io.BytesIO()
+    write_document(out, fmt, doc, to.labels.value, encoding)  # type: ignore[arg-type]
+    data = out.getvalue()
+    sys.stdout.flush()
+    if fmt in BINARY_FORMATS or _utf8(sys.stdout) or (fmt == "csv" and to.csv_encoding is not None):
+        sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    if to.output is not None:
-        if isinstance(data, bytes):
-            with atomic_write(to.output, "wb") as fb:
-                fb.write(data)
-        else:
-            with atomic_write(to.output) as f:
-                f.write(data)
-        return
-    if isinstance(data, bytes) and to.format.value not in BINARY_FORMATS and not _utf8(sys.stdout):
-        data = data.decode("utf-8")
-    if isinstance(data, bytes):
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-    else:
-        sys.stdout.write(data)
+    sys.stdout.write(data.decode("utf-8"))
     sys.stdout.flush()
 
 
