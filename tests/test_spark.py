@@ -227,6 +227,44 @@ def test_messy_csv_parses_like_the_loader(spark: Any, tmp_path: Path) -> None:
     assert ours["order_id"].to_list()[:1] == ["0001"]
 
 
+def _split_orders(folder: Path, fmt: str) -> None:
+    """The sample's orders as two files whose columns differ: the second in reverse order without
+    commission (and, in Parquet, the first without promoter_id), beside the other tables."""
+    import shutil
+
+    folder.mkdir()
+    orders = pl.read_csv(SAMPLE / "orders.csv", infer_schema=False)
+    half = orders.height // 2
+    first = orders.head(half)
+    second = orders.tail(orders.height - half).drop("commission")
+    second = second.select(list(reversed(second.columns)))
+    if fmt == "csv":
+        first.write_csv(folder / "orders-1.csv")
+        second.write_csv(folder / "orders-2.csv")
+    else:
+        first.drop("promoter_id").write_parquet(folder / "orders-1.parquet")
+        second.write_parquet(folder / "orders-2.parquet")
+    for name in ("reviews", "livestreams", "shops"):
+        shutil.copy(SAMPLE / f"{name}.csv", folder / f"{name}.csv")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_files_of_one_table_are_matched_by_column_name(spark: Any, tmp_path: Path, fmt: str) -> None:
+    """Spark reads several CSV files by the first one's header (by position) and several Parquet files by
+    one file's schema: files whose columns differ were read wrong (half the orders rejected, or columns
+    dropped). Each file's columns are now matched by name, as the loader matches them."""
+    from chuanliu_cli.engines.spark import read_checked_tables, to_polars
+
+    _split_orders(tmp_path / "data", fmt)
+    duck = _duckdb(tmp_path / "data")
+    checked = read_checked_tables(spark, str(tmp_path / "data"), {})
+    assert checked["orders"].rejected is None
+    ours = to_polars(checked["orders"].valid).sort("order_id")
+    theirs = duck.sql(f"SELECT {', '.join(TABLES['orders'].names)} FROM orders").pl().sort("order_id")
+    assert ours.height == 14_640
+    assert ours.equals(theirs)
+
+
 def test_rejected_rows_are_reported_not_dropped_silently(spark: Any, tmp_path: Path) -> None:
     """The rows left out are counted per table, the first ones with the loader's very reasons."""
     from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files

@@ -369,7 +369,7 @@ def read_checked_tables(
             tables[table.name] = check_table(canonical(raw, table, timezone, what), table, what, cache)
         elif table.name in found:
             kind, paths = found[table.name]
-            what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+            what = file_names(paths)
             notes: list[str] = []
             if kind == "openplatform":
                 orders = tables["orders"].valid if "orders" in tables else None
@@ -460,7 +460,7 @@ def _read_responses(
     from pyspark.sql import functions as F
 
     raw, reader = _responses_frame(spark, paths)
-    what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+    what = file_names(paths)
     tm = default_mapping().for_table(table.name)
     tm = replace(tm, scale={**tm.scale, **reader.scale})
     if table.name == "reviews" and orders is not None:
@@ -498,7 +498,7 @@ def _apply_marks(
 
     from chuanliu_cli.ingest.formats.openplatform import marks_mapping
 
-    what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+    what = file_names(paths)
     raw, _ = _responses_frame(spark, paths, lines=True)
     tm = marks_mapping(default_mapping().for_table("orders"))
     converted = canonical(raw, tm.table, timezone, what, tm)
@@ -640,25 +640,73 @@ def _spark_header(spark: SparkSession, status: Any) -> HeaderReader:
 
 
 def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], timezone: str) -> DataFrame:
-    """The files of a table converted (`canonical`: with `__line` and `__reason`)."""
-    what = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+    """The files of a table converted (`canonical`: with `__line` and `__reason`).
+
+    Columns are matched by name in every file, as the loader matches them: Spark reads several CSV files
+    by the first one's header, by position, so files whose headers differ (another column order, a
+    column fewer) are read apart, each group converted as one file is, and their rows put together by
+    column name; Parquet files are read with their schemas merged by name (Spark otherwise takes one
+    file's columns and drops the others')."""
+    if kind == "parquet":
+        what = file_names(paths)
+        try:
+            raw = spark.read.option("mergeSchema", "true").parquet(*paths)
+        except Exception as exc:
+            raise DataError(f"{what}: cannot read it ({_first_line(exc)})") from None
+        return canonical(raw, table, timezone, what)
+    sep = "\t" if kind == "tsv" else ","
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path in paths:
+        groups.setdefault(_csv_header(spark, path, sep), []).append(path)
+    converted = [
+        canonical(_read_csv(spark, group, sep), table, timezone, file_names(group))
+        for group in groups.values()
+    ]
+    frame = converted[0]
+    for other in converted[1:]:
+        frame = frame.unionByName(other, allowMissingColumns=True)
+    return frame
+
+
+def _read_csv(spark: SparkSession, paths: list[str], sep: str) -> DataFrame:
+    """CSV files of one header as text cells (ids keep their leading zeros; parsing is `canonical`'s)."""
     try:
-        if kind == "parquet":
-            raw = spark.read.parquet(*paths)
-        else:
-            # Every cell as text, as written: ids keep their leading zeros, parsing is done below.
-            raw = spark.read.csv(
-                paths,
-                header=True,
-                inferSchema=False,
-                sep="\t" if kind == "tsv" else ",",
-                encoding="UTF-8",
-                quote='"',
-                escape='"',  # RFC 4180: a quote inside a quoted cell is doubled
-            )
+        return spark.read.csv(
+            paths,
+            header=True,
+            inferSchema=False,
+            sep=sep,
+            encoding="UTF-8",
+            quote='"',
+            escape='"',  # RFC 4180: a quote inside a quoted cell is doubled
+        )
     except Exception as exc:
+        what = file_names(paths)
         raise DataError(f"{what}: cannot read it ({_first_line(exc)})") from None
-    return canonical(raw, table, timezone, what)
+
+
+def file_names(paths: Iterable[str]) -> str:
+    """Files as messages name them: their names, without the folders."""
+    return ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+
+
+def _csv_header(spark: SparkSession, path: str, sep: str) -> tuple[str, ...]:
+    """A CSV file's header as `header_key`s: its first line, read on the driver through the file's own
+    file system (local, HDFS, object stores alike)."""
+    import csv
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    location = _hadoop_path(spark, path)
+    try:
+        stream = location.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(location)
+        try:
+            line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine()
+        finally:
+            stream.close()
+    except Exception as exc:
+        raise DataError(f"{path.rsplit('/', 1)[-1]}: cannot read it ({_first_line(exc)})") from None
+    return tuple(header_key(cell) for cell in next(csv.reader([line or ""], delimiter=sep), []))
 
 
 def _empty(spark: SparkSession, table: Table) -> DataFrame:
@@ -738,7 +786,7 @@ def canonical(
 
     by_name: dict[str, str] = {}
     for name in raw.columns:
-        by_name.setdefault(name.strip().lstrip("\ufeff").lower(), name)
+        by_name.setdefault(header_key(name), name)
     present = {c.name: by_name[c.name.lower()] for c in table.columns if c.name.lower() in by_name}
     present = {c: s for c, s in present.items() if not table.column(c).derived}
     # a column may come under a header that gives its numbers a unit (duration_seconds: seconds)
@@ -796,6 +844,13 @@ def canonical(
 
 
 _VIEWS = itertools.count()
+
+
+def header_key(name: str) -> str:
+    """A column header as the Spark engine matches it to a canonical name: any case, surrounding spaces
+    and a byte-order mark ignored."""
+    return name.strip().lstrip("\ufeff").lower()
+
 
 #: Spark's type names (DataType.simpleString) as the DuckDB type names the canonicalization reads.
 _DUCK_TYPES = {
