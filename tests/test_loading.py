@@ -30,10 +30,10 @@ def _load(db_path: Path, table: str, path: Path, **opts: Any) -> Any:
         return load_files(db, [(table, path)], LoadOptions(**opts))[0]
 
 
-def _rows(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+def _rows(db_path: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params).fetchall()
     finally:
         con.close()
 
@@ -515,10 +515,16 @@ def test_april_export_after_may_keeps_the_refunded_orders(tmp_path: Path, suffix
     assert "order_id 1 status refunded → shipped, refund_amount 30.00 → empty" in warning
     assert warning.count("order_id ") == 5  # 5 examples
     assert _rows(db, "SELECT regressed, updated FROM loads ORDER BY load_id") == [(0, 0), (20, 0)]
+    # every refusal is kept by key (the warning shows five), and so is every backward update applied
+    changes = (
+        "SELECT change, count(*), min(key::INT), max(key::INT) FROM load_changes WHERE load_id = ? GROUP BY 1"
+    )
+    assert _rows(db, changes, [result.load_id]) == [("backwards refused", 20, 1, 20)]
     # the older file is right after all: apply it
     allowed = _load(db, "orders", tmp_path / f"april{suffix}", allow_regress=True)
     assert (allowed.updated, allowed.regressed) == (20, 0)
     assert any("were applied as allowed" in w for w in allowed.warnings)
+    assert _rows(db, changes, [allowed.load_id]) == [("update backwards", 20, 1, 20)]
     assert _rows(db, "SELECT count(*) FROM orders WHERE status = 'shipped' AND refund_amount IS NULL") == [
         (20,)
     ]

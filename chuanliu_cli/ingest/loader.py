@@ -24,7 +24,7 @@ from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident, literal
 from chuanliu_cli.store import brushing, names
-from chuanliu_cli.store.database import first_row, stored_timezone
+from chuanliu_cli.store.database import BACKWARDS_APPLIED, BACKWARDS_REFUSED, first_row, stored_timezone
 
 if TYPE_CHECKING:
     import duckdb
@@ -513,7 +513,7 @@ def _load_one(
     # written once every file passed the reject-rate check; the differing duplicates are kept there too
     result.all_rejects = rejects + duplicate_rejects
     result.sha256 = digest.result()
-    if not was_empty and (result.inserted or result.updated):
+    if not was_empty and (result.inserted or result.updated or result.regressed):
         con.execute(
             "INSERT INTO load_changes SELECT ?, ?, key, change FROM __touched", [result.load_id, p.table]
         )
@@ -1037,9 +1037,13 @@ def _upsert(
     _conflict_warning(p, result, conflicts, "first" if options.on_duplicate == "first" else "last")
     if unsaid:
         _kept_warning(con, p, fresh, unsaid, result)
+    backwards = "'update'"
     if regressed:
         _regression_warning(con, p, fresh, rules, same, result, regressed, options.allow_regress)
-        if not options.allow_regress:
+        if options.allow_regress:
+            applied = literal(BACKWARDS_APPLIED)
+            backwards = f"CASE WHEN f.{key} IN (SELECT __key FROM regressed) THEN {applied} ELSE 'update' END"
+        else:
             # keep the stored rows: the file's backward rows take no further part
             if fresh != "fresh":
                 con.execute(f"CREATE OR REPLACE TABLE fresh AS SELECT * FROM {fresh}")
@@ -1047,16 +1051,23 @@ def _upsert(
             con.execute(f"DELETE FROM fresh WHERE {key} IN (SELECT __key FROM regressed)")
             result.regressed = regressed
             changed -= regressed
-        con.execute("DROP TABLE IF EXISTS regressed")
     result.inserted, result.updated = new, changed
     result.unchanged = distinct - new - changed - result.regressed
-    if new or changed:
-        # the keys this load adds or changes, for the provenance of later restatements (load_changes)
+    if new or changed or regressed:
+        # the keys this load adds or changes, for the provenance of later restatements (load_changes), and
+        # the backward updates it refused (or applied, as allowed), every one of them and not only the five
+        # its warning shows
+        refused = (
+            f" UNION ALL SELECT CAST(__key AS VARCHAR), {literal(BACKWARDS_REFUSED)} FROM regressed"
+            if regressed and not options.allow_regress
+            else ""
+        )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __touched AS SELECT CAST(f.{key} AS VARCHAR) AS key, "
-            f"CASE WHEN t.{key} IS NULL THEN 'insert' ELSE 'update' END AS change FROM {fresh} f "
-            f"LEFT JOIN {target} t ON f.{key} = t.{key} WHERE t.{key} IS NULL OR NOT ({same})"
+            f"CASE WHEN t.{key} IS NULL THEN 'insert' ELSE {backwards} END AS change FROM {fresh} f "
+            f"LEFT JOIN {target} t ON f.{key} = t.{key} WHERE t.{key} IS NULL OR NOT ({same}){refused}"
         )
+    con.execute("DROP TABLE IF EXISTS regressed")
     if changed:
         con.execute(
             f"DELETE FROM {target} WHERE {key} IN (SELECT f.{key} FROM {fresh} f "

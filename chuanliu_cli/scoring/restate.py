@@ -16,7 +16,7 @@ from chuanliu_cli.arrays import frame_of
 from chuanliu_cli.errors import DataError
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident
-from chuanliu_cli.store.database import first_row
+from chuanliu_cli.store.database import CHANGE_WORDS, first_row
 
 if TYPE_CHECKING:
     import duckdb
@@ -317,9 +317,7 @@ def _loads_behind(
     for entity, by_load in found.items():
         lines = []
         for (load_id, table_name), counts in sorted(by_load.items()):
-            what = ", ".join(
-                f"{n} {'inserted' if c == 'insert' else 'updated'}" for c, n in sorted(counts.items())
-            )
+            what = ", ".join(f"{n} {CHANGE_WORDS.get(c, c)}" for c, n in sorted(counts.items()))
             lines.append(
                 f"load {load_id} {table_name} ({PurePath(str(files.get(load_id, '?'))).name}): {what}"
             )

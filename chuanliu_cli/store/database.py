@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 7
 DEFAULT_DB = "chuanliu.duckdb"
 MEMORY = ":memory:"
+#: `load_changes.change`: what a load did to a key of a table that already held rows, and its words. A
+#: backward update (a lifecycle regression) is refused, the stored row kept, unless --allow-regress.
+BACKWARDS_APPLIED = "update backwards"
+BACKWARDS_REFUSED = "backwards refused"
+CHANGE_WORDS = {
+    "insert": "inserted",
+    "update": "updated",
+    BACKWARDS_APPLIED: "updated backwards (allowed)",
+    BACKWARDS_REFUSED: "backward updates refused (stored rows kept)",
+}
 
 # Bookkeeping tables. Each migration step takes the schema from version N-1 to N; never edit a step once
 # released, add a new one.
