@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from chuanliu_cli.engines.duckdb import DuckDBEngine
-from chuanliu_cli.errors import RulesetError
+from chuanliu_cli.errors import DataError, RulesetError
 from chuanliu_cli.periods import parse_period
 from chuanliu_cli.rules.compiler import compile_scorecard
 from chuanliu_cli.rules.model import Ruleset
@@ -263,6 +263,38 @@ def test_files_of_one_table_are_matched_by_column_name(spark: Any, tmp_path: Pat
     theirs = duck.sql(f"SELECT {', '.join(TABLES['orders'].names)} FROM orders").pl().sort("order_id")
     assert ours.height == 14_640
     assert ours.equals(theirs)
+
+
+def test_a_key_in_two_files_is_read_once_or_refused(spark: Any, tmp_path: Path) -> None:
+    """An order in two overlapping exports was counted twice by the metric queries (its amount summed
+    twice). Rows repeated whole are read once, with a warning; a key repeated with different values is
+    refused, naming it (Spark has no file order or line to pick the latest by)."""
+    import shutil
+
+    from chuanliu_cli.engines.spark import read_checked_tables, to_polars
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    orders = pl.read_csv(SAMPLE / "orders.csv", infer_schema=False)
+    orders.head(100).write_csv(data / "orders-old.csv")
+    checked = read_checked_tables(spark, str(data), {})
+    ours = to_polars(checked["orders"].valid).sort("order_id")
+    theirs = _duckdb(SAMPLE).sql(f"SELECT {', '.join(TABLES['orders'].names)} FROM orders").pl()
+    assert ours.equals(theirs.sort("order_id"))
+    [warning] = [w for w in checked["orders"].warnings if "repeated" in w]
+    assert warning.startswith("orders-old.csv, orders.csv: 100 repeated row(s) of orders (the same order_id")
+
+    other = tmp_path / "other"  # (a new folder: Spark's cache would match the first read's plan)
+    shutil.copytree(SAMPLE, other)
+    changed = orders.head(3).with_columns(pl.lit("u-other").alias("buyer_id"))
+    changed.write_csv(other / "orders-old.csv")
+    with pytest.raises(DataError) as caught:
+        read_checked_tables(spark, str(other), {})
+    key = sorted(changed["order_id"].to_list())[0]
+    assert f"3 order_id value(s) of orders come with different values in different rows: {key} (2 " in (
+        caught.value.message
+    )
+    assert "chuanliu load" in (caught.value.hint or "")
 
 
 def test_rejected_rows_are_reported_not_dropped_silently(spark: Any, tmp_path: Path) -> None:

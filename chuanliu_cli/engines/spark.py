@@ -908,4 +908,40 @@ def check_table(checked: DataFrame, table: Table, what: str, cache: bool) -> Che
         rows = tuple(SparkReject(table.name, what, r[0], r[1], r[2]) for r in examples)
         rejected = RejectedRows(table.name, what, count, rows)
     valid = checked.where("`__reason` IS NULL").drop("__line", "__reason")
+    valid, repeated = _unique_keys(valid, table, what)
+    if repeated is not None:
+        warnings.append(repeated)
     return CheckedTable(valid, rejected, checked if cache else None, warnings)
+
+
+def _unique_keys(valid: DataFrame, table: Table, what: str) -> tuple[DataFrame, str | None]:
+    """The valid rows with each key once, and a warning when rows were read twice.
+
+    The metric queries count a repeated key twice (an order in two overlapping exports: its amount
+    summed twice). Rows repeated whole (the same key, the same values) are read once, with a warning;
+    a key repeated with different values is refused: Spark keeps no file order or line to pick the
+    latest by, as `load` does. One job when no key repeats."""
+    key = table.key
+    repeats = valid.groupBy(key).count().where("`count` > 1")
+    if not repeats.limit(1).collect():
+        return valid, None
+    distinct = valid.dropDuplicates()
+    differing = distinct.groupBy(key).count().where("`count` > 1")
+    examples = differing.orderBy(key).limit(SHOW_REJECTS).collect()
+    if examples:
+        total = differing.count()
+        shown = ", ".join(f"{r[0]} ({r[1]} different rows)" for r in examples)
+        more = f" and {total - len(examples)} more" if total > len(examples) else ""
+        raise DataError(
+            f"{what}: {total} {key} value(s) of {table.name} come with different values in different rows: "
+            f"{shown}{more}; the Spark engine cannot tell which row is the latest",
+            hint="keep each key in one row (one export per period, without overlaps), or load the files "
+            "with `chuanliu load`, which keeps the last file's row and lists the others in rejected_rows",
+        )
+    first = repeats.orderBy(key).limit(SHOW_REJECTS).collect()
+    extra = valid.count() - distinct.count()
+    shown = ", ".join(str(r[0]) for r in first)
+    return distinct, (
+        f"{what}: {extra} repeated row(s) of {table.name} (the same {key} with the same values, e.g. "
+        f"{shown}) read once"
+    )
