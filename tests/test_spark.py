@@ -163,6 +163,28 @@ def test_cli_eligible_on_spark_matches_the_golden_reward_list(invoke: Callable[.
     assert result.stdout == (GOLDEN / "sample-2023-05-merchant.csv").read_text(encoding="utf-8")
 
 
+def test_a_spark_run_says_nothing_on_stderr_but_its_own_words(tmp_path: Path) -> None:
+    """A whole process (Spark's Java logging goes to the process's stderr, not to a test runner's): a stage
+    too large for Spark's Java compiler runs interpreted with the same results, and the compiler's failure
+    printed thousands of lines of Java stack trace at every run. stderr now holds only the JDK's notice."""
+    import subprocess
+    import sys
+
+    args = ["eligible", "--month", "2023-05", "--all", "--data", str(SAMPLE), "--engine", "spark"]
+    done = subprocess.run(
+        [sys.executable, "-m", "chuanliu_cli", *args, "-o", str(tmp_path / "list.csv")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("WARNING: Using incubator")]
+    assert lines == []
+    assert (tmp_path / "list.csv").read_text(encoding="utf-8") == (
+        GOLDEN / "sample-2023-05-merchant.csv"
+    ).read_text(encoding="utf-8")
+
+
 # -- reading the tables ---------------------------------------------------------------------------------
 
 
@@ -295,6 +317,37 @@ def test_a_key_in_two_files_is_read_once_or_refused(spark: Any, tmp_path: Path) 
         caught.value.message
     )
     assert "chuanliu load" in (caught.value.hint or "")
+
+
+def test_a_source_over_the_reject_limits_is_refused_as_load_refuses_it(spark: Any, tmp_path: Path) -> None:
+    """Rows the loader rejects were left out on Spark however many they were: orders mostly unreadable
+    (here 200 amounts written as text) were scored on what was left, where `--data` on DuckDB refuses the
+    file. Both engines now refuse it with the loader's limits and words."""
+    import shutil
+
+    from chuanliu_cli.engines.spark import read_checked_tables
+    from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
+    from chuanliu_cli.store.database import memory_database
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    orders = pl.read_csv(SAMPLE / "orders.csv", infer_schema=False)
+    broken = orders.with_columns(
+        pl.when(pl.int_range(pl.len()) < 200)
+        .then(pl.lit("n/a"))
+        .otherwise(pl.col("paid_amount"))
+        .alias("paid_amount")
+    )
+    broken.write_csv(data / "orders.csv")
+    with pytest.raises(DataError) as duck:
+        load_files(memory_database(), discover(data), LoadOptions())
+    with pytest.raises(DataError) as ours:
+        read_checked_tables(spark, str(data), {})
+    words = "200 of 14640 rows rejected, over both reject limits (1.4% > max_reject_rate 1.0% and 200 > "
+    assert duck.value.message.startswith(f"{data / 'orders.csv'}: {words}")
+    assert ours.value.message.startswith(f"orders.csv: {words}")
+    assert ours.value.message.endswith("as rows of orders; nothing was scored")
+    assert len(ours.value.details) == 5 and "paid_amount" in ours.value.details[0]
 
 
 def test_rejected_rows_are_reported_not_dropped_silently(spark: Any, tmp_path: Path) -> None:

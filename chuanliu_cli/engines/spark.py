@@ -44,7 +44,7 @@ from chuanliu_cli.ingest.discover import (
     unread_warnings,
 )
 from chuanliu_cli.ingest.formats.openplatform import CPS
-from chuanliu_cli.ingest.loader import SHOW_REJECTS
+from chuanliu_cli.ingest.loader import SHOW_REJECTS, LoadOptions
 from chuanliu_cli.ingest.mapping import TableMapping, default_mapping
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES, Table
 
@@ -82,6 +82,10 @@ logger.apache.name = org.apache
 logger.apache.level = error
 logger.netty.name = io.netty
 logger.netty.level = error
+# a stage whose generated Java is too large for the compiler runs interpreted, with the same results; the
+# compiler's failure was logged as an ERROR with thousands of lines of stack trace (the conversion queries)
+logger.codegen.name = org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator
+logger.codegen.level = off
 """
 
 
@@ -907,6 +911,16 @@ def check_table(checked: DataFrame, table: Table, what: str, cache: bool) -> Che
             count = checked.where("`__reason` IS NOT NULL").count()
         rows = tuple(SparkReject(table.name, what, r[0], r[1], r[2]) for r in examples)
         rejected = RejectedRows(table.name, what, count, rows)
+        # the loader's reject limits: a source mostly unreadable (another encoding, another layout) is
+        # refused rather than scored on what is left of it
+        limits, read = LoadOptions(), checked.count()
+        if limits.too_many_rejects(count, read):
+            raise DataError(
+                f"{what}: {limits.over_limits(count, read)} as rows of {table.name}; nothing was scored",
+                hint="fix the data (the first rejects are below), or load it with `chuanliu load "
+                "--max-reject-rate ... --max-reject-rows ...` and score the database",
+                details=[str(r) for r in rows],
+            )
     valid = checked.where("`__reason` IS NULL").drop("__line", "__reason")
     valid, repeated = _unique_keys(valid, table, what)
     if repeated is not None:

@@ -110,6 +110,14 @@ class LoadOptions:
         """Whether `rejected` of `read` rows exceed both reject limits (the file is then refused)."""
         return bool(read) and rejected > self.max_reject_rows and rejected / read > self.max_reject_rate
 
+    def over_limits(self, rejected: int, read: int) -> str:
+        """The words of a refusal over the reject limits: `rejected of read rows rejected, over ...`."""
+        return (
+            f"{rejected} of {read} rows rejected, over both reject limits "
+            f"({rejected / read:.1%} > max_reject_rate {self.max_reject_rate:.1%} and "
+            f"{rejected} > max_reject_rows {self.max_reject_rows})"
+        )
+
 
 ProgressCallback = Callable[[str, int, int | None], None]
 
@@ -311,9 +319,7 @@ def _check_reject_rates(results: list[FileResult], options: LoadOptions) -> None
         if options.too_many_rejects(rejected, read):
             name = parts[0].file if len(parts) == 1 else path
             raise DataError(
-                f"{name}: {rejected} of {read} rows rejected, over both reject limits "
-                f"({rejected / read:.1%} > max_reject_rate {options.max_reject_rate:.1%} and "
-                f"{rejected} > max_reject_rows {options.max_reject_rows}); nothing was written",
+                f"{name}: {options.over_limits(rejected, read)}; nothing was written",
                 hint="fix the file, or raise a reject limit (max_reject_rate or max_reject_rows) to load "
                 "the good rows",
                 details=[str(x) for r in parts for x in r.rejects][:SHOW_REJECTS],
