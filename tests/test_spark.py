@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -252,8 +253,6 @@ def test_messy_csv_parses_like_the_loader(spark: Any, tmp_path: Path) -> None:
 def _split_orders(folder: Path, fmt: str) -> None:
     """The sample's orders as two files whose columns differ: the second in reverse order without
     commission (and, in Parquet, the first without promoter_id), beside the other tables."""
-    import shutil
-
     folder.mkdir()
     orders = pl.read_csv(SAMPLE / "orders.csv", infer_schema=False)
     half = orders.height // 2
@@ -287,12 +286,34 @@ def test_files_of_one_table_are_matched_by_column_name(spark: Any, tmp_path: Pat
     assert ours.equals(theirs)
 
 
+def test_a_csv_file_not_in_utf8_is_refused(spark: Any, tmp_path: Path) -> None:
+    """Spark read every CSV file as UTF-8: a GB18030 export (what Excel saves on a Chinese Windows) gave
+    mojibake names and categories in the list, exit 0, no word. Each file's encoding is found as the
+    loader finds it, and one that is not UTF-8 is refused, naming the file and the encoding (Spark 4's
+    CSV reader takes no GB18030)."""
+    from chuanliu_cli.engines.spark import read_checked_tables
+
+    for encoding, said in (("gb18030", "GB18030"), ("utf-16", "UTF-16")):
+        data = tmp_path / encoding
+        shutil.copytree(SAMPLE, data)
+        (data / "shops.csv").write_bytes((SAMPLE / "shops.csv").read_text(encoding="utf-8").encode(encoding))
+        with pytest.raises(DataError) as caught:
+            read_checked_tables(spark, str(data), {})
+        assert caught.value.message == (
+            f"shops.csv: the file is {said}, and the Spark engine reads CSV in UTF-8 only"
+        )
+        assert f"iconv -f {encoding} -t utf-8" in (caught.value.hint or "")
+    bom = tmp_path / "bom"
+    shutil.copytree(SAMPLE, bom)
+    (bom / "orders.csv").write_bytes(b"\xef\xbb\xbf" + (SAMPLE / "orders.csv").read_bytes())
+    with _spark_engine(spark, bom) as engine:
+        _assert_tables_equal(engine, _duckdb(SAMPLE))
+
+
 def test_a_key_in_two_files_is_read_once_or_refused(spark: Any, tmp_path: Path) -> None:
     """An order in two overlapping exports was counted twice by the metric queries (its amount summed
     twice). Rows repeated whole are read once, with a warning; a key repeated with different values is
     refused, naming it (Spark has no file order or line to pick the latest by)."""
-    import shutil
-
     from chuanliu_cli.engines.spark import read_checked_tables, to_polars
 
     data = tmp_path / "data"
@@ -323,8 +344,6 @@ def test_a_source_over_the_reject_limits_is_refused_as_load_refuses_it(spark: An
     """Rows the loader rejects were left out on Spark however many they were: orders mostly unreadable
     (here 200 amounts written as text) were scored on what was left, where `--data` on DuckDB refuses the
     file. Both engines now refuse it with the loader's limits and words."""
-    import shutil
-
     from chuanliu_cli.engines.spark import read_checked_tables
     from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files
     from chuanliu_cli.store.database import memory_database
@@ -374,8 +393,6 @@ def test_rejected_rows_are_reported_not_dropped_silently(spark: Any, tmp_path: P
 def test_files_left_unread_are_said_as_the_duckdb_engine_says_them(spark: Any, tmp_path: Path) -> None:
     """A file of the data location that neither engine reads is said in the same words (one function,
     ingest/discover.unread_warnings); hidden files are not."""
-    import shutil
-
     from chuanliu_cli.ingest.discover import discover_with_warnings
 
     shutil.copytree(SAMPLE, tmp_path / "data")

@@ -659,12 +659,12 @@ def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], 
             raise DataError(f"{what}: cannot read it ({_first_line(exc)})") from None
         return canonical(raw, table, timezone, what)
     sep = "\t" if kind == "tsv" else ","
-    groups: dict[tuple[str, ...], list[str]] = {}
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for path in paths:
-        groups.setdefault(_csv_header(spark, path, sep), []).append(path)
+        groups.setdefault(_csv_layout(spark, path, sep), []).append(path)
     converted = [
-        canonical(_read_csv(spark, group, sep), table, timezone, file_names(group))
-        for group in groups.values()
+        canonical(_read_csv(spark, group, sep, encoding), table, timezone, file_names(group))
+        for (encoding, _), group in groups.items()
     ]
     frame = converted[0]
     for other in converted[1:]:
@@ -672,45 +672,66 @@ def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], 
     return frame
 
 
-def _read_csv(spark: SparkSession, paths: list[str], sep: str) -> DataFrame:
-    """CSV files of one header as text cells (ids keep their leading zeros; parsing is `canonical`'s)."""
+def _read_csv(spark: SparkSession, paths: list[str], sep: str, encoding: str) -> DataFrame:
+    """CSV files of one header and encoding as text cells (ids keep their leading zeros; parsing is
+    `canonical`'s)."""
     try:
         return spark.read.csv(
             paths,
             header=True,
             inferSchema=False,
             sep=sep,
-            encoding="UTF-8",
+            encoding=encoding,
             quote='"',
             escape='"',  # RFC 4180: a quote inside a quoted cell is doubled
         )
     except Exception as exc:
-        what = file_names(paths)
-        raise DataError(f"{what}: cannot read it ({_first_line(exc)})") from None
+        raise DataError(f"{file_names(paths)}: cannot read it ({_first_line(exc)})") from None
+
+
+#: How much of a CSV file `_csv_layout` reads to decide its encoding (as much as the loader's first look).
+_PREFIX = 1 << 20
+#: The encodings `ingest.readers.detect_encoding` finds that Spark's CSV reader reads (Spark 4 refuses
+#: GB18030 unless a legacy setting allows every Java charset).
+_SPARK_ENCODINGS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8"}
+
+
+def _csv_layout(spark: SparkSession, path: str, sep: str) -> tuple[str, tuple[str, ...]]:
+    """A CSV file's encoding (as the loader detects it, from its first MiB) and its header as
+    `header_key`s, read on the driver through the file's own file system (local, HDFS, object stores).
+    Spark reads every file as UTF-8: a GB18030 export's names came out as mojibake, silently; it is
+    refused now, as any file not in UTF-8."""
+    import csv
+
+    from chuanliu_cli.ingest.readers import detect_encoding
+
+    name = path.rsplit("/", 1)[-1]
+    location = _hadoop_path(spark, path)
+    try:
+        stream = location.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(location)
+        try:
+            prefix = bytes(stream.readNBytes(_PREFIX))
+        finally:
+            stream.close()
+    except Exception as exc:
+        raise DataError(f"{name}: cannot read it ({_first_line(exc)})") from None
+    if len(prefix) == _PREFIX and b"\n" in prefix:
+        prefix = prefix[: prefix.rindex(b"\n") + 1]  # (whole lines: no character cut in two)
+    found = detect_encoding(Path(name), prefix)
+    encoding = _SPARK_ENCODINGS.get(found)
+    if encoding is None:
+        raise DataError(
+            f"{name}: the file is {found.upper()}, and the Spark engine reads CSV in UTF-8 only",
+            hint=f"save it as UTF-8 (iconv -f {found} -t utf-8), or score it with the DuckDB engine, which "
+            "reads it as it is",
+        )
+    first = prefix.split(b"\n", 1)[0].decode(found, errors="replace").rstrip("\r")
+    return encoding, tuple(header_key(cell) for cell in next(csv.reader([first], delimiter=sep), []))
 
 
 def file_names(paths: Iterable[str]) -> str:
     """Files as messages name them: their names, without the folders."""
     return ", ".join(p.rsplit("/", 1)[-1] for p in paths)
-
-
-def _csv_header(spark: SparkSession, path: str, sep: str) -> tuple[str, ...]:
-    """A CSV file's header as `header_key`s: its first line, read on the driver through the file's own
-    file system (local, HDFS, object stores alike)."""
-    import csv
-
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    location = _hadoop_path(spark, path)
-    try:
-        stream = location.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(location)
-        try:
-            line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine()
-        finally:
-            stream.close()
-    except Exception as exc:
-        raise DataError(f"{path.rsplit('/', 1)[-1]}: cannot read it ({_first_line(exc)})") from None
-    return tuple(header_key(cell) for cell in next(csv.reader([line or ""], delimiter=sep), []))
 
 
 def _empty(spark: SparkSession, table: Table) -> DataFrame:
