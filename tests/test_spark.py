@@ -286,6 +286,45 @@ def test_files_of_one_table_are_matched_by_column_name(spark: Any, tmp_path: Pat
     assert ours.equals(theirs)
 
 
+def test_headers_and_quoted_line_breaks_read_as_the_loader_reads_them(spark: Any, tmp_path: Path) -> None:
+    """Spark matched headers by canonical name only: shops' 类目 and 主体ID and livestreams' 涨粉数 (headers
+    `load` maps) were ignored without a word, the columns null, and the list changed. A shop name holding
+    a quoted line break split its row in two. Both now read as the loader reads them."""
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    shops = (data / "shops.csv").read_text(encoding="utf-8")
+    shops = shops.replace("shop_id,shop_name,category,group_id", "shop_id,shop_name,类目,主体ID", 1)
+    shops = shops.replace("ks700001,云源珠宝文玩旗舰店,", 'ks700001,"云源珠宝\n文玩旗舰店",', 1)
+    (data / "shops.csv").write_text(shops, encoding="utf-8")
+    live = (data / "livestreams.csv").read_text(encoding="utf-8")
+    (data / "livestreams.csv").write_text(live.replace(",new_followers,", ",涨粉数,", 1), encoding="utf-8")
+    duck = _duckdb(data)
+    assert duck.execute("SELECT count(*) FROM shops WHERE category IS NULL").fetchall() == [(0,)]
+    with _spark_engine(spark, data) as engine:
+        _assert_tables_equal(engine, duck)
+
+
+@pytest.mark.parametrize("change", ["a trailing comma", "fields missing"])
+def test_rows_of_another_width_are_refused(spark: Any, tmp_path: Path, change: str) -> None:
+    """Spark pads a short row and drops a long row's extra fields, where `load` rejects the row: five
+    orders with a trailing comma changed the list without a word. Such files are refused on Spark."""
+    from chuanliu_cli.engines.spark import read_checked_tables
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    lines = (data / "orders.csv").read_text(encoding="utf-8").splitlines()
+    changed = [k for k, line in enumerate(lines) if k and line.endswith(",,,") and '"' not in line][:5]
+    for k in changed:
+        lines[k] = lines[k] + "," if change == "a trailing comma" else lines[k][:-3]
+    (data / "orders.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_checked_tables(spark, str(data), {})
+    assert caught.value.message.startswith(
+        "orders.csv: 5 line(s) have another number of fields than the header's 15, e.g. "
+    )
+    assert "DuckDB engine" in (caught.value.hint or "")
+
+
 def test_a_csv_file_not_in_utf8_is_refused(spark: Any, tmp_path: Path) -> None:
     """Spark read every CSV file as UTF-8: a GB18030 export (what Excel saves on a Chinese Windows) gave
     mojibake names and categories in the list, exit 0, no word. Each file's encoding is found as the

@@ -45,7 +45,7 @@ from chuanliu_cli.ingest.discover import (
 )
 from chuanliu_cli.ingest.formats.openplatform import CPS
 from chuanliu_cli.ingest.loader import SHOW_REJECTS, LoadOptions
-from chuanliu_cli.ingest.mapping import TableMapping, default_mapping
+from chuanliu_cli.ingest.mapping import TableMapping, collision_notes, default_mapping, normalize_header
 from chuanliu_cli.schema import REQUIRED_TABLES, TABLES, Table
 
 if TYPE_CHECKING:
@@ -662,10 +662,12 @@ def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], 
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for path in paths:
         groups.setdefault(_csv_layout(spark, path, sep), []).append(path)
-    converted = [
-        canonical(_read_csv(spark, group, sep, encoding), table, timezone, file_names(group))
-        for (encoding, _), group in groups.items()
-    ]
+    converted = []
+    for (encoding, header), group in groups.items():
+        _check_widths(spark, group, sep, len(header))
+        converted.append(
+            canonical(_read_csv(spark, group, sep, encoding), table, timezone, file_names(group))
+        )
     frame = converted[0]
     for other in converted[1:]:
         frame = frame.unionByName(other, allowMissingColumns=True)
@@ -684,9 +686,38 @@ def _read_csv(spark: SparkSession, paths: list[str], sep: str, encoding: str) ->
             encoding=encoding,
             quote='"',
             escape='"',  # RFC 4180: a quote inside a quoted cell is doubled
+            multiLine=True,  # a quoted cell may hold a line break (a name), as the loader reads it
         )
     except Exception as exc:
         raise DataError(f"{file_names(paths)}: cannot read it ({_first_line(exc)})") from None
+
+
+def _check_widths(spark: SparkSession, paths: list[str], sep: str, width: int) -> None:
+    """Refuse CSV files with rows of another number of fields than their header. Spark's reader pads a
+    short row with nulls and drops a long row's extra fields, where the loader rejects the row (`has 16
+    fields, the header has 15`): a trailing comma on a few orders changed the list without a word. Lines
+    holding a quote are not counted here (a quoted cell may hold the separator or a line break); blank
+    lines and repeated headers are skipped, as the loader skips them."""
+    from pyspark.sql import functions as F
+
+    text = spark.read.text(paths).select(F.col("value").alias("line"))
+    fields = F.size(F.split(F.col("line"), re.escape(sep), -1))
+    odd = text.where(
+        ~F.col("line").contains('"')
+        & (F.length(F.regexp_replace(F.col("line"), rf"[\s{re.escape(sep)}]", "")) > 0)
+        & (fields != width)
+    )
+    found = odd.limit(SHOW_REJECTS).collect()
+    if not found:
+        return
+    count = odd.count()
+    shown = "; ".join(repr(r[0][:80]) for r in found)
+    raise DataError(
+        f"{file_names(paths)}: {count} line(s) have another number of fields than the header's {width}, "
+        f"e.g. {shown}; the Spark engine cannot reject them row by row as `load` does",
+        hint="fix those lines (a stray separator at the end?), or score with the DuckDB engine, which "
+        "rejects them and scores the others",
+    )
 
 
 #: How much of a CSV file `_csv_layout` reads to decide its encoding (as much as the loader's first look).
@@ -697,8 +728,9 @@ _SPARK_ENCODINGS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8"}
 
 
 def _csv_layout(spark: SparkSession, path: str, sep: str) -> tuple[str, tuple[str, ...]]:
-    """A CSV file's encoding (as the loader detects it, from its first MiB) and its header as
-    `header_key`s, read on the driver through the file's own file system (local, HDFS, object stores).
+    """A CSV file's encoding (as the loader detects it, from its first MiB) and its header (normalized as
+    the loader compares headers), read on the driver through the file's own file system (local, HDFS,
+    object stores).
     Spark reads every file as UTF-8: a GB18030 export's names came out as mojibake, silently; it is
     refused now, as any file not in UTF-8."""
     import csv
@@ -726,7 +758,7 @@ def _csv_layout(spark: SparkSession, path: str, sep: str) -> tuple[str, tuple[st
             "reads it as it is",
         )
     first = prefix.split(b"\n", 1)[0].decode(found, errors="replace").rstrip("\r")
-    return encoding, tuple(header_key(cell) for cell in next(csv.reader([first], delimiter=sep), []))
+    return encoding, tuple(normalize_header(cell) for cell in next(csv.reader([first], delimiter=sep), []))
 
 
 def file_names(paths: Iterable[str]) -> str:
@@ -803,27 +835,19 @@ def canonical(
     """`raw` converted to the table's canonical columns and types, with `__line` and `__reason`.
 
     The query is `ingest.conversion.conversion_sql` rendered for Spark: the very parsing, checks, defaults,
-    derived columns and reason texts of `chuanliu load`. `raw` has canonical column names (any case,
-    surrounding spaces and a BOM ignored) and may have `__line`, the row's line in its file, and `__shape`,
+    derived columns and reason texts of `chuanliu load`. `raw` has the headers the loader's default mapping
+    reads (canonical names or their aliases; any case, surrounding spaces and a BOM ignored; `tm`, another
+    mapping) and may have `__line`, the row's line in its file, and `__shape`,
     the reason a reader could not read a row as a row. A row is valid where `__reason` is NULL.
     """
     from pyspark.sql import functions as F
 
-    by_name: dict[str, str] = {}
-    for name in raw.columns:
-        by_name.setdefault(header_key(name), name)
-    present = {c.name: by_name[c.name.lower()] for c in table.columns if c.name.lower() in by_name}
-    present = {c: s for c, s in present.items() if not table.column(c).derived}
-    # a column may come under a header that gives its numbers a unit (duration_seconds: seconds)
+    # the loader's mapping: canonical names and every header it accepts (类目, 涨粉数, 直播时长(秒), ...)
     tm = tm or default_mapping().for_table(table.name)
-    units = dict(tm.units)
-    for column in tm.unit_headers:
-        for header, source in by_name.items():
-            unit = tm.unit_of(column, header)
-            if column not in present and unit is not None:
-                present[column] = source
-                units[column] = unit
-    tm = tm.with_units(units)
+    headers = [c for c in raw.columns if c not in ("__line", "__shape")]
+    collision_notes(tm, headers, what)  # (refuses what the loader refuses; the choice is the mapping's)
+    tm = tm.with_units({**tm.units, **tm.for_headers(headers).units})
+    present = {c: headers[i] for c, i in tm.resolve(headers).items() if not table.column(c).derived}
     missing = [
         c.name for c in table.columns if c.required and c.name not in present and c.name != "sale_mode"
     ]
@@ -832,7 +856,8 @@ def canonical(
     if missing:
         raise DataError(
             f"{what}: no column {', '.join(missing)} for table {table.name}",
-            hint="the Spark engine reads canonical column names; the loader (DuckDB) maps other headers",
+            hint="the Spark engine reads the headers `load` reads without a mapping file (canonical names "
+            "and the default aliases); a --mapping file is for the DuckDB engine",
         )
     types = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
     source_types: dict[str, str] = {}
@@ -845,8 +870,8 @@ def canonical(
             )
         source_types[column] = duck
     # `__line` and `__shape` (a row that could not be read as a row) come from a reader that knows them
-    line = F.col(by_name["__line"]).cast("bigint") if "__line" in by_name else F.lit(None).cast("bigint")
-    shape = F.col(by_name["__shape"]).cast("string") if "__shape" in by_name else F.lit(None).cast("string")
+    line = F.col("__line").cast("bigint") if "__line" in raw.columns else F.lit(None).cast("bigint")
+    shape = F.col("__shape").cast("string") if "__shape" in raw.columns else F.lit(None).cast("string")
     frame = raw.select(
         *(F.col(f"`{source}`").alias(column) for column, source in present.items()),
         line.alias("__line"),
@@ -869,12 +894,6 @@ def canonical(
 
 
 _VIEWS = itertools.count()
-
-
-def header_key(name: str) -> str:
-    """A column header as the Spark engine matches it to a canonical name: any case, surrounding spaces
-    and a byte-order mark ignored."""
-    return name.strip().lstrip("\ufeff").lower()
 
 
 #: Spark's type names (DataType.simpleString) as the DuckDB type names the canonicalization reads.

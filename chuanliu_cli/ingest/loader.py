@@ -19,7 +19,12 @@ from chuanliu_cli.errors import DataError, StrictError, UsageError
 from chuanliu_cli.ingest.conversion import conversion_sql, merge_sql, row_warnings, unsaid_columns
 from chuanliu_cli.ingest.discover import discover as discover  # public here too
 from chuanliu_cli.ingest.discover import table_for_file as table_for_file
-from chuanliu_cli.ingest.mapping import Mapping, TableMapping, default_mapping, normalize_header
+from chuanliu_cli.ingest.mapping import (
+    Mapping,
+    TableMapping,
+    collision_notes,
+    default_mapping,
+)
 from chuanliu_cli.ingest.readers import FileReader, file_sha256, open_file
 from chuanliu_cli.schema import TABLES
 from chuanliu_cli.sqltext import ident, literal
@@ -194,14 +199,7 @@ def _prepare(table: str, path: Path, options: LoadOptions) -> list[_Prepared]:
             notes.append(
                 f"{reader.name}: sheet {options.sheet} ignored: the file is {reader.format}, not a workbook"
             )
-        for col, hits in tm.collisions(reader.headers).items():
-            same = len({normalize_header(h) for h in hits}) < len(hits)
-            if same or col == tm.table.key:
-                raise DataError(
-                    f"{reader.name}: column {col} appears more than once ({', '.join(hits)})",
-                    hint="remove or rename the extra column so that each row has one value",
-                )
-            notes.append(f"{reader.name}: {' and '.join(hits)} all map to {col}; using {hits[0]}")
+        notes.extend(collision_notes(tm, reader.headers, reader.name))
         # (the mapping of this file: a header may give its numbers a unit, 直播时长(秒) is seconds)
         prepared.append(_Prepared(table, reader, tm.for_headers(reader.headers), columns, notes))
     if not prepared:

@@ -99,6 +99,22 @@ class TableMapping:
         return best[1] if best else None
 
 
+def collision_notes(tm: TableMapping, headers: list[str], name: str) -> list[str]:
+    """Headers of one file (`name`) that map to the same column: refused when that column is the key or a
+    header comes twice (DataError: each row must have one value), else said in a note (the mapping's
+    priority decides which is read). For `load` and the Spark engine alike."""
+    notes = []
+    for col, hits in tm.collisions(headers).items():
+        same = len({normalize_header(h) for h in hits}) < len(hits)
+        if same or col == tm.table.key:
+            raise DataError(
+                f"{name}: column {col} appears more than once ({', '.join(hits)})",
+                hint="remove or rename the extra column so that each row has one value",
+            )
+        notes.append(f"{name}: {' and '.join(hits)} all map to {col}; using {hits[0]}")
+    return notes
+
+
 @dataclass(frozen=True)
 class Mapping:
     """The mapping for every table."""
