@@ -304,21 +304,6 @@ def test_headers_and_quoted_line_breaks_read_as_the_loader_reads_them(spark: Any
         _assert_tables_equal(engine, duck)
 
 
-def test_a_header_repeated_mid_file_is_skipped_as_the_loader_skips_it(spark: Any, tmp_path: Path) -> None:
-    """Concatenated exports repeat the header: the loader skips it, Spark rejected it as an order."""
-    from chuanliu_cli.engines.spark import read_checked_tables
-
-    data = tmp_path / "data"
-    shutil.copytree(SAMPLE, data)
-    lines = (data / "orders.csv").read_text(encoding="utf-8").splitlines()
-    lines[7000:7000] = [lines[0], "", ",,,"]
-    (data / "orders.csv").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
-    checked = read_checked_tables(spark, str(data), {})
-    assert checked["orders"].rejected is None
-    with _spark_engine(spark, data) as engine:
-        _assert_tables_equal(engine, _duckdb(data))
-
-
 @pytest.mark.parametrize("change", ["a trailing comma", "fields missing"])
 def test_rows_of_another_width_are_refused(spark: Any, tmp_path: Path, change: str) -> None:
     """Spark pads a short row and drops a long row's extra fields, where `load` rejects the row: five

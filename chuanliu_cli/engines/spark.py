@@ -19,7 +19,6 @@ tables and reported (`SparkEngine.rejected`: a count per table and the first row
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import re
@@ -678,10 +677,8 @@ def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], 
 def _read_csv(spark: SparkSession, paths: list[str], sep: str, encoding: str) -> DataFrame:
     """CSV files of one header and encoding as text cells (ids keep their leading zeros; parsing is
     `canonical`'s)."""
-    from pyspark.sql import functions as F
-
     try:
-        raw = spark.read.csv(
+        return spark.read.csv(
             paths,
             header=True,
             inferSchema=False,
@@ -693,17 +690,6 @@ def _read_csv(spark: SparkSession, paths: list[str], sep: str, encoding: str) ->
         )
     except Exception as exc:
         raise DataError(f"{file_names(paths)}: cannot read it ({_first_line(exc)})") from None
-    if not raw.columns:
-        return raw
-    # a header repeated mid-file (concatenated exports) and rows of blank cells are skipped, as the loader
-    # skips them
-    plain = {c: c.replace("\ufeff", "").strip().lower() for c in raw.columns}
-    cells = {c: F.trim(F.regexp_replace(F.col(f"`{c}`"), "\ufeff", "")) for c in raw.columns}
-    repeated = functools.reduce(
-        lambda a, b: a & b, [F.lower(x).eqNullSafe(plain[c]) for c, x in cells.items()]
-    )
-    blank = F.coalesce(*(F.nullif(x, F.lit("")) for x in cells.values())).isNull()
-    return raw.where(~repeated & ~blank)
 
 
 def _check_widths(spark: SparkSession, paths: list[str], sep: str, width: int) -> None:
