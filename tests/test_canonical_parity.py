@@ -92,6 +92,14 @@ REFUSED = {
 APPLICABLE = [p for p in CORPUS if p.name not in REFUSED]
 NOT_APPLICABLE = [p for p in CORPUS if p.name in REFUSED]
 OPTIONS = LoadOptions(max_reject_rate=1.0)
+
+
+@pytest.fixture(autouse=True)
+def _spark_keeps_every_reject(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cells here are mostly bad on purpose: both engines are compared past the reject limits."""
+    monkeypatch.setattr("chuanliu_cli.engines.spark.REJECT_LIMITS", OPTIONS)
+
+
 #: Files whose rejected floating-point cells each engine writes as text in its own way (see above).
 DOUBLE_TEXT = {"double_amounts.parquet", "double_times.parquet"}
 

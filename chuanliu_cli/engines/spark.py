@@ -921,6 +921,10 @@ def _duck_type(spark_type: str) -> str | None:
     return _DUCK_TYPES.get(spark_type)
 
 
+#: The loader's reject limits, which a table's source on Spark must keep within (`load`'s defaults).
+REJECT_LIMITS = LoadOptions()
+
+
 def check_table(checked: DataFrame, table: Table, what: str, cache: bool) -> CheckedTable:
     """The valid rows of a converted table and a count of the others with their first few (one job when
     no row is rejected). With `cache`, the converted rows are kept (memory, then disk) for both."""
@@ -953,7 +957,7 @@ def check_table(checked: DataFrame, table: Table, what: str, cache: bool) -> Che
         rejected = RejectedRows(table.name, what, count, rows)
         # the loader's reject limits: a source mostly unreadable (another encoding, another layout) is
         # refused rather than scored on what is left of it
-        limits, read = LoadOptions(), checked.count()
+        limits, read = REJECT_LIMITS, checked.count()
         if limits.too_many_rejects(count, read):
             raise DataError(
                 f"{what}: {limits.over_limits(count, read)} as rows of {table.name}; nothing was scored",
