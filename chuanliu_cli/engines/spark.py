@@ -737,7 +737,7 @@ def _csv_layout(spark: SparkSession, path: str, sep: str) -> tuple[str, tuple[st
 
     from chuanliu_cli.ingest.readers import detect_encoding
 
-    name = path.rsplit("/", 1)[-1]
+    name = file_names([path])
     location = _hadoop_path(spark, path)
     try:
         stream = location.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(location)
