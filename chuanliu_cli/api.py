@@ -504,6 +504,7 @@ class Session:
         or network access for the rest of the connection (rulesets cannot read files)."""
         from chuanliu_cli.ingest.discover import discover_with_warnings
         from chuanliu_cli.ingest.loader import LoadOptions, load_files, load_warnings
+        from chuanliu_cli.store import datacache
         from chuanliu_cli.store.database import disable_external_access, memory_database
 
         db = memory_database(self.memory_limit)
@@ -511,8 +512,16 @@ class Session:
             items, unread = discover_with_warnings(directory)
             for _, path in items:
                 _protect(path, f"the export {path} this command reads")
-            results = load_files(db, items, LoadOptions(timezone=self._data_timezone))
-            self._data_warnings = (*unread, *load_warnings(results))
+            options = LoadOptions(timezone=self._data_timezone)
+            entry = datacache.entry_key(items, options)  # the same files loaded before: their tables
+            # (a restore is one transaction: one that fails leaves the tables empty, and the files load)
+            kept = None if entry is None else datacache.restore(db.con, entry)
+            if kept is None:
+                kept = load_warnings(load_files(db, items, options))
+                # (kept only when the files still have the bytes the key was made of)
+                if entry is not None and datacache.entry_key(items, options) == entry:
+                    datacache.store(db.con, entry, kept)
+            self._data_warnings = (*unread, *kept)
             disable_external_access(db.con)
         except BaseException:
             db.con.close()
