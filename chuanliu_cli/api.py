@@ -507,15 +507,17 @@ class Session:
         from chuanliu_cli.store import datacache
         from chuanliu_cli.store.database import disable_external_access, memory_database
 
-        db = memory_database(self.memory_limit)
+        items, unread = discover_with_warnings(directory)
+        for _, path in items:
+            _protect(path, f"the export {path} this command reads")
+        options = LoadOptions(timezone=self._data_timezone)
+        entry = datacache.entry_key(items, options)  # the same files loaded before: their database
+        db = memory_database(self.memory_limit, schema=entry is None)
         try:
-            items, unread = discover_with_warnings(directory)
-            for _, path in items:
-                _protect(path, f"the export {path} this command reads")
-            options = LoadOptions(timezone=self._data_timezone)
-            entry = datacache.entry_key(items, options)  # the same files loaded before: their tables
-            # (a restore is one transaction: one that fails leaves the tables empty, and the files load)
             kept = None if entry is None else datacache.restore(db.con, entry)
+            if kept is None and entry is not None:
+                db.con.close()  # (it may hold part of a copy)
+                db = memory_database(self.memory_limit)
             if kept is None:
                 kept = load_warnings(load_files(db, items, options))
                 # (kept only when the files still have the bytes the key was made of)

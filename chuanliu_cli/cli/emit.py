@@ -142,12 +142,15 @@ def target(
         output = None  # `-o -`: standard output, as for other tools
     if output is not None:
         declare_output(output)  # (the database or an export it turns out to be stops the command there)
-    terminal = _SETTINGS.console().is_terminal
+
+    def terminal() -> bool:  # (only asked when the output is stdout: rich's import is 30 ms of a command)
+        return _SETTINGS.console().is_terminal
+
     implied = format_from_suffix(output)
     if fmt is None:
         if implied is not None:
             fmt = OutputFormat(implied)
-        elif output is None and terminal:
+        elif output is None and terminal():
             fmt = OutputFormat.table
         else:
             fmt = OutputFormat(piped)
@@ -161,7 +164,7 @@ def target(
             f"--csv-encoding {csv_encoding.value} applies to csv output, and this output is {fmt.value}",
             hint="add --format csv (or -o FILE.csv), or drop --csv-encoding",
         )
-    if fmt.value in BINARY_FORMATS and output is None and terminal:
+    if fmt.value in BINARY_FORMATS and output is None and terminal():
         raise UsageError(f"{fmt.value} is binary: write it to a file with -o FILE")
     if labels is Labels.zh and fmt in (OutputFormat.json, OutputFormat.jsonl):
         info(f"--labels zh: {fmt.value} keeps its stable English keys (Chinese headers are for tables)")

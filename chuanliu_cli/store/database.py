@@ -407,10 +407,12 @@ def open_database(
             shutil.rmtree(spill_directory(), ignore_errors=True)
 
 
-def memory_database(memory_limit: str | None = None) -> Database:
-    """A fresh in-memory database with the full schema (for `--data DIR` and tests)."""
+def memory_database(memory_limit: str | None = None, schema: bool = True) -> Database:
+    """A fresh in-memory database with the full schema (for `--data DIR` and tests); without `schema`, an
+    empty one (for a copy of a whole database: store/datacache.py)."""
     con = _connect(MEMORY, read_only=False, memory_limit=memory_limit)
-    migrate(con)
+    if schema:
+        migrate(con)
     return Database(MEMORY, con, read_only=False)
 
 

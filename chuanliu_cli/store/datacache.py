@@ -35,10 +35,9 @@ if TYPE_CHECKING:
 MAX_INPUT_BYTES = 64 * 2**20
 #: Entries kept; writing one more removes the oldest.
 KEEP = 8
-#: The table of an entry that holds the load's warnings (neither is a table of the schema).
-_WARNINGS = "chuanliu_cached_warnings"
-#: The table of an entry that holds each sequence's last value as the load left it.
-_SEQUENCES = "chuanliu_cached_sequences"
+#: The table of an entry that holds the load's warnings and the columns of every table as stored (not a
+#: table of the schema: dropped once read).
+_ABOUT = "chuanliu_cached_about"
 _PREFIX = "data-"
 _SUFFIX = ".duckdb"
 
@@ -71,28 +70,23 @@ def _path(entry: str) -> Path | None:
     return None if where is None else where / f"{_PREFIX}{entry}{_SUFFIX}"
 
 
-def _tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+def _columns(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    """`table.column type` of every column of the database's tables, in order."""
     rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
-        "AND NOT temporary ORDER BY table_name",
-        [database],
+        "SELECT table_name || '.' || column_name || ' ' || data_type FROM duckdb_columns() "
+        "WHERE database_name = ? AND schema_name = 'main' AND table_name <> ? "
+        "ORDER BY table_name, column_index",
+        [database, _ABOUT],
     ).fetchall()
     return [str(r[0]) for r in rows]
 
 
-def _sequences(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, int | None]:
-    rows = con.execute(
-        "SELECT sequence_name, last_value FROM duckdb_sequences() "
-        "WHERE database_name = ? AND schema_name = 'main'",
-        [database],
-    ).fetchall()
-    return {str(name): (None if last is None else int(last)) for name, last in rows}
-
-
 def restore(con: duckdb.DuckDBPyConnection, entry: str) -> list[str] | None:
-    """Copy the entry's tables into `con` (a fresh, migrated, empty in-memory database) and return the
-    load's warnings; None when there is no usable entry (then `con` is as it was, or must be discarded:
-    the caller starts again from a fresh database)."""
+    """Copy the entry's database (schema, rows, sequences) into `con`, a fresh in-memory connection with
+    nothing in it, and return the load's warnings; None when there is no usable entry: the caller then
+    closes `con` (it may hold part of a copy) and loads the files into a new database."""
+    from chuanliu_cli.store.database import SCHEMA_VERSION, schema_version
+
     path = _path(entry)
     if path is None:
         return None
@@ -109,23 +103,14 @@ def restore(con: duckdb.DuckDBPyConnection, entry: str) -> list[str] | None:
     except Exception:  # a damaged or foreign file is a miss
         return None
     try:
-        cached, wanted = _tables(con, name), _tables(con, here)
-        if sorted(t for t in cached if t not in (_WARNINGS, _SEQUENCES)) != wanted:
-            return None  # (another schema: the fingerprint should have told; never copy half of it)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for table in wanted:  # (a new database has rows too: its schema version)
-                con.execute(f"DELETE FROM {ident(table)}")
-                con.execute(f"INSERT INTO {ident(table)} BY NAME SELECT * FROM {name}.main.{ident(table)}")
-            for seq, last in con.execute(f"SELECT name, last FROM {name}.main.{_SEQUENCES}").fetchall():
-                if last is not None:  # the next id as the load left it (a sequence starts at 1)
-                    con.execute(f"SELECT max(nextval({literal(seq)})) FROM range({int(last)})")
-            rows = con.execute(f"SELECT text FROM {name}.main.{_WARNINGS} ORDER BY n").fetchall()
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return [str(r[0]) for r in rows]
+        con.execute(f"COPY FROM DATABASE {name} TO {ident(here)}")
+        about = con.execute(f"SELECT kind, text FROM {_ABOUT} ORDER BY kind, n").fetchall()
+        con.execute(f"DROP TABLE {_ABOUT}")
+        if schema_version(con) != SCHEMA_VERSION or [t for k, t in about if k == "column"] != _columns(
+            con, here
+        ):
+            return None  # (another schema: the build's fingerprint should have told; never half of one)
+        return [str(t) for k, t in about if k == "warning"]
     except Exception:
         return None
     finally:
@@ -134,8 +119,8 @@ def restore(con: duckdb.DuckDBPyConnection, entry: str) -> list[str] | None:
 
 
 def store(con: duckdb.DuckDBPyConnection, entry: str, warnings: Sequence[str]) -> None:
-    """Keep `con`'s tables (a `--data` load just committed) and its warnings under `entry`; a cache that
-    cannot be written is left alone."""
+    """Keep `con`'s database (a `--data` load just committed: schema, rows and sequences) and the load's
+    warnings under `entry`; a cache that cannot be written is left alone."""
     path = _path(entry)
     if path is None:
         return
@@ -148,15 +133,11 @@ def store(con: duckdb.DuckDBPyConnection, entry: str, warnings: Sequence[str]) -
     try:
         con.execute(f"ATTACH {literal(tmp)} AS {name}")
         attached = True
-        for table in _tables(con, here):
-            con.execute(f"CREATE TABLE {name}.main.{ident(table)} AS SELECT * FROM {ident(table)}")
-        con.execute(f"CREATE TABLE {name}.main.{_SEQUENCES} (name VARCHAR, last BIGINT)")
-        for seq, last in _sequences(con, here).items():
-            con.execute(f"INSERT INTO {name}.main.{_SEQUENCES} VALUES (?, ?)", [seq, last])
-        con.execute(f"CREATE TABLE {name}.main.{_WARNINGS} (n INTEGER, text VARCHAR)")
-        if warnings:
-            values = ", ".join(f"({i}, {literal(w)})" for i, w in enumerate(warnings))
-            con.execute(f"INSERT INTO {name}.main.{_WARNINGS} VALUES {values}")
+        con.execute(f"COPY FROM DATABASE {ident(here)} TO {name}")
+        about = [("warning", w) for w in warnings] + [("column", c) for c in _columns(con, here)]
+        con.execute(f"CREATE TABLE {name}.main.{_ABOUT} (kind VARCHAR, n INTEGER, text VARCHAR)")
+        values = ", ".join(f"({literal(k)}, {i}, {literal(t)})" for i, (k, t) in enumerate(about))
+        con.execute(f"INSERT INTO {name}.main.{_ABOUT} VALUES {values}")
         con.execute(f"DETACH {name}")
         attached = False
         if Path(tmp + ".wal").exists():
