@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,18 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ["CHUANLIU_CACHE_DIR"] = tempfile.mkdtemp(prefix="chuanliu-test-cache-")
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A cache directory (rules/cache.py, store/datacache.py) of this test's own, empty at the start."""
+    from chuanliu_cli.rules import cache
+
+    where = tmp_path / "cache"
+    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(where))
+    cache.directory.cache_clear()
+    yield where
+    cache.directory.cache_clear()
 
 
 @pytest.fixture

@@ -52,12 +52,8 @@ def test_score_selects_ids_and_top(session: Session) -> None:
     assert session.score("2023-05", scorecard="promoter").result.key == "promoter_id"
 
 
-def test_data_is_loaded_once_per_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_data_is_loaded_once_per_session(monkeypatch: pytest.MonkeyPatch, private_cache: Path) -> None:
     import chuanliu_cli.ingest.loader as loader
-    from chuanliu_cli.rules import cache
-
-    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(tmp_path / "cache"))  # (not a load kept by another test)
-    cache.directory.cache_clear()
 
     calls = []
     real = loader.load_files
@@ -66,18 +62,15 @@ def test_data_is_loaded_once_per_session(monkeypatch: pytest.MonkeyPatch, tmp_pa
         calls.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(loader, "load_files", spy)
-    try:
-        with Session(data=DATA) as s:
-            assert calls == []  # opened lazily
-            s.eligible("2023-05")
-            s.explain("ks700001", "2023-05")
-        assert calls == [1]
-        with Session(data=DATA) as s:  # the same files again: their tables come from the cache
-            s.eligible("2023-05")
-        assert calls == [1]
-    finally:
-        cache.directory.cache_clear()
+    monkeypatch.setattr(loader, "load_files", spy)  # (a private cache: not a load kept by another test)
+    with Session(data=DATA) as s:
+        assert calls == []  # opened lazily
+        s.eligible("2023-05")
+        s.explain("ks700001", "2023-05")
+    assert calls == [1]
+    with Session(data=DATA) as s:  # the same files again: their tables come from the cache
+        s.eligible("2023-05")
+    assert calls == [1]
 
 
 def test_explain_compare_report(session: Session, tmp_path: Path) -> None:

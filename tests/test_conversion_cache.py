@@ -12,17 +12,12 @@ import pytest
 
 from chuanliu_cli.ingest import canonical, conversion
 from chuanliu_cli.ingest.mapping import default_mapping
-from chuanliu_cli.rules import cache
 
 
 @pytest.fixture
-def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    where = tmp_path / "cache"
-    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(where))
-    cache.directory.cache_clear()
+def fresh_cache(private_cache: Path) -> Iterator[Path]:
     conversion._RENDERED.clear()
-    yield where
-    cache.directory.cache_clear()
+    yield private_cache
     conversion._RENDERED.clear()
 
 

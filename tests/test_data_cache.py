@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,12 +24,8 @@ BAD_ROW = "bad1,ks700001,b1,,,self,live,not a time,1,1,completed,,,\n"
 
 
 @pytest.fixture
-def where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    found = tmp_path / "cache"
-    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(found))
-    cache.directory.cache_clear()
-    yield found
-    cache.directory.cache_clear()
+def where(private_cache: Path) -> Path:
+    return private_cache
 
 
 @pytest.fixture

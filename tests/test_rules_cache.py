@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,8 @@ from chuanliu_cli.rules.parser import load_ruleset
 
 
 @pytest.fixture
-def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    where = tmp_path / "cache"
-    monkeypatch.setenv("CHUANLIU_CACHE_DIR", str(where))
-    cache.directory.cache_clear()
-    yield where
-    cache.directory.cache_clear()
+def fresh(private_cache: Path) -> Path:
+    return private_cache
 
 
 def _entries(where: Path, kind: str) -> list[Path]:
