@@ -349,6 +349,31 @@ def test_a_csv_file_not_in_utf8_is_refused(spark: Any, tmp_path: Path) -> None:
         _assert_tables_equal(engine, _duckdb(SAMPLE))
 
 
+def test_a_part_not_in_utf8_after_the_first_mib_is_refused(spark: Any, tmp_path: Path) -> None:
+    """The encoding is decided from a file's first MiB; Spark's CSV reader turned later bytes that are not
+    UTF-8 into U+FFFD without a word (a GB18030 part appended to a UTF-8 export: its item names garbled, a
+    直播间 carrier no longer live). The loader reads such a part in its own encoding and warns; Spark
+    refuses the file, naming it and showing the line."""
+    from chuanliu_cli.engines.spark import read_checked_tables
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    head = (SAMPLE / "orders.csv").read_bytes()
+    assert len(head) > 1 << 20  # the GB18030 line comes after the first MiB
+    rows = head.decode("utf-8").splitlines()[1:]
+    cells = rows[0].split(",")
+    cells[0], cells[7] = "8" + cells[0], "直播间"
+    (data / "orders.csv").write_bytes(head + ",".join(cells).encode("gb18030") + b"\n")
+    duck = _duckdb(data)  # the loader reads the part as GB18030
+    assert duck.execute("SELECT carrier FROM orders WHERE order_id = ?", [cells[0]]).fetchall() == [("live",)]
+    with pytest.raises(DataError) as caught:
+        read_checked_tables(spark, str(data), {})
+    assert caught.value.message.startswith(
+        "orders.csv: 1 line(s) are not UTF-8 after a first MiB that is, e.g. "
+    )
+    assert "iconv" in (caught.value.hint or "") and "DuckDB engine" in (caught.value.hint or "")
+
+
 def test_a_key_in_two_files_is_read_once_or_refused(spark: Any, tmp_path: Path) -> None:
     """An order in two overlapping exports was counted twice by the metric queries (its amount summed
     twice). Rows repeated whole are read once, with a warning; a key repeated with different values is

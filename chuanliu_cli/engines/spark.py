@@ -664,7 +664,7 @@ def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], 
         groups.setdefault(_csv_layout(spark, path, sep), []).append(path)
     converted = []
     for (encoding, header), group in groups.items():
-        _check_widths(spark, group, sep, len(header))
+        _check_lines(spark, group, sep, len(header))
         converted.append(
             canonical(_read_csv(spark, group, sep, encoding), table, timezone, file_names(group))
         )
@@ -692,26 +692,42 @@ def _read_csv(spark: SparkSession, paths: list[str], sep: str, encoding: str) ->
         raise DataError(f"{file_names(paths)}: cannot read it ({_first_line(exc)})") from None
 
 
-def _check_widths(spark: SparkSession, paths: list[str], sep: str, width: int) -> None:
-    """Refuse CSV files with rows of another number of fields than their header. Spark's reader pads a
-    short row with nulls and drops a long row's extra fields, where the loader rejects the row (`has 16
-    fields, the header has 15`): a trailing comma on a few orders changed the list without a word. Lines
-    holding a quote are not counted here (a quoted cell may hold the separator or a line break); blank
-    lines and repeated headers are skipped, as the loader skips them."""
+def _check_lines(spark: SparkSession, paths: list[str], sep: str, width: int) -> None:
+    """Refuse CSV files with lines that are not UTF-8, or rows of another number of fields than their
+    header, in one pass over their text.
+
+    The encoding is decided from a file's first MiB (`_csv_layout`); Spark's CSV reader turns bytes that
+    are not UTF-8 after it into U+FFFD without a word (a GB18030 line appended to a UTF-8 export: its
+    names garbled, a 直播间 carrier no longer read as live), where the loader reads such a line in its own
+    encoding and says so. Spark's reader also pads a short row with nulls and drops a long row's extra
+    fields, where the loader rejects the row (`has 16 fields, the header has 15`): a trailing comma on a
+    few orders changed the list without a word. Lines holding a quote are not counted for their fields
+    (a quoted cell may hold the separator or a line break); blank lines and repeated headers are skipped,
+    as the loader skips them."""
     from pyspark.sql import functions as F
 
     text = spark.read.text(paths).select(F.col("value").alias("line"))
     fields = F.size(F.split(F.col("line"), re.escape(sep), -1))
-    odd = text.where(
+    wrong_width = (
         ~F.col("line").contains('"')
         & (F.length(F.regexp_replace(F.col("line"), rf"[\s{re.escape(sep)}]", "")) > 0)
         & (fields != width)
     )
-    found = odd.limit(SHOW_REJECTS).collect()
+    problem = F.when(~F.is_valid_utf8(F.col("line")), F.lit("encoding")).when(wrong_width, F.lit("width"))
+    odd = text.select("line", problem.alias("problem")).where(F.col("problem").isNotNull())
+    found = odd.orderBy(F.col("problem")).limit(SHOW_REJECTS).collect()  # ("encoding" first)
     if not found:
         return
+    shown = "; ".join(repr(r[0][:80]) for r in found if r[1] == found[0][1])
+    if found[0][1] == "encoding":
+        count = odd.where(F.col("problem") == "encoding").count()
+        raise DataError(
+            f"{file_names(paths)}: {count} line(s) are not UTF-8 after a first MiB that is, e.g. {shown}; "
+            "Spark would read them garbled (a GB18030 part appended to a UTF-8 export?)",
+            hint="save the file as UTF-8 throughout (iconv), or score with the DuckDB engine, which reads "
+            "each part in its own encoding",
+        )
     count = odd.count()
-    shown = "; ".join(repr(r[0][:80]) for r in found)
     raise DataError(
         f"{file_names(paths)}: {count} line(s) have another number of fields than the header's {width}, "
         f"e.g. {shown}; the Spark engine cannot reject them row by row as `load` does",
