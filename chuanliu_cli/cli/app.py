@@ -6,8 +6,10 @@ writes the result through cli/emit.py.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -72,9 +74,13 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             # The reader went away (`chuanliu status | head -1`): stop quietly, like git log | head.
             emit.quiet_stdout()
             raise typer.Exit(0) from None
-        except KeyboardInterrupt:
-            emit.error("Error: interrupted")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            # (a temp file removed, a load's transaction rolled back: the `finally`s ran on the way here)
+            terminated = isinstance(exc, Terminated)
+            emit.error(
+                "Error: terminated (SIGTERM): nothing half-written" if terminated else "Error: interrupted"
+            )
+            raise typer.Exit(128 + signal.SIGTERM if terminated else 130) from None
         except OSError as exc:
             if exc.errno not in _WRITE_FAILURES:
                 raise
@@ -199,8 +205,19 @@ for _typer_app, _name, _func in (
     _typer_app.command(_name)(_handle_errors(_func))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (cron's timeout, `kill`, a container stopping), raised where the process is, so that it
+    unwinds as from Ctrl-C: a temp output file is removed, a load's transaction rolled back."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
     """Entry point of the `chuanliu` console script."""
+    with contextlib.suppress(ValueError):  # (not the main thread: an embedding program's own handlers)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         app(prog_name="chuanliu")
     except BrokenPipeError:  # in typer's own output (help text), or at exit when stdout is flushed

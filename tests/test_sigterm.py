@@ -1,0 +1,84 @@
+"""SIGTERM (cron's timeout, `kill`, a container stopping) unwinds like Ctrl-C: exit 143, one line on stderr,
+no temp file left beside the output, the file it replaces untouched, a load rolled back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Runs the CLI with one function replaced by one that sends the process SIGTERM half-way through its work
+# (deterministic: no race with a timer).
+_DRIVER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import {module} as target
+
+    real = target.{function}
+
+    def half_way(*args, **kwargs):
+        {before}
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    target.{function} = half_way
+    from chuanliu_cli.cli.app import main
+    sys.argv = ["chuanliu", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+def _run(
+    tmp_path: Path, module: str, function: str, args: list[str], before: str = "pass"
+) -> subprocess.CompletedProcess[str]:
+    driver = tmp_path / "driver.py"
+    driver.write_text(_DRIVER.format(module=module, function=function, before=before), encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(driver), *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+
+
+def test_sigterm_while_writing_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
+    out = tmp_path / "list.csv"
+    out.write_text("the list of last month\n", encoding="utf-8")
+    done = _run(
+        tmp_path,
+        "chuanliu_cli.present.writers",
+        "write_entities_csv",
+        ["-q", "eligible", "--data", "sample_data", "--month", "2023-05", "-o", str(out)],
+        before="args[0].write(b'rank,shop_id\\n1,half')",
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
+    assert out.read_text(encoding="utf-8") == "the list of last month\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["driver.py", "list.csv"]
+
+
+def test_sigterm_during_a_load_rolls_it_back(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    first = subprocess.run(
+        [sys.executable, "-m", "chuanliu_cli", "-q", "--db", str(db), "load", "sample_data/shops.csv"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert first.returncode == 0, first.stderr
+    done = _run(
+        tmp_path,
+        "chuanliu_cli.ingest.loader",
+        "_write_rejects",  # (after every file's rows are in, before COMMIT)
+        ["-q", "--db", str(db), "load", "--dir", "sample_data"],
+    )
+    assert done.returncode == 143, done.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM orders").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM loads").fetchone() == (1,)  # the shops' load alone
+    finally:
+        con.close()
