@@ -321,6 +321,44 @@ def test_bunching_counts_each_side_of_the_line() -> None:
     assert (found.passing, found.failing, found.p_value, found.flagged) == (9, 1, 11 / 1024, False)
 
 
+def test_a_threshold_of_zero_is_tested_in_the_metric_s_smallest_step() -> None:
+    """SPEC §11: the window is 5 % of |t|, at least the metric's smallest step. The step counted only for
+    whole numbers, so `self_live_gmv > 0` (amounts) got a window of 0, was never tested, and the report
+    said "no sign of bunching"."""
+    import polars as pl
+
+    from chuanliu_cli.scoring.allocation import round_micro
+    from chuanliu_cli.scoring.integrity import smallest_step
+    from chuanliu_cli.scoring.pipeline import ScorecardResult
+
+    assert smallest_step([round_micro(v) for v in (3.0, 8.0, 0.0)]) == 1.0
+    assert smallest_step([round_micro(v) for v in (12.5, 100.37, 0.0)]) == 0.01
+    assert smallest_step([round_micro(v) for v in (4.123456, 1.0)]) == 0.000001
+    assert smallest_step([]) == 0.0
+    ruleset = parse_ruleset(RULES.format(integrity="").replace("days >= 8", "gmv > 0"), "r.yaml")
+    sc = ruleset.scorecard("m")
+    gmv = [0.0] * 5 + [0.01] * 2 + [12.5, 100.37, None]
+    frame = pl.DataFrame({"shop_id": [f"s{i}" for i in range(len(gmv))], "gmv": gmv, "eligible": [True] * 10})
+    (found,) = bunching(ScorecardResult(sc, MAY, frame, None), ruleset.integrity)
+    assert (found.metric, found.op, found.threshold, found.window) == ("gmv", ">", 0.0, 0.01)
+    assert (found.passing, found.failing, found.p_value) == (2, 5, binomial_tail(2, 7))
+
+
+def test_a_threshold_nobody_is_near_is_said_not_tested() -> None:
+    import polars as pl
+
+    from chuanliu_cli.present.integrity_report import bunching_chart
+    from chuanliu_cli.scoring.pipeline import ScorecardResult
+
+    ruleset = parse_ruleset(RULES.format(integrity=""), "r.yaml")
+    sc = ruleset.scorecard("m")
+    frame = pl.DataFrame({"shop_id": ["a", "b"], "days": [1.0, 30.0], "eligible": [True, True]})
+    res = ScorecardResult(sc, MAY, frame, None)
+    (found,) = bunching(res, ruleset.integrity)
+    assert found.p_value is None and not found.flagged
+    assert "not tested: nobody within the window" in bunching_chart(res, found)
+
+
 # --- the planted sample, the command and explain ----------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ bunching (SPEC §11). The flags themselves are defined once, in rules/integrity.
 
 Bunching: for each gate conjunct `metric op t` and each tier's `min_score` t, the entities just on the
 passing side of t against those just on the failing side, in a window w = `bunching.window` × |t| (at least
-1 when the values are whole numbers); one-sided binomial test with p = 1/2, flagged when p < `bunching.alpha`.
+the metric's smallest step as its values show it: 1 for counts, 0.01 for amounts); one-sided binomial test
+with p = 1/2, flagged when p < `bunching.alpha`.
 """
 
 from __future__ import annotations
@@ -134,13 +135,25 @@ def bunching(res: ScorecardResult, integrity: Integrity) -> list[Bunching]:
         rows = frame.filter(pl.col("eligible")) if rule.startswith("tier ") else frame
         # compared as the gates compare: in millionths, rounded half away from zero
         values = [round_micro(v) for v in rows[name].to_list() if v is not None and math.isfinite(v)]
-        step = 1.0 if values and all(v % 1_000_000 == 0 for v in values) else 0.0
-        w = max(integrity.bunching_window * abs(t), step)
+        w = max(integrity.bunching_window * abs(t), smallest_step(values))
         passing, failing = _sides(values, op, round_micro(t), round_micro(w))
         p = binomial_tail(passing, passing + failing) if passing + failing else None
         flagged = p is not None and p < integrity.bunching_alpha
         out.append(Bunching(sc.name, rule, name, op, t, w, passing, failing, p, flagged))
     return out
+
+
+def smallest_step(values: Sequence[int]) -> float:
+    """The metric's smallest step as its values (millionths) show it: the largest of 1, 0.1, 0.01, ...,
+    0.000001 that every value is a multiple of (a count 1, an amount in fen 0.01), 0 without values. SPEC
+    §11's window is at least this: a threshold of 0 (`self_live_gmv > 0`) was never tested (a window of 0)
+    when the step counted only for whole numbers."""
+    if not values:
+        return 0.0
+    for unit in (1_000_000, 100_000, 10_000, 1_000, 100, 10):
+        if all(v % unit == 0 for v in values):
+            return unit / 1_000_000
+    return 0.000001  # (the gates compare in millionths)
 
 
 def _sides(values: Sequence[int], op: str, t: int, w: int) -> tuple[int, int]:
