@@ -359,6 +359,22 @@ def test_a_threshold_nobody_is_near_is_said_not_tested() -> None:
     assert "not tested: nobody within the window" in bunching_chart(res, found)
 
 
+def test_bins_are_counted_in_millionths_on_the_threshold_s_side() -> None:
+    """The bunching chart's bins are the test's sides: [a, b), or (a, b] for `>` and `<=` (a shop at 0
+    fails `self_live_gmv > 0`: its bar was drawn right of the line). Values are placed in millionths:
+    0.7 of [0, 1) in ten bins is in the eighth bin, not (by a float's last bit) the seventh."""
+    import polars as pl
+
+    from chuanliu_cli.present.charts import bin_counts
+
+    values = pl.Series([-0.01, 0.0, 0.01, 0.02, None, float("nan"), 9.0, -9.0])
+    left, out = bin_counts(values, -0.04, 0.04, 8)
+    assert (left, out) == ([1, 0, 0, 1, 1, 1, 1, 1], 2)  # [-.04, -.03) … [.03, .04]; ±9 at the ends
+    right, _ = bin_counts(values, -0.04, 0.04, 8, right_closed=True)
+    assert right == [1, 0, 1, 1, 1, 1, 0, 1]  # (-.02, -.01] holds -0.01, (-.01, 0] holds 0
+    assert bin_counts(pl.Series([0.7, 0.3, 1.0, 0.0]), 0.0, 1.0, 10)[0] == [1, 0, 0, 1, 0, 0, 0, 1, 0, 1]
+
+
 # --- the planted sample, the command and explain ----------------------------------------------------------
 
 

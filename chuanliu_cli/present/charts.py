@@ -20,17 +20,26 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
-def bin_counts(values: pl.Series, lo: float, hi: float, bins: int = 20) -> tuple[list[int], int]:
+def bin_counts(
+    values: pl.Series, lo: float, hi: float, bins: int = 20, right_closed: bool = False
+) -> tuple[list[int], int]:
     """How many finite `values` fall in each of `bins` equal bins of [lo, hi] (values outside go to the
-    first or last bin), counted by one polars expression; and how many were left out (NULL, NaN, ±inf)."""
+    first or last bin), counted by one polars expression; and how many were left out (NULL, NaN, ±inf).
+
+    Bins are [a, b), or (a, b] with `right_closed` (the sides of a `>` or `<=` threshold). Values are
+    placed in whole millionths, as the gates compare them: 0.01 is in the bin [0.01, 0.02), never in
+    [0, 0.01) by a float's last bit."""
     import polars as pl
 
     if hi <= lo:
         hi = lo + 1.0
     finite = values.cast(pl.Float64).drop_nulls()
     finite = finite.filter(finite.is_finite())
-    index = ((finite - lo) / (hi - lo) * bins).floor().clip(0, bins - 1).cast(pl.Int64)
-    found = dict(index.value_counts().iter_rows())
+    low, high = round(lo * 1_000_000), round(hi * 1_000_000)
+    span = max(high - low, 1)
+    micro = (finite * 1_000_000).round().clip(low - span, high + span).cast(pl.Int64) - low
+    index = ((micro * bins - 1) if right_closed else (micro * bins)) // span
+    found = dict(index.clip(0, bins - 1).value_counts().iter_rows())
     return [int(found.get(i, 0)) for i in range(bins)], values.len() - finite.len()
 
 

@@ -49,8 +49,11 @@ def bunching_chart(res: ScorecardResult, test: Bunching) -> str:
     lo, hi = test.threshold - SIDE_BINS * test.window, test.threshold + SIDE_BINS * test.window
     frame = res.frame.filter(pl.col("eligible")) if test.rule.startswith("tier ") else res.frame
     values = frame[test.metric].cast(pl.Float64)
-    values = values.filter(values.is_not_null() & (values >= lo) & (values < hi))
-    counts, _left_out = bin_counts(values, lo, hi, 2 * SIDE_BINS)
+    # the test's sides: [t, t + w) and [t − w, t), or (t, t + w] and (t − w, t] for `>` and `<=`
+    right = test.op in (">", "<=")
+    inside = ((values > lo) & (values <= hi)) if right else ((values >= lo) & (values < hi))
+    values = values.filter(values.is_not_null() & inside)
+    counts, _left_out = bin_counts(values, lo, hi, 2 * SIDE_BINS, right_closed=right)
     svg = histogram(counts, lo, hi, [(test.rule, test.threshold)])
     p = "-" if test.p_value is None else f"{test.p_value:.3g}"
     verdict = "bunched" if test.flagged else "no sign of bunching"
