@@ -189,7 +189,7 @@ class CompareResult:
 
         from chuanliu_cli.present.documents import comparison_rows
 
-        return pl.DataFrame(comparison_rows(self.comparison.rows), infer_schema_length=None)
+        return pl.DataFrame(comparison_rows(self.comparison, self.comparison.rows), infer_schema_length=None)
 
 
 @dataclass(frozen=True)

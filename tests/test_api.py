@@ -80,6 +80,10 @@ def test_explain_compare_report(session: Session, tmp_path: Path) -> None:
         session.explain("nobody", "2023-05")
     cmp = session.compare("2023-05", against_period="2023-04")
     assert cmp.comparison.scorecard == "merchant" and cmp.frame.height == len(cmp.comparison.rows)
+    # the frame's rows are the csv's (present/documents.comparison_rows), each side named
+    labels = (cmp.comparison.a.label, cmp.comparison.b.label)
+    assert labels[0].startswith("2023-05") and labels[1].startswith("2023-04")
+    assert cmp.frame.select("a", "b").unique().rows() == [labels]
     with pytest.raises(UsageError):
         session.compare("2023-05")
     out = tmp_path / "r.html"

@@ -139,9 +139,19 @@ def test_row_formats_and_ids(invoke: Callable[..., Any], tmp_path: Path, fmt: st
     assert result.exit_code == 0, result.output
     if fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        # a csv read alone says which side is which (the table's title and the json's summary do too)
+        assert (rows[0]["a"], rows[0]["b"]) == ("chuanliu-2023 (chuanliu.yaml)", "chuanliu-2023 (b.yaml)")
     else:
         rows = [json.loads(x) for x in result.stdout.splitlines()]
     assert [r["key"] for r in rows] == ["ks700017"]
+
+
+def test_a_csv_of_two_months_names_each_side(invoke: Callable[..., Any]) -> None:
+    args = ["--month", "2023-05", "--data", DATA, "--against-month", "2023-04", "--format", "csv", "--all"]
+    result = invoke("compare", *args)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {(r["a"], r["b"]) for r in rows} == {("2023-05 (chuanliu-2023)", "2023-04 (chuanliu-2023-01)")}
 
 
 def test_needs_against(invoke: Callable[..., Any]) -> None:

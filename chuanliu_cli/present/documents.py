@@ -371,13 +371,16 @@ def explanation_document(ex: Explanation) -> Document:
 # --- compare -----------------------------------------------------------------------------------------------
 
 
-def comparison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Comparison rows with list cells joined, for csv and parquet."""
+def comparison_rows(cmp: Comparison, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Comparison rows with list cells joined, for csv, xlsx, parquet and the API's frame; each ends with
+    what A and B are (a month, a ruleset file), so that a file read alone says which side is which, as
+    the table's title and the json's summary do."""
     flat = []
     for r in rows:
         row = dict(r)
         row["now_failing"] = ";".join(r["now_failing"])
         row["now_failing_reasons"] = "; ".join(r["now_failing_reasons"])
+        row["a"], row["b"] = cmp.a.label, cmp.b.label
         flat.append(row)
     return flat
 
@@ -385,7 +388,7 @@ def comparison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def comparison_document(cmp: Comparison, ids: list[str] | None = None) -> Document:
     """`compare`: the summary and one row per entity (only `ids` when given)."""
     rows = [r for r in cmp.rows if r["key"] in ids] if ids else cmp.rows
-    flat = comparison_rows(rows)
+    flat = comparison_rows(cmp, rows)
     doc = {"scorecard": cmp.scorecard, "summary": cmp.summary(), "entities": rows}
     return Document(doc, rows, flat, list(flat[0]) if flat else ["key"])
 
@@ -499,6 +502,8 @@ ZH_COLUMNS = {
     "grant_delta": "流量奖励变化",
     "now_failing": "新未通过门槛",
     "now_failing_reasons": "新未通过原因",
+    "a": "A方",
+    "b": "B方",
     # runs
     "run_id": "运行ID",
     "started_at": "开始时间",
