@@ -512,10 +512,11 @@ class Session:
             _protect(path, f"the export {path} this command reads")
         options = LoadOptions(timezone=self._data_timezone)
         entry = datacache.entry_key(items, options)  # the same files loaded before: their database
-        db = memory_database(self.memory_limit, schema=entry is None)
+        cached = entry is not None and datacache.has(entry)
+        db = memory_database(self.memory_limit, schema=not cached)
         try:
-            kept = None if entry is None else datacache.restore(db.con, entry)
-            if kept is None and entry is not None:
+            kept = datacache.restore(db.con, entry) if cached and entry is not None else None
+            if cached and kept is None:
                 db.con.close()  # (it may hold part of a copy)
                 db = memory_database(self.memory_limit)
             if kept is None:

@@ -70,6 +70,12 @@ def _path(entry: str) -> Path | None:
     return None if where is None else where / f"{_PREFIX}{entry}{_SUFFIX}"
 
 
+def has(entry: str) -> bool:
+    """Whether an entry is kept under `entry` (restore may still find it unusable)."""
+    path = _path(entry)
+    return path is not None and path.is_file()
+
+
 def _columns(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
     """`table.column type` of every column of the database's tables, in order."""
     rows = con.execute(
