@@ -203,7 +203,7 @@ def _compare_file(spark: Any, table: str, path: Path, raw: Any) -> None:
     from chuanliu_cli.engines.spark import canonical, to_polars
 
     con, duck_rejects = _duckdb([(table, path)])
-    converted = to_polars(canonical(raw, TABLES[table], OPTIONS.timezone, path.name))
+    converted = to_polars(canonical(raw, TABLES[table], OPTIONS.timezone, path.name, notes=[]))
     valid = converted.filter(pl.col("__reason").is_null()).drop("__line", "__reason")
     _assert_same(valid.sort(TABLES[table].key), _duck_table(con, table), path.name)
     ours = sorted(converted.filter(pl.col("__reason").is_not_null())["__reason"].to_list())
@@ -335,7 +335,7 @@ def _spark_rows(spark: Any, table: str, path: Path) -> tuple[pl.DataFrame, list[
         if not parts or not sum(t.num_rows for t in parts):
             continue
         raw = spark.createDataFrame(pa.concat_tables(parts))
-        converted = to_polars(canonical(raw, TABLES[table], OPTIONS.timezone, p.reader.name, p.tm))
+        converted = to_polars(canonical(raw, TABLES[table], OPTIONS.timezone, p.reader.name, p.tm, notes=[]))
         bad = converted.filter(pl.col("__reason").is_not_null())
         rejects += list(zip(bad["__line"].to_list(), bad["__reason"].to_list(), strict=True))
         frames.append(converted.filter(pl.col("__reason").is_null()))

@@ -304,6 +304,29 @@ def test_headers_and_quoted_line_breaks_read_as_the_loader_reads_them(spark: Any
         _assert_tables_equal(engine, duck)
 
 
+def test_two_headers_of_one_column_are_said_as_the_loader_says_them(spark: Any, tmp_path: Path) -> None:
+    """A shops file with both `category` and 类目: the loader reads one and says which; Spark read the same
+    one without a word. It now says the loader's words."""
+    from chuanliu_cli.engines.spark import read_checked_tables
+    from chuanliu_cli.ingest.loader import LoadOptions, discover, load_files, load_warnings
+    from chuanliu_cli.store.database import memory_database
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    shops = pl.read_csv(SAMPLE / "shops.csv", infer_schema=False)
+    shops.with_columns(pl.lit("其他").alias("类目")).write_csv(data / "shops.csv")
+    said = [
+        w for w in load_warnings(load_files(memory_database(), discover(data), LoadOptions())) if "map" in w
+    ]
+    assert said == [f"{data / 'shops.csv'}: category and 类目 all map to category; using category"]
+    checked = read_checked_tables(spark, str(data), {})
+    assert [w for w in checked["shops"].warnings if "map" in w] == [
+        "shops.csv: category and 类目 all map to category; using category"
+    ]
+    with _spark_engine(spark, data) as engine:
+        _assert_tables_equal(engine, _duckdb(data))
+
+
 @pytest.mark.parametrize("change", ["a trailing comma", "fields missing"])
 def test_rows_of_another_width_are_refused(spark: Any, tmp_path: Path, change: str) -> None:
     """Spark pads a short row and drops a long row's extra fields, where `load` rejects the row: five

@@ -370,16 +370,19 @@ def read_checked_tables(
                     hint="name a table of Spark's catalog (db.table)",
                 ) from None
             what = f"Spark table {names[table.name]}"
-            tables[table.name] = check_table(canonical(raw, table, timezone, what), table, what, cache)
+            notes: list[str] = []
+            converted = canonical(raw, table, timezone, what, notes=notes)
+            tables[table.name] = check_table(converted, table, what, cache)
+            tables[table.name].warnings.extend(notes)
         elif table.name in found:
             kind, paths = found[table.name]
             what = file_names(paths)
-            notes: list[str] = []
+            notes = []
             if kind == "openplatform":
                 orders = tables["orders"].valid if "orders" in tables else None
                 checked = _read_responses(spark, table, paths, timezone, orders, notes)
             else:
-                checked = _read_files(spark, table, kind, paths, timezone)
+                checked = _read_files(spark, table, kind, paths, timezone, notes)
             if table.name == "orders" and MARKS in found:
                 checked = _apply_marks(spark, checked, found[MARKS][1], timezone, notes)
             tables[table.name] = check_table(checked, table, what, cache or kind != "parquet")
@@ -488,7 +491,7 @@ def _read_responses(
             F.when(F.col("__shape").isNull() & missing, unknown).otherwise(F.col("__shape")).alias("__shape"),
         )
     notes.extend(reader.notes)  # comments the platform marks invalid, left out
-    return canonical(raw, table, timezone, what, tm)
+    return canonical(raw, table, timezone, what, tm, notes=notes)
 
 
 def _apply_marks(
@@ -505,7 +508,7 @@ def _apply_marks(
     what = file_names(paths)
     raw, _ = _responses_frame(spark, paths, lines=True)
     tm = marks_mapping(default_mapping().for_table("orders"))
-    converted = canonical(raw, tm.table, timezone, what, tm)
+    converted = canonical(raw, tm.table, timezone, what, tm, notes=notes)
     bad = (
         converted.where("`__reason` IS NOT NULL").select("order_id", "__reason").limit(SHOW_REJECTS).collect()
     )
@@ -643,8 +646,11 @@ def _spark_header(spark: SparkSession, status: Any) -> HeaderReader:
     return read
 
 
-def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], timezone: str) -> DataFrame:
-    """The files of a table converted (`canonical`: with `__line` and `__reason`).
+def _read_files(
+    spark: SparkSession, table: Table, kind: str, paths: list[str], timezone: str, notes: list[str]
+) -> DataFrame:
+    """The files of a table converted (`canonical`: with `__line` and `__reason`; what it says, in
+    `notes`).
 
     Columns are matched by name in every file, as the loader matches them: Spark reads several CSV files
     by the first one's header, by position, so files whose headers differ (another column order, a
@@ -657,7 +663,7 @@ def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], 
             raw = spark.read.option("mergeSchema", "true").parquet(*paths)
         except Exception as exc:
             raise DataError(f"{what}: cannot read it ({_first_line(exc)})") from None
-        return canonical(raw, table, timezone, what)
+        return canonical(raw, table, timezone, what, notes=notes)
     sep = "\t" if kind == "tsv" else ","
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for path in paths:
@@ -666,7 +672,7 @@ def _read_files(spark: SparkSession, table: Table, kind: str, paths: list[str], 
     for (encoding, header), group in groups.items():
         _check_lines(spark, group, sep, len(header))
         converted.append(
-            canonical(_read_csv(spark, group, sep, encoding), table, timezone, file_names(group))
+            canonical(_read_csv(spark, group, sep, encoding), table, timezone, file_names(group), notes=notes)
         )
     frame = converted[0]
     for other in converted[1:]:
@@ -847,8 +853,11 @@ def canonical(
     timezone: str,
     what: str,
     tm: TableMapping | None = None,
+    *,
+    notes: list[str],
 ) -> DataFrame:
-    """`raw` converted to the table's canonical columns and types, with `__line` and `__reason`.
+    """`raw` converted to the table's canonical columns and types, with `__line` and `__reason`; what the
+    loader would say of the headers (two that map to one column: which is read) is added to `notes`.
 
     The query is `ingest.conversion.conversion_sql` rendered for Spark: the very parsing, checks, defaults,
     derived columns and reason texts of `chuanliu load`. `raw` has the headers the loader's default mapping
@@ -861,7 +870,8 @@ def canonical(
     # the loader's mapping: canonical names and every header it accepts (类目, 涨粉数, 直播时长(秒), ...)
     tm = tm or default_mapping().for_table(table.name)
     headers = [c for c in raw.columns if c not in ("__line", "__shape")]
-    collision_notes(tm, headers, what)  # (refuses what the loader refuses; the choice is the mapping's)
+    # refuses what the loader refuses, and says what it says; the choice is the mapping's
+    notes.extend(collision_notes(tm, headers, what))
     tm = tm.with_units({**tm.units, **tm.for_headers(headers).units})
     present = {c: headers[i] for c, i in tm.resolve(headers).items() if not table.column(c).derived}
     missing = [
