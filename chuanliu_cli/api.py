@@ -512,11 +512,11 @@ class Session:
             _protect(path, f"the export {path} this command reads")
         options = LoadOptions(timezone=self._data_timezone)
         entry = datacache.entry_key(items, options)  # the same files loaded before: their database
-        cached = entry is not None and datacache.has(entry)
-        db = memory_database(self.memory_limit, schema=not cached)
+        cached = entry if entry is not None and datacache.has(entry) else None
+        db = memory_database(self.memory_limit, schema=cached is None)
         try:
-            kept = datacache.restore(db.con, entry) if cached and entry is not None else None
-            if cached and kept is None:
+            kept = None if cached is None else datacache.restore(db.con, cached)
+            if cached is not None and kept is None:
                 db.con.close()  # (it may hold part of a copy)
                 db = memory_database(self.memory_limit)
             if kept is None:
