@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
+from chuanliu_cli.present.bulktable import print_table
 from chuanliu_cli.scoring.pipeline import NOT_IN_POPULATION
 
 if TYPE_CHECKING:
@@ -319,32 +320,37 @@ def render_eligible(
     res = run.scorecards[scorecard]
     sc = res.scorecard
     title = f"{sc.title or sc.name} · {run.period.label}"
-    table = Table(title=title, title_justify="left")
     names = ("rank", sc.key, "name", "tier", sc.rank_by, "grant")
     heads = [_rank_header(res, population, labels), *_headers(names[1:], labels, sc)]
-    for name, head in zip(names, heads, strict=True):
-        table.add_column(head, justify="right" if name in ("rank", sc.rank_by, "grant") else "left")
-    if include_ineligible:
-        table.add_column("不合格原因" if labels == "zh" else "not eligible because")
+
+    def make() -> Table:
+        table = Table(title=title, title_justify="left")
+        for name, head in zip(names, heads, strict=True):
+            table.add_column(head, justify="right" if name in ("rank", sc.rank_by, "grant") else "left")
+        if include_ineligible:
+            table.add_column("不合格原因" if labels == "zh" else "not eligible because")
+        return table
+
     reasons = {g.id: g.reason for g in sc.gates}
     rows = listed(res, include_ineligible, selected)
     shown = rows if limit is None else rows.head(limit)
-    for row in shown.iter_rows(named=True):
-        cells = [
-            str(row["rank"]) if row["rank"] is not None else "-",
-            str(row[sc.key]),
-            row["name"] or "",
-            row["tier"] or "-",
-            _score(row[sc.rank_by]),
-            _n(row["grant"]) if row["grant"] is not None else "-",
-        ]
-        if include_ineligible:
-            why = "; ".join(f"{g}: {reasons[g]}" for g in row["failed_gates"] or [])
-            if row["grant_note"] == NOT_IN_POPULATION:
+    cells = [
+        [str(v) if v is not None else "-" for v in shown["rank"].to_list()],
+        [str(v) for v in shown[sc.key].to_list()],
+        [v or "" for v in shown["name"].to_list()],
+        [v or "-" for v in shown["tier"].to_list()],
+        [_score(v) for v in shown[sc.rank_by].to_list()],
+        [_n(v) if v is not None else "-" for v in shown["grant"].to_list()],
+    ]
+    if include_ineligible:
+        whys = []
+        for failed, note in zip(shown["failed_gates"].to_list(), shown["grant_note"].to_list(), strict=True):
+            why = "; ".join(f"{g}: {reasons[g]}" for g in failed or [])
+            if note == NOT_IN_POPULATION:
                 why = f"{NOT_IN_POPULATION} ({why})" if why else NOT_IN_POPULATION
-            cells.append(why)
-        table.add_row(*(Text(c) for c in cells))
-    console.print(table)
+            whys.append(why)
+        cells.append(whys)
+    print_table(console, make, cells)
     _more(console, shown.height, rows.height, hint)
     _footer(console, run, res, warnings, population)
 
@@ -364,30 +370,31 @@ def render_scores(
     only the first `limit` rows, then how many more there are and `hint`, how to see them."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
-    table = Table(title=f"{sc.title or sc.name} · scores · {run.period.label}", title_justify="left")
-    table.add_column(_rank_header(res, population, labels), justify="right")
     names = (sc.key, "name", *(s.name for s in sc.scores), "eligible", "tier", "grant")
     scores = {s.name for s in sc.scores}
-    for name, head in zip(names, _headers(names, labels, sc), strict=True):
-        table.add_column(head, justify="right" if name in scores or name == "grant" else "left")
+    heads = [_rank_header(res, population, labels), *_headers(names, labels, sc)]
+
+    def make() -> Table:
+        table = Table(title=f"{sc.title or sc.name} · scores · {run.period.label}", title_justify="left")
+        table.add_column(heads[0], justify="right")
+        for name, head in zip(names, heads[1:], strict=True):
+            table.add_column(head, justify="right" if name in scores or name == "grant" else "left")
+        return table
+
     shown = rows if limit is None else rows.head(limit)
-    for row in shown.iter_rows(named=True):
-        failed = row["failed_gates"] or []
-        table.add_row(
-            *(
-                Text(c)
-                for c in [
-                    str(row["rank"]) if row["rank"] is not None else "-",
-                    str(row[sc.key]),
-                    row["name"] or "",
-                    *(_score(row[s.name]) for s in sc.scores),
-                    "✓" if row["eligible"] else "✗ " + ", ".join(failed),
-                    row["tier"] or "-",
-                    _n(row["grant"]) if row["grant"] is not None else "-",
-                ]
-            )
-        )
-    console.print(table)
+    cells = [
+        [str(v) if v is not None else "-" for v in shown["rank"].to_list()],
+        [str(v) for v in shown[sc.key].to_list()],
+        [v or "" for v in shown["name"].to_list()],
+        *([_score(v) for v in shown[s.name].to_list()] for s in sc.scores),
+        [
+            "✓" if ok else "✗ " + ", ".join(failed or [])
+            for ok, failed in zip(shown["eligible"].to_list(), shown["failed_gates"].to_list(), strict=True)
+        ],
+        [v or "-" for v in shown["tier"].to_list()],
+        [_n(v) if v is not None else "-" for v in shown["grant"].to_list()],
+    ]
+    print_table(console, make, cells)
     _more(console, shown.height, rows.height, hint)
     if rows.height != res.size:
         console.print(Text(f"Showing {rows.height} of {res.size} entities; ranks and grants are among all."))
