@@ -200,3 +200,22 @@ def test_only_the_newest_entries_are_kept(where: Path, data: Path, monkeypatch: 
         os.utime(where / f"data-{i:064x}.duckdb", ns=(i * 10**9, i * 10**9))
     datacache.store(db.con, f"{9:064x}", [])
     assert [p.name for p in _entries(where)] == [f"data-{3:064x}.duckdb", f"data-{9:064x}.duckdb"]
+
+
+def test_an_entry_that_is_a_link_is_a_miss(where: Path, data: Path) -> None:
+    """rules/cache.trusted, the one check of every entry: a link is never read, even to a good entry."""
+    items, _ = discover_with_warnings(data)
+    key = datacache.entry_key(items, LoadOptions())
+    assert key is not None
+    db = memory_database()
+    warnings = load_warnings(load_files(db, items, LoadOptions()))
+    datacache.store(db.con, key, warnings)
+    (entry,) = _entries(where)
+    real = entry.with_name("elsewhere.duckdb")
+    entry.rename(real)
+    entry.symlink_to(real)
+    assert datacache.has(key)
+    assert datacache.restore(memory_database(schema=False).con, key) is None
+    entry.unlink()
+    real.rename(entry)
+    assert datacache.restore(memory_database(schema=False).con, key) == warnings  # the file itself is good

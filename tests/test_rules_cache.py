@@ -105,3 +105,17 @@ def test_compiled_queries_follow_the_model_not_the_file(fresh: Path) -> None:
     assert metric_sql(changed, "merchant", may, "duckdb") != metric_sql(rules, "merchant", may, "duckdb")
     april = parse_period("2023-04", "month")
     assert metric_sql(rules, "merchant", april, "duckdb") == compile_scorecard(rules, "merchant", april).sql
+
+
+def test_an_entry_that_is_a_link_is_a_miss(fresh: Path) -> None:
+    """rules/cache.trusted: a link in the cache directory is never read, even to a good entry."""
+    first = load_ruleset_cached(default_ruleset_path(), check=False)
+    (entry,) = _entries(fresh, "ruleset")
+    kind, _, rest = entry.stem.partition("-")
+    real = entry.with_name("elsewhere.pickle")
+    entry.rename(real)
+    entry.symlink_to(real)
+    assert cache.get(kind, rest) is None
+    entry.unlink()
+    real.rename(entry)
+    assert cache.get(kind, rest) == first

@@ -85,6 +85,13 @@ def model_digest(value: Any) -> str:
     return hashlib.sha256(repr(value).encode("utf-8")).hexdigest()
 
 
+def trusted(info: os.stat_result) -> bool:
+    """Whether an entry, as `os.lstat` or `os.fstat` of a file opened without following links sees it, is
+    one to read: a regular file of this user's (never a link, never another user's). The one check of
+    every entry of the cache directory (this module's pickles, store/datacache.py's databases)."""
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+
+
 def get(kind: str, entry: str) -> Any | None:
     """The value stored under (kind, entry), or None (missing, unreadable, damaged, not ours)."""
     where = directory()
@@ -97,7 +104,7 @@ def get(kind: str, entry: str) -> Any | None:
         return None
     try:
         info = os.fstat(fd)
-        if info.st_uid != os.geteuid() or info.st_size > _MAX_ENTRY_BYTES:
+        if not trusted(info) or info.st_size > _MAX_ENTRY_BYTES:
             return None
         with os.fdopen(fd, "rb") as f:
             fd = -1

@@ -97,11 +97,11 @@ def restore(con: duckdb.DuckDBPyConnection, entry: str) -> list[str] | None:
     if path is None:
         return None
     try:
-        info = path.stat()
+        info = path.lstat()
     except OSError:
         return None
-    if info.st_uid != os.geteuid():
-        return None  # not ours to trust
+    if not cache.trusted(info):
+        return None  # a link, or not ours: not to be trusted
     here = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
     name = "chuanliu_cached"
     try:
