@@ -357,6 +357,19 @@ def test_a_threshold_nobody_is_near_is_said_not_tested() -> None:
     (found,) = bunching(res, ruleset.integrity)
     assert found.p_value is None and not found.flagged
     assert "not tested: nobody within the window" in bunching_chart(res, found)
+    # the `integrity` table says it in the same words (one verdict for both)
+    import io
+
+    from rich.console import Console
+
+    from chuanliu_cli.present.integrity import render_integrity
+    from chuanliu_cli.scoring.integrity import IntegrityResult
+
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    render_integrity(
+        console, IntegrityResult(ruleset, MAY, "m", "shop_id", (), frame.head(0), (found,), None)
+    )
+    assert "not tested: nobody within the window" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_bins_are_counted_in_millionths_on_the_threshold_s_side() -> None:

@@ -148,7 +148,7 @@ def render_integrity(console: Console, result: IntegrityResult) -> None:
             str(b.passing),
             str(b.failing),
             "-" if b.p_value is None else f"{b.p_value:.4g}",
-            "⚠ yes" if b.flagged else ("no" if b.p_value is not None else "- (nobody in the window)"),
+            "⚠ yes" if b.flagged else ("no" if b.p_value is not None else b.verdict),
         )
     console.print(bunch)
     if result.rows is not None:

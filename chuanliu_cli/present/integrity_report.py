@@ -56,9 +56,7 @@ def bunching_chart(res: ScorecardResult, test: Bunching) -> str:
     counts, _left_out = bin_counts(values, lo, hi, 2 * SIDE_BINS, right_closed=right)
     svg = histogram(counts, lo, hi, [(test.rule, test.threshold)])
     p = "-" if test.p_value is None else f"{test.p_value:.3g}"
-    verdict = "bunched" if test.flagged else "no sign of bunching"
-    if test.p_value is None:
-        verdict = "not tested: nobody within the window"
+    verdict = test.verdict
     caption = (
         f"{escape(test.rule)}: {escape(test.metric)} {escape(test.op)} {test.threshold:g} · "
         f"{test.passing} just passing vs {test.failing} just failing (window {test.window:g}) · p = {p} · "

@@ -54,6 +54,10 @@ class FlagCount:
     excluded: bool
 
 
+#: A bunching test with nobody within its window on either side: no test, never "no sign of bunching".
+NOT_TESTED = "not tested: nobody within the window"
+
+
 @dataclass(frozen=True)
 class Bunching:
     """A threshold and the entities just either side of it."""
@@ -68,6 +72,13 @@ class Bunching:
     failing: int  # just on the failing side: [t − w, t) for >=
     p_value: float | None  # None: nobody within the window
     flagged: bool
+
+    @property
+    def verdict(self) -> str:
+        """The test's outcome in words, as the `integrity` table and the report both say it."""
+        if self.p_value is None:
+            return NOT_TESTED
+        return "bunched" if self.flagged else "no sign of bunching"
 
 
 @dataclass(frozen=True)
