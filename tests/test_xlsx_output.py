@@ -196,6 +196,55 @@ def test_labels_zh_in_csv_xlsx_and_parquet(invoke: Callable[..., Any], db: str, 
     assert len(set(head)) == len(head)
 
 
+def test_labels_zh_says_the_grant_notes_in_chinese(
+    invoke: Callable[..., Any], db: str, tmp_path: Path
+) -> None:
+    """csv, xlsx and parquet under --labels zh: every grant note in Chinese, the same in the three; json
+    keeps the English notes (stable values for programs); the eligible table too."""
+    import pyarrow.parquet as pq
+
+    from chuanliu_cli.present.documents import ZH_NOTES
+
+    notes = {}
+    for suffix in ("csv", "xlsx", "parquet", "json"):
+        out = tmp_path / f"all.{suffix}"
+        args = ("--db", db, "eligible", "--month", "2023-05", "--all", "--no-record", "--labels", "zh")
+        result = invoke(*args, "-o", str(out))
+        assert result.exit_code == 0, result.output
+        if suffix == "csv":
+            rows = _csv_rows(out)
+            notes[suffix] = [r[rows[0].index("奖励说明")] or None for r in rows[1:]]
+        elif suffix == "xlsx":
+            rows = _sheet_rows(out)
+            notes[suffix] = [r[rows[0].index("奖励说明")] or None for r in rows[1:]]
+        elif suffix == "parquet":
+            notes[suffix] = pq.read_table(out).column("奖励说明").to_pylist()
+        else:
+            notes[suffix] = [e["grant_note"] for e in json.loads(out.read_text(encoding="utf-8"))["entities"]]
+    assert notes["csv"] == notes["xlsx"] == notes["parquet"]
+    assert notes["csv"] == [None if n is None else ZH_NOTES[n] for n in notes["json"]]
+    assert "不合格" in notes["csv"] and "not eligible" in notes["json"]
+    table = invoke(
+        "--db",
+        db,
+        "eligible",
+        "--month",
+        "2023-05",
+        "--all",
+        "--no-record",
+        "--labels",
+        "zh",
+        "--format",
+        "table",
+    )
+    english = invoke(
+        "--db", db, "eligible", "--month", "2023-05", "--all", "--no-record", "--format", "table"
+    )
+    assert "not in the population" in english.stdout  # (the database lists shops without activity)
+    assert table.exit_code == 0 and "not in the population" not in table.stdout
+    assert ZH_NOTES["not in the population: no activity in the period"] in table.stdout
+
+
 def test_labels_zh_on_the_table(invoke: Callable[..., Any], db: str) -> None:
     result = invoke(
         "--db", db, "eligible", "--month", "2023-05", "--no-record", "--labels", "zh", "--format", "table"

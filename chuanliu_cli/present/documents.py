@@ -11,6 +11,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from chuanliu_cli.scoring.allocation import (
+    NOTE_BELOW_MIN,
+    NOTE_BELOW_TIER,
+    NOTE_CAPPED,
+    NOTE_NO_SCORE,
+    NOTE_NO_WEIGHT,
+    NOTE_NOT_ELIGIBLE,
+)
+from chuanliu_cli.scoring.pipeline import NOT_IN_POPULATION
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -255,15 +265,17 @@ def frame_writable(frame: pl.DataFrame, columns: list[str], numbers: set[str]) -
     return True
 
 
-def flat_frame(doc: EntityDocument) -> pl.DataFrame:
-    """The flat rows of csv and parquet as one frame, in `doc.columns` order: failed gates joined by `;`,
-    their reasons by `; `, NaN and infinities null (as `clean`), eligibility never null. Text is as stored:
-    formula-safety is the csv writer's."""
+def flat_frame(doc: EntityDocument, labels: str = "en") -> pl.DataFrame:
+    """The flat rows of csv, xlsx and parquet as one frame, in `doc.columns` order: failed gates joined by
+    `;`, their reasons by `; `, NaN and infinities null (as `clean`), eligibility never null; with `labels`
+    zh the grant notes in Chinese (ZH_NOTES). Text is as stored: formula-safety is the csv writer's."""
     import polars as pl
 
     exprs: list[pl.Expr] = []
     for c in doc.columns:
-        if c == "failed_gates":
+        if c == "grant_note" and labels == "zh":
+            exprs.append(pl.col(c).cast(pl.Utf8).replace(ZH_NOTES))
+        elif c == "failed_gates":
             exprs.append(per_gate_list(doc, "", lambda gates: gates.list.join(";")).alias(c))
         elif c == "reasons":
             joined = per_gate_list(doc, "", lambda gates: gate_reasons(doc, gates).list.join("; "))
@@ -463,6 +475,18 @@ def status_document(status: StoreStatus, db_path: str) -> Document:
 
 
 # --- column headers (--labels zh) --------------------------------------------------------------------------
+
+#: The grant notes in Chinese (--labels zh: csv, xlsx, parquet and the eligible table; json keeps them as
+#: they are, stable values for programs): every note scoring/allocation.py and the population give.
+ZH_NOTES = {
+    NOTE_NOT_ELIGIBLE: "不合格",
+    NOTE_NO_SCORE: "无分数",
+    NOTE_BELOW_TIER: "未达最低档位",
+    NOTE_NO_WEIGHT: "档位系数不为正",
+    NOTE_BELOW_MIN: "低于最低发放量（min_grant）",
+    NOTE_CAPPED: "已达封顶（cap）",
+    NOT_IN_POPULATION: "不在参评范围：本期无经营活动",
+}
 
 #: Chinese headers of the columns every ruleset and command has; metrics and scores take the ruleset's.
 ZH_COLUMNS = {

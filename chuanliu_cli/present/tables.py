@@ -343,11 +343,14 @@ def render_eligible(
         [_n(v) if v is not None else "-" for v in shown["grant"].to_list()],
     ]
     if include_ineligible:
+        from chuanliu_cli.present.documents import ZH_NOTES
+
+        idle = ZH_NOTES[NOT_IN_POPULATION] if labels == "zh" else NOT_IN_POPULATION
         whys = []
         for failed, note in zip(shown["failed_gates"].to_list(), shown["grant_note"].to_list(), strict=True):
             why = "; ".join(f"{g}: {reasons[g]}" for g in failed or [])
             if note == NOT_IN_POPULATION:
-                why = f"{NOT_IN_POPULATION} ({why})" if why else NOT_IN_POPULATION
+                why = f"{idle} ({why})" if why else idle
             whys.append(why)
         cells.append(whys)
     print_table(console, make, cells)

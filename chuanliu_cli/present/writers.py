@@ -280,7 +280,7 @@ def write_entities_csv(out: IO[bytes], doc: EntityDocument, labels: LabelChoice 
 
     from chuanliu_cli.present.documents import flat_frame, headers
 
-    frame = flat_frame(doc)
+    frame = flat_frame(doc, labels)
     cells = []
     rewritten = repr_columns(frame)
     for name, dtype in frame.schema.items():
@@ -428,7 +428,7 @@ def entities_parquet(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
     from chuanliu_cli.present.documents import flat_frame, headers
 
     arrow_types = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
-    table = flat_frame(doc).to_arrow()
+    table = flat_frame(doc, labels).to_arrow()
     schema = pa.schema([(c, arrow_types[doc.types.get(c, "str")]) for c in doc.columns])
     table = table.cast(schema)
     if labels != "en":

@@ -72,7 +72,7 @@ def write_xlsx(out: IO[bytes], doc: Document | EntityDocument, labels: Literal["
     columns = list(doc.columns)
     names = headers(doc, labels)
     if isinstance(doc, EntityDocument):
-        frame = flat_frame(doc)
+        frame = flat_frame(doc, labels)
         facts = _facts({k: v for k, v in doc.head.items() if k != "entities"})
     else:
         frame = _rows_frame(doc.rows, columns, doc.types)
