@@ -167,3 +167,37 @@ def test_score_and_eligible_tables_are_the_same_drawn_in_bulk(
             drawn[-threshold - 1] = piped.stdout
         assert drawn[0] == drawn[10**9] and drawn[-1] == drawn[-(10**9) - 1]
         assert "┃" in drawn[0] and len(drawn[0].splitlines()) > 40
+
+
+def test_a_closed_pipe_ends_a_bulk_table_quietly_with_exit_0(tmp_path: Path) -> None:
+    """`score --format table | head`, every row drawn here (BULK_ROWS 0) into a pipe already closed (the
+    first write of the table fails): exit 0, no error."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    script = (
+        "import os, sys\n"
+        "read, write = os.pipe()\n"
+        "os.close(read)\n"
+        "os.dup2(write, 1)\n"
+        "from chuanliu_cli.present import bulktable\n"
+        "bulktable.BULK_ROWS = 0\n"
+        "drawn = bulktable.bulk_lines\n"
+        "def counted(*args):\n"
+        "    sys.stderr.write('bulk\\n')\n"
+        "    return drawn(*args)\n"
+        "bulktable.bulk_lines = counted\n"
+        "from chuanliu_cli.cli.app import main\n"
+        f"sys.argv = ['chuanliu', 'score', '--month', '2023-05', '--data', {str(repo / 'sample_data')!r}, "
+        "'--format', 'table']\n"
+        "main()\n"
+    )
+    (tmp_path / "run.py").write_text(script, encoding="utf-8")
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(repo)}
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["bulk"]  # drawn here, and nothing said about the pipe
