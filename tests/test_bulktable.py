@@ -201,3 +201,27 @@ def test_a_closed_pipe_ends_a_bulk_table_quietly_with_exit_0(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == ["bulk"]  # drawn here, and nothing said about the pipe
+
+
+def test_a_styled_console_gets_riches_escape_codes() -> None:
+    """On a colour terminal the title and header carry Rich's styles: the bulk lines keep them as drawn."""
+    rows = [
+        [str(i), f"ks{i:07d}", "和语数码家电旗舰店" * (i % 3), "✓" if i % 2 else "✗ G1, G2"]
+        for i in range(300)
+    ]
+    heads, right = ["rank", "shop_id", "name", "eligible"], [True, False, False, False]
+
+    def console() -> Console:
+        return Console(file=io.StringIO(), width=60, force_terminal=True, color_system="truecolor")
+
+    rich = console()
+    table = _make(heads, right, "merchants")
+    for row in rows:
+        table.add_row(*(Text(c) for c in row))
+    rich.print(table)
+    bulk = console()
+    print_table(bulk, lambda: _make(heads, right, "merchants"), _columns(rows, len(heads)), bulk=0)
+    drawn = rich.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[" in drawn and bulk.file.getvalue() == drawn  # type: ignore[attr-defined]
+    made = bulk_lines(console(), lambda: _make(heads, right, "merchants"), _columns(rows, len(heads)))
+    assert made is not None  # drawn in bulk, not left to Rich
