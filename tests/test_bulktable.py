@@ -225,3 +225,41 @@ def test_a_styled_console_gets_riches_escape_codes() -> None:
     assert "\x1b[" in drawn and bulk.file.getvalue() == drawn  # type: ignore[attr-defined]
     made = bulk_lines(console(), lambda: _make(heads, right, "merchants"), _columns(rows, len(heads)))
     assert made is not None  # drawn in bulk, not left to Rich
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["show_lines", "row_styles", "leading", "caption", "no_wrap", "fold", "max_width", "padding"],
+)
+def test_a_table_not_laid_out_as_assumed_is_left_to_rich(change: str) -> None:
+    """Rows between lines, striped rows, a caption, columns that do not wrap or fold or have a maximum
+    width, other padding: bulk_lines declines (Rich draws it, as the property tests cannot cover every
+    setting)."""
+    from rich.table import Column
+
+    def make() -> Table:
+        table = Table(title="t", title_justify="left")
+        table.add_column("aa")
+        table.add_column("bb", justify="right")
+        if change in ("show_lines", "caption"):
+            setattr(table, change, True if change == "show_lines" else "a caption")
+        elif change == "row_styles":
+            table.row_styles = ["dim", ""]
+        elif change == "leading":
+            table.leading = 1
+        elif change == "padding":
+            table.padding = (0, 2)
+        else:
+            column: Column = table.columns[0]
+            if change == "no_wrap":
+                column.no_wrap = True
+            elif change == "fold":
+                column.overflow = "fold"
+            else:
+                column.max_width = 5
+        return table
+
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    columns = [["x y z"] * 5, ["123"] * 5]
+    assert bulk_lines(console, make, columns) is None
+    assert bulk_lines(console, lambda: _make(["aa", "bb"], [False, True], "t"), columns) is not None

@@ -94,7 +94,7 @@ def bulk_lines(
     from rich.text import Text
 
     height = len(columns[0]) if columns else 0
-    if console.record or not height:
+    if console.record or not height or not _plain(make()):
         return None
     # (an ASCII cell is as wide as it is long; its control characters make it odd, drawn by Rich)
     sizes = [[len(t) if t.isascii() else cell_len(t) for t in column] for column in columns]
@@ -221,6 +221,32 @@ def _rows_drawn_by_rich(
     if len(groups) != len(which) or not all(groups):
         return None
     return dict(zip(which, groups, strict=True))
+
+
+def _plain(table: Table) -> bool:
+    """Whether `table` is laid out as this module assumes: Rich's defaults for what shapes a body row
+    (padding of one cell either side, no row styles, leading or lines between rows, no caption, footer or
+    expansion; columns that wrap with an ellipsis, top-aligned, unstyled, sized by their cells). Anything
+    else is drawn by Rich alone."""
+    defaults = (
+        table.padding == (0, 1, 0, 1)
+        and table.pad_edge
+        and table.show_edge
+        and not (table.show_lines or table.show_footer or table.expand or table.collapse_padding)
+        and not (table.row_styles or table.leading or table.caption or table.highlight)
+        and table.style in ("", "none")
+        and table.width is None
+        and table.min_width is None
+    )
+    return defaults and all(
+        c.overflow == "ellipsis"
+        and c.vertical == "top"
+        and not (c.no_wrap or c.style or c.highlight or c.ratio)
+        and c.width is None
+        and c.min_width is None
+        and c.max_width is None
+        for c in table.columns
+    )
 
 
 def _widths(bottom: str, columns: int) -> list[int] | None:
