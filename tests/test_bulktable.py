@@ -229,12 +229,13 @@ def test_a_styled_console_gets_riches_escape_codes() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    ["show_lines", "row_styles", "leading", "caption", "no_wrap", "fold", "max_width", "padding"],
+    ["show_lines", "row_styles", "leading", "caption", "no_wrap", "fold", "max_width", "padding", "box"],
 )
 def test_a_table_not_laid_out_as_assumed_is_left_to_rich(change: str) -> None:
     """Rows between lines, striped rows, a caption, columns that do not wrap or fold or have a maximum
     width, other padding: bulk_lines declines (Rich draws it, as the property tests cannot cover every
     setting)."""
+    from rich import box
     from rich.table import Column
 
     def make() -> Table:
@@ -249,6 +250,8 @@ def test_a_table_not_laid_out_as_assumed_is_left_to_rich(change: str) -> None:
             table.leading = 1
         elif change == "padding":
             table.padding = (0, 2)
+        elif change == "box":
+            table.box = box.SIMPLE
         else:
             column: Column = table.columns[0]
             if change == "no_wrap":

@@ -225,11 +225,14 @@ def _rows_drawn_by_rich(
 
 def _plain(table: Table) -> bool:
     """Whether `table` is laid out as this module assumes: Rich's defaults for what shapes a body row
-    (padding of one cell either side, no row styles, leading or lines between rows, no caption, footer or
-    expansion; columns that wrap with an ellipsis, top-aligned, unstyled, sized by their cells). Anything
-    else is drawn by Rich alone."""
+    (the default box, padding of one cell either side, no row styles, leading or lines between rows, no
+    caption, footer or expansion; columns that wrap with an ellipsis, top-aligned, unstyled, sized by
+    their cells). Anything else is drawn by Rich alone."""
+    from rich import box
+
     defaults = (
-        table.padding == (0, 1, 0, 1)
+        table.box is box.HEAVY_HEAD
+        and table.padding == (0, 1, 0, 1)
         and table.pad_edge
         and table.show_edge
         and not (table.show_lines or table.show_footer or table.expand or table.collapse_padding)
