@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 BULK_ROWS = 2000
 #: Rows drawn (and written) at a time.
 _CHUNK = 10_000
-#: A cell Rich may measure or wrap otherwise than `_measure`: whitespace other than a space, a control
-#: character, a trailing space.
+#: A cell Rich may measure or wrap otherwise than this module does: whitespace other than a space, a
+#: control character, a trailing space. Its row is drawn by Rich.
 _ODD = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f]| $")
 
 
