@@ -266,3 +266,31 @@ def test_a_table_not_laid_out_as_assumed_is_left_to_rich(change: str) -> None:
     columns = [["x y z"] * 5, ["123"] * 5]
     assert bulk_lines(console, make, columns) is None
     assert bulk_lines(console, lambda: _make(["aa", "bb"], [False, True], "t"), columns) is not None
+
+
+def test_a_recorded_runs_table_is_the_same_drawn_in_bulk(
+    invoke: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`runs --id N`, every entity of a recorded run: drawn in bulk, Rich's bytes."""
+    repo = Path(__file__).resolve().parent.parent
+    db = str(tmp_path / "runs.duckdb")
+    assert invoke("-q", "--db", db, "load", "--dir", str(repo / "sample_data")).exit_code == 0
+    recorded = invoke(
+        "-q", "--db", db, "eligible", "--month", "2023-05", "--format", "csv", "-o", str(tmp_path / "l.csv")
+    )
+    assert recorded.exit_code == 0, recorded.output
+    drawn, made = {}, []
+    original = bulktable.bulk_lines
+
+    def spied(*args: Any) -> Any:
+        made.append(original(*args))
+        return made[-1]
+
+    monkeypatch.setattr(bulktable, "bulk_lines", spied)
+    for threshold in (10**9, 0):
+        monkeypatch.setattr(bulktable, "BULK_ROWS", threshold)
+        result = invoke("--db", db, "runs", "--id", "1")
+        assert result.exit_code == 0, result.output
+        drawn[threshold] = result.stdout
+    assert drawn[0] == drawn[10**9] and "ks700055" in drawn[0]
+    assert len(made) == 1 and made[0] is not None  # the second was drawn in bulk

@@ -599,20 +599,25 @@ def render_run(
             f"max load {run['max_load_id']} · chuanliu {run['tool_version']}"
         )
     )
-    table = Table(title="Results", title_justify="left")
-    for name in ("rank", "entity", "name", "eligible", "tier", "score", "grant"):
-        table.add_column(_h(name, labels), justify="right" if name in ("rank", "score", "grant") else "left")
-    for r in results:
-        table.add_row(
-            str(r["rank"]) if r["rank"] is not None else "-",
-            Text(str(r["entity"])),
-            Text(r["name"] or ""),
-            "✓" if r["eligible"] else "✗ " + (r["failed_gates"] or ""),
-            r["tier"] or "-",
-            _score(r["score"]),
-            _n(r["grant"]) if r["grant"] is not None else "-",
-        )
-    console.print(table)
+    names = ("rank", "entity", "name", "eligible", "tier", "score", "grant")
+
+    def make() -> Table:
+        table = Table(title="Results", title_justify="left")
+        for name in names:
+            right = name in ("rank", "score", "grant")
+            table.add_column(_h(name, labels), justify="right" if right else "left")
+        return table
+
+    cells = [
+        [str(r["rank"]) if r["rank"] is not None else "-" for r in results],
+        [str(r["entity"]) for r in results],
+        [r["name"] or "" for r in results],
+        ["✓" if r["eligible"] else "✗ " + (r["failed_gates"] or "") for r in results],
+        [r["tier"] or "-" for r in results],
+        [_score(r["score"]) for r in results],
+        [_n(r["grant"]) if r["grant"] is not None else "-" for r in results],
+    ]
+    print_table(console, make, cells)
 
 
 def render_comparison(
