@@ -596,3 +596,36 @@ def test_explain_flags_counts_an_entitys_rows_with_a_quote_in_its_key(sample_ses
             **{k: 0.0 for k in found if k.endswith("gmv")},
             "excluded": found["excluded"],
         }
+
+
+def test_flagged_rows_are_shown_as_they_are_never_as_markup() -> None:
+    """The `--rows` table: a buyer id holding `[red]…[/red]` or `[b]` is shown as written (Rich read such
+    text cells as markup and dropped the brackets)."""
+    import io
+    from datetime import datetime
+
+    import polars as pl
+    from rich.console import Console
+
+    from chuanliu_cli.present.integrity import render_integrity
+    from chuanliu_cli.scoring.integrity import IntegrityResult
+
+    ruleset = parse_ruleset(RULES.format(integrity=""), "r.yaml")
+    rows = pl.DataFrame(
+        {
+            "flag": ["brushing", "brushing"],
+            "table": ["orders", "orders"],
+            "key": ["o1", "o2"],
+            "shop_id": ["s1", "s1"],
+            "promoter_id": [None, None],
+            "buyer_id": ["[red]b1[/red]", "[b]"],
+            "time": [datetime(2023, 5, 1, 10), datetime(2023, 5, 1, 10, 5)],
+            "amount": [12.5, 1234.0],
+        },
+        schema_overrides={"promoter_id": pl.Utf8},
+    )
+    frame = pl.DataFrame({"shop_id": ["s1"]})
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    render_integrity(console, IntegrityResult(ruleset, MAY, "m", "shop_id", (), frame.head(0), (), rows))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "[red]b1[/red]" in shown and "[b]" in shown and "1,234.00" in shown

@@ -152,16 +152,21 @@ def render_integrity(console: Console, result: IntegrityResult) -> None:
         )
     console.print(bunch)
     if result.rows is not None:
-        rows = Table(title=f"Flagged rows ({result.rows.height:,})", title_justify="left")
+        from chuanliu_cli.present.bulktable import print_table
         from chuanliu_cli.scoring.integrity import ROW_COLUMNS
 
-        for name in ROW_COLUMNS:
-            rows.add_column(name, justify="right" if name == "amount" else "left")
-        for r in _row_records(result):
-            rows.add_row(
-                *(
-                    "" if r[c] is None else (f"{r[c]:,.2f}" if c == "amount" else str(r[c]))
-                    for c in ROW_COLUMNS
-                )
-            )
-        console.print(rows)
+        title = f"Flagged rows ({result.rows.height:,})"
+
+        def make() -> Table:
+            rows = Table(title=title, title_justify="left")
+            for name in ROW_COLUMNS:
+                rows.add_column(name, justify="right" if name == "amount" else "left")
+            return rows
+
+        # (text cells, never Rich markup: an id or a name holding `[...]` is shown as it is)
+        records = _row_records(result)
+        texts = [
+            ["" if r[c] is None else (f"{r[c]:,.2f}" if c == "amount" else str(r[c])) for r in records]
+            for c in ROW_COLUMNS
+        ]
+        print_table(console, make, texts)
