@@ -185,3 +185,26 @@ def test_load_strict_writes_nothing(invoke: Callable[..., Any], tmp_path: Path) 
     status = json.loads(invoke("--db", db, "status", "--format", "json").stdout)
     assert {t["table"]: t["rows"] for t in status["tables"]}["orders"] == 1  # the refused file wrote nothing
     assert [(x["load_id"], x["inserted"], x["regressed"]) for x in status["last_loads"]] == [(1, 1, 0)]
+
+
+def test_text_holding_brackets_is_shown_as_written(invoke: Callable[..., Any], tmp_path: Path) -> None:
+    """Rich read `[may]` in a file name, or `[b]…[/b]` in a ruleset's description, as markup and dropped
+    it (`orders[may].csv` shown as `orders.csv`): every console of the CLI prints text as it is."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    (data / "orders.csv").rename(data / "orders[may].csv")
+    loaded = invoke("--db", str(tmp_path / "b.duckdb"), "load", "--dir", str(data))
+    assert loaded.exit_code == 0, loaded.output
+    assert "orders[may].csv" in loaded.stdout
+    rules = tmp_path / "rules.yaml"
+    text = (REPO / "rules" / "chuanliu.yaml").read_text(encoding="utf-8")
+    marked = text.replace(
+        "  川流计划 2023 (Chuanliu Plan)", "  [b]bold[/b] [red]x[/red] 川流计划 2023 (Chuanliu Plan)", 1
+    )
+    assert marked != text
+    rules.write_text(marked, encoding="utf-8")
+    shown = invoke("rules", "show", str(rules))
+    assert shown.exit_code == 0, shown.output
+    assert "[b]bold[/b] [red]x[/red]" in shown.stdout

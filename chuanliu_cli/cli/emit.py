@@ -52,10 +52,15 @@ def _console(stderr: bool, soft_wrap: bool, plain: bool) -> Console:
 
     if plain:
         console = Console(
-            stderr=stderr, highlight=False, soft_wrap=soft_wrap, no_color=True, color_system=None
+            stderr=stderr,
+            highlight=False,
+            markup=False,
+            soft_wrap=soft_wrap,
+            no_color=True,
+            color_system=None,
         )
     else:
-        console = Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+        console = Console(stderr=stderr, highlight=False, markup=False, soft_wrap=soft_wrap)
     # Rich turns a closed pipe into exit 1; the error wrapper makes it a quiet exit 0 instead.
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
     return console
@@ -194,7 +199,9 @@ def emit(
 
         with atomic_write(to.output) as f:
             # a file is no terminal: no escape codes and every row, even under FORCE_COLOR or TTY_COMPATIBLE
-            table(Console(file=f, width=160, no_color=True, highlight=False, force_terminal=False))
+            table(
+                Console(file=f, width=160, no_color=True, highlight=False, markup=False, force_terminal=False)
+            )
         return
     if to.format is OutputFormat.xlsx:
         _emit_xlsx(to, document())

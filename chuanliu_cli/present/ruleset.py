@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -61,10 +60,16 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
+def _add(table: Table, *cells: object) -> None:
+    """A row of text cells, each shown as it is written (a ruleset's names, expressions and reasons are
+    never read as Rich markup, whatever the console)."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in cells))
+
+
 def _metrics(sc: Scorecard) -> Table:
     table = _table("Metrics", "metric", "label", "source", "window", "filter / where", "expression")
     for metric in sc.metrics:
-        table.add_row(*(escape(cell) for cell in _metric_row(metric)))
+        _add(table, *_metric_row(metric))
     table.caption = EMPTY_AGGREGATE_NOTE
     table.caption_justify = "left"
     return table
@@ -83,7 +88,7 @@ def _scores(sc: Scorecard) -> Table:
         head = _score_head(score)
         for i, part in enumerate(score.parts):
             lead = (head, _num(score.scale), requires) if i == 0 else ("", "", "")
-            table.add_row(*(escape(cell) for cell in (*lead, *_part_cells(part))))
+            _add(table, *lead, *_part_cells(part))
         table.add_section()
     table.caption = "score = scale × Σ(weight × normalized) / Σ weight; a NULL input counts as `missing`."
     table.caption_justify = "left"
@@ -97,14 +102,14 @@ def _score_head(score: Score) -> str:
 def _gates(sc: Scorecard) -> Table:
     table = _table("Gates (all must pass)", "gate", "when", "if NULL", "reason")
     for gate in sc.gates:
-        table.add_row(escape(gate.id), escape(gate.when.text), gate.missing, escape(gate.reason))
+        _add(table, str(gate.id), str(gate.when.text), gate.missing, str(gate.reason))
     return table
 
 
 def _tiers(sc: Scorecard) -> Table:
     table = _table(f"Tiers (by {sc.rank_by})", "tier", "min score", "multiplier")
     for tier in sc.tiers:
-        table.add_row(escape(tier.name), _num(tier.min_score), f"×{_num(tier.multiplier)}")
+        _add(table, str(tier.name), _num(tier.min_score), f"×{_num(tier.multiplier)}")
     return table
 
 
@@ -114,9 +119,10 @@ def _reward(sc: Scorecard) -> Table | None:
     reward = sc.reward
     table = _table("Reward", "pool", "unit", "cap per entity", "minimum grant")
     budget = reward.budget
-    table.add_row(
+    _add(
+        table,
         f"budget {budget.amount:,} a {budget.per}, paced {budget.pacing}" if budget else f"{reward.pool:,}",
-        escape(reward.unit),
+        str(reward.unit),
         f"{reward.cap:,}" if reward.cap is not None else "none",
         f"{reward.min_grant:,}" if reward.min_grant is not None else "none",
     )
@@ -127,32 +133,31 @@ def _header(ruleset: Ruleset) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    grid.add_row("ruleset", escape(ruleset.name))
-    grid.add_row("file", escape(ruleset.path))
-    grid.add_row("sha256", ruleset.sha256)
+    _add(grid, "ruleset", str(ruleset.name))
+    _add(grid, "file", str(ruleset.path))
+    _add(grid, "sha256", ruleset.sha256)
     if ruleset.description:
-        grid.add_row("description", escape(ruleset.description))
-    grid.add_row("timezone", escape(ruleset.timezone))
-    grid.add_row(
-        "period", ruleset.period + (" (ISO weeks, Monday start)" if ruleset.period == "week" else "")
-    )
+        _add(grid, "description", str(ruleset.description))
+    _add(grid, "timezone", str(ruleset.timezone))
+    _add(grid, "period", ruleset.period + (" (ISO weeks, Monday start)" if ruleset.period == "week" else ""))
     if ruleset.effective is not None:
         end = ruleset.effective.end
         start = ruleset.effective.start
-        grid.add_row("effective", f"{start} to {end}" if end else f"from {start}")
+        _add(grid, "effective", f"{start} to {end}" if end else f"from {start}")
     for name, expr in ruleset.filters.items():
-        grid.add_row(f"filter {escape(name)}", escape(expr.text))
+        _add(grid, f"filter {name}", str(expr.text))
     for name, value in ruleset.params.items():  # (gates show them bound: params.x as its number)
-        grid.add_row(f"param {escape(name)}", _num(value))
+        _add(grid, f"param {name}", _num(value))
     for t in ruleset.tunables:
-        grid.add_row(
-            f"tunable {escape(t.path)}",
+        _add(
+            grid,
+            f"tunable {t.path}",
             f"[{_num(t.low)}, {_num(t.high)}]: chosen by `chuanliu rules calibrate`; "
             f"shown as {_num(t.low)} until then",
         )
     if ruleset.assumptions:
-        grid.add_row("assumptions", escape(ruleset.assumptions))
-    return Panel(grid, title=f"Ruleset {escape(ruleset.name)}", title_align="left")
+        _add(grid, "assumptions", str(ruleset.assumptions))
+    return Panel(grid, title=Text(f"Ruleset {ruleset.name}"), title_align="left")
 
 
 def render_scorecard(sc: Scorecard) -> RenderableType:

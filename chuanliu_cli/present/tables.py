@@ -83,7 +83,7 @@ def render_load_summary(
 def render_status(console: Console, status: StoreStatus, db_path: str, labels: str = "en") -> None:
     """The tables of `chuanliu status`."""
     tz = f" (times in {status.timezone})" if status.timezone else ""
-    console.print(f"[bold]Database[/bold] {db_path}{tz}")
+    console.print(Text.assemble(("Database", "bold"), f" {db_path}{tz}"))
     t = Table(title="Tables", title_justify="left")
     for name in ("table", "rows", "from", "to"):
         t.add_column(_h(name, labels), justify="right" if name == "rows" else "left")
