@@ -68,11 +68,11 @@ def test_stdout_takes_the_encoding_and_the_chinese_headers(
     english = list(csv.reader(io.StringIO(text)))
     assert rows[0][:3] == ["店铺ID", "名称", "主体ID"] and len(rows[0]) == len(english[0])
     # the same cells under Chinese headers, the grant notes in Chinese
-    from chuanliu_cli.present.documents import ZH_NOTES
+    from chuanliu_cli.present.documents import zh_notes
 
     note = english[0].index("grant_note")
     for row in english[1:]:
-        row[note] = ZH_NOTES.get(row[note], row[note])
+        row[note] = zh_notes().get(row[note], row[note])
     assert rows[1:] == english[1:]
 
 

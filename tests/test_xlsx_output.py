@@ -203,7 +203,7 @@ def test_labels_zh_says_the_grant_notes_in_chinese(
     keeps the English notes (stable values for programs); the eligible table too."""
     import pyarrow.parquet as pq
 
-    from chuanliu_cli.present.documents import ZH_NOTES
+    from chuanliu_cli.present.documents import zh_notes
 
     notes = {}
     for suffix in ("csv", "xlsx", "parquet", "json"):
@@ -222,7 +222,7 @@ def test_labels_zh_says_the_grant_notes_in_chinese(
         else:
             notes[suffix] = [e["grant_note"] for e in json.loads(out.read_text(encoding="utf-8"))["entities"]]
     assert notes["csv"] == notes["xlsx"] == notes["parquet"]
-    assert notes["csv"] == [None if n is None else ZH_NOTES[n] for n in notes["json"]]
+    assert notes["csv"] == [None if n is None else zh_notes()[n] for n in notes["json"]]
     assert "不合格" in notes["csv"] and "not eligible" in notes["json"]
     table = invoke(
         "--db",
@@ -242,7 +242,7 @@ def test_labels_zh_says_the_grant_notes_in_chinese(
     )
     assert "not in the population" in english.stdout  # (the database lists shops without activity)
     assert table.exit_code == 0 and "not in the population" not in table.stdout
-    assert ZH_NOTES["not in the population: no activity in the period"] in table.stdout
+    assert zh_notes()["not in the population: no activity in the period"] in table.stdout
 
 
 def test_labels_zh_on_the_table(invoke: Callable[..., Any], db: str) -> None:

@@ -6,20 +6,11 @@ command that writes data follows the same rules (SPEC §6).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-
-from chuanliu_cli.scoring.allocation import (
-    NOTE_BELOW_MIN,
-    NOTE_BELOW_TIER,
-    NOTE_CAPPED,
-    NOTE_NO_SCORE,
-    NOTE_NO_WEIGHT,
-    NOTE_NOT_ELIGIBLE,
-)
-from chuanliu_cli.scoring.pipeline import NOT_IN_POPULATION
 
 if TYPE_CHECKING:
     import polars as pl
@@ -268,13 +259,13 @@ def frame_writable(frame: pl.DataFrame, columns: list[str], numbers: set[str]) -
 def flat_frame(doc: EntityDocument, labels: str = "en") -> pl.DataFrame:
     """The flat rows of csv, xlsx and parquet as one frame, in `doc.columns` order: failed gates joined by
     `;`, their reasons by `; `, NaN and infinities null (as `clean`), eligibility never null; with `labels`
-    zh the grant notes in Chinese (ZH_NOTES). Text is as stored: formula-safety is the csv writer's."""
+    zh the grant notes in Chinese (zh_notes). Text is as stored: formula-safety is the csv writer's."""
     import polars as pl
 
     exprs: list[pl.Expr] = []
     for c in doc.columns:
         if c == "grant_note" and labels == "zh":
-            exprs.append(pl.col(c).cast(pl.Utf8).replace(ZH_NOTES))
+            exprs.append(pl.col(c).cast(pl.Utf8).replace(zh_notes()))
         elif c == "failed_gates":
             exprs.append(per_gate_list(doc, "", lambda gates: gates.list.join(";")).alias(c))
         elif c == "reasons":
@@ -476,17 +467,32 @@ def status_document(status: StoreStatus, db_path: str) -> Document:
 
 # --- column headers (--labels zh) --------------------------------------------------------------------------
 
-#: The grant notes in Chinese (--labels zh: csv, xlsx, parquet and the eligible table; json keeps them as
-#: they are, stable values for programs): every note scoring/allocation.py and the population give.
-ZH_NOTES = {
-    NOTE_NOT_ELIGIBLE: "不合格",
-    NOTE_NO_SCORE: "无分数",
-    NOTE_BELOW_TIER: "未达最低档位",
-    NOTE_NO_WEIGHT: "档位系数不为正",
-    NOTE_BELOW_MIN: "低于最低发放量（min_grant）",
-    NOTE_CAPPED: "已达封顶（cap）",
-    NOT_IN_POPULATION: "不在参评范围：本期无经营活动",
-}
+
+@functools.cache
+def zh_notes() -> dict[str, str]:
+    """The grant notes in Chinese (--labels zh: csv, xlsx, parquet and the eligible table; json keeps them as
+    they are, stable values for programs): every note scoring/allocation.py and the population give.
+    (A function: the notes are scoring's, and importing scoring here cost `status --format csv` 20 ms.)"""
+    from chuanliu_cli.scoring.allocation import (
+        NOTE_BELOW_MIN,
+        NOTE_BELOW_TIER,
+        NOTE_CAPPED,
+        NOTE_NO_SCORE,
+        NOTE_NO_WEIGHT,
+        NOTE_NOT_ELIGIBLE,
+    )
+    from chuanliu_cli.scoring.pipeline import NOT_IN_POPULATION
+
+    return {
+        NOTE_NOT_ELIGIBLE: "不合格",
+        NOTE_NO_SCORE: "无分数",
+        NOTE_BELOW_TIER: "未达最低档位",
+        NOTE_NO_WEIGHT: "档位系数不为正",
+        NOTE_BELOW_MIN: "低于最低发放量（min_grant）",
+        NOTE_CAPPED: "已达封顶（cap）",
+        NOT_IN_POPULATION: "不在参评范围：本期无经营活动",
+    }
+
 
 #: Chinese headers of the columns every ruleset and command has; metrics and scores take the ruleset's.
 ZH_COLUMNS = {

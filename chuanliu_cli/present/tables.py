@@ -343,9 +343,9 @@ def render_eligible(
         [_n(v) if v is not None else "-" for v in shown["grant"].to_list()],
     ]
     if include_ineligible:
-        from chuanliu_cli.present.documents import ZH_NOTES
+        from chuanliu_cli.present.documents import zh_notes
 
-        idle = ZH_NOTES[NOT_IN_POPULATION] if labels == "zh" else NOT_IN_POPULATION
+        idle = zh_notes()[NOT_IN_POPULATION] if labels == "zh" else NOT_IN_POPULATION
         whys = []
         for failed, note in zip(shown["failed_gates"].to_list(), shown["grant_note"].to_list(), strict=True):
             why = "; ".join(f"{g}: {reasons[g]}" for g in failed or [])
