@@ -94,7 +94,8 @@ def bulk_lines(
     from rich.text import Text
 
     height = len(columns[0]) if columns else 0
-    if console.record or not height or not _plain(make()):
+    shape = make()  # (its settings and columns, asked once)
+    if console.record or not height or not _plain(shape):
         return None
     # (an ASCII cell is as wide as it is long; its control characters make it odd, drawn by Rich)
     sizes = [[len(t) if t.isascii() else cell_len(t) for t in column] for column in columns]
@@ -110,9 +111,9 @@ def bulk_lines(
     for column, size in zip(columns, sizes, strict=True):
         whole = [i for i in kept if " " not in column[i]]
         spaced = [i for i in kept if " " in column[i]]
-        for group, key in ((kept, size.__getitem__), (whole, size.__getitem__)):
+        for group in (kept, whole):
             if group:
-                laid[max(group, key=key)] = None
+                laid[max(group, key=size.__getitem__)] = None
         if spaced:  # (measured once per distinct text: a column of gate lists holds few)
             distinct = {column[i]: i for i in spaced}
             words = {text: _longest_word(text) for text in distinct}
@@ -138,7 +139,7 @@ def bulk_lines(
     edges = _edges(empty, widths)
     if edges is None:
         return None
-    justify: list[JustifyMethod] = [c.justify for c in make().columns]
+    justify: list[JustifyMethod] = [c.justify for c in shape.columns]
 
     @functools.cache
     def wrapped(text: str, width: int, how: JustifyMethod) -> list[str]:
