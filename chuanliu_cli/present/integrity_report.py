@@ -56,11 +56,10 @@ def bunching_chart(res: ScorecardResult, test: Bunching) -> str:
     counts, _left_out = bin_counts(values, lo, hi, 2 * SIDE_BINS, right_closed=right)
     svg = histogram(counts, lo, hi, [(test.rule, test.threshold)])
     p = "-" if test.p_value is None else f"{test.p_value:.3g}"
-    verdict = test.verdict
     caption = (
         f"{escape(test.rule)}: {escape(test.metric)} {escape(test.op)} {test.threshold:g} · "
         f"{test.passing} just passing vs {test.failing} just failing (window {test.window:g}) · p = {p} · "
-        f"{verdict}"
+        f"{test.verdict}"
     )
     css = "bunching flagged" if test.flagged else "bunching"
     return f'<figure class="{css}">{svg}<figcaption>{caption}</figcaption></figure>'
