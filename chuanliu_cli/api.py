@@ -54,6 +54,7 @@ __all__ = [
     "ExplainResult",
     "HistoryResult",
     "LoadResult",
+    "Recording",
     "RejectsResult",
     "ReportResult",
     "RunsDiffResult",
@@ -149,6 +150,14 @@ class ScoreResult:
         return run_document(
             self.run, self.scorecard, self.include_ineligible, self.warnings, self.population, self.selected
         )
+
+
+@dataclass
+class Recording:
+    """A run being recorded while its output is written (Session.recording): `result` gets its run id once
+    the block has ended and the run is committed."""
+
+    result: ScoreResult
 
 
 @dataclass(frozen=True)
@@ -1201,17 +1210,28 @@ class Session:
 
     def record(self, scored: ScoreResult) -> ScoreResult:
         """Record a run scored with `record_later` (its `pending` snapshot) in `runs` and `run_results`;
-        a result with nothing pending is returned as it is. The CLI records after writing the output, so
-        that a list it could not write (a full disk) is not recorded as published."""
+        a result with nothing pending is returned as it is."""
+        with self.recording(scored) as done:
+            pass
+        return done.result
+
+    @contextlib.contextmanager
+    def recording(self, scored: ScoreResult) -> Iterator[Recording]:
+        """Record a run scored with `record_later` while the block writes its output: the rows are inserted
+        meanwhile and committed once the block ends without an error (a list that could not be written,
+        a full disk, is not recorded as published); then `.result` is the result with its run id. An error
+        or a signal in the block records nothing. A result with nothing pending is kept as it is."""
+        done = Recording(scored)
         if scored.pending is None:
-            return scored
-        from chuanliu_cli.store.database import open_database
-        from chuanliu_cli.store.runs import record_run
+            yield done
+            return
+        from chuanliu_cli.store.recording import recording
 
         inputs, started, command = scored.pending
-        with open_database(self.db_path, "write", self.wait) as handle:
-            run_id = record_run(handle.con, scored.run, scored.scorecard, command, inputs, started)
-        return replace(scored, run_id=run_id, pending=None)
+        run, name, limit = scored.run, scored.scorecard, self.memory_limit
+        with recording(self.db_path, self.wait, limit, run, name, command, inputs, started) as rec:
+            yield done
+        done.result = replace(scored, run_id=rec.run_id, pending=None)
 
     def _times_zone(self, source: Any) -> str | None:
         """The timezone the data's times are in: the database's (recorded by its loads), the Spark

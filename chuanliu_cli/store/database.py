@@ -20,6 +20,8 @@ from chuanliu_cli.store.brushing import ORDER_CHANGING_TABLES
 from chuanliu_cli.store.names import stored_query
 
 if TYPE_CHECKING:
+    import threading
+
     import duckdb
 
 SCHEMA_VERSION = 7
@@ -35,6 +37,11 @@ CHANGE_WORDS = {
     BACKWARDS_APPLIED: "updated backwards (allowed)",
     BACKWARDS_REFUSED: "backward updates refused (stored rows kept)",
 }
+
+
+class Cancelled(Exception):
+    """A database step called off by the command it runs for (its output failed, or it was stopped)."""
+
 
 # Bookkeeping tables. Each migration step takes the schema from version N-1 to N; never edit a step once
 # released, add a new one.
@@ -239,8 +246,11 @@ def _lock_holders(path: Path) -> list[int]:
 
 
 @contextlib.contextmanager
-def database_lock(db_path: str, mode: Literal["read", "write"], wait: float) -> Iterator[None]:
-    """Hold the database's lock file: exclusive for writers, shared for readers; wait up to `wait` seconds.
+def database_lock(
+    db_path: str, mode: Literal["read", "write"], wait: float, cancel: threading.Event | None = None
+) -> Iterator[None]:
+    """Hold the database's lock file: exclusive for writers, shared for readers; wait up to `wait` seconds
+    (or until `cancel` is set: Cancelled).
 
     DuckDB lets one process write or many read, never both, so readers share the lock and a writer
     waits for them (and they for it). The writer records its pid in the file for the busy message.
@@ -268,7 +278,10 @@ def database_lock(db_path: str, mode: Literal["read", "write"], wait: float) -> 
                         f"database {db_path} is busy: locked by {who}",
                         hint=f"waited {wait:g} s; retry later, or wait longer",
                     ) from None
-                time.sleep(0.05)
+                if cancel is None:
+                    time.sleep(0.05)
+                elif cancel.wait(0.05):
+                    raise Cancelled("called off while waiting for the database's lock") from None
         if mode == "write":
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -368,9 +381,14 @@ class Database:
 
 @contextlib.contextmanager
 def open_database(
-    db_path: str, mode: Literal["read", "write"], wait: float = 60.0, memory_limit: str | None = None
+    db_path: str,
+    mode: Literal["read", "write"],
+    wait: float = 60.0,
+    memory_limit: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> Iterator[Database]:
-    """Open the database file under its lock; a writer creates and migrates it, a reader needs it to exist."""
+    """Open the database file under its lock; a writer creates and migrates it, a reader needs it to exist.
+    `cancel` set while waiting for the lock raises Cancelled."""
     if db_path == MEMORY:
         yield memory_database(memory_limit)
         return
@@ -379,7 +397,7 @@ def open_database(
             f"database {db_path} does not exist",
             hint="load data into it first, or use another database or a directory of exports",
         )
-    with database_lock(db_path, mode, wait):
+    with database_lock(db_path, mode, wait, cancel):
         # checked under the lock: another writer may have created it meanwhile
         created = mode == "write" and not Path(db_path).exists()
         con = _connect(db_path, read_only=mode == "read", memory_limit=memory_limit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,9 +49,11 @@ def record_run(
     command: str,
     inputs: Inputs,
     started_at: datetime,
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Insert the run and one result row per entity of `scorecard`, with its metrics, scores and gate
-    outcomes (one columnar insert); returns the run id."""
+    outcomes (one columnar insert); returns the run id. `before_commit` is called once every row is in,
+    before the commit: if it raises, nothing is recorded."""
     res = run.scorecards[scorecard]
     sc = res.scorecard
     totals = res.totals()
@@ -99,6 +101,8 @@ def record_run(
             con.execute("INSERT INTO run_results SELECT * FROM __run_results")
         finally:
             con.unregister("__run_results")
+        if before_commit is not None:
+            before_commit()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -148,16 +148,17 @@ def score(
             labels=to.labels.value,
         )
 
-    emit(
-        to,
-        lambda: scores_document(
-            result.run, result.scorecard, True, result.warnings, result.population, result.selected
-        ),
-        table,
-    )
-    # recorded once the output is written: a list that could not be written is not a published one
-    if result.pending is not None:
-        recorded(s.record(result))
+    # the run's rows go in while the output is written; committed once it is (a list that could not be
+    # written is not a published one)
+    with s.recording(result) as run:
+        emit(
+            to,
+            lambda: scores_document(
+                result.run, result.scorecard, True, result.warnings, result.population, result.selected
+            ),
+            table,
+        )
+    recorded(run.result)
 
 
 def eligible(
@@ -236,18 +237,19 @@ def eligible(
             labels=to.labels.value,
         )
 
-    emit(
-        to,
-        lambda: scores_document(
-            result.run,
-            result.scorecard,
-            show_all or chosen,
-            result.warnings,
-            result.population,
-            result.selected,
-        ),
-        table,
-    )
-    # recorded once the output is written: a list that could not be written is not a published one
-    if result.pending is not None:
-        recorded(s.record(result))
+    # the run's rows go in while the list is written; committed once it is (a list that could not be
+    # written is not a published one)
+    with s.recording(result) as run:
+        emit(
+            to,
+            lambda: scores_document(
+                result.run,
+                result.scorecard,
+                show_all or chosen,
+                result.warnings,
+                result.population,
+                result.selected,
+            ),
+            table,
+        )
+    recorded(run.result)

@@ -1,0 +1,181 @@
+"""A run recorded while its output is written (store/recording.py, Session.recording): committed only once
+the block that writes the output ends well; an error in it, at any point of the insert, records nothing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from chuanliu_cli.api import Session
+from chuanliu_cli.errors import BusyError
+from chuanliu_cli.store import recording as recording_module
+from chuanliu_cli.store.database import database_lock
+
+REPO = Path(__file__).resolve().parent.parent
+MAY = "2023-05"
+
+
+class WriteFailed(Exception):
+    """The output could not be written (what the block raises)."""
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("recording") / "r.duckdb")
+    Session(db=path).load(directory=REPO / "sample_data")
+    return path
+
+
+@pytest.fixture
+def db(loaded: str, tmp_path: Path) -> str:
+    path = str(tmp_path / "r.duckdb")
+    shutil.copy(loaded, path)
+    return path
+
+
+def _counts(db: str) -> tuple[int, int]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
+        rows = con.execute("SELECT count(*) FROM run_results").fetchall()[0][0]
+        return int(runs), int(rows)
+    finally:
+        con.close()
+
+
+def _pending(db: str) -> tuple[Session, Any]:
+    session = Session(db=db)
+    scored = session.eligible(MAY, record_later=True)
+    assert scored.pending is not None and scored.run_id is None
+    return session, scored
+
+
+def _no_recording_thread() -> bool:
+    return not any(t.name == "chuanliu-record" for t in threading.enumerate())
+
+
+def test_the_run_is_committed_when_the_block_ends_well(db: str) -> None:
+    session, scored = _pending(db)
+    written = []
+    with session.recording(scored) as run:
+        written.append("the list")  # the output, written while the rows go in
+    assert run.result.run_id == 1 and run.result.pending is None
+    assert _counts(db) == (1, scored.result.frame.height)
+    assert session.record(scored).run_id == 2, "record() is the same, with nothing to write"
+    assert _no_recording_thread()
+
+
+def test_an_error_in_the_block_records_nothing_and_is_what_is_raised(db: str) -> None:
+    session, scored = _pending(db)
+    with pytest.raises(WriteFailed), session.recording(scored) as run:
+        raise WriteFailed("disk full")
+    assert run.result.run_id is None
+    assert _counts(db) == (0, 0)
+    assert _no_recording_thread()
+
+
+def test_an_error_after_every_row_is_in_rolls_them_back(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the block fails only once the insert waits for it at the commit: the rows are in, uncommitted
+    at_commit = threading.Event()
+    real = recording_module.record_run
+
+    def observed(*args: Any) -> int:
+        *rest, before_commit = args
+
+        def waiting() -> None:
+            at_commit.set()
+            before_commit()
+
+        return real(*rest, waiting)
+
+    monkeypatch.setattr(recording_module, "record_run", observed)
+    session, scored = _pending(db)
+    with pytest.raises(WriteFailed), session.recording(scored):
+        assert at_commit.wait(60), "the insert reached its commit while the block ran"
+        raise WriteFailed("disk full")
+    assert _counts(db) == (0, 0)
+    assert _no_recording_thread()
+
+
+def test_an_error_while_the_insert_waits_for_the_lock_calls_it_off(db: str) -> None:
+    session, scored = _pending(db)
+    session.wait = 60.0
+    begun = time.monotonic()
+    with database_lock(db, "write", 0.0):  # another writer holds the database
+        with pytest.raises(WriteFailed), session.recording(scored):
+            raise WriteFailed("disk full")
+        # called off at once, not after its 60 s wait (the lock is still held here)
+        assert _no_recording_thread()
+    assert time.monotonic() - begun < 30
+    assert _counts(db) == (0, 0)
+
+
+def test_a_busy_database_is_said_after_the_output_is_written(db: str) -> None:
+    session, scored = _pending(db)
+    session.wait = 0.0
+    written = []
+    with (
+        database_lock(db, "write", 0.0),
+        pytest.raises(BusyError, match="is busy"),
+        session.recording(scored),
+    ):
+        written.append("the list")
+    assert written == ["the list"]
+    assert _counts(db) == (0, 0)
+    assert _no_recording_thread()
+
+
+def test_sigterm_while_writing_the_list_records_no_run(tmp_path: Path, db: str) -> None:
+    # the run's rows go in while the list is written: a list stopped half-way is not recorded as published
+    out = tmp_path / "list.csv"
+    out.write_text("the list of last month\n", encoding="utf-8")
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import os, signal, sys\n"
+        "import chuanliu_cli.present.writers as target\n"
+        "real = target.write_entities_csv\n"
+        "def half_way(*args, **kwargs):\n"
+        "    args[0].write(b'rank,shop_id\\n1,half')\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(*args, **kwargs)\n"
+        "target.write_entities_csv = half_way\n"
+        "from chuanliu_cli.cli.app import main\n"
+        "sys.argv = ['chuanliu', *sys.argv[1:]]\n"
+        "main()\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
+    assert out.read_text(encoding="utf-8") == "the list of last month\n"
+    assert _counts(db) == (0, 0)
+
+
+def test_the_cli_records_the_run_of_the_list_it_wrote(tmp_path: Path, db: str) -> None:
+    out = tmp_path / "list.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "chuanliu_cli", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Recorded as run 1" in done.stderr
+    listed = out.read_text(encoding="utf-8").splitlines()
+    runs, rows = _counts(db)
+    assert runs == 1 and rows >= len(listed) - 1 > 0
