@@ -219,16 +219,22 @@ class RunsResult:
 
     runs: tuple[dict[str, Any], ...] = ()
     run: dict[str, Any] | None = None
-    results: tuple[dict[str, Any], ...] = ()
+    # the one run's results in rank order: entity, name, rank, eligible, failed_gates, tier, score, grant
+    table: pl.DataFrame | None = None
+
+    @property
+    def results(self) -> tuple[dict[str, Any], ...]:
+        """The one run's results as one dict per entity (`table` holds them as columns)."""
+        return () if self.table is None else tuple(self.table.iter_rows(named=True))
 
     @property
     def frame(self) -> pl.DataFrame:
         """The runs, or the one run's results, as a frame."""
         import polars as pl
 
-        return pl.DataFrame(
-            list(self.results if self.run is not None else self.runs), infer_schema_length=None
-        )
+        if self.run is not None and self.table is not None:
+            return self.table
+        return pl.DataFrame(list(self.runs), infer_schema_length=None)
 
 
 @dataclass(frozen=True)
@@ -1032,8 +1038,8 @@ class Session:
         with open_database(path, "read", self.wait) as handle:
             if run_id is None:
                 return RunsResult(runs=tuple(list_runs(handle.con, limit)))
-            run, results = run_results(handle.con, run_id)
-        return RunsResult(run=run, results=tuple(results))
+            run, table = run_results(handle.con, run_id)
+        return RunsResult(run=run, table=table)
 
     def runs_diff(self, run_id: int, rules: str | Path | Ruleset | None = None) -> RunsDiffResult:
         """Restate run `run_id`: its period scored again with the run's own ruleset (the text recorded

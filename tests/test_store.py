@@ -254,7 +254,7 @@ def test_a_run_with_no_entities_is_recorded_with_no_result_rows(tmp_path: Path) 
         )
         listed = list_runs(handle.con)
         assert [(r["run_id"], r["entities"], r["eligible"]) for r in listed] == [(run_id, 0, 0)]
-        assert run_results(handle.con, run_id)[1] == []
+        assert run_results(handle.con, run_id)[1].height == 0
 
 
 def test_a_version_1_database_gains_promoter_name(tmp_path: Path) -> None:
@@ -308,7 +308,7 @@ def test_a_version_2_database_keeps_its_runs_and_gains_stored_values(tmp_path: P
         assert schema_version(handle.con) == SCHEMA_VERSION == 7
         head, rows = run_results(handle.con, 1)
         assert head["entities"] == 2
-        assert [(r["entity"], r["failed_gates"], r["grant"]) for r in rows] == [
+        assert [(r["entity"], r["failed_gates"], r["grant"]) for r in rows.iter_rows(named=True)] == [
             ("ks1", "", 100),
             ("ks2", "G1;G2", 0),
         ]

@@ -16,7 +16,7 @@ from chuanliu_cli.cli.options import CsvEncoding, Labels, OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from chuanliu_cli.present.documents import Document, EntityDocument
+    from chuanliu_cli.present.documents import Document, EntityDocument, FrameDocument
 
 
 @dataclass
@@ -181,7 +181,9 @@ def _suffix(fmt: OutputFormat) -> str:
 
 
 def emit(
-    to: Target, document: Callable[[], Document | EntityDocument], table: Callable[[Console], None]
+    to: Target,
+    document: Callable[[], Document | EntityDocument | FrameDocument],
+    table: Callable[[Console], None],
 ) -> None:
     """Write a command's result: a Rich table, or the document as csv/json/jsonl/parquet/xlsx; to stdout
     or atomically to the -o file. `document` is built only when a data format is asked for. A file gets
@@ -227,7 +229,7 @@ def emit(
     sys.stdout.flush()
 
 
-def _emit_xlsx(to: Target, doc: Document | EntityDocument) -> None:
+def _emit_xlsx(to: Target, doc: Document | EntityDocument | FrameDocument) -> None:
     """The workbook, atomically into the -o file, or through a temporary file onto stdout (a pipe)."""
     import shutil
     import tempfile

@@ -55,6 +55,28 @@ class EntityDocument:
     labels: dict[str, str] = field(default_factory=dict)  # column → Chinese header (`headers`)
 
 
+@dataclass(frozen=True)
+class FrameDocument:
+    """A result whose rows are one frame of flat columns (`runs --id`: a run's per-entity results), written
+    from the columns like an EntityDocument: `head` is the JSON document with `rows_key: []` where the
+    rows go; `frame` holds `columns` in order, of the `types` given."""
+
+    head: dict[str, Any]
+    rows_key: str
+    frame: pl.DataFrame
+    columns: list[str]
+    types: dict[str, ColumnType]
+    labels: dict[str, str] = field(default_factory=dict)  # column → Chinese header (`headers`)
+
+    def flat(self) -> pl.DataFrame:
+        """The rows of csv, jsonl, parquet and xlsx: `columns` in order, NaN and infinities null (`clean`)."""
+        import polars as pl
+
+        return self.frame.select(
+            finite(pl.col(c)).alias(c) if self.frame.schema[c].is_float() else pl.col(c) for c in self.columns
+        )
+
+
 def clean(value: Any) -> Any:
     """JSON-safe scalars: NaN/inf become null."""
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
@@ -406,12 +428,15 @@ def runs_document(runs: list[dict[str, Any]]) -> Document:
     return Document(runs, runs, runs, list(RUN_COLUMNS))
 
 
-RUN_RESULT_COLUMNS = ["entity", "name", "rank", "eligible", "failed_gates", "tier", "score", "grant"]
+def run_detail_document(run: dict[str, Any], results: pl.DataFrame) -> FrameDocument:
+    """`runs --id N`: the run and its per-entity results (store/runs.run_results: the rows of csv, jsonl
+    and parquet, and the json's `results`)."""
+    from chuanliu_cli.store.runs import RUN_RESULT_TYPES
 
-
-def run_detail_document(run: dict[str, Any], results: list[dict[str, Any]]) -> Document:
-    """`runs --id N`: the run and its per-entity results (the rows of csv, jsonl and parquet)."""
-    return Document({"run": run, "results": results}, results, results, list(RUN_RESULT_COLUMNS))
+    columns = list(RUN_RESULT_TYPES)
+    return FrameDocument(
+        {"run": run, "results": []}, "results", results.select(columns), columns, RUN_RESULT_TYPES
+    )
 
 
 # --- status ------------------------------------------------------------------------------------------------
@@ -587,7 +612,7 @@ def ruleset_labels(sc: Any) -> dict[str, str]:
     return out
 
 
-def headers(doc: Document | EntityDocument, labels: Literal["en", "zh"] = "en") -> list[str]:
+def headers(doc: Document | EntityDocument | FrameDocument, labels: Literal["en", "zh"] = "en") -> list[str]:
     """The header row of a tabular output: the column names, or (zh) the document's labels, else the fixed
     Chinese names, else the name. Two columns never share a header: a repeated one gets its column name
     in parentheses (分销GMV (distribution_gmv))."""

@@ -14,6 +14,7 @@ from chuanliu_cli.present.bulktable import print_table
 from chuanliu_cli.scoring.pipeline import NOT_IN_POPULATION
 
 if TYPE_CHECKING:
+    import polars as pl
     from rich.console import Console
 
     from chuanliu_cli.ingest.discover import DiscoveredFile
@@ -585,9 +586,7 @@ def render_runs(console: Console, runs: list[dict[str, Any]], labels: str = "en"
     console.print(table)
 
 
-def render_run(
-    console: Console, run: dict[str, Any], results: list[dict[str, Any]], labels: str = "en"
-) -> None:
+def render_run(console: Console, run: dict[str, Any], results: pl.DataFrame, labels: str = "en") -> None:
     """`chuanliu runs --id N`: one run's inputs and per-entity results."""
     console.print(
         Text(
@@ -608,14 +607,18 @@ def render_run(
             table.add_column(_h(name, labels), justify="right" if right else "left")
         return table
 
+    from chuanliu_cli.store.runs import RUN_RESULT_TYPES
+
+    column = {c: results[c].to_list() for c in RUN_RESULT_TYPES}
+    failed = column["failed_gates"]
     cells = [
-        [str(r["rank"]) if r["rank"] is not None else "-" for r in results],
-        [str(r["entity"]) for r in results],
-        [r["name"] or "" for r in results],
-        ["✓" if r["eligible"] else "✗ " + (r["failed_gates"] or "") for r in results],
-        [r["tier"] or "-" for r in results],
-        [_score(r["score"]) for r in results],
-        [_n(r["grant"]) if r["grant"] is not None else "-" for r in results],
+        [str(v) if v is not None else "-" for v in column["rank"]],
+        [str(v) for v in column["entity"]],
+        [v or "" for v in column["name"]],
+        ["✓" if v else "✗ " + (f or "") for v, f in zip(column["eligible"], failed, strict=True)],
+        [v or "-" for v in column["tier"]],
+        [_score(v) for v in column["score"]],
+        [_n(v) if v is not None else "-" for v in column["grant"]],
     ]
     print_table(console, make, cells)
 

@@ -9,7 +9,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import polars as pl
 
-    from chuanliu_cli.present.documents import Document, EntityDocument
+    from chuanliu_cli.present.documents import Document, EntityDocument, FrameDocument
 
 Format = Literal["table", "csv", "json", "jsonl", "parquet", "xlsx"]
 DataFormat = Literal["csv", "json", "jsonl", "parquet"]
@@ -157,24 +157,30 @@ def encode_csv(data: str | bytes, encoding: str, chunk: int = 1 << 20) -> Iterat
 def write_document(
     out: IO[bytes],
     fmt: DataFormat,
-    doc: Document | EntityDocument,
+    doc: Document | EntityDocument | FrameDocument,
     labels: LabelChoice = "en",
     csv_encoding: str = "utf-8",
 ) -> None:
     """`render`'s bytes written into a binary stream (csv in `csv_encoding`, the rest UTF-8): what a file
     (-o, --list-out) receives. The entities' csv and jsonl go from the frame into the stream as polars
     writes them, not gathered in memory first (2.7M products: 187 MB that were copied twice)."""
-    from chuanliu_cli.present.documents import EntityDocument
+    from chuanliu_cli.present.documents import EntityDocument, FrameDocument, headers
 
     if isinstance(doc, EntityDocument) and fmt == "jsonl":
         write_entities_json(out, doc, None, "")
         return
-    if isinstance(doc, EntityDocument) and fmt == "csv" and csv_encoding != "gb18030":
+    if isinstance(doc, FrameDocument) and fmt == "jsonl":
+        write_rows_json(out, doc.flat(), None, "")
+        return
+    if isinstance(doc, EntityDocument | FrameDocument) and fmt == "csv" and csv_encoding != "gb18030":
         if csv_encoding not in CSV_ENCODINGS:
             raise ValueError(csv_encoding)
         if csv_encoding == "utf-8-sig":
             out.write(b"\xef\xbb\xbf")
-        write_entities_csv(out, doc, labels)
+        if isinstance(doc, EntityDocument):
+            write_entities_csv(out, doc, labels)
+        else:
+            write_frame_csv(out, doc.flat(), doc.columns, headers(doc, labels))
         return
     data = render(fmt, doc, labels)
     if fmt == "csv":
@@ -184,13 +190,17 @@ def write_document(
     out.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-def render(fmt: DataFormat, doc: Document | EntityDocument, labels: LabelChoice = "en") -> str | bytes:
+def render(
+    fmt: DataFormat, doc: Document | EntityDocument | FrameDocument, labels: LabelChoice = "en"
+) -> str | bytes:
     """One result as csv, json or jsonl text, or parquet bytes: the one writer of every command's data.
     `labels` zh: Chinese column headers in csv and parquet (json and jsonl keep the stable English keys)."""
-    from chuanliu_cli.present.documents import EntityDocument, headers
+    from chuanliu_cli.present.documents import EntityDocument, FrameDocument, headers
 
     if isinstance(doc, EntityDocument):
         return render_entities(fmt, doc, labels)
+    if isinstance(doc, FrameDocument):
+        return render_frame(fmt, doc, labels)
     if fmt == "json":
         return json.dumps(doc.document, ensure_ascii=False, indent=2, default=str) + "\n"
     if fmt == "jsonl":
@@ -247,22 +257,56 @@ def render_entities(fmt: DataFormat, doc: EntityDocument, labels: LabelChoice = 
         write_entities_json(out, doc, None, "")
         return out.getvalue()
     if fmt == "json":
-        text = json.dumps(doc.head, ensure_ascii=False, indent=2, default=str) + "\n"
-        if not doc.frame.height:
-            return text.encode()
-        slot = '\n  "entities": [],\n'  # at depth 1, unique: text values never hold a bare newline
-        before, found, after = text.partition(slot)
-        if not found or slot in after:  # pragma: no cover - the head has one entities key, at depth 1
-            raise ValueError("the JSON document has no single place for its entities")
-        out.write((before + '\n  "entities": [\n').encode())
-        write_entities_json(out, doc, 2, ",")
-        out.seek(-2, io.SEEK_END)  # the last entity's ",\n"
-        out.truncate()
-        out.write(("\n  ],\n" + after).encode())
-        return out.getvalue()
+        return json_document(
+            doc.head, "entities", doc.frame.height, lambda o: write_entities_json(o, doc, 2, ",")
+        )
     if fmt == "parquet":
         return entities_parquet(doc, labels)
     raise ValueError(fmt)
+
+
+def render_frame(fmt: DataFormat, doc: FrameDocument, labels: LabelChoice = "en") -> bytes:
+    """A FrameDocument as csv, json, jsonl (UTF-8 bytes) or parquet, written from its columns with the same
+    bytes as the row writers (`render` of a `Document`), but for the csv quoting of CR (render_entities)
+    and NaN written as null, never as json's invalid NaN."""
+    from chuanliu_cli.present.documents import headers
+
+    out = io.BytesIO()
+    if fmt == "csv":
+        write_frame_csv(out, doc.flat(), doc.columns, headers(doc, labels))
+        return out.getvalue()
+    if fmt == "jsonl":
+        write_rows_json(out, doc.flat(), None, "")
+        return out.getvalue()
+    if fmt == "json":
+        return json_document(
+            doc.head, doc.rows_key, doc.frame.height, lambda o: write_rows_json(o, doc.flat(), 2, ",")
+        )
+    if fmt == "parquet":
+        return frame_parquet(doc.flat(), doc.columns, doc.types, headers(doc, labels))
+    raise ValueError(fmt)
+
+
+def json_document(
+    head: dict[str, Any], key: str, rows: int, write_rows: Callable[[IO[bytes]], None]
+) -> bytes:
+    """`head` as json.dumps writes it (indent 2) with the list of records `write_rows` writes (each followed
+    by ",\n", at depth 2) in place of its top-level `key: []`; `rows`: how many (none: `[]` stays)."""
+    text = json.dumps(head, ensure_ascii=False, indent=2, default=str) + "\n"
+    if not rows:
+        return text.encode()
+    # at depth 1, unique: text never holds a bare newline
+    slot = f"\n  {json.dumps(key, ensure_ascii=False)}: []"
+    before, found, after = text.partition(slot)
+    if not found or slot in after or after[:1] not in (",", "\n"):  # pragma: no cover - one such key
+        raise ValueError(f"the JSON document has no single place for its {key}")
+    out = io.BytesIO()
+    out.write((before + slot[:-1] + "\n").encode())
+    write_rows(out)
+    out.seek(-2, io.SEEK_END)  # the last record's ",\n"
+    out.truncate()
+    out.write(("\n  ]" + after).encode())
+    return out.getvalue()
 
 
 def entities_csv(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
@@ -273,14 +317,18 @@ def entities_csv(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
 
 
 def write_entities_csv(out: IO[bytes], doc: EntityDocument, labels: LabelChoice = "en") -> None:
-    """The flat rows as csv into a binary stream: the header as `write_csv` writes it, then polars'
-    writer; text cells formula-safe, empty text written like null (bare, as Python's csv module did),
-    floats as repr."""
-    import polars as pl
-
+    """The entities' flat rows (`flat_frame`) as csv into a binary stream (`write_frame_csv`)."""
     from chuanliu_cli.present.documents import flat_frame, headers
 
-    frame = flat_frame(doc, labels)
+    write_frame_csv(out, flat_frame(doc, labels), doc.columns, headers(doc, labels))
+
+
+def write_frame_csv(out: IO[bytes], frame: pl.DataFrame, columns: list[str], header: list[str]) -> None:
+    """Flat columns (`columns`, in order) as csv into a binary stream: the header as `write_csv` writes it,
+    then polars' writer; text cells formula-safe, empty text written like null (bare, as Python's csv
+    module did), floats as repr."""
+    import polars as pl
+
     cells = []
     rewritten = repr_columns(frame)
     for name, dtype in frame.schema.items():
@@ -292,7 +340,7 @@ def write_entities_csv(out: IO[bytes], doc: EntityDocument, labels: LabelChoice 
         else:
             cells.append(col)  # integers, booleans (true/false), nulls and floats polars writes as repr does
     head = io.StringIO()
-    write_csv(head, [], doc.columns, headers(doc, labels))
+    write_csv(head, [], columns, header)
     out.write(head.getvalue().encode())
     frame.select(cells).write_csv(out, include_header=False, line_terminator="\n", null_value="")
 
@@ -358,19 +406,9 @@ def write_entities_json(out: IO[bytes], doc: EntityDocument, indent: int | None,
     from chuanliu_cli.present.documents import gate_reasons, per_gate_list
 
     frame = doc.frame
-    if indent is None:
-        open_, sep, close = "{", ", ", "}"
-        nested_open, nested_sep, nested_close = "{", ", ", "}"
-        list_open, list_sep, list_close = "[", ", ", "]"
-    else:  # an item of the document's `entities`: at depth 2, its fields at 3, their items at 4
-        pad = " " * indent
-        field, deeper = "\n" + pad * 3, "\n" + pad * 4
-        open_, sep, close = pad * 2 + "{" + field, "," + field, "\n" + pad * 2 + "}"
-        nested_open, nested_sep, nested_close = "{" + deeper, "," + deeper, field + "}"
-        list_open, list_sep, list_close = "[" + deeper, "," + deeper, field + "]"
-
-    def key(name: str) -> str:
-        return json.dumps(name, ensure_ascii=False) + ": "
+    open_, sep, close = _layout(indent, "{", "}")
+    nested_open, nested_sep, nested_close = _layout(indent, "{", "}", 1)
+    list_open, list_sep, list_close = _layout(indent, "[", "]", 1)
 
     def value(name: str) -> pl.Expr:
         return _json_value(pl.col(name), frame.schema[name])
@@ -380,7 +418,7 @@ def write_entities_json(out: IO[bytes], doc: EntityDocument, indent: int | None,
             return ["{}"]
         parts: list[pl.Expr | str] = [nested_open]
         for i, name in enumerate(names):
-            parts += [nested_sep if i else "", key(name), value(name)]
+            parts += [nested_sep if i else "", _key(name), value(name)]
         return [*parts, nested_close]
 
     def array(reasons: bool) -> pl.Expr:
@@ -408,31 +446,68 @@ def write_entities_json(out: IO[bytes], doc: EntityDocument, indent: int | None,
     ]
     parts: list[pl.Expr | str] = [open_]
     for i, (name, parts_of) in enumerate(fields):
-        parts += [sep if i else "", key(name), *parts_of]
-    parts.append(close)
-    parts.append(after)
+        parts += [sep if i else "", _key(name), *parts_of]
+    _write_records(out, frame, [*parts, close, after])
+
+
+def write_rows_json(out: IO[bytes], frame: pl.DataFrame, indent: int | None, after: str) -> None:
+    """Write every row of a frame of flat columns as a JSON object (UTF-8) of its columns in order, each
+    followed by `after` and a newline, laid out as `write_entities_json` lays out an entity."""
+    import polars as pl
+
+    open_, sep, close = _layout(indent, "{", "}")
+    parts: list[pl.Expr | str] = [open_]
+    for i, (name, dtype) in enumerate(frame.schema.items()):
+        parts += [sep if i else "", _key(name), _json_value(pl.col(name), dtype)]
+    _write_records(out, frame, [*parts, close, after])
+
+
+def _layout(indent: int | None, open_: str, close: str, depth: int = 0) -> tuple[str, str, str]:
+    """How json.dumps opens, separates and closes an object or array: on one line (`indent` None), or as
+    an item of a document's top-level list (at depth 2, its fields at 3; `depth` 1: a value of a field)."""
+    if indent is None:
+        return open_, ", ", close
+    pad = " " * indent
+    field, deeper = "\n" + pad * 3, "\n" + pad * 4
+    if depth:
+        return open_ + deeper, "," + deeper, field + close
+    return pad * 2 + open_ + field, "," + field, "\n" + pad * 2 + close
+
+
+def _key(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False) + ": "
+
+
+def _write_records(out: IO[bytes], frame: pl.DataFrame, parts: list[pl.Expr | str]) -> None:
+    """One text per row, the parts concatenated, written a line each straight into `out` (polars' csv
+    writer with one unquoted column)."""
+    import polars as pl
+
     record = pl.concat_str(
         [pl.lit(p) if isinstance(p, str) else p for p in parts if not isinstance(p, str) or p]
     )
-    # polars' csv writer, one unquoted column: the records as they are, a line each, straight into `out`
     frame.select(record.alias("json")).write_csv(
         out, include_header=False, quote_style="never", line_terminator="\n"
     )
 
 
 def entities_parquet(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
-    """The flat rows as parquet, through the same pyarrow writer and column types as `parquet_bytes`."""
+    """The entities' flat rows (`flat_frame`) as parquet (`frame_parquet`)."""
+    from chuanliu_cli.present.documents import flat_frame, headers
+
+    return frame_parquet(flat_frame(doc, labels), doc.columns, doc.types, headers(doc, labels))
+
+
+def frame_parquet(frame: pl.DataFrame, columns: list[str], types: dict[str, Any], header: list[str]) -> bytes:
+    """Flat columns as parquet, through the same pyarrow writer and column types as `parquet_bytes`
+    (`types`: column → float/int/bool/str, text when not named), under the names `header`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from chuanliu_cli.present.documents import flat_frame, headers
-
     arrow_types = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
-    table = flat_frame(doc, labels).to_arrow()
-    schema = pa.schema([(c, arrow_types[doc.types.get(c, "str")]) for c in doc.columns])
-    table = table.cast(schema)
-    if labels != "en":
-        table = table.rename_columns(headers(doc, labels))
+    table = frame.select(columns).to_arrow()
+    schema = pa.schema([(c, arrow_types[types.get(c, "str")]) for c in columns])
+    table = table.cast(schema).rename_columns(header)
     # one chunk per column, as pa.array made them: the same pages, hence the same bytes, as parquet_bytes
     with contextlib.suppress(pa.ArrowInvalid):  # (a text column past 2 GB stays in chunks)
         table = table.combine_chunks()

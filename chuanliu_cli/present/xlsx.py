@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import polars as pl
 
-    from chuanliu_cli.present.documents import Document, EntityDocument
+    from chuanliu_cli.present.documents import Document, EntityDocument, FrameDocument
 
 #: Excel's limits: rows of a sheet (the header included) and characters of a cell.
 MAX_ROWS = 1_048_576
@@ -63,17 +63,22 @@ _ESCAPE_OF_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 
 
-def write_xlsx(out: IO[bytes], doc: Document | EntityDocument, labels: Literal["en", "zh"] = "en") -> None:
+def write_xlsx(
+    out: IO[bytes], doc: Document | EntityDocument | FrameDocument, labels: Literal["en", "zh"] = "en"
+) -> None:
     """Write `doc` as a workbook into `out` (a binary file open for writing). More rows than a sheet
     holds, or a text cell longer than Excel keeps, is a UsageError: nothing is cut short silently."""
     from chuanliu_cli.errors import UsageError
-    from chuanliu_cli.present.documents import EntityDocument, flat_frame, headers
+    from chuanliu_cli.present.documents import EntityDocument, FrameDocument, flat_frame, headers
 
     columns = list(doc.columns)
     names = headers(doc, labels)
     if isinstance(doc, EntityDocument):
         frame = flat_frame(doc, labels)
         facts = _facts({k: v for k, v in doc.head.items() if k != "entities"})
+    elif isinstance(doc, FrameDocument):
+        frame = doc.flat()
+        facts = _facts({"rows": frame.height, **{k: v for k, v in doc.head.items() if k != doc.rows_key}})
     else:
         frame = _rows_frame(doc.rows, columns, doc.types)
         facts = _facts(_other_facts(doc))

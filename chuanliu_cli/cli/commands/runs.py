@@ -21,7 +21,7 @@ from chuanliu_cli.cli.options import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from chuanliu_cli.present.documents import Document
+    from chuanliu_cli.present.documents import Document, FrameDocument
 
 
 def runs(
@@ -43,12 +43,13 @@ def runs(
     with session(db, wait=wait) as s:
         result = s.runs(run_id, limit)
 
-    def document() -> Document:
+    def document() -> Document | FrameDocument:
         from chuanliu_cli.present.documents import run_detail_document, runs_document
 
         if result.run is None:
             return runs_document(list(result.runs))
-        return run_detail_document(result.run, list(result.results))
+        assert result.table is not None  # (a run's results always come with it)
+        return run_detail_document(result.run, result.table)
 
     def table(console: Console) -> None:
         from chuanliu_cli.present.tables import render_run, render_runs
@@ -56,6 +57,7 @@ def runs(
         if result.run is None:
             render_runs(console, list(result.runs), to.labels.value)
         else:
-            render_run(console, result.run, list(result.results), to.labels.value)
+            assert result.table is not None
+            render_run(console, result.run, result.table, to.labels.value)
 
     emit(to, document, table)
