@@ -63,7 +63,7 @@ def _bytes(data: str | bytes) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
 @pytest.mark.parametrize("labels", ["en", "zh"])
-@pytest.mark.parametrize("rows", [6, 0], ids=["rows", "empty"])
+@pytest.mark.parametrize("rows", [6, 1, 0], ids=["rows", "one", "empty"])
 def test_the_columns_give_the_bytes_of_the_rows(fmt: str, labels: str, rows: int) -> None:
     frame = TRICKY.head(rows)
     new = run_detail_document(RUN, frame)
@@ -72,6 +72,32 @@ def test_the_columns_give_the_bytes_of_the_rows(fmt: str, labels: str, rows: int
     into = io.BytesIO()
     write_document(into, fmt, new, labels)  # type: ignore[arg-type]
     assert into.getvalue() == expected
+
+
+class _Pipe(io.RawIOBase):
+    """A stream written once, front to back, as a pipe is: no seek, no truncate."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.writes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.data += bytes(b)
+        self.writes += 1
+        return len(b)
+
+
+def test_a_json_document_is_written_straight_into_its_stream() -> None:
+    # 2.7M products are 1.3 GB of json: written as made, never gathered in memory and gone back over
+    doc = run_detail_document(RUN, TRICKY)
+    pipe = _Pipe()
+    write_document(pipe, "json", doc)  # type: ignore[arg-type]
+    assert bytes(pipe.data) == _bytes(render("json", _old(RUN, TRICKY)))  # type: ignore[arg-type]
+    assert not pipe.seekable()
+    assert pipe.writes >= 3, "the head, the rows and the tail as they were made, not one finished copy"
 
 
 def test_a_carriage_return_is_quoted_and_nan_is_null() -> None:

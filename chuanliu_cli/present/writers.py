@@ -164,23 +164,15 @@ def write_document(
     """`render`'s bytes written into a binary stream (csv in `csv_encoding`, the rest UTF-8): what a file
     (-o, --list-out) receives. The entities' csv and jsonl go from the frame into the stream as polars
     writes them, not gathered in memory first (2.7M products: 187 MB that were copied twice)."""
-    from chuanliu_cli.present.documents import EntityDocument, FrameDocument, headers
+    from chuanliu_cli.present.documents import EntityDocument, FrameDocument
 
-    if isinstance(doc, EntityDocument) and fmt == "jsonl":
-        write_entities_json(out, doc, None, "")
-        return
-    if isinstance(doc, FrameDocument) and fmt == "jsonl":
-        write_rows_json(out, doc.flat(), None, "")
-        return
-    if isinstance(doc, EntityDocument | FrameDocument) and fmt == "csv" and csv_encoding != "gb18030":
-        if csv_encoding not in CSV_ENCODINGS:
-            raise ValueError(csv_encoding)
-        if csv_encoding == "utf-8-sig":
-            out.write(b"\xef\xbb\xbf")
-        if isinstance(doc, EntityDocument):
-            write_entities_csv(out, doc, labels)
-        else:
-            write_frame_csv(out, doc.flat(), doc.columns, headers(doc, labels))
+    if isinstance(doc, EntityDocument | FrameDocument) and not (fmt == "csv" and csv_encoding == "gb18030"):
+        if fmt == "csv":
+            if csv_encoding not in CSV_ENCODINGS:
+                raise ValueError(csv_encoding)
+            if csv_encoding == "utf-8-sig":
+                out.write(b"\xef\xbb\xbf")
+        write_columns(out, fmt, doc, labels)
         return
     data = render(fmt, doc, labels)
     if fmt == "csv":
@@ -197,10 +189,10 @@ def render(
     `labels` zh: Chinese column headers in csv and parquet (json and jsonl keep the stable English keys)."""
     from chuanliu_cli.present.documents import EntityDocument, FrameDocument, headers
 
-    if isinstance(doc, EntityDocument):
-        return render_entities(fmt, doc, labels)
-    if isinstance(doc, FrameDocument):
-        return render_frame(fmt, doc, labels)
+    if isinstance(doc, EntityDocument | FrameDocument):
+        out = io.BytesIO()
+        write_columns(out, fmt, doc, labels)
+        return out.getvalue()
     if fmt == "json":
         return json.dumps(doc.document, ensure_ascii=False, indent=2, default=str) + "\n"
     if fmt == "jsonl":
@@ -244,76 +236,73 @@ def parquet_bytes(doc: Document, labels: LabelChoice = "en") -> bytes:
 # --- score / eligible, written from the frame (issue #21) -----------------------------------------------
 
 
-def render_entities(fmt: DataFormat, doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
-    """`score`/`eligible` as csv, json, jsonl (UTF-8 bytes) or parquet, written from the entities' frame
-    with the same bytes as the row writers (`render` of a `Document`) but one: a text cell holding a CR is
-    quoted in csv, as RFC 4180 wants (Python's csv module left it bare, which split the row for every
-    reader, Python's own included). Bytes, not text: hundreds of megabytes are not decoded to be encoded
-    again on their way out."""
+def write_columns(
+    out: IO[bytes], fmt: DataFormat, doc: EntityDocument | FrameDocument, labels: LabelChoice = "en"
+) -> None:
+    """A document kept as columns (`score`/`eligible`'s entities, `runs --id`'s results) as csv, json,
+    jsonl (UTF-8) or parquet, written from its frame into `out` as polars makes it, never gathered in
+    memory first (2.7M products: 187 MB of csv, 1.3 GB of json). The bytes are the row writers' (`render`
+    of a `Document`) but for two fixes: a text cell holding a CR is quoted in csv, as RFC 4180 wants
+    (Python's csv module left it bare, which split the row for every reader, Python's own included), and a
+    NaN is null in json (json.dumps wrote NaN, which is not JSON)."""
+    from chuanliu_cli.present.documents import EntityDocument, headers
+
     if fmt == "csv":
-        return entities_csv(doc, labels)
-    out = io.BytesIO()
-    if fmt == "jsonl":
-        write_entities_json(out, doc, None, "")
-        return out.getvalue()
-    if fmt == "json":
-        return json_document(
-            doc.head, "entities", doc.frame.height, lambda o: write_entities_json(o, doc, 2, ",")
-        )
-    if fmt == "parquet":
-        return entities_parquet(doc, labels)
-    raise ValueError(fmt)
+        if isinstance(doc, EntityDocument):
+            write_entities_csv(out, doc, labels)
+        else:
+            write_frame_csv(out, doc.flat(), doc.columns, headers(doc, labels))
+    elif fmt == "jsonl":
+        if isinstance(doc, EntityDocument):
+            write_entities_json(out, doc, None, "")
+        else:
+            write_rows_json(out, doc.flat(), None, "")
+    elif fmt == "json":
+        if isinstance(doc, EntityDocument):
+            frame, key = doc.frame, "entities"
+
+            def records(o: IO[bytes], rows: pl.DataFrame, after: str) -> None:
+                write_entities_json(o, replace(doc, frame=rows), 2, after)
+        else:
+            frame, key = doc.flat(), doc.rows_key
+
+            def records(o: IO[bytes], rows: pl.DataFrame, after: str) -> None:
+                write_rows_json(o, rows, 2, after)
+
+        write_json_document(out, doc.head, key, frame, records)
+    elif fmt == "parquet":
+        if isinstance(doc, EntityDocument):
+            out.write(entities_parquet(doc, labels))
+        else:
+            out.write(frame_parquet(doc.flat(), doc.columns, doc.types, headers(doc, labels)))
+    else:
+        raise ValueError(fmt)
 
 
-def render_frame(fmt: DataFormat, doc: FrameDocument, labels: LabelChoice = "en") -> bytes:
-    """A FrameDocument as csv, json, jsonl (UTF-8 bytes) or parquet, written from its columns with the same
-    bytes as the row writers (`render` of a `Document`), but for the csv quoting of CR (render_entities)
-    and NaN written as null, never as json's invalid NaN."""
-    from chuanliu_cli.present.documents import headers
-
-    out = io.BytesIO()
-    if fmt == "csv":
-        write_frame_csv(out, doc.flat(), doc.columns, headers(doc, labels))
-        return out.getvalue()
-    if fmt == "jsonl":
-        write_rows_json(out, doc.flat(), None, "")
-        return out.getvalue()
-    if fmt == "json":
-        return json_document(
-            doc.head, doc.rows_key, doc.frame.height, lambda o: write_rows_json(o, doc.flat(), 2, ",")
-        )
-    if fmt == "parquet":
-        return frame_parquet(doc.flat(), doc.columns, doc.types, headers(doc, labels))
-    raise ValueError(fmt)
-
-
-def json_document(
-    head: dict[str, Any], key: str, rows: int, write_rows: Callable[[IO[bytes]], None]
-) -> bytes:
-    """`head` as json.dumps writes it (indent 2) with the list of records `write_rows` writes (each followed
-    by ",\n", at depth 2) in place of its top-level `key: []`; `rows`: how many (none: `[]` stays)."""
+def write_json_document(
+    out: IO[bytes],
+    head: dict[str, Any],
+    key: str,
+    frame: pl.DataFrame,
+    records: Callable[[IO[bytes], pl.DataFrame, str], None],
+) -> None:
+    """`head` as json.dumps writes it (indent 2) with `frame`'s rows in place of its top-level `key: []`:
+    `records` writes some rows as the list's items (at depth 2), each followed by its `after` and a newline
+    (every row but the last by a comma: the file is written straight, never gone back over)."""
     text = json.dumps(head, ensure_ascii=False, indent=2, default=str) + "\n"
-    if not rows:
-        return text.encode()
+    if not frame.height:
+        out.write(text.encode())
+        return
     # at depth 1, unique: text never holds a bare newline
     slot = f"\n  {json.dumps(key, ensure_ascii=False)}: []"
     before, found, after = text.partition(slot)
     if not found or slot in after or after[:1] not in (",", "\n"):  # pragma: no cover - one such key
         raise ValueError(f"the JSON document has no single place for its {key}")
-    out = io.BytesIO()
     out.write((before + slot[:-1] + "\n").encode())
-    write_rows(out)
-    out.seek(-2, io.SEEK_END)  # the last record's ",\n"
-    out.truncate()
-    out.write(("\n  ]" + after).encode())
-    return out.getvalue()
-
-
-def entities_csv(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
-    """The flat rows as csv bytes (`write_entities_csv` into memory)."""
-    out = io.BytesIO()
-    write_entities_csv(out, doc, labels)
-    return out.getvalue()
+    if frame.height > 1:
+        records(out, frame.head(frame.height - 1), ",")
+    records(out, frame.tail(1), "")
+    out.write(("  ]" + after).encode())
 
 
 def write_entities_csv(out: IO[bytes], doc: EntityDocument, labels: LabelChoice = "en") -> None:
@@ -485,10 +474,15 @@ def _write_records(out: IO[bytes], frame: pl.DataFrame, parts: list[pl.Expr | st
 
     record = pl.concat_str(
         [pl.lit(p) if isinstance(p, str) else p for p in parts if not isinstance(p, str) or p]
-    )
-    frame.select(record.alias("json")).write_csv(
-        out, include_header=False, quote_style="never", line_terminator="\n"
-    )
+    ).alias("json")
+    for start in range(0, frame.height, _RECORDS):
+        frame.slice(start, _RECORDS).select(record).write_csv(
+            out, include_header=False, quote_style="never", line_terminator="\n"
+        )
+
+
+#: Rows whose records are made and written at a time (`_write_records`): 2.7M products' json is 1.3 GB.
+_RECORDS = 200_000
 
 
 def entities_parquet(doc: EntityDocument, labels: LabelChoice = "en") -> bytes:
