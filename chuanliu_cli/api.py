@@ -194,11 +194,9 @@ class CompareResult:
     @property
     def frame(self) -> pl.DataFrame:
         """One row per entity in either population: change, tiers, totals, grants and their delta."""
-        import polars as pl
+        from chuanliu_cli.present.documents import comparison_flat
 
-        from chuanliu_cli.present.documents import comparison_rows
-
-        return pl.DataFrame(comparison_rows(self.comparison, self.comparison.rows), infer_schema_length=None)
+        return comparison_flat(self.comparison)
 
 
 @dataclass(frozen=True)

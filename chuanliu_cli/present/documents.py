@@ -57,9 +57,11 @@ class EntityDocument:
 
 @dataclass(frozen=True)
 class FrameDocument:
-    """A result whose rows are one frame of flat columns (`runs --id`: a run's per-entity results), written
-    from the columns like an EntityDocument: `head` is the JSON document with `rows_key: []` where the
-    rows go; `frame` holds `columns` in order, of the `types` given."""
+    """A result whose rows are a frame (`runs --id`: a run's per-entity results; `compare`: one row per
+    entity), written from the columns like an EntityDocument: `head` is the JSON document with
+    `rows_key: []` where the rows go; `frame` holds the flat `columns` of csv, parquet and xlsx in order
+    (`types`: parquet's, else the frame's); `records`, when given, the rows of json and jsonl (lists
+    kept as lists), else they are the flat rows."""
 
     head: dict[str, Any]
     rows_key: str
@@ -67,14 +69,39 @@ class FrameDocument:
     columns: list[str]
     types: dict[str, ColumnType]
     labels: dict[str, str] = field(default_factory=dict)  # column → Chinese header (`headers`)
+    records: pl.DataFrame | None = None
 
     def flat(self) -> pl.DataFrame:
-        """The rows of csv, jsonl, parquet and xlsx: `columns` in order, NaN and infinities null (`clean`)."""
-        import polars as pl
+        """The rows of csv, parquet and xlsx: `columns` in order, NaN and infinities null (`clean`)."""
+        return _finite(self.frame.select(self.columns))
 
-        return self.frame.select(
-            finite(pl.col(c)).alias(c) if self.frame.schema[c].is_float() else pl.col(c) for c in self.columns
-        )
+    def json_rows(self) -> pl.DataFrame:
+        """The rows of json and jsonl: `records` (else the flat rows), NaN and infinities null."""
+        return self.flat() if self.records is None else _finite(self.records)
+
+
+def _finite(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with its float columns' NaN and infinities null (`finite`)."""
+    import polars as pl
+
+    return frame.select(
+        finite(pl.col(c)).alias(c) if t.is_float() else pl.col(c) for c, t in frame.schema.items()
+    )
+
+
+def column_types(frame: pl.DataFrame) -> dict[str, ColumnType]:
+    """Each column's parquet type as `Document.types` names it, from the frame's: numbers, booleans, text."""
+    out: dict[str, ColumnType] = {}
+    for name, dtype in frame.schema.items():
+        if dtype.is_float():
+            out[name] = "float"
+        elif dtype.is_integer():
+            out[name] = "int"
+        elif dtype.to_python() is bool:
+            out[name] = "bool"
+        else:
+            out[name] = "str"
+    return out
 
 
 def clean(value: Any) -> Any:
@@ -396,26 +423,27 @@ def explanation_document(ex: Explanation) -> Document:
 # --- compare -----------------------------------------------------------------------------------------------
 
 
-def comparison_rows(cmp: Comparison, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Comparison rows with list cells joined, for csv, xlsx, parquet and the API's frame; each ends with
-    what A and B are (a month, a ruleset file), so that a file read alone says which side is which, as
-    the table's title and the json's summary do."""
-    flat = []
-    for r in rows:
-        row = dict(r)
-        row["now_failing"] = ";".join(r["now_failing"])
-        row["now_failing_reasons"] = "; ".join(r["now_failing_reasons"])
-        row["a"], row["b"] = cmp.a.label, cmp.b.label
-        flat.append(row)
-    return flat
+def comparison_flat(cmp: Comparison, frame: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Comparison rows (`frame`, else all of them) with list cells joined, for csv, xlsx, parquet and the
+    API's frame; each ends with what A and B are (a month, a ruleset file), so that a file read alone says
+    which side is which, as the table's title and the json's summary do."""
+    import polars as pl
+
+    return cmp.flat(frame).with_columns(
+        pl.lit(cmp.a.label, dtype=pl.String).alias("a"),
+        pl.lit(cmp.b.label, dtype=pl.String).alias("b"),
+    )
 
 
-def comparison_document(cmp: Comparison, ids: list[str] | None = None) -> Document:
-    """`compare`: the summary and one row per entity (only `ids` when given)."""
-    rows = [r for r in cmp.rows if r["key"] in ids] if ids else cmp.rows
-    flat = comparison_rows(cmp, rows)
-    doc = {"scorecard": cmp.scorecard, "summary": cmp.summary(), "entities": rows}
-    return Document(doc, rows, flat, list(flat[0]) if flat else ["key"])
+def comparison_document(cmp: Comparison, ids: list[str] | None = None) -> FrameDocument:
+    """`compare`: the summary and one row per entity (only `ids` when given), written from the columns
+    (500,000 shops: a frame, never a dict per entity)."""
+    import polars as pl
+
+    rows = cmp.frame.filter(pl.col("key").is_in(ids)) if ids else cmp.frame
+    flat = comparison_flat(cmp, rows)
+    head = {"scorecard": cmp.scorecard, "summary": cmp.summary(), "entities": []}
+    return FrameDocument(head, "entities", flat, flat.columns, column_types(flat), records=rows)
 
 
 # --- runs --------------------------------------------------------------------------------------------------

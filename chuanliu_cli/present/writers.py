@@ -256,7 +256,7 @@ def write_columns(
         if isinstance(doc, EntityDocument):
             write_entities_json(out, doc, None, "")
         else:
-            write_rows_json(out, doc.flat(), None, "")
+            write_rows_json(out, doc.json_rows(), None, "")
     elif fmt == "json":
         if isinstance(doc, EntityDocument):
             frame, key = doc.frame, "entities"
@@ -264,7 +264,7 @@ def write_columns(
             def records(o: IO[bytes], rows: pl.DataFrame, after: str) -> None:
                 write_entities_json(o, replace(doc, frame=rows), 2, after)
         else:
-            frame, key = doc.flat(), doc.rows_key
+            frame, key = doc.json_rows(), doc.rows_key
 
             def records(o: IO[bytes], rows: pl.DataFrame, after: str) -> None:
                 write_rows_json(o, rows, 2, after)
@@ -445,10 +445,34 @@ def write_rows_json(out: IO[bytes], frame: pl.DataFrame, indent: int | None, aft
     import polars as pl
 
     open_, sep, close = _layout(indent, "{", "}")
+    list_open, list_sep, list_close = _layout(indent, "[", "]", 1)
     parts: list[pl.Expr | str] = [open_]
     for i, (name, dtype) in enumerate(frame.schema.items()):
-        parts += [sep if i else "", _key(name), _json_value(pl.col(name), dtype)]
+        if isinstance(dtype, pl.List):  # (of text: a comparison's failing gates and their reasons)
+            value = pl.col(name).map_batches(
+                lambda lists: _json_lists(lists, list_open, list_sep, list_close),
+                return_dtype=pl.String,
+                is_elementwise=True,
+            )
+        else:
+            value = _json_value(pl.col(name), dtype)
+        parts += [sep if i else "", _key(name), value]
     _write_records(out, frame, [*parts, close, after])
+
+
+def _json_lists(lists: pl.Series, open_: str, sep: str, close: str) -> pl.Series:
+    """Lists of text as json.dumps writes them (`open_`, `sep`, `close`: its layout); empty `[]`, null
+    `null`. Only the rows holding items are encoded (most are empty)."""
+    import polars as pl
+
+    texts = lists.cast(pl.List(pl.String))
+    out = pl.DataFrame({"l": texts}).select(
+        pl.when(pl.col("l").is_null()).then(pl.lit("null")).otherwise(pl.lit("[]")).alias("s")
+    )["s"]
+    full = (texts.list.len() > 0).fill_null(False).arg_true()
+    if full.len():
+        out = out.scatter(full, _json_array(texts.gather(full), open_, sep, close))
+    return out
 
 
 def _layout(indent: int | None, open_: str, close: str, depth: int = 0) -> tuple[str, str, str]:

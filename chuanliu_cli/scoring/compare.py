@@ -49,12 +49,14 @@ class Comparison:
         """One dict per entity (ROW_COLUMNS), in the order of `frame`."""
         return self.frame.to_dicts()
 
-    def flat(self) -> pl.DataFrame:
-        """`frame` with the list cells joined ("a;b", reasons "x; y"), for csv and parquet."""
+    def flat(self, rows: pl.DataFrame | None = None) -> pl.DataFrame:
+        """`frame` (or `rows` of it) with the list cells joined ("a;b", reasons "x; y"; none: empty), for
+        csv and parquet."""
         import polars as pl
 
-        return self.frame.with_columns(
-            pl.col("now_failing").list.join(";"), pl.col("now_failing_reasons").list.join("; ")
+        return (self.frame if rows is None else rows).with_columns(
+            pl.col("now_failing").list.join(";").fill_null(""),
+            pl.col("now_failing_reasons").list.join("; ").fill_null(""),
         )
 
     @property
