@@ -179,3 +179,60 @@ def test_the_cli_records_the_run_of_the_list_it_wrote(tmp_path: Path, db: str) -
     listed = out.read_text(encoding="utf-8").splitlines()
     runs, rows = _counts(db)
     assert runs == 1 and rows >= len(listed) - 1 > 0
+
+
+def test_a_signal_while_waiting_calls_the_insert_off_and_waits_on() -> None:
+    # (Thread.join on Python 3.11, interrupted by a signal, marks the thread stopped while it runs: the
+    # interpreter then exits under a thread inside DuckDB, which aborts the process)
+    class Finishing:
+        """The insert's `finished` event: the first wait is interrupted, the third finds it set."""
+
+        def __init__(self) -> None:
+            self.waits = 0
+
+        def is_set(self) -> bool:
+            return self.waits >= 3
+
+        def wait(self, timeout: float) -> bool:
+            self.waits += 1
+            if self.waits == 1:
+                raise KeyboardInterrupt
+            return self.is_set()
+
+    calls: list[str] = []
+    finishing = Finishing()
+    with pytest.raises(KeyboardInterrupt):
+        recording_module._wait_for(finishing, lambda: calls.append("off"))  # type: ignore[arg-type]
+    assert calls == ["off"] and finishing.waits == 3, "called off, then waited until the insert was done"
+
+
+def test_sigterm_while_the_insert_runs_ends_cleanly(tmp_path: Path, db: str) -> None:
+    # the list is written, the signal comes while the run's rows are going in: exit 143, nothing
+    # recorded, no abort of the process
+    out = tmp_path / "list.csv"
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import os, signal, sys, time\n"
+        "import chuanliu_cli.store.recording as target\n"
+        "real = target.record_run\n"
+        "def signalled(*args, **kwargs):\n"
+        "    time.sleep(0.3)  # the list is written meanwhile; the main thread waits for this one\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(*args, **kwargs)\n"
+        "target.record_run = signalled\n"
+        "from chuanliu_cli.cli.app import main\n"
+        "sys.argv = ['chuanliu', *sys.argv[1:]]\n"
+        "main()\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
+    assert out.read_text(encoding="utf-8").startswith("shop_id,name,")
+    assert _counts(db) == (0, 0)

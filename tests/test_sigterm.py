@@ -82,3 +82,37 @@ def test_sigterm_during_a_load_rolls_it_back(tmp_path: Path) -> None:
         assert con.execute("SELECT count(*) FROM loads").fetchone() == (1,)  # the shops' load alone
     finally:
         con.close()
+
+
+def test_sigterm_during_a_duckdb_query_is_said_as_the_signal(tmp_path: Path) -> None:
+    # DuckDB, running a query when the signal comes, stops it and raises its own "Query interrupted" in
+    # place of the signal's exception: still exit 143 and the signal's line, never "internal error". The
+    # metric query is replaced by one that runs for minutes; the signal comes half a second into it.
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, sys, threading
+            from chuanliu_cli.engines.duckdb import DuckDBEngine
+
+            def long_query(self, sql, order_by=None):
+                threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+                return self.con.execute("SELECT sum(x) FROM range(100000000000) AS t(x)").fetchall()
+
+            DuckDBEngine.query = long_query
+            from chuanliu_cli.cli.app import main
+            sys.argv = ["chuanliu", *sys.argv[1:]]
+            main()
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(driver), "-q", "eligible", "--data", "sample_data", "--month", "2023-05"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"

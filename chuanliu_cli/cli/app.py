@@ -60,6 +60,7 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except (typer.Exit, typer.Abort):
             raise
         except ChuanliuError as exc:
+            _after_sigterm(verbose)
             if verbose:
                 traceback.print_exc()
             lines = getattr(exc, "errors", None) or [exc.message]
@@ -82,6 +83,7 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             )
             raise typer.Exit(128 + signal.SIGTERM if terminated else 130) from None
         except OSError as exc:
+            _after_sigterm(verbose)
             if exc.errno not in _WRITE_FAILURES:
                 raise
             if verbose:
@@ -91,6 +93,7 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             emit.error("Hint: free space or permissions there, or write elsewhere (-o FILE)")
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
         except Exception as exc:
+            _after_sigterm(verbose)
             if verbose:
                 traceback.print_exc()
             first = str(exc).splitlines()[0] if str(exc) else ""
@@ -100,6 +103,18 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
     return wrapper
+
+
+def _after_sigterm(verbose: bool) -> None:
+    """After a SIGTERM, any error is the signal's: DuckDB, running a query when it came, stops the query
+    and raises its own error ("Query interrupted") in place of the signal's, and it unwinds all the same
+    (temp files removed, transactions rolled back). Said as the signal, exit 143."""
+    if not Terminated.seen:
+        return
+    if verbose:
+        traceback.print_exc()
+    emit.error("Error: terminated (SIGTERM): nothing half-written")
+    raise typer.Exit(128 + signal.SIGTERM) from None
 
 
 _EXIT_HELP = (
@@ -207,10 +222,14 @@ for _typer_app, _name, _func in (
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (cron's timeout, `kill`, a container stopping), raised where the process is, so that it
-    unwinds as from Ctrl-C: a temp output file is removed, a load's transaction rolled back."""
+    unwinds as from Ctrl-C: a temp output file is removed, a load's transaction rolled back. `seen`: one
+    has arrived (DuckDB, running a query when it comes, raises its own error in its place)."""
+
+    seen = False
 
 
 def _terminate(signum: int, frame: object) -> None:
+    Terminated.seen = True
     raise Terminated
 
 
