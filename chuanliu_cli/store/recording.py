@@ -20,7 +20,7 @@ from chuanliu_cli.store.database import Cancelled, open_database
 from chuanliu_cli.store.runs import record_run
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     from chuanliu_cli.scoring.pipeline import RunResult
@@ -96,7 +96,7 @@ def recording(
     recorded.run_id = state["run_id"]
 
 
-def _wait_for(finished: threading.Event, call_off: Any) -> None:
+def _wait_for(finished: threading.Event, call_off: Callable[[], None]) -> None:
     """Wait until the insert's thread is done with the database; a signal meanwhile (Ctrl-C, SIGTERM) calls
     the insert off, waits on, and is raised then: the process never leaves with the thread inside DuckDB.
     (Not Thread.join: on Python 3.11 a signal that interrupts join() marks the thread stopped while it
