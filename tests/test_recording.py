@@ -236,3 +236,35 @@ def test_sigterm_while_the_insert_runs_ends_cleanly(tmp_path: Path, db: str) -> 
     assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
     assert out.read_text(encoding="utf-8").startswith("shop_id,name,")
     assert _counts(db) == (0, 0)
+
+
+def test_a_recording_that_fails_says_the_list_was_written(tmp_path: Path, db: str) -> None:
+    # a full disk while the rows go in: the machine's, not a bug; the list is out, the run is not
+    out = tmp_path / "list.csv"
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import sys, duckdb\n"
+        "import chuanliu_cli.store.recording as target\n"
+        "def full(*args, **kwargs):\n"
+        "    raise duckdb.IOException('IO Error: Could not write file: No space left on device')\n"
+        "target.record_run = full\n"
+        "from chuanliu_cli.cli.app import main\n"
+        "sys.argv = ['chuanliu', *sys.argv[1:]]\n"
+        "main()\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"Error: cannot record the run in {db}: IO Error: Could not write file: No space left on device",
+        f"  the output was written to {out}; this run was not recorded",
+        "Hint: free space or permissions there, then run the command again to record it",
+    ]
+    assert out.read_text(encoding="utf-8").startswith("shop_id,name,")
+    assert _counts(db) == (0, 0)

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chuanliu_cli.errors import ChuanliuError, first_line
 from chuanliu_cli.store.database import Cancelled, open_database
 from chuanliu_cli.store.runs import record_run
 
@@ -59,6 +60,8 @@ def recording(
     finished = threading.Event()  # the thread is done with the database (set last, whatever happened)
 
     def insert() -> None:
+        import duckdb
+
         try:
             with open_database(db_path, "write", wait, memory_limit, cancel=called_off) as handle:
                 if called_off.is_set():
@@ -66,6 +69,11 @@ def recording(
                 state["run_id"] = record_run(
                     handle.con, run, scorecard, command, inputs, started, before_commit
                 )
+        except duckdb.Error as exc:  # (a full disk, a read-only file: the machine's, not a bug)
+            state["error"] = ChuanliuError(
+                f"cannot record the run in {db_path}: {first_line(exc)}",
+                hint="free space or permissions there, then run the command again to record it",
+            )
         except BaseException as exc:  # handed to the caller's thread
             state["error"] = exc
         finally:

@@ -39,11 +39,13 @@ from chuanliu_cli.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from rich.console import Console
 
-    from chuanliu_cli.api import ScoreResult
+    from chuanliu_cli.api import ScoreResult, Session
+    from chuanliu_cli.cli.emit import Target
+    from chuanliu_cli.present.documents import Document, EntityDocument
 
 
 def command_line() -> str:
@@ -69,6 +71,31 @@ def table_limit(console: Console, everything: bool) -> int | None:
     from chuanliu_cli.present.tables import TERMINAL_ROWS
 
     return TERMINAL_ROWS if console.is_terminal and not everything else None
+
+
+def emit_recorded(
+    s: Session,
+    result: ScoreResult,
+    to: Target,
+    document: Callable[[], Document | EntityDocument],
+    table: Callable[[Console], None],
+) -> None:
+    """Write the output while the run's rows go into the database (Session.recording: committed once the
+    output is written, so that a list that could not be written is not a published one), then say where
+    the run is. When only the recording fails, its error says that the output was written."""
+    from chuanliu_cli.errors import ChuanliuError
+
+    written = False
+    try:
+        with s.recording(result) as run:
+            emit(to, document, table)
+            written = True
+    except ChuanliuError as exc:
+        if written:
+            where = f" to {to.output}" if to.output is not None else ""
+            exc.details = [*exc.details, f"the output was written{where}; this run was not recorded"]
+        raise
+    recorded(run.result)
 
 
 def recorded(result: ScoreResult) -> None:
@@ -148,17 +175,15 @@ def score(
             labels=to.labels.value,
         )
 
-    # the run's rows go in while the output is written; committed once it is (a list that could not be
-    # written is not a published one)
-    with s.recording(result) as run:
-        emit(
-            to,
-            lambda: scores_document(
-                result.run, result.scorecard, True, result.warnings, result.population, result.selected
-            ),
-            table,
-        )
-    recorded(run.result)
+    emit_recorded(
+        s,
+        result,
+        to,
+        lambda: scores_document(
+            result.run, result.scorecard, True, result.warnings, result.population, result.selected
+        ),
+        table,
+    )
 
 
 def eligible(
@@ -237,19 +262,17 @@ def eligible(
             labels=to.labels.value,
         )
 
-    # the run's rows go in while the list is written; committed once it is (a list that could not be
-    # written is not a published one)
-    with s.recording(result) as run:
-        emit(
-            to,
-            lambda: scores_document(
-                result.run,
-                result.scorecard,
-                show_all or chosen,
-                result.warnings,
-                result.population,
-                result.selected,
-            ),
-            table,
-        )
-    recorded(run.result)
+    emit_recorded(
+        s,
+        result,
+        to,
+        lambda: scores_document(
+            result.run,
+            result.scorecard,
+            show_all or chosen,
+            result.warnings,
+            result.population,
+            result.selected,
+        ),
+        table,
+    )
