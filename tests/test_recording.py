@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -56,6 +57,24 @@ def _pending(db: str) -> tuple[Session, Any]:
     scored = session.eligible(MAY, record_later=True)
     assert scored.pending is not None and scored.run_id is None
     return session, scored
+
+
+def _eligible_with(tmp_path: Path, db: str, out: Path, patch: str) -> subprocess.CompletedProcess[str]:
+    """`chuanliu -q --db DB eligible --month 2023-05 -o OUT` in a process where `patch` ran first."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import os, signal, sys, time\nimport duckdb\n"
+        + textwrap.dedent(patch)
+        + "from chuanliu_cli.cli.app import main\nsys.argv = ['chuanliu', *sys.argv[1:]]\nmain()\n",
+        encoding="utf-8",
+    )
+    return subprocess.run(
+        [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def _no_recording_thread() -> bool:
@@ -137,27 +156,19 @@ def test_sigterm_while_writing_the_list_records_no_run(tmp_path: Path, db: str) 
     # the run's rows go in while the list is written: a list stopped half-way is not recorded as published
     out = tmp_path / "list.csv"
     out.write_text("the list of last month\n", encoding="utf-8")
-    driver = tmp_path / "driver.py"
-    driver.write_text(
-        "import os, signal, sys\n"
-        "import chuanliu_cli.present.writers as target\n"
-        "real = target.write_entities_csv\n"
-        "def half_way(*args, **kwargs):\n"
-        "    args[0].write(b'rank,shop_id\\n1,half')\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    return real(*args, **kwargs)\n"
-        "target.write_entities_csv = half_way\n"
-        "from chuanliu_cli.cli.app import main\n"
-        "sys.argv = ['chuanliu', *sys.argv[1:]]\n"
-        "main()\n",
-        encoding="utf-8",
-    )
-    done = subprocess.run(
-        [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
+    done = _eligible_with(
+        tmp_path,
+        db,
+        out,
+        """
+        import chuanliu_cli.present.writers as target
+        real = target.write_entities_csv
+        def half_way(*args, **kwargs):
+            args[0].write(b"rank,shop_id\\n1,half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args, **kwargs)
+        target.write_entities_csv = half_way
+        """,
     )
     assert done.returncode == 143, done.stderr
     assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
@@ -210,27 +221,19 @@ def test_sigterm_while_the_insert_runs_ends_cleanly(tmp_path: Path, db: str) -> 
     # the list is written, the signal comes while the run's rows are going in: exit 143, nothing
     # recorded, no abort of the process
     out = tmp_path / "list.csv"
-    driver = tmp_path / "driver.py"
-    driver.write_text(
-        "import os, signal, sys, time\n"
-        "import chuanliu_cli.store.recording as target\n"
-        "real = target.record_run\n"
-        "def signalled(*args, **kwargs):\n"
-        "    time.sleep(0.3)  # the list is written meanwhile; the main thread waits for this one\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    return real(*args, **kwargs)\n"
-        "target.record_run = signalled\n"
-        "from chuanliu_cli.cli.app import main\n"
-        "sys.argv = ['chuanliu', *sys.argv[1:]]\n"
-        "main()\n",
-        encoding="utf-8",
-    )
-    done = subprocess.run(
-        [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
+    done = _eligible_with(
+        tmp_path,
+        db,
+        out,
+        """
+        import chuanliu_cli.store.recording as target
+        real = target.record_run
+        def signalled(*args, **kwargs):
+            time.sleep(0.3)  # the list is written meanwhile; the main thread waits for this one
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args, **kwargs)
+        target.record_run = signalled
+        """,
     )
     assert done.returncode == 143, done.stderr
     assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
@@ -241,24 +244,16 @@ def test_sigterm_while_the_insert_runs_ends_cleanly(tmp_path: Path, db: str) -> 
 def test_a_recording_that_fails_says_the_list_was_written(tmp_path: Path, db: str) -> None:
     # a full disk while the rows go in: the machine's, not a bug; the list is out, the run is not
     out = tmp_path / "list.csv"
-    driver = tmp_path / "driver.py"
-    driver.write_text(
-        "import sys, duckdb\n"
-        "import chuanliu_cli.store.recording as target\n"
-        "def full(*args, **kwargs):\n"
-        "    raise duckdb.IOException('IO Error: Could not write file: No space left on device')\n"
-        "target.record_run = full\n"
-        "from chuanliu_cli.cli.app import main\n"
-        "sys.argv = ['chuanliu', *sys.argv[1:]]\n"
-        "main()\n",
-        encoding="utf-8",
-    )
-    done = subprocess.run(
-        [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", MAY, "-o", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
+    done = _eligible_with(
+        tmp_path,
+        db,
+        out,
+        """
+        import chuanliu_cli.store.recording as target
+        def full(*args, **kwargs):
+            raise duckdb.IOException("IO Error: Could not write file: No space left on device")
+        target.record_run = full
+        """,
     )
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines() == [
