@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -122,3 +123,53 @@ def test_sigterm_during_a_duckdb_query_is_said_as_the_signal(tmp_path: Path) -> 
     )
     assert done.returncode == 143, done.stderr
     assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
+
+
+def test_sigterm_stops_a_long_query_on_a_busy_machine(tmp_path: Path) -> None:
+    # On a busy machine DuckDB does not notice the signal itself (the main thread waits for its workers):
+    # the signal's watcher interrupts the query. A query of minutes is stopped within seconds while
+    # another process keeps both cores busy.
+    from chuanliu_cli.api import Session
+
+    db = str(tmp_path / "c.duckdb")
+    Session(db=db).load(directory=REPO / "sample_data")
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        textwrap.dedent(
+            """
+            import os, subprocess, sys
+            from chuanliu_cli.engines.duckdb import DuckDBEngine
+
+            def long_query(self, sql, order_by=None):
+                subprocess.Popen(["sh", "-c", f"sleep 0.5; kill -TERM {os.getpid()}"])
+                return self.con.execute("SELECT sum(x) FROM range(100000000000) AS t(x)").fetchall()
+
+            DuckDBEngine.query = long_query
+            from chuanliu_cli.cli.app import main
+            sys.argv = ["chuanliu", *sys.argv[1:]]
+            main()
+            """
+        ),
+        encoding="utf-8",
+    )
+    busy = (
+        "import duckdb; duckdb.connect().execute('SELECT sum(x) FROM range(100000000000) AS t(x)').fetchall()"
+    )
+    hog = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        time.sleep(0.5)
+        begun = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", "2023-05", "--no-record"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        took = time.monotonic() - begun
+    finally:
+        hog.kill()
+        hog.wait()
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
+    assert took < 20, f"the query ran {took:.0f} s after the signal"

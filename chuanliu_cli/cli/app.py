@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -233,10 +235,42 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _watch_signals() -> None:
+    """Let SIGTERM and Ctrl-C stop a running DuckDB query at once. Python runs a signal's handler in the
+    main thread only, which may be waiting inside DuckDB for its workers (on a busy machine DuckDB then ran
+    a query of minutes to its end before the handler could run); the signal's number, written by Python
+    on a wakeup pipe, wakes a thread that interrupts the queries (store/database.interrupt_queries)."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:  # (not the main thread)
+        os.close(read)
+        os.close(write)
+        return
+    stopping = {int(signal.SIGTERM), int(signal.SIGINT)}
+
+    def watch() -> None:
+        while True:
+            try:
+                received = os.read(read, 64)
+            except OSError:
+                return
+            if not received:
+                return
+            if stopping.intersection(received):
+                from chuanliu_cli.store.database import interrupt_queries
+
+                interrupt_queries()
+
+    threading.Thread(target=watch, name="chuanliu-signals", daemon=True).start()
+
+
 def main() -> None:
     """Entry point of the `chuanliu` console script."""
     with contextlib.suppress(ValueError):  # (not the main thread: an embedding program's own handlers)
         signal.signal(signal.SIGTERM, _terminate)
+        _watch_signals()
     try:
         app(prog_name="chuanliu")
     except BrokenPipeError:  # in typer's own output (help text), or at exit when stdout is flushed

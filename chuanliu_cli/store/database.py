@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +21,6 @@ from chuanliu_cli.store.brushing import ORDER_CHANGING_TABLES
 from chuanliu_cli.store.names import stored_query
 
 if TYPE_CHECKING:
-    import threading
-
     import duckdb
 
 SCHEMA_VERSION = 7
@@ -41,6 +40,23 @@ CHANGE_WORDS = {
 
 class Cancelled(Exception):
     """A database step called off by the command it runs for (its output failed, or it was stopped)."""
+
+
+# The database connections this process's main thread has open (open_database), so that a signal stops
+# the query they run (interrupt_queries). Added and removed under the lock, which interrupt_queries holds:
+# a connection is never interrupted while it closes.
+_OPEN: set[Any] = set()
+_OPEN_LOCK = threading.Lock()
+
+
+def interrupt_queries() -> None:
+    """Stop the query each open connection of the main thread runs (DuckDB raises InterruptException in
+    it). For a signal: DuckDB notices one itself only while the main thread runs the query's tasks, not
+    while it waits for its workers on a busy machine (it then ran a query of minutes to its end)."""
+    with _OPEN_LOCK:
+        for con in _OPEN:
+            with contextlib.suppress(Exception):
+                con.interrupt()
 
 
 # Bookkeeping tables. Each migration step takes the schema from version N-1 to N; never edit a step once
@@ -401,6 +417,10 @@ def open_database(
         # checked under the lock: another writer may have created it meanwhile
         created = mode == "write" and not Path(db_path).exists()
         con = _connect(db_path, read_only=mode == "read", memory_limit=memory_limit)
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            with _OPEN_LOCK:
+                _OPEN.add(con)
         try:
             if mode == "write":
                 migrate(con)
@@ -416,11 +436,17 @@ def open_database(
             if created:
                 # A refused first load leaves no empty database behind (the next command would find a
                 # database with no data instead of "does not exist").
+                if main:
+                    with _OPEN_LOCK:
+                        _OPEN.discard(con)
                 con.close()
                 for leftover in (Path(db_path), Path(db_path + ".wal")):
                     leftover.unlink(missing_ok=True)
             raise
         finally:
+            if main:
+                with _OPEN_LOCK:
+                    _OPEN.discard(con)
             con.close()
             shutil.rmtree(spill_directory(), ignore_errors=True)
 
