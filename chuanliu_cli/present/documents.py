@@ -335,15 +335,27 @@ def per_gate_list(doc: EntityDocument, empty: str, text: Callable[[pl.Series], p
     result, and list operations over millions of empty lists cost more than everything else."""
     import polars as pl
 
-    def apply(lists: pl.Series) -> pl.Series:
-        out = pl.repeat(empty, lists.len(), dtype=pl.String, eager=True)
-        full = (lists.list.len() > 0).fill_null(False).arg_true()
-        if full.len():
-            out = out.scatter(full, text(lists.gather(full)))
-        return out
-
     gates = pl.col("failed_gates").cast(pl.List(pl.String))
-    return gates.map_batches(apply, return_dtype=pl.String, is_elementwise=True)
+    return gates.map_batches(
+        lambda lists: list_texts(lists, empty, text), return_dtype=pl.String, is_elementwise=True
+    )
+
+
+def list_texts(
+    lists: pl.Series, empty: str, text: Callable[[pl.Series], pl.Series], null: str | None = None
+) -> pl.Series:
+    """Lists as text: `text` of those that hold items, `empty` for the empty ones, `null` (else `empty`)
+    for null ones. Only the lists holding items are worked on: in a big result most are empty, and list
+    operations over millions of empty lists cost more than everything else."""
+    import polars as pl
+
+    out = pl.repeat(empty, lists.len(), dtype=pl.String, eager=True)
+    if null is not None:
+        out = out.scatter(lists.is_null().arg_true(), null)
+    full = (lists.list.len() > 0).fill_null(False).arg_true()
+    if full.len():
+        out = out.scatter(full, text(lists.gather(full)))
+    return out
 
 
 def gate_reasons(doc: EntityDocument, gates: pl.Series) -> pl.Series:

@@ -462,17 +462,15 @@ def write_rows_json(out: IO[bytes], frame: pl.DataFrame, indent: int | None, aft
 
 def _json_lists(lists: pl.Series, open_: str, sep: str, close: str) -> pl.Series:
     """Lists of text as json.dumps writes them (`open_`, `sep`, `close`: its layout); empty `[]`, null
-    `null`. Only the rows holding items are encoded (most are empty)."""
+    `null`."""
     import polars as pl
 
-    texts = lists.cast(pl.List(pl.String))
-    out = pl.DataFrame({"l": texts}).select(
-        pl.when(pl.col("l").is_null()).then(pl.lit("null")).otherwise(pl.lit("[]")).alias("s")
-    )["s"]
-    full = (texts.list.len() > 0).fill_null(False).arg_true()
-    if full.len():
-        out = out.scatter(full, _json_array(texts.gather(full), open_, sep, close))
-    return out
+    from chuanliu_cli.present.documents import list_texts
+
+    def encode(full: pl.Series) -> pl.Series:
+        return _json_array(full, open_, sep, close)
+
+    return list_texts(lists.cast(pl.List(pl.String)), "[]", encode, null="null")
 
 
 def _layout(indent: int | None, open_: str, close: str, depth: int = 0) -> tuple[str, str, str]:
