@@ -421,6 +421,14 @@ def open_database(
         if main:
             with _OPEN_LOCK:
                 _OPEN.add(con)
+
+        def close() -> None:
+            # out of the signal watcher's reach first, then closed (closing twice is harmless)
+            if main:
+                with _OPEN_LOCK:
+                    _OPEN.discard(con)
+            con.close()
+
         try:
             if mode == "write":
                 migrate(con)
@@ -436,18 +444,12 @@ def open_database(
             if created:
                 # A refused first load leaves no empty database behind (the next command would find a
                 # database with no data instead of "does not exist").
-                if main:
-                    with _OPEN_LOCK:
-                        _OPEN.discard(con)
-                con.close()
+                close()
                 for leftover in (Path(db_path), Path(db_path + ".wal")):
                     leftover.unlink(missing_ok=True)
             raise
         finally:
-            if main:
-                with _OPEN_LOCK:
-                    _OPEN.discard(con)
-            con.close()
+            close()
             shutil.rmtree(spill_directory(), ignore_errors=True)
 
 
