@@ -483,7 +483,7 @@ class Session:
     @contextlib.contextmanager
     def _source(self) -> Iterator[Any]:
         """What the metric queries run on: the database read-only, the in-memory data, or Spark."""
-        from chuanliu_cli.store.database import disable_external_access, open_database
+        from chuanliu_cli.store.database import disable_external_access, interruptible, open_database
 
         if self.spark is not None:
             if self._spark_engine is None:
@@ -497,7 +497,8 @@ class Session:
         if self.data is not None:
             if self._memory is None:
                 self._memory = self._load_data(self.data)
-            yield self._memory.con
+            with interruptible(self._memory.con):  # (a signal stops its query as on a database file)
+                yield self._memory.con
             return
         if self._held is not None:  # inside another `_source()`: its connection (one open per command)
             yield self._held
@@ -518,7 +519,7 @@ class Session:
         from chuanliu_cli.ingest.discover import discover_with_warnings
         from chuanliu_cli.ingest.loader import LoadOptions, load_files, load_warnings
         from chuanliu_cli.store import datacache
-        from chuanliu_cli.store.database import disable_external_access, memory_database
+        from chuanliu_cli.store.database import disable_external_access, interruptible, memory_database
 
         items, unread = discover_with_warnings(directory)
         for _, path in items:
@@ -533,7 +534,8 @@ class Session:
                 db.con.close()  # (it may hold part of a copy)
                 db = memory_database(self.memory_limit)
             if kept is None:
-                kept = load_warnings(load_files(db, items, options))
+                with interruptible(db.con):
+                    kept = load_warnings(load_files(db, items, options))
                 # (kept only when the files still have the bytes the key was made of)
                 if entry is not None and datacache.entry_key(items, options) == entry:
                     datacache.store(db.con, entry, kept)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -125,14 +126,19 @@ def test_sigterm_during_a_duckdb_query_is_said_as_the_signal(tmp_path: Path) -> 
     assert done.stderr.strip() == "Error: terminated (SIGTERM): nothing half-written"
 
 
-def test_sigterm_stops_a_long_query_on_a_busy_machine(tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["database", "data"])
+def test_sigterm_stops_a_long_query_on_a_busy_machine(tmp_path: Path, source: str) -> None:
     # On a busy machine DuckDB does not notice the signal itself (the main thread waits for its workers):
     # the signal's watcher interrupts the query. A query of minutes is stopped within seconds while
-    # another process keeps both cores busy.
+    # another process keeps both cores busy: on a database file, and on `--data`'s in-memory database.
     from chuanliu_cli.api import Session
 
-    db = str(tmp_path / "c.duckdb")
-    Session(db=db).load(directory=REPO / "sample_data")
+    if source == "database":
+        db = str(tmp_path / "c.duckdb")
+        Session(db=db).load(directory=REPO / "sample_data")
+        reads = ["--db", db]
+    else:
+        reads = []
     driver = tmp_path / "driver.py"
     driver.write_text(
         textwrap.dedent(
@@ -160,7 +166,8 @@ def test_sigterm_stops_a_long_query_on_a_busy_machine(tmp_path: Path) -> None:
         time.sleep(0.5)
         begun = time.monotonic()
         done = subprocess.run(
-            [sys.executable, str(driver), "-q", "--db", db, "eligible", "--month", "2023-05", "--no-record"],
+            [sys.executable, str(driver), "-q", *reads, "eligible", "--month", "2023-05", "--no-record"]
+            + (["--data", "sample_data"] if source == "data" else []),
             capture_output=True,
             text=True,
             cwd=REPO,

@@ -49,6 +49,22 @@ _OPEN: set[Any] = set()
 _OPEN_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def interruptible(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Within the block, a signal stops the query `con` runs (interrupt_queries), when the block runs in
+    the main thread (the signal's thread). Leaves the set before the caller closes the connection."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with _OPEN_LOCK:
+        _OPEN.add(con)
+    try:
+        yield
+    finally:
+        with _OPEN_LOCK:
+            _OPEN.discard(con)
+
+
 def interrupt_queries() -> None:
     """Stop the query each open connection of the main thread runs (DuckDB raises InterruptException in
     it). For a signal: DuckDB notices one itself only while the main thread runs the query's tasks, not
@@ -417,39 +433,28 @@ def open_database(
         # checked under the lock: another writer may have created it meanwhile
         created = mode == "write" and not Path(db_path).exists()
         con = _connect(db_path, read_only=mode == "read", memory_limit=memory_limit)
-        main = threading.current_thread() is threading.main_thread()
-        if main:
-            with _OPEN_LOCK:
-                _OPEN.add(con)
-
-        def close() -> None:
-            # out of the signal watcher's reach first, then closed (closing twice is harmless)
-            if main:
-                with _OPEN_LOCK:
-                    _OPEN.discard(con)
-            con.close()
-
         try:
-            if mode == "write":
-                migrate(con)
-            else:
-                version = schema_version(con)
-                if version != SCHEMA_VERSION:
-                    raise DataError(
-                        f"database {db_path} has schema version {version}, expected {SCHEMA_VERSION}",
-                        hint="run any `chuanliu load` to migrate it",
-                    )
-            yield Database(db_path, con, read_only=mode == "read")
+            with interruptible(con):  # (left before the connection closes below)
+                if mode == "write":
+                    migrate(con)
+                else:
+                    version = schema_version(con)
+                    if version != SCHEMA_VERSION:
+                        raise DataError(
+                            f"database {db_path} has schema version {version}, expected {SCHEMA_VERSION}",
+                            hint="run any `chuanliu load` to migrate it",
+                        )
+                yield Database(db_path, con, read_only=mode == "read")
         except BaseException:
             if created:
                 # A refused first load leaves no empty database behind (the next command would find a
                 # database with no data instead of "does not exist").
-                close()
+                con.close()
                 for leftover in (Path(db_path), Path(db_path + ".wal")):
                     leftover.unlink(missing_ok=True)
             raise
         finally:
-            close()
+            con.close()
             shutil.rmtree(spill_directory(), ignore_errors=True)
 
 
