@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
 
     from chuanliu_cli.present.documents import Document, EntityDocument, FrameDocument
 
@@ -210,11 +211,10 @@ def parquet_bytes(doc: Document, labels: LabelChoice = "en") -> bytes:
     """Parquet of the flat rows: the document's column types where it fixes them (stable across runs),
     else what pyarrow infers."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from chuanliu_cli.present.documents import headers
 
-    arrow_types = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
+    arrow_types = _arrow_types()
     if not doc.types:
         table = pa.Table.from_pylist(doc.rows)
         if labels != "en":
@@ -228,6 +228,21 @@ def parquet_bytes(doc: Document, labels: LabelChoice = "en") -> bytes:
                 values = [None if v is None else str(v) for v in values]
             arrays.append(pa.array(values, arrow_types[kind] if kind else None))
         table = pa.Table.from_arrays(arrays, names=headers(doc, labels))
+    return _parquet(table)
+
+
+def _arrow_types() -> dict[str, Any]:
+    """The Arrow type of each column type a document names (`Document.types`: float, int, bool, str)."""
+    import pyarrow as pa
+
+    return {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
+
+
+def _parquet(table: pa.Table) -> bytes:
+    """A table as the bytes of a parquet file: every parquet output goes through this one writer."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf, compression="zstd")
     return bytes(buf.getvalue().to_pybytes())
@@ -518,18 +533,15 @@ def frame_parquet(frame: pl.DataFrame, columns: list[str], types: dict[str, Any]
     """Flat columns as parquet, through the same pyarrow writer and column types as `parquet_bytes`
     (`types`: column → float/int/bool/str, text when not named), under the names `header`."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    arrow_types = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
+    arrow_types = _arrow_types()
     table = frame.select(columns).to_arrow()
     schema = pa.schema([(c, arrow_types[types.get(c, "str")]) for c in columns])
     table = table.cast(schema).rename_columns(header)
     # one chunk per column, as pa.array made them: the same pages, hence the same bytes, as parquet_bytes
     with contextlib.suppress(pa.ArrowInvalid):  # (a text column past 2 GB stays in chunks)
         table = table.combine_chunks()
-    buf = pa.BufferOutputStream()
-    pq.write_table(table, buf, compression="zstd")
-    return bytes(buf.getvalue().to_pybytes())
+    return _parquet(table)
 
 
 # Files this process reads (the database, the exports of `--data`, rulesets), by their resolved path, with
