@@ -92,12 +92,11 @@ def recording(
         yield recorded
     except BaseException:
         call_off()
+        raise
+    finally:
+        ended.set()  # (the block's end: commit, unless called off above)
         _wait_for(finished, call_off)
         thread.join()
-        raise
-    ended.set()
-    _wait_for(finished, call_off)
-    thread.join()
     error = state.get("error")
     if error is not None:
         raise error
