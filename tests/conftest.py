@@ -14,6 +14,25 @@ from chuanliu_cli.cli.app import app
 REPO = Path(__file__).resolve().parent.parent
 
 
+def as_bytes(data: str | bytes) -> bytes:
+    """An output as bytes: the row writers give text for csv, json and jsonl, the frame writers bytes."""
+    return data.encode() if isinstance(data, str) else data
+
+
+def workbook_cells(doc: object) -> list[list[list[object]]]:
+    """Every cell of every sheet of the workbook present/xlsx.write_xlsx writes for `doc`, by sheet and row."""
+    import io
+
+    import openpyxl
+
+    from chuanliu_cli.present.xlsx import write_xlsx
+
+    out = io.BytesIO()
+    write_xlsx(out, doc)  # type: ignore[arg-type]
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    return [[list(r) for r in book[name].iter_rows(values_only=True)] for name in book.sheetnames]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The ruleset cache (rules/cache.py) of this test session lives in a directory of its own, never in
     the developer's ~/.cache; each pytest-xdist worker gets its own."""

@@ -8,9 +8,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import openpyxl
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -18,8 +16,8 @@ import pytest
 from chuanliu_cli.api import Session
 from chuanliu_cli.present.documents import Document, FrameDocument, comparison_document
 from chuanliu_cli.present.writers import render, write_document
-from chuanliu_cli.present.xlsx import write_xlsx
 from chuanliu_cli.scoring.compare import ROW_COLUMNS, Comparison
+from tests.conftest import as_bytes, workbook_cells
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"
@@ -62,10 +60,6 @@ def _old(cmp: Comparison, ids: list[str] | None = None) -> Document:
     return Document(doc, rows, flat, list(flat[0]) if flat else ["key"])
 
 
-def _bytes(data: str | bytes) -> bytes:
-    return data.encode() if isinstance(data, str) else data
-
-
 def _nan_free(cmp: Comparison) -> Comparison:
     """The hostile comparison without NaN and infinities (json.dumps wrote those as NaN: not JSON)."""
     return replace(
@@ -83,7 +77,7 @@ def test_the_columns_give_the_bytes_of_the_rows(
     ids = cmp.frame["key"].gather([2, 0]).to_list() if kind == "ids" else None
     new = comparison_document(cmp, ids)
     assert isinstance(new, FrameDocument)
-    expected = _bytes(render(fmt, _old(cmp, ids), labels))  # type: ignore[arg-type]
+    expected = as_bytes(render(fmt, _old(cmp, ids), labels))  # type: ignore[arg-type]
     if fmt == "csv" and kind == "hostile":
         # the csv writers differ on a NaN only, gone here, and a CR (quoted now): none in these names
         assert b"\r" not in expected
@@ -97,7 +91,7 @@ def test_nan_and_infinity_are_null_in_json_and_empty_in_csv(comparison: Comparis
     doc = comparison_document(_hostile(comparison))
     entities = json.loads(render("json", doc))["entities"]  # type: ignore[arg-type]
     assert [e["total_a"] for e in entities[:8]][:6] == [None, 1e-05, None, 12.5, -0.0, None]
-    lines = _bytes(render("csv", doc)).decode().split("\n")  # type: ignore[arg-type]
+    lines = as_bytes(render("csv", doc)).decode().split("\n")  # type: ignore[arg-type]
     header = lines[0].split(",")
     assert lines[1].split(",")[header.index("total_a")] == ""
 
@@ -105,23 +99,17 @@ def test_nan_and_infinity_are_null_in_json_and_empty_in_csv(comparison: Comparis
 def test_parquet_and_xlsx_say_what_the_rows_said(comparison: Comparison) -> None:
     cmp = _nan_free(_hostile(comparison))
     old, new = _old(cmp), comparison_document(cmp)
-    table = pq.read_table(io.BytesIO(_bytes(render("parquet", new))))  # type: ignore[arg-type]
-    before = pq.read_table(io.BytesIO(_bytes(render("parquet", old))))  # type: ignore[arg-type]
+    table = pq.read_table(io.BytesIO(as_bytes(render("parquet", new))))  # type: ignore[arg-type]
+    before = pq.read_table(io.BytesIO(as_bytes(render("parquet", old))))  # type: ignore[arg-type]
     assert table.column_names == before.column_names == [*ROW_COLUMNS, "a", "b"]
     assert table.to_pylist() == before.to_pylist()
-    books: list[Any] = []
-    for doc in (old, new):
-        out = io.BytesIO()
-        write_xlsx(out, doc)  # type: ignore[arg-type]
-        book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
-        books.append([[list(r) for r in book[name].iter_rows(values_only=True)] for name in book.sheetnames])
-    assert books[1] == books[0]
+    assert workbook_cells(new) == workbook_cells(old)
 
 
 def test_an_empty_comparison_keeps_every_column(comparison: Comparison) -> None:
     # the row writer's header of an empty comparison was `key` alone
     doc = comparison_document(replace(comparison, frame=comparison.frame.clear()))
-    assert _bytes(render("csv", doc)).decode() == ",".join([*ROW_COLUMNS, "a", "b"]) + "\n"  # type: ignore[arg-type]
+    assert as_bytes(render("csv", doc)).decode() == ",".join([*ROW_COLUMNS, "a", "b"]) + "\n"  # type: ignore[arg-type]
     assert json.loads(render("json", doc))["entities"] == []  # type: ignore[arg-type]
 
 

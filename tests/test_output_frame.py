@@ -26,7 +26,7 @@ from chuanliu_cli.present.documents import (
 )
 from chuanliu_cli.present.writers import float_text, render, repr_columns, safe_cell, safe_text
 from chuanliu_cli.scoring.pipeline import RunResult
-from tests.conftest import REPO
+from tests.conftest import REPO, as_bytes
 
 FORMATS = ["csv", "json", "jsonl", "parquet"]
 
@@ -95,16 +95,11 @@ def test_frame_writers_give_the_row_writers_bytes(
     doc = scores_document(run, "merchant", include_ineligible)
     assert isinstance(doc, EntityDocument)
     got = render(fmt, doc)  # type: ignore[arg-type]
-    want = _bytes(render(fmt, _rows_document(run, "merchant", include_ineligible)))  # type: ignore[arg-type]
+    want = as_bytes(render(fmt, _rows_document(run, "merchant", include_ineligible)))  # type: ignore[arg-type]
     if fmt == "csv" and hostile:
         # the one chosen difference: a text cell with a CR is quoted (none of the hostile names has one)
         assert b"\r" not in want
     assert got == want
-
-
-def _bytes(data: str | bytes) -> bytes:
-    """The row writers give text for csv, json and jsonl; the frame writers its UTF-8 bytes."""
-    return data.encode() if isinstance(data, str) else data
 
 
 def _text(data: str | bytes) -> str:
@@ -145,7 +140,7 @@ def test_empty_list_writes_like_the_rows(sample_run: RunResult) -> None:
     run = replace(sample_run, scorecards={"merchant": replace(res, frame=res.frame.clear())})
     for fmt in FORMATS:
         got = render(fmt, scores_document(run, "merchant"))  # type: ignore[arg-type]
-        assert got == _bytes(render(fmt, _rows_document(run, "merchant")))  # type: ignore[arg-type]
+        assert got == as_bytes(render(fmt, _rows_document(run, "merchant")))  # type: ignore[arg-type]
 
 
 def test_unknown_column_types_fall_back_to_rows(sample_run: RunResult) -> None:
